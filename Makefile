@@ -1,0 +1,15 @@
+# The two commands of the README. Both run the same idempotent set-up first.
+.PHONY: setup run test bench
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	.venv/bin/crowdtui
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+bench: setup
+	.venv/bin/python bench/store.py
+	.venv/bin/python bench/attach.py

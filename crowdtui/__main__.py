@@ -1,0 +1,3 @@
+from crowdtui.cli import main
+
+raise SystemExit(main())

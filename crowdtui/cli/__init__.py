@@ -1,0 +1,79 @@
+"""The ``crowdtui`` command line.
+
+Each area of the CLI lives in its own module that exposes ``register(subparsers)``.
+A handler is ``func(args) -> int`` (or an async function, run with ``asyncio.run``).
+Errors a person can act on are ``CrowdError`` / ``qms.QmsError``: printed to stderr as
+one line, with a non-zero exit status. Modules import heavy things (textual, docker)
+inside handlers only, so ``crowdtui serve`` never loads textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import sys
+
+from crowdtui import __version__
+from crowdtui.errors import CrowdError
+
+COMMAND_MODULES = [
+    "crowdtui.cli.workspace_cmds",
+    "crowdtui.cli.store_cmds",
+    "crowdtui.cli.runtime_cmds",
+    "crowdtui.cli.image_cmds",
+    "crowdtui.cli.hub_cmds",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crowdtui",
+        description="Operator console and coordination hub for a crew of AI agents. "
+        "With no command, opens the console.",
+    )
+    parser.add_argument("--version", action="version", version=f"crowdtui {__version__}")
+    parser.add_argument(
+        "--workspace", "-w", metavar="DIR", default=None,
+        help="workspace folder (default: $CROWD_WORKSPACE, else the current folder or a parent)",
+    )
+    parser.add_argument(
+        "--as", dest="actor", metavar="NAME", default="operator",
+        help="act for this agent instead of the operator (recorded as such)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod_name in COMMAND_MODULES:
+        importlib.import_module(mod_name).register(sub)
+    return parser
+
+
+def run_handler(func, args) -> int:
+    result = func(args)
+    if inspect.iscoroutine(result):
+        result = asyncio.run(result)
+    return int(result or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        from crowdtui.cli.workspace_cmds import default_command
+
+        func = default_command
+    try:
+        return run_handler(func, args)
+    except CrowdError as exc:
+        print(f"crowdtui: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the store's own errors carry operator-facing text too
+        from qms.errors import QmsError
+
+        if isinstance(exc, QmsError):
+            print(f"crowdtui: {exc}", file=sys.stderr)
+            return 1
+        raise

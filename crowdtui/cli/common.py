@@ -1,0 +1,46 @@
+"""Helpers shared by the CLI modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import asynccontextmanager
+from typing import Any
+
+from crowdtui.workspace import Workspace, find_workspace
+
+
+def workspace_of(args) -> Workspace:
+    return find_workspace(getattr(args, "workspace", None))
+
+
+@asynccontextmanager
+async def open_store(args):
+    """Open the workspace's store (migrated) for one CLI command."""
+    from qms import Store
+
+    ws = workspace_of(args)
+    store = await Store.open(ws.db_path)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def inert(text: str) -> str:
+    """Make text safe to print on a terminal: control characters become visible escapes."""
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        if ch in "\n\t":
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)

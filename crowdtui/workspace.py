@@ -1,0 +1,144 @@
+"""A workspace: a folder with ``crowd.toml``, the roster in ``agents/`` and state in ``.crowd/``.
+
+Commands find it from ``--workspace DIR``, then ``CROWD_WORKSPACE``, then the current
+folder and its parents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crowdtui.errors import WorkspaceNotFound
+
+CONFIG_NAME = "crowd.toml"
+
+DEFAULT_CONFIG = """\
+# crowdtui workspace configuration. Every key is optional; these are the defaults.
+
+[workspace]
+# Shown in the app's title and used in container names.
+name = "{name}"
+
+[runtime]
+# Image for agents whose AGENT.md names none. Empty: the image `crowdtui image build` made.
+image = ""
+
+[hub]
+# Streamable HTTP for agents on other machines; 0 turns it off.
+http_port = 0
+http_host = "127.0.0.1"
+"""
+
+
+def sample_roster_dir() -> Path:
+    """The sample roster shipped with crowdtui (the repository's ``agents/``)."""
+    return Path(__file__).resolve().parent.parent / "agents"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    config: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("workspace", {}).get("name") or self.root.name)
+
+    @property
+    def id(self) -> str:
+        """A short stable id for this workspace, used in container labels and names."""
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+
+    @property
+    def crowd_dir(self) -> Path:
+        return self.root / ".crowd"
+
+    @property
+    def db_path(self) -> Path:
+        return self.crowd_dir / "crowd.db"
+
+    @property
+    def agents_dir(self) -> Path:
+        return self.root / "agents"
+
+    def home_dir(self, agent: str) -> Path:
+        return self.crowd_dir / "homes" / agent
+
+    def ipc_dir(self, agent: str) -> Path:
+        return self.crowd_dir / "ipc" / agent
+
+    def log_dir(self, agent: str) -> Path:
+        return self.crowd_dir / "logs" / agent
+
+    def setting(self, section: str, key: str, default=None):
+        return self.config.get(section, {}).get(key, default)
+
+    def ensure_dirs(self) -> None:
+        for sub in ("homes", "ipc", "logs", "run"):
+            (self.crowd_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def load_workspace(root: Path) -> Workspace:
+    root = root.resolve()
+    cfg_path = root / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise WorkspaceNotFound(
+            f"{root} is not a crowdtui workspace (no {CONFIG_NAME}); run `crowdtui init {root}`"
+        )
+    try:
+        config = tomllib.loads(cfg_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkspaceNotFound(f"{cfg_path}: {exc}; fix the file or remove it") from exc
+    ws = Workspace(root=root, config=config)
+    ws.ensure_dirs()
+    return ws
+
+
+def find_workspace(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> Workspace:
+    """Find the workspace: explicit path, then $CROWD_WORKSPACE, then cwd upwards."""
+    if explicit:
+        return load_workspace(Path(explicit))
+    env = os.environ.get("CROWD_WORKSPACE")
+    if env:
+        return load_workspace(Path(env))
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return load_workspace(folder)
+    raise WorkspaceNotFound(
+        f"no crowdtui workspace in {here} or its parents; run `crowdtui init` "
+        "or pass --workspace DIR"
+    )
+
+
+def init_workspace(root: Path, *, sample: bool = True) -> tuple[Workspace, list[str]]:
+    """Create (or complete) a workspace; returns it and what was created. Idempotent."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    created: list[str] = []
+    cfg = root / CONFIG_NAME
+    if not cfg.exists():
+        cfg.write_text(DEFAULT_CONFIG.format(name=root.name))
+        created.append(CONFIG_NAME)
+    agents = root / "agents"
+    if not agents.exists():
+        src = sample_roster_dir()
+        if sample and src.is_dir() and src.resolve() != agents.resolve():
+            shutil.copytree(src, agents)
+            created.append("agents/ (sample roster)")
+        else:
+            agents.mkdir()
+            created.append("agents/")
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(".crowd/\n")
+        created.append(".gitignore")
+    if not (root / ".crowd").exists():
+        created.append(".crowd/")
+    ws = load_workspace(root)
+    return ws, created

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One idempotent set-up for both README commands:
+#   1. .venv with crowdtui installed (re-installed only when pyproject.toml changes)
+#   2. a Docker engine that answers (as root with apt: installs docker.io, starts dockerd)
+#   3. the agent image (built with no registry; reused when its inputs are unchanged)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+PY=${PYTHON:-python3}
+command -v "$PY" >/dev/null || die "python3 is not installed; install Python 3.11 or newer"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or newer is needed ($("$PY" --version))"
+
+# --- 1. virtual environment -------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+    step "creating .venv"
+    "$PY" -m venv .venv || die "could not create .venv; on Debian: apt-get install python3-venv"
+fi
+STAMP=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -e "$STAMP" ]; then
+    step "installing crowdtui and its dependencies into .venv"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e '.[test]'
+    rm -f .venv/.installed-*
+    touch "$STAMP"
+else
+    step "crowdtui already installed in .venv"
+fi
+
+# --- 2. Docker engine -------------------------------------------------------
+engine_answers() { .venv/bin/python -c 'import docker; docker.from_env().ping()' >/dev/null 2>&1; }
+need_apt=()
+if ! engine_answers; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        command -v dockerd >/dev/null || need_apt+=(docker.io)
+    else
+        die "no Docker engine answers (DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock}).
+Install and start Docker (on Debian: sudo apt-get install docker.io && sudo systemctl start docker),
+or re-run this set-up as root so it can do that itself."
+    fi
+fi
+if ! command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    need_apt+=(debootstrap)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+    step "installing Debian packages: ${need_apt[*]} (about a minute)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! engine_answers; then
+    step "starting dockerd in the background (log: /var/log/crowdtui-dockerd.log)"
+    nohup dockerd >/var/log/crowdtui-dockerd.log 2>&1 &
+    for i in $(seq 1 60); do
+        engine_answers && break
+        sleep 1
+    done
+    engine_answers || die "dockerd did not answer within 60 s; see /var/log/crowdtui-dockerd.log"
+fi
+step "Docker engine answers"
+
+# --- 3. agent image ---------------------------------------------------------
+step "agent image"
+.venv/bin/crowdtui image build
