@@ -23,7 +23,9 @@ COMMAND_MODULES = [
     "crowdtui.cli.store_cmds",
     "crowdtui.cli.runtime_cmds",
     "crowdtui.cli.image_cmds",
+    "crowdtui.cli.terminal_cmds",
     "crowdtui.cli.hub_cmds",
+    "crowdtui.cli.engine_cmds",
 ]
 
 

@@ -1,0 +1,5 @@
+"""CLI commands: terminal_cmds (filled in by its area)."""
+
+
+def register(sub) -> None:
+    pass
