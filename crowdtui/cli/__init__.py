@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "crowdtui.cli.terminal_cmds",
     "crowdtui.cli.hub_cmds",
     "crowdtui.cli.engine_cmds",
+    "crowdtui.cli.secret_cmds",
 ]
 
 
