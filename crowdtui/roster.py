@@ -1,17 +1,62 @@
 """The roster: agents defined as folders under ``agents/``.
 
-This module holds the data model (``AgentDef``). Loading, validation and hot reload
-are filled in by the roster work (see issue 3).
+Each ``agents/<path>/AGENT.md`` is Markdown with YAML front matter: Claude Code's
+subagent keys (name, description, tools, model) plus crowd keys (image, command,
+mounts, env, secrets, network, egress, resources, launch, shutdown, grants,
+capabilities, workspace, announce). The body is the agent's persona. Folder depth is
+the tier (``agents/x/AGENT.md`` is tier 0); an AGENT.md in a folder below another
+agent's folder is that agent's child. ``skills/<name>/SKILL.md`` beside an AGENT.md
+are that agent's skills.
+
+Loading never stops at the first mistake. Every mistake becomes a :class:`Problem`
+(file, line, key, what is allowed):
+
+- ``error``: the definition is not loaded (a broken file, a value that is not
+  allowed, a bad or duplicate name). On a reload (``previous`` given) an agent whose
+  file turns bad keeps its last good definition, so a half-saved edit never stops or
+  forgets a running agent.
+- ``warning``: the agent loads and the problem is pointed out (an unknown key, which is
+  ignored; a child whose parent did not load, which loads without a parent and so
+  escalates to the operator until the parent is fixed).
+
+``watch_roster`` reloads on change (watchfiles) and yields what was added, changed
+and removed; ``record_roster_changes`` / ``sync_roster`` put that into the store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import os
+import re
+import shlex
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 LAUNCH_POLICIES = ("manual", "on_task", "always", "per_message")
 SHUTDOWN_POLICIES = ("manual", "inbox_empty", "idle")
 NETWORK_POLICIES = ("none", "allowlist", "open")
+WORKSPACE_MODES = ("ro", "rw")
+
+AGENT_FILE = "AGENT.md"
+SKILL_FILE = "SKILL.md"
+SKILLS_DIR = "skills"
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+RESERVED_NAMES = ("operator",)
+
+# Linux capabilities a definition may keep (all others are dropped).
+CAPABILITIES = frozenset(
+    """AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN
+    DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE
+    LINUX_IMMUTABLE MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN NET_BIND_SERVICE
+    NET_BROADCAST NET_RAW PERFMON SETFCAP SETGID SETPCAP SETUID SYS_ADMIN SYS_BOOT
+    SYS_CHROOT SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE SYS_RAWIO SYS_RESOURCE SYS_TIME
+    SYS_TTY_CONFIG SYSLOG WAKE_ALARM""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -59,3 +104,671 @@ class AgentDef:
     announce: bool = True  # type a notice into the terminal when the inbox gets an item
     persona: str = ""  # Markdown body, mounted as CLAUDE.md
     skills: dict[str, str] = field(default_factory=dict)  # skill name -> SKILL.md text
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in the roster, located by file (relative to the workspace), line and key."""
+
+    file: str  # e.g. "agents/lead/AGENT.md"
+    line: int  # 1-based line in that file
+    key: str | None  # "launch", "resources.cpus", "mounts[1]"; None for the whole file
+    message: str
+    severity: str = "error"  # "error": the definition did not load; "warning": it did
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}: "
+        if self.key:
+            where += f"key '{self.key}': "
+        return where + self.message
+
+
+@dataclass
+class Roster:
+    """The loaded roster: good definitions by name, and every problem found."""
+
+    root: Path  # the agents/ folder
+    agents: dict[str, AgentDef] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def get(self, name: str) -> AgentDef | None:
+        return self.agents.get(name)
+
+    def children(self, name: str) -> list[AgentDef]:
+        agent = self.agents.get(name)
+        return [self.agents[c] for c in agent.children] if agent else []
+
+    def parent(self, name: str) -> AgentDef | None:
+        agent = self.agents.get(name)
+        return self.agents.get(agent.parent) if agent and agent.parent else None
+
+    def names(self) -> list[str]:
+        return sorted(self.agents)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def __iter__(self) -> Iterator[AgentDef]:
+        return iter(sorted(self.agents.values(), key=lambda a: a.rel_path))
+
+    def __len__(self) -> int:
+        return len(self.agents)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.agents
+
+
+@dataclass(frozen=True)
+class RosterDiff:
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+@dataclass(frozen=True)
+class RosterUpdate:
+    """What ``watch_roster`` yields after a reload."""
+
+    roster: Roster
+    diff: RosterDiff
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Invalid(Exception):
+    """A value that is not allowed; carries the node (for its line) and the message."""
+
+    def __init__(self, node: yaml.Node | None, message: str, key: str | None = None):
+        super().__init__(message)
+        self.node = node
+        self.message = message
+        self.key = key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "text"
+
+
+def _text(value: Any, node: yaml.Node, what: str = "text") -> str:
+    if not isinstance(value, str):
+        raise _Invalid(node, f"{_kind(value)} is not allowed; give {what}")
+    return value
+
+
+def _text_list(value: Any, node: yaml.Node, what: str, *, comma: bool = False) -> tuple[str, ...]:
+    """A list of non-empty strings (or, if ``comma``, one comma-separated string)."""
+    if isinstance(value, str) and comma:
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    if isinstance(value, str):
+        value, items = [value], [node]
+    elif isinstance(value, list):
+        items = node.value
+    else:
+        raise _Invalid(node, f"{_kind(value)} is not allowed; give a list of {what}")
+    out = []
+    for i, (item, item_node) in enumerate(zip(value, items)):
+        if not isinstance(item, str) or not item.strip():
+            raise _Invalid(item_node, f"item {i + 1} is {_kind(item)}; each item must be {what}")
+        out.append(item.strip())
+    return tuple(out)
+
+
+def _choice(value: Any, node: yaml.Node, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        shown = repr(value) if isinstance(value, str) else _kind(value)
+        raise _Invalid(node, f"{shown} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _name(value: Any, node: yaml.Node) -> str:
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+        shown = repr(value) if isinstance(value, str) else _kind(value)
+        raise _Invalid(
+            node,
+            f"{shown} is not a valid agent name; use 1-63 characters a-z, 0-9, '_' or '-', "
+            "starting with a letter or digit",
+        )
+    if value in RESERVED_NAMES:
+        raise _Invalid(node, f"{value!r} is reserved for the human operator; choose another name")
+    return value
+
+
+def _command(value: Any, node: yaml.Node) -> tuple[str, ...]:
+    if isinstance(value, str):
+        try:
+            parts = shlex.split(value)
+        except ValueError as exc:
+            raise _Invalid(node, f"cannot split {value!r} into words ({exc}); use a list") from None
+        if not parts:
+            raise _Invalid(node, "empty command; give a list like [crowd-agent, --role, worker]")
+        return tuple(parts)
+    if isinstance(value, list) and value:
+        out = []
+        for i, (item, item_node) in enumerate(zip(value, node.value)):
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                raise _Invalid(item_node, f"item {i + 1} is {_kind(item)}; each word must be text")
+            out.append(str(item))
+        return tuple(out)
+    raise _Invalid(node, f"{_kind(value)} is not allowed; give a list like [crowd-agent, --role, worker]")
+
+
+def _mount(value: Any, node: yaml.Node) -> Mount:
+    hint = "give 'SOURCE:/TARGET[:ro|rw]' or {source: SOURCE, target: /TARGET, mode: ro|rw}"
+    if isinstance(value, str):
+        parts = value.split(":")
+        if len(parts) not in (2, 3) or not all(parts[:2]):
+            raise _Invalid(node, f"{value!r} is not a mount; {hint}")
+        source, target, mode = parts[0], parts[1], parts[2] if len(parts) == 3 else "ro"
+    elif isinstance(value, dict):
+        extra = set(value) - {"source", "target", "mode"}
+        if extra:
+            raise _Invalid(node, f"unknown mount key {sorted(extra)[0]!r}; {hint}")
+        source, target, mode = value.get("source"), value.get("target"), value.get("mode", "ro")
+        if not isinstance(source, str) or not isinstance(target, str) or not source or not target:
+            raise _Invalid(node, f"a mount needs source and target as text; {hint}")
+    else:
+        raise _Invalid(node, f"{_kind(value)} is not a mount; {hint}")
+    if mode not in WORKSPACE_MODES:
+        raise _Invalid(node, f"mount mode {mode!r} is not one of ro, rw")
+    if not target.startswith("/") or target.rstrip("/") in ("", "/run/crowd", "/workspace"):
+        raise _Invalid(
+            node,
+            f"mount target {target!r} must be an absolute path inside the container, "
+            "other than /, /run/crowd and /workspace",
+        )
+    if ".." in Path(target).parts:
+        raise _Invalid(node, f"mount target {target!r} must not contain '..'")
+    return Mount(source=source, target=target, mode=mode)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env(value: Any, node: yaml.Node) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _Invalid(node, f"{_kind(value)} is not allowed; give a mapping NAME: value")
+    out: dict[str, str] = {}
+    for key_node, value_node in node.value:
+        name = key_node.value
+        val = value[name] if name in value else None
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise _Invalid(key_node, f"{name!r} is not a variable name; use letters, digits and '_'",
+                           key=f"env.{name}")
+        if isinstance(val, bool):
+            val = "true" if val else "false"
+        if isinstance(val, (int, float)):
+            val = str(val)
+        if not isinstance(val, str):
+            raise _Invalid(value_node, f"{_kind(val)} is not allowed; give text (quote it: '')",
+                           key=f"env.{name}")
+        out[name] = val
+    return out
+
+
+_EGRESS_RE = re.compile(r"[A-Za-z0-9*][A-Za-z0-9.*-]*:([0-9]{1,5}|\*)")
+
+
+def _egress(value: Any, node: yaml.Node) -> tuple[str, ...]:
+    items = _text_list(value, node, "'host:port' text")
+    nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for item, item_node in zip(items, nodes):
+        m = _EGRESS_RE.fullmatch(item)
+        if not m or (m.group(1) != "*" and not 1 <= int(m.group(1)) <= 65535):
+            raise _Invalid(item_node, f"{item!r} is not 'host:port' (the host may use *, e.g. '*.github.com:443')")
+    return items
+
+
+_MEMORY_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?", re.IGNORECASE)
+_UNIT = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _resources(value: Any, node: yaml.Node) -> Resources:
+    if not isinstance(value, dict):
+        raise _Invalid(node, f"{_kind(value)} is not allowed; give a mapping with cpus, memory, pids")
+    base = Resources()
+    cpus, memory, pids = base.cpus, base.memory, base.pids
+    for key_node, value_node in node.value:
+        key, val = key_node.value, value.get(key_node.value)
+        sub = f"resources.{key}"
+        if key == "cpus":
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 < val <= 256:
+                raise _Invalid(value_node, f"{val!r} is not allowed; give a number of CPUs above 0, e.g. 0.5 or 2", key=sub)
+            cpus = float(val)
+        elif key == "memory":
+            m = _MEMORY_RE.fullmatch(str(val)) if isinstance(val, (str, int)) and not isinstance(val, bool) else None
+            if not m:
+                raise _Invalid(value_node, f"{val!r} is not a size; give e.g. 512m or 2g", key=sub)
+            size = float(m.group(1)) * _UNIT[m.group(2).lower()]
+            if size < 6 * 1024**2:
+                raise _Invalid(value_node, f"{val!r} is too small; the engine needs at least 6m", key=sub)
+            size = int(size)
+            memory = f"{size // 1024**2}m" if size % 1024**2 == 0 else f"{size}b"
+        elif key == "pids":
+            if isinstance(val, bool) or not isinstance(val, int) or not 16 <= val <= 1_000_000:
+                raise _Invalid(value_node, f"{val!r} is not allowed; give a whole number of processes, at least 16", key=sub)
+            pids = val
+        else:
+            raise _Invalid(key_node, f"unknown key; resources has cpus, memory, pids", key=sub)
+    return Resources(cpus=cpus, memory=memory, pids=pids)
+
+
+def _capabilities(value: Any, node: yaml.Node) -> tuple[str, ...]:
+    items = _text_list(value, node, "a capability name like NET_BIND_SERVICE")
+    nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    out = []
+    for item, item_node in zip(items, nodes):
+        cap = item.upper().removeprefix("CAP_")
+        if cap not in CAPABILITIES:
+            raise _Invalid(item_node, f"{item!r} is not a Linux capability (e.g. NET_BIND_SERVICE, CHOWN)")
+        out.append(cap)
+    return tuple(out)
+
+
+def _secrets(value: Any, node: yaml.Node) -> tuple[str, ...]:
+    items = _text_list(value, node, "a secret name")
+    nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for item, item_node in zip(items, nodes):
+        if not _ENV_NAME.fullmatch(item):
+            raise _Invalid(item_node, f"{item!r} is not a secret name; use letters, digits and '_'")
+    return items
+
+
+def _bool(value: Any, node: yaml.Node) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(node, f"{_kind(value)} is not allowed; give true or false")
+    return value
+
+
+# key in AGENT.md -> (AgentDef field, converter)
+_KEYS: dict[str, tuple[str, Any]] = {
+    "name": ("name", _name),
+    "description": ("description", lambda v, n: _text(v, n, "a one-line description").strip()),
+    "tools": ("tools", lambda v, n: _text_list(v, n, "a tool name", comma=True)),
+    "model": ("model", lambda v, n: _text(v, n, "a model name")),
+    "image": ("image", lambda v, n: _text(v, n, "an image name like crowdtui-agent:latest")),
+    "command": ("command", _command),
+    "mounts": ("mounts", lambda v, n: tuple(_mount(i, inode) for i, inode in zip(v, n.value))
+               if isinstance(v, list) else (_mount(v, n),)),
+    "env": ("env", _env),
+    "secrets": ("secrets", _secrets),
+    "network": ("network", lambda v, n: _choice(v, n, NETWORK_POLICIES)),
+    "egress": ("egress", _egress),
+    "resources": ("resources", _resources),
+    "launch": ("launch", lambda v, n: _choice(v, n, LAUNCH_POLICIES)),
+    "shutdown": ("shutdown", lambda v, n: _choice(v, n, SHUTDOWN_POLICIES)),
+    "grants": ("grants", lambda v, n: _text_list(v, n, "a grant rule")),
+    "capabilities": ("capabilities", _capabilities),
+    "workspace": ("workspace_mode", lambda v, n: _choice(v, n, WORKSPACE_MODES)),
+    "announce": ("announce", _bool),
+}
+KNOWN_KEYS = tuple(_KEYS)
+
+
+@dataclass
+class _Parsed:
+    """One AGENT.md after parsing: the fields it sets, or why it could not be used."""
+
+    file: Path
+    rel_file: str
+    folder: tuple[str, ...]  # path parts of its folder below agents/
+    fields: dict[str, Any] | None  # None: the definition has errors
+    name_line: int = 1
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _split_front_matter(text: str) -> tuple[str | None, str, int]:
+    """(front matter or None, body, line of the closing ---). Raises ValueError if unterminated."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return None, text, 0
+    for i in range(1, len(lines)):
+        if lines[i].rstrip("\r\n") in ("---", "..."):
+            return "".join(lines[1:i]), "".join(lines[i + 1 :]), i + 1
+    raise ValueError("the front matter opened by '---' on line 1 is never closed; add a line '---' after it")
+
+
+def _parse_file(path: Path, rel_file: str, folder: tuple[str, ...]) -> _Parsed:
+    parsed = _Parsed(file=path, rel_file=rel_file, folder=folder, fields=None)
+
+    def fail(line: int, key: str | None, message: str, severity: str = "error") -> None:
+        parsed.problems.append(Problem(rel_file, line, key, message, severity))
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        fail(1, None, f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8")
+        return parsed
+    except OSError as exc:
+        fail(1, None, f"cannot read the file ({exc.strerror}); check its permissions")
+        return parsed
+    try:
+        front, body, _ = _split_front_matter(text)
+    except ValueError as exc:
+        fail(1, None, str(exc))
+        return parsed
+    fields: dict[str, Any] = {}
+    persona = body.strip()
+    fields["persona"] = persona + "\n" if persona else ""
+    if front is None:
+        fail(1, None, "no YAML front matter (a '---' block at the top); loaded with defaults",
+             "warning")
+        parsed.fields = fields
+        return parsed
+
+    loader = yaml.SafeLoader(front)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark and (mark is None or mark.index >= len(front.rstrip())):
+            mark = exc.context_mark  # ran off the end: point at what was left open
+        line = mark.line + 2 if mark else 1
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        fail(line, None, f"front matter is not valid YAML ({what}); fix the YAML")
+        return parsed
+    except yaml.YAMLError as exc:
+        fail(1, None, f"front matter is not valid YAML ({exc}); fix the YAML")
+        return parsed
+    finally:
+        loader.dispose()
+    if node is None or data is None:
+        parsed.fields = fields
+        return parsed
+    if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
+        fail(node.start_mark.line + 2, None,
+             f"front matter is {_kind(data)}; it must be a mapping of keys like 'name: lead'")
+        return parsed
+
+    ok = True
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+        line = key_node.start_mark.line + 2
+        if key in seen:
+            fail(line, key, f"given twice (first on line {seen[key]}); keep one")
+            ok = False
+            continue
+        seen[key] = line
+        if key not in _KEYS:
+            fail(line, key, "unknown key, ignored; known keys are " + ", ".join(KNOWN_KEYS),
+                 "warning")
+            continue
+        attr, convert = _KEYS[key]
+        value = data.get(key)
+        if value is None and key != "name":
+            continue  # "key:" with nothing after it means the default
+        try:
+            fields[attr] = convert(value, value_node)
+        except _Invalid as exc:
+            at = exc.node.start_mark.line + 2 if exc.node is not None else line
+            fail(at, exc.key or key, exc.message)
+            ok = False
+        if key == "name":
+            parsed.name_line = line
+    if ok:
+        parsed.fields = fields
+    return parsed
+
+
+def _scan(agents_dir: Path) -> list[tuple[Path, tuple[str, ...]]]:
+    """Every AGENT.md below agents/ (hidden folders and agents' skills/ folders skipped)."""
+    found: list[tuple[Path, tuple[str, ...]]] = []
+    for dirpath, dirnames, filenames in os.walk(agents_dir):
+        here = Path(dirpath)
+        is_agent = AGENT_FILE in filenames
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and not (is_agent and d == SKILLS_DIR)
+        )
+        if is_agent:
+            found.append((here / AGENT_FILE, here.relative_to(agents_dir).parts))
+    return sorted(found, key=lambda item: item[1])
+
+
+def _skills(folder: Path, rel_folder: str) -> tuple[dict[str, str], list[Problem]]:
+    skills: dict[str, str] = {}
+    problems: list[Problem] = []
+    root = folder / SKILLS_DIR
+    if not root.is_dir():
+        return skills, problems
+    for sub in sorted(root.iterdir()):
+        if sub.name.startswith(".") or not sub.is_dir():
+            continue
+        skill_file = sub / SKILL_FILE
+        rel = f"{rel_folder}/{SKILLS_DIR}/{sub.name}/{SKILL_FILE}"
+        if not skill_file.is_file():
+            problems.append(Problem(f"{rel_folder}/{SKILLS_DIR}/{sub.name}", 1, None,
+                                    f"skill folder has no {SKILL_FILE}; add one or remove the folder",
+                                    "warning"))
+            continue
+        try:
+            skills[sub.name] = skill_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(rel, 1, None, f"cannot read the skill ({exc}); skipped", "warning"))
+    return skills, problems
+
+
+def _def_fields(agent: AgentDef) -> dict[str, Any]:
+    return {f.name: getattr(agent, f.name) for f in dataclasses.fields(agent)}
+
+
+def _root_of(workspace) -> Path:
+    """The workspace folder of a Workspace, or a path given as is."""
+    if isinstance(workspace, (str, os.PathLike)):
+        return Path(workspace)
+    return Path(workspace.root)
+
+
+def load_roster(workspace, previous: Roster | None = None) -> Roster:
+    """Load ``agents/**/AGENT.md`` of ``workspace`` (a Workspace or the workspace folder).
+
+    Never raises for a mistake in the roster: see ``Roster.problems``. With ``previous``
+    (the roster loaded before), an agent whose file has turned bad keeps its last good
+    definition and the problem says so.
+    """
+    ws_root = _root_of(workspace)
+    agents_dir = ws_root / "agents"
+    roster = Roster(root=agents_dir)
+    if not agents_dir.is_dir():
+        return roster
+    prev_by_file = {a.file: a for a in previous.agents.values()} if previous else {}
+
+    parsed_all: list[_Parsed] = []
+    for path, folder in _scan(agents_dir):
+        rel_file = path.relative_to(ws_root).as_posix()
+        if not folder:
+            roster.problems.append(Problem(rel_file, 1, None,
+                                           "an AGENT.md directly in agents/ is not loaded; "
+                                           "move it into a folder named for the agent, e.g. agents/lead/"))
+            continue
+        p = _parse_file(path, rel_file, folder)
+        if p.fields is not None and "name" not in p.fields:
+            folder_name = folder[-1]
+            if NAME_RE.fullmatch(folder_name) and folder_name not in RESERVED_NAMES:
+                p.fields["name"] = folder_name
+            else:
+                p.problems.append(Problem(rel_file, 1, "name",
+                                          f"the folder name {folder_name!r} is not a valid agent name "
+                                          "and no 'name:' is given; add 'name: <a-z0-9_->' or "
+                                          "rename the folder"))
+                p.fields = None
+        if p.fields is not None:
+            skills, skill_problems = _skills(path.parent, "/".join(("agents",) + folder))
+            p.fields["skills"] = skills
+            p.problems.extend(skill_problems)
+        parsed_all.append(p)
+
+    # Names must be unique: the first by path keeps it.
+    owner: dict[str, _Parsed] = {}
+    for p in parsed_all:
+        if p.fields is None:
+            continue
+        name = p.fields["name"]
+        if name in owner:
+            p.problems.append(Problem(p.rel_file, p.name_line, "name",
+                                      f"{name!r} is already the name of {owner[name].rel_file}; "
+                                      "names must be unique, so this definition is not loaded"))
+            p.fields = None
+        else:
+            owner[name] = p
+
+    # A bad file keeps its last good definition on a reload.
+    for p in parsed_all:
+        if p.fields is None and p.file in prev_by_file:
+            old = prev_by_file[p.file]
+            if old.name in owner:
+                continue
+            keep = _def_fields(old)
+            p.fields = {k: v for k, v in keep.items()
+                        if k not in ("file", "rel_path", "tier", "parent", "children")}
+            owner[old.name] = p
+            p.problems = [dataclasses.replace(q, message=q.message + "; the last good definition "
+                                              f"of {old.name!r} stays in use until this is fixed")
+                          if q.severity == "error" else q for q in p.problems]
+
+    # The tree: the parent is the agent of the nearest folder above that has an AGENT.md.
+    by_folder = {p.folder: p for p in parsed_all}
+    parents: dict[str, str | None] = {}
+    for p in parsed_all:
+        if p.fields is None:
+            continue
+        parent_name = None
+        for depth in range(len(p.folder) - 1, 0, -1):
+            above = by_folder.get(p.folder[:depth])
+            if above is None:
+                continue
+            if above.fields is None:
+                p.problems.append(Problem(p.rel_file, 1, None,
+                                          f"its parent {above.rel_file} did not load (see its error); "
+                                          "this agent loads without a parent and escalates to the "
+                                          "operator until that file is fixed", "warning"))
+            else:
+                parent_name = above.fields["name"]
+            break
+        parents[p.fields["name"]] = parent_name
+
+    children: dict[str, list[str]] = {n: [] for n in parents}
+    for name, parent in parents.items():
+        if parent is not None:
+            children[parent].append(name)
+
+    for p in parsed_all:
+        roster.problems.extend(p.problems)
+        if p.fields is None:
+            continue
+        name = p.fields["name"]
+        roster.agents[name] = AgentDef(
+            **p.fields,
+            file=p.file,
+            rel_path="/".join(p.folder),
+            tier=len(p.folder) - 1,
+            parent=parents[name],
+            children=tuple(sorted(children[name])),
+        )
+    roster.problems.sort(key=lambda q: (q.file, q.line))
+    return roster
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def diff_rosters(old: Roster | None, new: Roster) -> RosterDiff:
+    before = old.agents if old else {}
+    after = new.agents
+    return RosterDiff(
+        added=tuple(sorted(set(after) - set(before))),
+        changed=tuple(sorted(n for n in set(after) & set(before) if after[n] != before[n])),
+        removed=tuple(sorted(set(before) - set(after))),
+    )
+
+
+async def watch_roster(
+    workspace,
+    *,
+    initial: Roster | None = None,
+    stop_event: asyncio.Event | None = None,
+    debounce_ms: int = 200,
+) -> AsyncIterator[RosterUpdate]:
+    """Reload the roster whenever a file under ``agents/`` changes.
+
+    Yields a :class:`RosterUpdate` for each reload that changed an agent or the list of
+    problems. Ends when ``stop_event`` is set. ``initial`` is the roster to diff the
+    first reload against (loaded here if not given).
+    """
+    from watchfiles import awatch
+
+    ws_root = _root_of(workspace)
+    agents_dir = ws_root / "agents"
+    agents_dir.mkdir(parents=True, exist_ok=True)
+    current = initial if initial is not None else await asyncio.to_thread(load_roster, ws_root)
+    async for _changes in awatch(agents_dir, stop_event=stop_event, debounce=debounce_ms,
+                                 step=50, recursive=True):
+        new = await asyncio.to_thread(load_roster, ws_root, current)
+        diff = diff_rosters(current, new)
+        problems_changed = [str(p) for p in new.problems] != [str(p) for p in current.problems]
+        current = new
+        if diff or problems_changed:
+            yield RosterUpdate(roster=new, diff=diff)
+
+
+def _agent_detail(agent: AgentDef) -> dict[str, Any]:
+    return {"path": agent.rel_path, "tier": agent.tier, "parent": agent.parent,
+            "file": f"agents/{agent.rel_path}/{AGENT_FILE}"}
+
+
+async def record_roster_changes(store, roster: Roster, diff: RosterDiff, *, actor: str = "roster") -> None:
+    """Put one reload into the store: registry rows and ``agent.added/changed/removed`` events.
+
+    Parents are registered before their children; removed agents are removed last.
+    """
+    for name in sorted(diff.added + diff.changed, key=lambda n: roster.agents[n].tier):
+        agent = roster.agents[name]
+        await store.upsert_agent(name, path=agent.rel_path, tier=agent.tier, parent=agent.parent,
+                                 description=agent.description, actor=actor)
+        kind = "agent.added" if name in diff.added else "agent.changed"
+        await store.append_event(actor, kind, name, _agent_detail(agent))
+    for name in diff.removed:
+        await store.remove_agent(name, actor=actor)
+        await store.append_event(actor, "agent.removed", name, {})
+
+
+async def sync_roster(store, roster: Roster, *, actor: str = "roster") -> RosterDiff:
+    """Make the store's registry match ``roster`` (at start-up); returns what it changed.
+
+    Agents whose registry row differs in path, tier, parent or description count as
+    changed; registered agents that are no longer in the roster are removed.
+    """
+    registered = {a.name: a for a in await store.list_agents() if a.name not in RESERVED_NAMES}
+    added, changed = [], []
+    for name, agent in roster.agents.items():
+        row = registered.get(name)
+        if row is None:
+            added.append(name)
+        elif (row.path, row.tier, row.parent, row.description) != (
+            agent.rel_path, agent.tier, agent.parent, agent.description
+        ):
+            changed.append(name)
+    removed = sorted(set(registered) - set(roster.agents))
+    diff = RosterDiff(tuple(sorted(added)), tuple(sorted(changed)), tuple(removed))
+    if diff:
+        await record_roster_changes(store, roster, diff, actor=actor)
+    return diff
