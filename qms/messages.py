@@ -1,0 +1,215 @@
+"""Messages and inboxes: direct, broadcast (``*``), priority, thread, read/unread per recipient."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any, Iterable, Mapping, Sequence
+
+import aiosqlite
+
+from qms.errors import InvalidInput, NotFound, TooLarge
+from qms.models import Message
+from qms.names import BROADCAST, OPERATOR, shown, validate_name, validate_target, validate_text
+from qms.registry import agent_row, no_such_agent
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_BATCH = 10_000
+PRIORITIES = {"high": 0, "normal": 1, "low": 2}
+PREVIEW_CHARS = 120
+
+
+def message_from_row(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"], sender=row["sender"], recipient=row["recipient"], body=row["body"],
+        priority=row["priority"], thread=row["thread"], created_at=row["created_at"],
+        read_at=row["read_at"],
+    )
+
+
+def check_body(body: object, what: str = "message body") -> str:
+    if not isinstance(body, str):
+        raise InvalidInput(f"{what} must be text, not {type(body).__name__}")
+    try:
+        size = len(body.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{what} is not valid Unicode text ({exc.reason}); send UTF-8 text") from exc
+    if size > MAX_MESSAGE_BYTES:
+        raise TooLarge(
+            f"{what} is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes: shorten it or put "
+            "the text in a document and send its id"
+        )
+    return body
+
+
+def check_priority(priority: object) -> str:
+    if priority not in PRIORITIES:
+        raise InvalidInput(f"invalid priority {shown(priority)!r}: use high, normal or low")
+    return priority  # type: ignore[return-value]
+
+
+def check_thread(thread: object) -> str | None:
+    if thread is None:
+        return None
+    return validate_text(thread, "thread", max_chars=200)
+
+
+class MessagesMixin:
+    async def deliver_in(
+        self, db: aiosqlite.Connection, sender: str, recipient: str, body: str, *,
+        priority: str = "normal", thread: str | None = None, broadcast: bool = False,
+    ) -> Message:
+        """Insert one checked message and its ``message.sent`` event inside a write transaction."""
+        now = time.time()
+        rows = await db.execute_fetchall(
+            "INSERT INTO messages (sender, recipient, body, priority, prio_rank, thread, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (sender, recipient, body, priority, PRIORITIES[priority], thread, now),
+        )
+        msg = message_from_row(rows[0])
+        detail = {"id": msg.id, "from": sender, "priority": priority, "preview": body[:PREVIEW_CHARS]}
+        if thread is not None:
+            detail["thread"] = thread
+        if broadcast:
+            detail["broadcast"] = True
+        await self.append_event_in(db, sender, "message.sent", recipient, detail)  # type: ignore[attr-defined]
+        return msg
+
+    async def _recipients_in(self, db: aiosqlite.Connection, sender: str, to: str) -> list[str]:
+        if to == BROADCAST:
+            rows = await db.execute_fetchall(
+                "SELECT name FROM agents WHERE name != ? ORDER BY name", (sender,)
+            )
+            return [r[0] for r in rows]
+        if to != OPERATOR and await agent_row(db, to) is None:
+            raise no_such_agent(to)
+        return [to]
+
+    async def send_message(
+        self, sender: str, to: str, body: str, *, priority: str = "normal", thread: str | None = None,
+    ) -> list[Message]:
+        """Send a message; one Message per recipient (``*``: every agent but the sender).
+
+        Returns once the message is durably stored.
+        """
+        validate_name(sender)
+        validate_target(to)
+        check_body(body)
+        check_priority(priority)
+        check_thread(thread)
+        async with self.write() as db:  # type: ignore[attr-defined]
+            out = []
+            for rcpt in await self._recipients_in(db, sender, to):
+                out.append(
+                    await self.deliver_in(
+                        db, sender, rcpt, body, priority=priority, thread=thread,
+                        broadcast=to == BROADCAST,
+                    )
+                )
+            return out
+
+    async def send_messages_batch(
+        self, sender: str, items: Iterable[tuple[str, str] | Mapping[str, Any]],
+    ) -> list[Message]:
+        """Send many messages in one transaction (one fsync): all stored, or none.
+
+        Each item is ``(to, body)`` or ``{"to": ..., "body": ..., "priority": ..., "thread": ...}``.
+        """
+        validate_name(sender)
+        checked: list[tuple[str, str, str, str | None]] = []
+        for item in items:
+            if isinstance(item, Mapping):
+                unknown = set(item) - {"to", "body", "priority", "thread"}
+                if unknown or "to" not in item or "body" not in item:
+                    raise InvalidInput(
+                        "each batch item needs 'to' and 'body' (optional 'priority', 'thread'); "
+                        f"got keys {sorted(item)}"
+                    )
+                to, body = item["to"], item["body"]
+                priority, thread = item.get("priority", "normal"), item.get("thread")
+            elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2:
+                to, body = item
+                priority, thread = "normal", None
+            else:
+                raise InvalidInput("each batch item must be (to, body) or a dict with 'to' and 'body'")
+            checked.append(
+                (validate_target(to), check_body(body), check_priority(priority), check_thread(thread))
+            )
+            if len(checked) > MAX_BATCH:
+                raise InvalidInput(f"a batch holds at most {MAX_BATCH} messages; split it")
+        async with self.write() as db:  # type: ignore[attr-defined]
+            out: list[Message] = []
+            known: dict[str, list[str]] = {}
+            for to, body, priority, thread in checked:
+                if to not in known:
+                    known[to] = await self._recipients_in(db, sender, to)
+                for rcpt in known[to]:
+                    out.append(
+                        await self.deliver_in(
+                            db, sender, rcpt, body, priority=priority, thread=thread,
+                            broadcast=to == BROADCAST,
+                        )
+                    )
+            return out
+
+    async def inbox(self, name: str, *, unread_only: bool = False, limit: int = 100) -> list[Message]:
+        """A principal's messages: high > normal > low, then oldest first."""
+        validate_name(name)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidInput(f"limit must be an integer from 1 to 10000, not {shown(limit)!r}")
+        if name != OPERATOR:
+            rows = await self.query("SELECT 1 FROM agents WHERE name = ?", (name,))  # type: ignore[attr-defined]
+            if not rows:
+                raise no_such_agent(name)
+        sql = "SELECT * FROM messages WHERE recipient = ?"
+        if unread_only:
+            sql += " AND read_at IS NULL"
+        sql += " ORDER BY prio_rank, id LIMIT ?"
+        rows = await self.query(sql, (name, limit))  # type: ignore[attr-defined]
+        return [message_from_row(r) for r in rows]
+
+    async def mark_read(self, name: str, ids: Iterable[int]) -> int:
+        """Mark ``name``'s own messages read; returns how many changed (others' ids are ignored)."""
+        validate_name(name)
+        id_list = []
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, int) or i < 1:
+                raise InvalidInput(f"message id {shown(i)!r} is not a positive integer")
+            id_list.append(i)
+        id_list = sorted(set(id_list))
+        if not id_list:
+            return 0
+        now = time.time()
+        marked: list[int] = []
+        async with self.write() as db:  # type: ignore[attr-defined]
+            for start in range(0, len(id_list), 500):
+                chunk = id_list[start:start + 500]
+                rows = await db.execute_fetchall(
+                    f"UPDATE messages SET read_at = ? WHERE recipient = ? AND read_at IS NULL"
+                    f" AND id IN ({','.join('?' * len(chunk))}) RETURNING id",
+                    (now, name, *chunk),
+                )
+                marked += [r[0] for r in rows]
+            if marked:
+                await self.append_event_in(db, name, "message.read", name, {"ids": sorted(marked)})  # type: ignore[attr-defined]
+        return len(marked)
+
+    async def unread_counts(self) -> dict[str, int]:
+        """Unread messages per principal: every registered agent and the operator (0 included)."""
+        rows = await self.query(  # type: ignore[attr-defined]
+            "SELECT recipient, COUNT(*) FROM messages WHERE read_at IS NULL GROUP BY recipient"
+        )
+        counts = {OPERATOR: 0}
+        for r in await self.query("SELECT name FROM agents"):  # type: ignore[attr-defined]
+            counts[r[0]] = 0
+        for r in rows:
+            counts[r[0]] = r[1]
+        return counts
+
+    async def get_message(self, id: int) -> Message:
+        if isinstance(id, bool) or not isinstance(id, int):
+            raise InvalidInput(f"message id {shown(id)!r} is not an integer")
+        rows = await self.query("SELECT * FROM messages WHERE id = ?", (id,))  # type: ignore[attr-defined]
+        if not rows:
+            raise NotFound(f"no message with id {id}; check the id (`crowdtui inbox` lists yours)")
+        return message_from_row(rows[0])

@@ -1,0 +1,122 @@
+"""``Store``: the async API over a workspace's SQLite file.
+
+One writer connection, used only inside ``async with store.write() as db:`` (a
+``BEGIN IMMEDIATE`` transaction, one at a time per Store), and one reader
+connection for ``store.query``. Several Store instances, in one process or many,
+may open the same file: SQLite's busy timeout makes writers queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Sequence
+
+import aiosqlite
+
+from qms.db import DEFAULT_BUSY_TIMEOUT, connect, is_busy, migrate, rollback_quietly
+from qms.documents import DocumentsMixin
+from qms.errors import Busy, QmsError
+from qms.events import EventsMixin
+from qms.messages import MessagesMixin
+from qms.registry import RegistryMixin
+
+
+class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
+    """Open with ``await Store.open(path)``; close with ``await store.close()``.
+
+    ``event_meta`` is merged into the detail of every event this instance writes
+    (the CLI sets ``{"by_operator": True}`` when the operator acts ``--as`` an agent).
+    """
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+        self.event_meta: dict[str, Any] = {}
+
+    @classmethod
+    async def open(cls, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> "Store":
+        """Open (creating the file and its folder if needed) and migrate the store."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise QmsError(f"cannot create {path.parent} ({exc.strerror}); check the path and permissions") from exc
+        try:
+            writer = await connect(path, busy_timeout=busy_timeout)
+        except sqlite3.Error as exc:
+            raise QmsError(f"cannot open the store {path} ({exc}); check the path and permissions") from exc
+        try:
+            await migrate(writer)
+            reader = await connect(path, busy_timeout=busy_timeout)
+        except sqlite3.Error as exc:
+            await writer.close()
+            if is_busy(exc):
+                raise Busy(f"the store {path} stayed locked for {busy_timeout:.0f} s; try again") from exc
+            raise QmsError(f"cannot open the store {path} ({exc}); is it a crowdtui database?") from exc
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._write_lock:
+            await self._writer.close()
+        await self._reader.close()
+
+    async def __aenter__(self) -> "Store":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QmsError("the store is closed; open it again with Store.open(path)")
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction on the writer connection: commit on success,
+        roll back on any error. Do not nest (it would wait for itself)."""
+        self._check_open()
+        async with self._write_lock:
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                await rollback_quietly(self._writer)
+                if is_busy(exc):
+                    raise Busy(
+                        f"the store {self.path} is locked by another writer for too long; try again"
+                    ) from exc
+                raise
+            except BaseException:
+                await rollback_quietly(self._writer)
+                raise
+            try:
+                yield self._writer
+            except BaseException:
+                await rollback_quietly(self._writer)
+                raise
+            try:
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                await rollback_quietly(self._writer)
+                raise
+
+    async def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Run a read on the reader connection and return all rows."""
+        self._check_open()
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise Busy(f"the store {self.path} is busy; try again") from exc
+            raise
