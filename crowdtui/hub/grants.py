@@ -1,0 +1,179 @@
+"""Grants: which hub tools an agent may call, with which arguments.
+
+Two layers, both must allow a call:
+
+1. The tier default (authority comes from depth in the roster tree). Tier 0 may call
+   everything; deeper tiers lose tools (see ``TIER_DEFAULTS``). Messaging, document and
+   status tools are open to every tier.
+2. The definition's ``grants`` rules, ``[!]tool[(param=glob,...)]``: the tool name and
+   the parameter values are shell globs; the last rule that matches a call decides,
+   and when rules exist but none matches, the call is denied. No rules at all means
+   the tier default alone decides. Rules can therefore narrow the tier default but
+   never widen it.
+
+A parameter named in a rule matches the call's value converted to text (absent
+parameters are the empty string; a list matches when every element matches).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+MESSAGING_TOOLS = ("send_message", "get_messages", "mark_messages_read", "discover_agents")
+DOCUMENT_TOOLS = (
+    "create_document",
+    "read_document",
+    "list_documents",
+    "checkout_document",
+    "checkin_document",
+    "cancel_checkout",
+    "route_document",
+    "review_document",
+    "approve_document",
+    "reject_document",
+    "release_document",
+    "close_document",
+    "document_history",
+    "my_tasks",
+)
+COORDINATION_TOOLS = ("delegate", "escalate", "observe", "set_status")
+ALL_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS
+
+# Tier defaults, written in the same rule language as the definitions' grants.
+TIER_DEFAULTS: dict[int, tuple[str, ...]] = {
+    0: ("*",),
+    1: ("*",),
+}
+# Tier 2 and deeper: no observing other agents, no broadcasting to everyone.
+DEEP_TIER_DEFAULT: tuple[str, ...] = ("*", "!observe", "!send_message(to=[*])")
+
+_RULE = re.compile(
+    r"""^\s*(?P<neg>!)?\s*(?P<tool>[A-Za-z0-9_*?\[\]-]+)\s*(?:\((?P<params>.*)\))?\s*$"""
+)
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class GrantRuleError(ValueError):
+    """A grant rule that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    allow: bool
+    tool: str
+    params: tuple[tuple[str, str], ...] = ()
+    text: str = ""
+
+    def matches_name(self, tool: str) -> bool:
+        return fnmatch.fnmatchcase(tool, self.tool)
+
+    def matches(self, tool: str, args: Mapping[str, Any]) -> bool:
+        if not self.matches_name(tool):
+            return False
+        return all(_value_matches(args.get(name), glob) for name, glob in self.params)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+def _value_matches(value: Any, glob: str) -> bool:
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_value_matches(v, glob) for v in value)
+    text = "" if value is None else str(value)
+    return fnmatch.fnmatchcase(text, glob)
+
+
+def parse_rule(text: str) -> Rule:
+    m = _RULE.match(text or "")
+    if not m:
+        raise GrantRuleError(
+            f"grant rule {text!r} is not [!]tool[(param=glob,...)]; e.g. '!observe' or "
+            "'send_message(to=lead)'"
+        )
+    params: list[tuple[str, str]] = []
+    if m.group("params") is not None:
+        body = m.group("params").strip()
+        if not body:
+            raise GrantRuleError(f"grant rule {text!r} has empty parentheses; name a parameter or drop them")
+        for part in body.split(","):
+            name, sep, glob = part.partition("=")
+            name, glob = name.strip(), glob.strip()
+            if not sep or not _PARAM_NAME.match(name):
+                raise GrantRuleError(f"grant rule {text!r}: {part.strip()!r} is not param=glob")
+            params.append((name, glob))
+    return Rule(allow=not m.group("neg"), tool=m.group("tool"), params=tuple(params), text=text.strip())
+
+
+def parse_rules(texts: Iterable[str]) -> tuple[Rule, ...]:
+    return tuple(parse_rule(t) for t in texts)
+
+
+def tier_default(tier: int) -> tuple[Rule, ...]:
+    return parse_rules(TIER_DEFAULTS.get(tier, DEEP_TIER_DEFAULT))
+
+
+def _decide(rules: tuple[Rule, ...], tool: str, args: Mapping[str, Any]) -> Rule | None:
+    last = None
+    for rule in rules:
+        if rule.matches(tool, args):
+            last = rule
+    return last
+
+
+def _visible(rules: tuple[Rule, ...], tool: str) -> bool:
+    """Could some call of ``tool`` be allowed by ``rules``?"""
+    visible = False
+    for rule in rules:
+        if not rule.matches_name(tool):
+            continue
+        if not rule.params:
+            visible = rule.allow
+        elif rule.allow:
+            visible = True
+    return visible
+
+
+@dataclass(frozen=True)
+class Grants:
+    """What one agent may call: its tier default narrowed by its own rules."""
+
+    tier: int
+    rules: tuple[Rule, ...] = ()
+
+    @classmethod
+    def of(cls, tier: int, rule_texts: Iterable[str] = ()) -> "Grants":
+        return cls(tier=tier, rules=parse_rules(rule_texts))
+
+    def check(self, tool: str, args: Mapping[str, Any] | None = None) -> Decision:
+        args = args or {}
+        if tool not in ALL_TOOLS:
+            return Decision(False, f"unknown tool {tool!r}; call tools/list to see the tools you may call")
+        default = _decide(tier_default(self.tier), tool, args)
+        if default is None or not default.allow:
+            why = f" (rule {default.text!r})" if default is not None and default.text != "*" else ""
+            return Decision(False, f"{tool} is not available at tier {self.tier}{why}; ask your parent or the operator")
+        if not self.rules:
+            return Decision(True, f"tier {self.tier} default")
+        rule = _decide(self.rules, tool, args)
+        if rule is None:
+            return Decision(False, f"no grant rule of yours allows {tool} with these arguments; ask the operator to extend your grants")
+        if not rule.allow:
+            return Decision(False, f"{tool} is denied by your grant rule {rule.text!r}; ask the operator")
+        return Decision(True, f"grant rule {rule.text!r}")
+
+    def visible_tools(self) -> list[str]:
+        default = tier_default(self.tier)
+        out = []
+        for tool in ALL_TOOLS:
+            if not _visible(default, tool):
+                continue
+            if self.rules and not _visible(self.rules, tool):
+                continue
+            out.append(tool)
+        return out

@@ -1,0 +1,282 @@
+"""The hub: one MCP server for a workspace, one door (unix socket) per running agent.
+
+    hub = Hub(workspace, store)
+    await hub.start()                 # takes the workspace's hub lock
+    await hub.open_door("lead")       # .crowd/ipc/lead/mcp.sock, and lead's .mcp.json
+    await hub.close_door("lead")
+    await hub.stop()
+
+Which socket a connection arrives on is the caller's identity. With ``http_port`` (or
+the workspace's ``[hub] http_port``) the same tools are also served over streamable
+HTTP on ``http_host`` (127.0.0.1), each agent with its own bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crowdtui.errors import CrowdError
+from crowdtui.hub.directory import DefinitionSource, Directory, roster_definitions
+from crowdtui.hub.lock import HubLock
+from crowdtui.hub.server import build_server
+from crowdtui.hub.unix_transport import MAX_LINE, bind_unix, serve_connection
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "mcp.sock"
+RUNNING = "running"
+MCP_CONFIG = {"command": "crowd-mcp-bridge"}
+
+
+class HubError(CrowdError):
+    pass
+
+
+@dataclass
+class Door:
+    agent: str
+    path: Path
+    server: asyncio.AbstractServer
+    writers: set = field(default_factory=set)
+
+
+def write_mcp_config(home: Path) -> Path:
+    """Point the agent's MCP client (Claude Code reads ``~/.mcp.json``) at the bridge."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / ".mcp.json"
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+    servers = data.get("mcpServers") if isinstance(data.get("mcpServers"), dict) else {}
+    if servers.get("crowd") == MCP_CONFIG and path.exists():
+        return path
+    servers["crowd"] = dict(MCP_CONFIG)
+    data["mcpServers"] = servers
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+class Hub:
+    def __init__(
+        self,
+        workspace,
+        store,
+        *,
+        definitions: DefinitionSource | None = None,
+        http_port: int | None = None,
+        http_host: str | None = None,
+        max_line: int = MAX_LINE,
+    ):
+        self.workspace = workspace
+        self.store = store
+        self.directory = Directory(store, definitions if definitions is not None else roster_definitions(workspace))
+        self.http_port = http_port if http_port is not None else int(workspace.setting("hub", "http_port", 0) or 0)
+        self.http_host = http_host or str(workspace.setting("hub", "http_host", "127.0.0.1") or "127.0.0.1")
+        self.max_line = max_line
+        self.lock = HubLock(workspace.crowd_dir / "run" / "hub.lock")
+        self.doors: dict[str, Door] = {}
+        self.server = None
+        self.http_url: str | None = None
+        self._http = None
+        self._http_task: asyncio.Task | None = None
+        self._follow_task: asyncio.Task | None = None
+        self._started = False
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self.lock.acquire()
+        try:
+            from crowdtui.hub.tokens import agent_for_token
+
+            async def http_identity(request) -> str | None:
+                header = request.headers.get("authorization", "")
+                scheme, _, token = header.partition(" ")
+                return await agent_for_token(self.store, token.strip()) if scheme.lower() == "bearer" else None
+
+            self.server = build_server(self.store, self.directory, http_identity)
+            if self.http_port:
+                await self._start_http()
+        except BaseException:
+            self.lock.release()
+            raise
+        self._started = True
+        await self._event("hub.started", "", {"pid": os.getpid(), "http": self.http_url})
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        if self._follow_task is not None:
+            self._follow_task.cancel()
+            try:
+                await self._follow_task
+            except BaseException:
+                pass
+            self._follow_task = None
+        for name in list(self.doors):
+            await self.close_door(name)
+        if self._http is not None:
+            self._http.should_exit = True
+            try:
+                await asyncio.wait_for(self._http_task, 10)
+            except BaseException:
+                self._http_task.cancel()
+            self._http = self._http_task = None
+            self.http_url = None
+        await self._event("hub.stopped", "", {"pid": os.getpid()})
+        self._started = False
+        self.lock.release()
+
+    async def __aenter__(self) -> "Hub":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    # ---- doors -------------------------------------------------------------------
+
+    def socket_path(self, agent: str) -> Path:
+        return self.workspace.ipc_dir(agent) / SOCKET_NAME
+
+    async def open_door(self, agent: str) -> Path:
+        """Listen on the agent's own socket; returns its host path. Idempotent."""
+        from qms.names import validate_name
+
+        if not self._started:
+            raise HubError("the hub is not started; call `await hub.start()` first")
+        validate_name(agent)
+        if agent in self.doors:
+            return self.doors[agent].path
+        if await self.directory.info(agent) is None:
+            raise HubError(f"no agent named {agent!r} is registered; add it to the roster before opening its door")
+        path = self.socket_path(agent)
+        sock = bind_unix(path)
+        door = Door(agent=agent, path=path, server=None)  # type: ignore[arg-type]
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            door.writers.add(writer)
+            try:
+                await serve_connection(self.server, agent, reader, writer, self.max_line)
+            except Exception:
+                log.exception("connection of %s failed", agent)
+            finally:
+                door.writers.discard(writer)
+
+        door.server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.max_line)
+        self.doors[agent] = door
+        write_mcp_config(self.workspace.home_dir(agent))
+        await self._event("hub.door_opened", agent, {"socket": str(path)})
+        return path
+
+    async def close_door(self, agent: str) -> None:
+        door = self.doors.pop(agent, None)
+        if door is None:
+            return
+        door.server.close()
+        for writer in list(door.writers):
+            writer.close()
+        try:
+            door.path.unlink()
+        except FileNotFoundError:
+            pass
+        await self._event("hub.door_closed", agent, {})
+
+    async def open_running_doors(self) -> list[str]:
+        """Open doors for every agent the registry says is running; returns their names."""
+        opened = []
+        for a in await self.store.list_agents():
+            if a.state == RUNNING and a.name not in self.doors:
+                await self.open_door(a.name)
+                opened.append(a.name)
+        return opened
+
+    def follow_registry(self, interval: float = 0.5) -> asyncio.Task:
+        """Keep doors in step with the registry: open for agents that start, close for those that stop."""
+        if self._follow_task is None:
+            self._follow_task = asyncio.create_task(self._follow(interval), name="hub-follow-registry")
+        return self._follow_task
+
+    async def _follow(self, interval: float) -> None:
+        last = await self.store.last_event_id()
+        await self.open_running_doors()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                events = await self.store.events_after(last, kinds=["agent.state", "agent.registered", "agent.removed"])
+                if not events:
+                    continue
+                last = events[-1].id
+                names = {e.subject for e in events}
+                for name in names:
+                    agent = await self.store.get_agent(name)
+                    if agent is not None and agent.state == RUNNING:
+                        if name not in self.doors:
+                            await self.open_door(name)
+                    elif name in self.doors:
+                        await self.close_door(name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("following the registry failed; retrying")
+
+    # ---- streamable HTTP -------------------------------------------------------------
+
+    async def _start_http(self) -> None:
+        import uvicorn
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        from crowdtui.hub.http_app import token_guard
+
+        if self.http_host not in ("127.0.0.1", "localhost", "::1"):
+            # other machines reach the hub through a tunnel or proxy of the operator's choosing
+            log.warning("hub HTTP listening on %s", self.http_host)
+        port = self.http_port
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", f"{self.http_host}:*"],
+            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        )
+        mcp_app = self.server.streamable_http_app(
+            streamable_http_path="/mcp", transport_security=security, host=self.http_host,
+            stateless_http=True, json_response=True,
+        )
+        app = token_guard(mcp_app, self.store)
+        config = uvicorn.Config(app, host=self.http_host, port=port, log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        self._http = server
+        self._http_task = asyncio.create_task(server.serve(), name="hub-http")
+        for _ in range(200):
+            if server.started or self._http_task.done():
+                break
+            await asyncio.sleep(0.05)
+        if not server.started:
+            self._http_task.cancel()
+            self._http = self._http_task = None
+            raise HubError(f"the hub could not listen on http://{self.http_host}:{port}; pick a free port in crowd.toml [hub] http_port")
+        actual = server.servers[0].sockets[0].getsockname()[1]
+        self.http_url = f"http://{self.http_host}:{actual}/mcp"
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    async def _event(self, kind: str, subject: str, detail: dict) -> None:
+        try:
+            await self.store.append_event("hub", kind, subject, detail)
+        except Exception:
+            log.exception("could not record %s", kind)
