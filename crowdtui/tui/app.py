@@ -1,0 +1,740 @@
+"""The operator console: one Textual app over the whole crew.
+
+``crowdtui`` with no command runs :func:`run_app`. The app reads and writes only
+through the qms ``Store`` (the contract between processes), drives containers through
+``crowdtui.runtime`` and shows each agent's terminal with the terminal widget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+
+from crowdtui.tui import backend
+from crowdtui.tui.commands import CrewCommands
+from crowdtui.tui.crew import OPERATOR, AgentRow, merge_rows, newly_waiting
+from crowdtui.tui.messages import (
+    ContainersChanged,
+    CrewChanged,
+    EventsArrived,
+    HubStatus,
+    LogLines,
+    OperationDone,
+    RosterLoaded,
+    RuntimeReady,
+    StatsUpdated,
+)
+from crowdtui.tui.screens.compose import ComposeScreen, Draft
+from crowdtui.tui.screens.document import DocumentScreen
+from crowdtui.tui.screens.form import Field, FormScreen
+from crowdtui.tui.screens.help import HelpScreen
+from crowdtui.tui.screens.terminal import TerminalScreen
+from crowdtui.tui.text import clock, inert, safe
+from crowdtui.tui.widgets.activity_view import ActivityView
+from crowdtui.tui.widgets.agent_list import AgentList
+from crowdtui.tui.widgets.documents_view import DocumentsView
+from crowdtui.tui.widgets.inbox_view import InboxView
+from crowdtui.tui.widgets.logs_view import LogsView
+from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal
+from crowdtui.workspace import Workspace
+
+VIEWS = ("terminal", "inbox", "documents", "activity", "logs")
+NARROW = 120  # below this many columns the list sits above the view
+EVENT_BACKLOG = 300  # events shown in Activity when the app opens
+
+
+class CrowdApp(App[int]):
+    """The console. ``store``: an open qms Store to share (else the app opens its own).
+
+    ``docker``/``hub``/``watch_roster``: turn the container runtime, the MCP hub and the
+    roster watcher on or off (tests and the snapshot views turn them off).
+    ``time_format``: how times are shown (snapshots pass a constant).
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "crowdtui"
+    COMMANDS = App.COMMANDS | {CrewCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "keys"),
+        Binding("colon", "command_palette", "commands", key_display=":"),
+        Binding("ctrl+p", "command_palette", "commands", show=False),
+        Binding("slash", "filter", "filter", key_display="/"),
+        Binding("1", "view('terminal')", "term", show=False),
+        Binding("2", "view('inbox')", "inbox", show=False),
+        Binding("3", "view('documents')", "docs", show=False),
+        Binding("4", "view('activity')", "activity", show=False),
+        Binding("5", "view('logs')", "logs", show=False),
+        Binding("a", "toggle_scope", "all/one", show=False),
+        Binding("s", "start", "start"),
+        Binding("x", "stop", "stop"),
+        Binding("r", "restart", "restart"),
+        Binding("f", "fullscreen", "full"),
+        Binding("t", "focus_terminal", "type", show=False),
+        Binding("e", "exec_shell", "exec", show=False),
+        Binding("c", "compose", "msg"),
+        Binding("R", "reply", "reply", show=False),
+        Binding("b", "broadcast", "bcast", show=False),
+        Binding("m", "mark_read", "read", show=False),
+        Binding("A", "doc('approve')", "approve", show=False),
+        Binding("X", "doc('reject')", "reject", show=False),
+        Binding("V", "doc('review')", "review", show=False),
+        Binding("O", "doc('route')", "route", show=False),
+        Binding("L", "doc('break_lock')", "unlock", show=False),
+        Binding("ctrl+w", "close_tab", "close tab", show=False),
+        Binding("ctrl+right_square_bracket", "leave_terminal", "leave terminal", show=False,
+                priority=True),
+        Binding("q", "quit", "quit"),
+        Binding("ctrl+q", "quit", "quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        store: Any = None,
+        docker: bool = True,
+        hub: bool = True,
+        watch_roster: bool = True,
+        poll_interval: float = 0.4,
+        time_format: Callable[[Any], str] | None = None,
+        live_stats: bool = True,
+    ) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.store = store
+        self._own_store = store is None
+        self.use_docker = docker
+        self.use_hub = hub
+        self.watch_roster = watch_roster
+        self.poll_interval = poll_interval
+        self.time_format = time_format or clock
+        self.live_stats = live_stats
+        self.title = f"crowdtui · {workspace.name}"
+        # what the app knows, refreshed by workers
+        self.rows: list[AgentRow] = []
+        self.roster: dict[str, Any] = {}
+        self.roster_problems: list[str] = []
+        self.roster_obj: Any = None
+        self.containers: dict[str, Any] = {}
+        self.stats: dict[str, Any] = {}
+        self.runtime: Any = None
+        self.docker_client: Any = None
+        self.docker_error: str | None = None
+        self.hub_mode = "none"
+        self.hub: Any = None
+        self.scope_all = False
+        self.selected: str | None = None
+        self._first_rows = True
+        self._exec_count = 0
+        self._exec_sessions: dict[str, Any] = {}
+        self._last_event_id = 0
+        self.ready = asyncio.Event()
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static(id="status-bar")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Input(placeholder="filter agents", id="agent-filter")
+                yield AgentList(id="agents")
+            with TabbedContent(id="views", initial="view-terminal"):
+                with TabPane("1 Terminal", id="view-terminal"):
+                    yield TerminalPane(id="terminal-pane")
+                with TabPane("2 Inbox", id="view-inbox"):
+                    yield InboxView(id="inbox")
+                with TabPane("3 Docs", id="view-documents"):
+                    yield DocumentsView(id="documents")
+                with TabPane("4 Activity", id="view-activity"):
+                    yield ActivityView(id="activity")
+                with TabPane("5 Logs", id="view-logs"):
+                    yield LogsView(id="logs")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one("#agent-filter", Input).display = False
+        for view in (InboxView, ActivityView):
+            self.query_one(view).time_format = self.time_format
+        self._set_narrow(self.size.width)
+        self.query_one(AgentList).focus()
+        self._status()
+        if self.store is None:
+            from qms import Store
+
+            self.store = await Store.open(self.workspace.db_path)
+        await backend.ensure_operator(self.store)
+        last = await self.store.last_event_id()
+        self._last_event_id = max(0, last - EVENT_BACKLOG)
+        self.poll_store()
+        self.load_roster_worker()
+        if self.use_docker:
+            self.connect_runtime()
+        if self.use_hub:
+            self.start_hub()
+
+    def on_resize(self, event) -> None:
+        self._set_narrow(event.size.width)
+
+    def _set_narrow(self, width: int) -> None:
+        self.set_class(width < NARROW, "-narrow")
+
+    def _status(self) -> None:
+        n = sum(1 for r in self.rows if not r.is_operator)
+        running = sum(1 for r in self.rows if r.running and not r.is_operator)
+        waiting = sum(1 for r in self.rows if r.needs_operator)
+        docker = ("docker ✓" if self.runtime is not None else
+                  "docker: off" if not self.use_docker else
+                  f"docker ✗ {self.docker_error}" if self.docker_error else "docker …")
+        text = Text.assemble(
+            (" crowdtui ", "bold reverse"), " ", safe(self.workspace.name, "bold"),
+            f" · {running}/{n} running",
+            (f" · {waiting} need you", "bold black on yellow") if waiting else "",
+            f" · hub: {self.hub_mode} · ", safe(docker),
+            (f" · roster: {len(self.roster_problems)} problem(s)", "yellow")
+            if self.roster_problems else "",
+            (" · all agents" if self.scope_all else ""),
+            "  ? keys",
+        )
+        self.query_one("#status-bar", Static).update(text)
+
+    # ------------------------------------------------------------------ workers
+    @work(exclusive=True, group="poll", exit_on_error=False)
+    async def poll_store(self) -> None:
+        """Follow the store: new events feed Activity and trigger a refresh of what changed."""
+        tick = 0
+        while True:
+            try:
+                events = await self.store.events_after(self._last_event_id, limit=500)
+            except Exception as exc:  # a busy store is retried on the next tick
+                self.log.warning(f"poll: {exc}")
+                events = []
+            if events:
+                self._last_event_id = events[-1].id
+                self.post_message(EventsArrived(events))
+            if events or tick % 10 == 0:
+                await self.refresh_rows()
+            tick += 1
+            await asyncio.sleep(self.poll_interval if len(events) < 500 else 0)
+
+    async def refresh_rows(self) -> None:
+        try:
+            agents = await self.store.list_agents()
+            unread = await self.store.unread_counts()
+        except Exception as exc:
+            self.log.warning(f"refresh: {exc}")
+            return
+        rows = merge_rows(agents, roster=self.roster, containers=self.containers,
+                          unread=unread, stats=self.stats if self.live_stats else {})
+        self.post_message(CrewChanged(rows))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="docker")
+    def connect_runtime(self) -> None:
+        try:
+            runtime, client = backend.connect_runtime(self.workspace)
+        except Exception as exc:
+            self.post_message(RuntimeReady(error=str(exc).splitlines()[0] if str(exc) else
+                                           type(exc).__name__))
+            return
+        self.post_message(RuntimeReady(runtime=runtime, client=client))
+
+    @work(exclusive=True, group="containers", exit_on_error=False)
+    async def follow_containers(self) -> None:
+        """Adopt running agent containers, then keep their states (and stats) current."""
+        try:
+            adopted = await backend.adopt(self.runtime)
+            if adopted:
+                self.notify(f"re-adopted {len(adopted)} running agent(s)", markup=False)
+        except Exception as exc:
+            self.notify(f"could not adopt running agents: {exc}", severity="warning",
+                        markup=False)
+        tick = 0
+        while True:
+            try:
+                containers = await backend.list_containers(self.runtime)
+                self.post_message(ContainersChanged(containers))
+            except Exception as exc:
+                self.log.warning(f"containers: {exc}")
+            if self.live_stats and tick % 3 == 0:
+                self.collect_stats()
+            tick += 1
+            await asyncio.sleep(1.0)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stats")
+    def collect_stats(self) -> None:
+        stats = backend.collect_stats(self.runtime, self.docker_client, self.containers)
+        if stats is not None:
+            self.post_message(StatsUpdated(stats))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="roster")
+    def load_roster_worker(self) -> None:
+        try:
+            roster = backend.load_roster(self.workspace, self.roster_obj)
+        except Exception as exc:
+            self.post_message(RosterLoaded({}, [f"the roster could not be read: {exc}"]))
+            return
+        self.post_message(RosterLoaded(dict(roster.agents), [str(p) for p in roster.problems],
+                                       roster))
+
+    @work(exclusive=True, group="roster-watch", exit_on_error=False)
+    async def watch_roster_worker(self) -> None:
+        """Roster edits on disk appear live."""
+        async for _ in backend.roster_changes(self.workspace):
+            self.load_roster_worker()
+
+    @work(exclusive=True, group="hub", exit_on_error=False)
+    async def start_hub(self) -> None:
+        mode, detail, hub = await backend.start_hub(self.workspace, self.store)
+        self.hub = hub
+        self.post_message(HubStatus(mode, detail))
+
+    @work(exclusive=True, group="logs", exit_on_error=False)
+    async def follow_logs(self) -> None:
+        async for lines in backend.follow_logs(self.workspace, self.runtime, self.docker_client,
+                                               lambda: list(self.containers)):
+            if lines:
+                self.post_message(LogLines(lines))
+
+    # ------------------------------------------------------------------ message handlers
+    def on_crew_changed(self, message: CrewChanged) -> None:
+        before = self.rows
+        self.rows = message.rows
+        self.query_one(AgentList).set_rows(self.rows)
+        if not self._first_rows:
+            for row in newly_waiting(before, self.rows):
+                why = "crashed" if row.state == "crashed" else "is waiting for you"
+                note = f": {row.note}" if row.note else ""
+                self.notify(inert(f"{row.name} {why}{note}"), title="needs you",
+                            severity="warning", markup=False)
+                self.bell()
+        self._first_rows = False
+        self._status()
+        if self.selected:
+            self._sync_terminal()
+
+    def on_events_arrived(self, message: EventsArrived) -> None:
+        self.query_one(ActivityView).add_events(message.events)
+        kinds = {str(e.kind).split(".", 1)[0] for e in message.events}
+        if "message" in kinds:
+            self.refresh_inbox()
+        if "doc" in kinds:
+            self.refresh_documents()
+
+    def on_runtime_ready(self, message: RuntimeReady) -> None:
+        if message.error:
+            self.docker_error = message.error
+            self.notify(f"no containers: {message.error}", severity="warning", markup=False)
+        else:
+            self.runtime = message.runtime
+            self.docker_client = message.client
+            self.follow_containers()
+            self.follow_logs()
+        self._status()
+
+    def on_containers_changed(self, message: ContainersChanged) -> None:
+        if message.containers != self.containers:
+            self.containers = message.containers
+            self.run_worker(self.refresh_rows(), group="rows", exclusive=True)
+
+    def on_stats_updated(self, message: StatsUpdated) -> None:
+        self.stats = message.stats
+        self.run_worker(self.refresh_rows(), group="rows", exclusive=True)
+
+    async def on_roster_loaded(self, message: RosterLoaded) -> None:
+        first = not self.roster and not self.roster_problems
+        self.roster = message.agents
+        self.roster_problems = message.problems
+        if message.roster is not None:
+            self.roster_obj = message.roster
+            try:
+                await backend.sync_registry(self.store, message.roster)
+            except Exception as exc:
+                self.notify(f"roster: {exc}", severity="warning", markup=False)
+        await self.refresh_rows()
+        if first and self.watch_roster:
+            self.watch_roster_worker()
+        self._status()
+
+    def on_hub_status(self, message: HubStatus) -> None:
+        self.hub_mode = message.mode
+        if message.detail and message.mode == "none":
+            self.notify(f"hub: {message.detail}", severity="warning", markup=False)
+        self._status()
+
+    def on_log_lines(self, message: LogLines) -> None:
+        self.query_one(LogsView).add_lines(message.lines)
+
+    def on_operation_done(self, message: OperationDone) -> None:
+        if message.ok:
+            self.notify(inert(message.what + (f": {message.detail}" if message.detail else "")),
+                        markup=False)
+        else:
+            self.notify(inert(f"{message.what} failed: {message.detail}"), severity="error",
+                        markup=False, timeout=8)
+        self.run_worker(self.refresh_rows(), group="rows", exclusive=True)
+
+    def on_agent_list_selected(self, message: AgentList.Selected) -> None:
+        self.selected = message.name
+        self._sync_terminal()
+        self.refresh_inbox()
+        self.refresh_documents()
+        self.query_one(LogsView).set_agent(None if self.scope_all else self._agent_scope())
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._sync_terminal()
+        pane = event.pane.id or ""
+        if pane == "view-inbox":
+            self.refresh_inbox()
+        elif pane == "view-documents":
+            self.refresh_documents()
+
+    @on(Input.Changed, "#agent-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_one(AgentList).set_filter(event.value)
+
+    @on(Input.Submitted, "#agent-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if not event.value:
+            event.input.display = False
+        self.query_one(AgentList).focus()
+
+    # ------------------------------------------------------------------ views
+    def _agent_scope(self) -> str | None:
+        if self.scope_all:
+            return None
+        return self.selected
+
+    @property
+    def active_view(self) -> str:
+        return (self.query_one(TabbedContent).active or "view-terminal").removeprefix("view-")
+
+    def _sync_terminal(self) -> None:
+        if self.active_view != "terminal":
+            return
+        pane = self.query_one(TerminalPane)
+        name = self.selected
+        row = self._row(name)
+        if name is None or row is None:
+            pane.explain(None, "Select an agent.")
+        elif row.is_operator:
+            pane.explain(name, "You are the operator: your inbox is in view 2.")
+        elif not row.running or not row.container_id:
+            why = "crashed" if row.state == "crashed" else "stopped"
+            hint = "press s to start it" if self.runtime is not None else (
+                f"containers are unavailable ({self.docker_error or 'connecting…'})")
+            pane.explain(name, f"{why} — {hint}.")
+        elif pane.agent != name or pane.container_id != row.container_id:
+            self.run_worker(pane.attach(name, row.container_id, self._session),
+                            group="attach", exclusive=True)
+
+    async def _session(self, container_id: str) -> Any:
+        return await backend.shared_session(self.docker_client, container_id)
+
+    def _row(self, name: str | None) -> AgentRow | None:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        return None
+
+    @work(exclusive=True, group="inbox", exit_on_error=False)
+    async def refresh_inbox(self) -> None:
+        owner = self._agent_scope()
+        if owner is None:
+            names = [r.name for r in self.rows] or [OPERATOR]
+            msgs: list[Any] = []
+            for n in names:
+                msgs.extend(await self.store.inbox(n, limit=100))
+            msgs.sort(key=lambda m: m.created_at)
+        else:
+            msgs = await self.store.inbox(owner, limit=200)
+        self.query_one(InboxView).show(owner, msgs)
+
+    @work(exclusive=True, group="documents", exit_on_error=False)
+    async def refresh_documents(self) -> None:
+        docs = await self.store.list_documents()
+        tasks = {t.doc_id: t.kind for t in await self.store.pending_tasks(OPERATOR)}
+        self.query_one(DocumentsView).show(docs, tasks, self._agent_scope())
+
+    # ------------------------------------------------------------------ actions
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_view(self, view: str) -> None:
+        self.query_one(TabbedContent).active = f"view-{view}"
+
+    def action_toggle_scope(self) -> None:
+        self.scope_all = not self.scope_all
+        self.notify("views show every agent" if self.scope_all else
+                    "views show the selected agent", markup=False, timeout=2)
+        self.refresh_inbox()
+        self.refresh_documents()
+        self.query_one(LogsView).set_agent(self._agent_scope())
+        self._status()
+
+    def action_filter(self) -> None:
+        if self.active_view == "logs":
+            self.query_one("#logs-search", Input).focus()
+            return
+        if self.active_view == "activity":
+            self.query_one("#activity-agent", Input).focus()
+            return
+        f = self.query_one("#agent-filter", Input)
+        f.display = True
+        f.focus()
+
+    def action_leave_terminal(self) -> None:
+        if isinstance(self.screen, TerminalScreen):
+            self.screen.dismiss(None)
+            return
+        self.query_one(AgentList).focus()
+
+    def action_focus_terminal(self) -> None:
+        self.action_view("terminal")
+        pane = self.query_one(TerminalPane)
+        if pane.terminal is not None:
+            pane.terminal.focus()
+        else:
+            self._sync_terminal()
+
+    def _running_selected(self, what: str) -> AgentRow | None:
+        row = self._row(self.selected)
+        if row is None or row.is_operator:
+            self.notify(f"select an agent to {what}", severity="warning", markup=False)
+            return None
+        if self.runtime is None:
+            self.notify(f"cannot {what}: containers are unavailable "
+                        f"({self.docker_error or 'still connecting'})", severity="warning",
+                        markup=False)
+            return None
+        return row
+
+    def action_start(self, name: str | None = None) -> None:
+        name = name or self.selected
+        if name and name != self.selected:
+            self.query_one(AgentList).select(name)
+            self.selected = name
+        row = self._running_selected("start")
+        if row is None:
+            return
+        agent_def = self.roster.get(row.name)
+        if agent_def is None:
+            self.notify(inert(f"{row.name} is not in the roster (agents/); add its AGENT.md "
+                              "or fix the roster problems first"), severity="error",
+                        markup=False)
+            return
+        if row.running:
+            self.notify(inert(f"{row.name} is already running"), markup=False)
+            return
+        self._lifecycle("start", row.name, agent_def)
+
+    def action_stop(self, name: str | None = None) -> None:
+        if name and name != self.selected:
+            self.query_one(AgentList).select(name)
+            self.selected = name
+        row = self._running_selected("stop")
+        if row is None:
+            return
+        self._lifecycle("stop", row.name, None)
+
+    def action_restart(self, name: str | None = None) -> None:
+        if name and name != self.selected:
+            self.query_one(AgentList).select(name)
+            self.selected = name
+        row = self._running_selected("restart")
+        if row is None:
+            return
+        agent_def = self.roster.get(row.name)
+        if agent_def is None:
+            self.notify(inert(f"{row.name} is not in the roster; cannot restart it"),
+                        severity="error", markup=False)
+            return
+        self._lifecycle("restart", row.name, agent_def)
+
+    @work(group="lifecycle", exit_on_error=False)
+    async def _lifecycle(self, op: str, name: str, agent_def: Any) -> None:
+        self.notify(inert(f"{op} {name}…"), markup=False, timeout=2)
+        try:
+            result = await backend.lifecycle(self.runtime, op, name, agent_def)
+        except Exception as exc:
+            self.post_message(OperationDone(f"{op} {name}", False, str(exc).splitlines()[0]
+                                            if str(exc) else type(exc).__name__))
+            return
+        try:
+            self.containers = await backend.list_containers(self.runtime)
+        except Exception:
+            pass
+        self.post_message(OperationDone(f"{op} {name}", True, "", result))
+        await self.refresh_rows()
+
+    def action_fullscreen(self) -> None:
+        row = self._row(self.selected)
+        if row is None or row.is_operator or not row.running or not row.container_id:
+            self.notify("the selected agent has no running terminal", severity="warning",
+                        markup=False)
+            return
+        self.push_screen(TerminalScreen(row.name, row.container_id, self._session))
+
+    def action_exec_shell(self) -> None:
+        row = self._running_selected("open a shell")
+        if row is None:
+            return
+        if not row.running or not row.container_id:
+            self.notify(inert(f"{row.name} is not running; start it first (s)"),
+                        severity="warning", markup=False)
+            return
+        self._open_exec(row.name, row.container_id)
+
+    @work(group="exec", exit_on_error=False)
+    async def _open_exec(self, name: str, container_id: str) -> None:
+        try:
+            session = await backend.exec_session(self.docker_client, container_id)
+        except Exception as exc:
+            self.post_message(OperationDone(f"shell in {name}", False, str(exc)))
+            return
+        self._exec_count += 1
+        pane_id = f"view-exec-{self._exec_count}"
+        self._exec_sessions[pane_id] = session
+        tabs = self.query_one(TabbedContent)
+        term = make_terminal(session)
+        await tabs.add_pane(TabPane(f"sh {inert(name)}", term, id=pane_id))
+        tabs.active = pane_id
+        term.focus()
+
+    async def action_close_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        pane = tabs.active or ""
+        if not pane.startswith("view-exec-"):
+            return
+        session = self._exec_sessions.pop(pane, None)
+        await tabs.remove_pane(pane)
+        tabs.active = "view-terminal"
+        if session is not None:
+            await backend.close_session(session)
+        self.query_one(AgentList).focus()
+
+    # --- inbox
+    async def send_draft(self, draft: Draft) -> None:
+        """Send as the operator; raises (with the store's one-line reason) on failure."""
+        for to in draft.to:
+            await self.store.send_message(OPERATOR, to, draft.body, priority=draft.priority,
+                                          thread=draft.thread)
+
+    def _after_send(self, draft: Draft | None) -> None:
+        if draft is not None:
+            self.notify(inert(f"sent to {', '.join(draft.to)}"), markup=False, timeout=3)
+            self.refresh_inbox()
+
+    def action_compose(self, to: str | None = None) -> None:
+        if to is None:
+            to = self.selected if self.selected and self.selected != OPERATOR else ""
+        self.push_screen(ComposeScreen(to=to, send=self.send_draft,
+                                       title="New message from the operator"),
+                         self._after_send)
+
+    def action_reply(self) -> None:
+        m = self.query_one(InboxView).current
+        if m is None:
+            self.notify("no message to reply to: open the Inbox (2) and pick one",
+                        severity="warning", markup=False)
+            return
+        to = m.sender if m.sender != OPERATOR else m.recipient
+        quote = "".join(f"> {line}\n" for line in inert(m.body, multiline=True).splitlines()[:5])
+        self.push_screen(ComposeScreen(to=to, thread=m.thread or str(m.id), quote=quote + "\n",
+                                       send=self.send_draft, title=f"Reply to {inert(to)}"),
+                         self._after_send)
+
+    def action_broadcast(self) -> None:
+        names = [r.name for r in self.rows if not r.is_operator]
+        if not names:
+            self.notify("no agents to broadcast to", severity="warning", markup=False)
+            return
+        self.push_screen(ComposeScreen(choices=names, selected=names, send=self.send_draft,
+                                       title="Broadcast: pick the agents"), self._after_send)
+
+    async def action_mark_read(self) -> None:
+        view = self.query_one(InboxView)
+        m = view.current
+        if m is None or m.recipient != OPERATOR:
+            self.notify("only your own messages can be marked read", severity="warning",
+                        markup=False)
+            return
+        await self.store.mark_read(OPERATOR, [m.id])
+        self.refresh_inbox()
+
+    # --- documents
+    def action_doc(self, action: str) -> None:
+        doc = self.query_one(DocumentsView).current
+        if doc is None:
+            self.notify("no document selected: open Documents (3) and pick one",
+                        severity="warning", markup=False)
+            return
+        self.run_worker(self.document_action(action, doc.id), group="doc-action",
+                        exclusive=True, exit_on_error=False)
+
+    async def document_action(self, action: str, doc_id: str) -> bool:
+        """Ask for what the action needs, then do it as the operator. True when done."""
+        store = self.store
+        forms = {
+            "approve": ("Approve", [Field("comment", "comment (optional)")]),
+            "reject": ("Reject", [Field("comment", "why (required)", required=True)]),
+            "review": ("Review", [Field("outcome", "outcome", ["recommend", "request-updates"]),
+                                  Field("comment", "comment", required=True)]),
+            "route": ("Route", [Field("kind", "for", ["review", "approval"]),
+                                Field("assignees", "to (names, comma separated)",
+                                      required=True)]),
+        }
+        vals: dict[str, str] = {}
+        if action in forms:
+            title, fields = forms[action]
+            vals = await self.push_screen_wait(FormScreen(f"{title} {doc_id}", fields)) or {}
+            if not vals:
+                return False
+        try:
+            if action == "approve":
+                await store.approve(doc_id, OPERATOR, vals.get("comment") or None)
+            elif action == "reject":
+                await store.reject(doc_id, OPERATOR, vals["comment"])
+            elif action == "review":
+                await store.review(doc_id, OPERATOR, vals["outcome"], vals["comment"])
+            elif action == "route":
+                names = [n.strip() for n in vals["assignees"].split(",") if n.strip()]
+                await store.route(doc_id, OPERATOR, vals["kind"], names)
+            elif action == "break_lock":
+                await store.break_lock(doc_id, OPERATOR)
+            else:
+                raise ValueError(f"unknown action {action}")
+        except Exception as exc:
+            self.notify(inert(f"{doc_id}: {exc}"), severity="error", markup=False, timeout=8)
+            return False
+        self.notify(inert(f"{doc_id}: {action.replace('_', ' ')} done"), markup=False)
+        self.refresh_documents()
+        return True
+
+    def on_data_table_row_selected(self, event) -> None:
+        table = event.data_table
+        if table.id == "docs-table" and event.row_key is not None:
+            self.push_screen(DocumentScreen(str(event.row_key.value)))
+        elif table.id == "agents":
+            self.action_focus_terminal()
+
+    async def action_quit(self) -> None:
+        self.exit(0)
+
+    async def on_unmount(self) -> None:
+        await backend.shutdown(self)
+
+
+def run_app(args) -> int:
+    """``crowdtui`` with no command: open the console on the workspace."""
+    from crowdtui.cli.common import workspace_of
+
+    ws = workspace_of(args)
+    app = CrowdApp(ws)
+    result = app.run()
+    return int(result or 0)

@@ -1,0 +1,261 @@
+"""What the console asks of the rest of crowdtui: the runtime, the hub, the roster, logs
+and terminal sessions. Each function here is one call the app's workers make, so the
+app itself never touches the Docker SDK or SQL, and the seams are in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any, AsyncIterator, Callable
+
+from crowdtui.tui.crew import OPERATOR
+
+log = logging.getLogger(__name__)
+
+
+async def _maybe(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+# --------------------------------------------------------------------------- store
+
+
+async def ensure_operator(store) -> None:
+    """The operator is a principal of tier 0 that always exists."""
+    try:
+        if await store.get_agent(OPERATOR) is None:
+            await store.upsert_agent(OPERATOR, path=OPERATOR, tier=0, description="the human",
+                                     actor=OPERATOR)
+    except Exception as exc:  # the store may reserve the name itself
+        log.debug("operator row: %s", exc)
+
+
+# --------------------------------------------------------------------------- roster
+
+
+def load_roster(workspace, previous: Any = None) -> Any:
+    """The roster on disk (a ``crowdtui.roster.Roster``); blocking. With ``previous``, an
+    agent whose file turned bad keeps its last good definition."""
+    from crowdtui.roster import load_roster as _load
+
+    return _load(workspace, previous)
+
+
+async def sync_registry(store, roster: Any) -> None:
+    """Make the store's registry match the roster (agent.added/changed/removed events)."""
+    from crowdtui.roster import sync_roster
+
+    await sync_roster(store, roster)
+
+
+async def roster_changes(workspace, stop: asyncio.Event | None = None) -> AsyncIterator[None]:
+    """Yields after every change to the roster on disk."""
+    from crowdtui.roster import watch_roster
+
+    async for _update in watch_roster(workspace, stop_event=stop):
+        yield None
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+def connect_runtime(workspace) -> tuple[Any, Any]:
+    """(Runtime, docker client) — blocking; run in a thread."""
+    from crowdtui.runtime.containers import Runtime
+    from crowdtui.runtime.engine import connect
+
+    client = connect()
+    return Runtime(workspace, client=client), client
+
+
+async def adopt(runtime) -> list[Any]:
+    return list(await _maybe(runtime.adopt()) or [])
+
+
+def _name_of(info: Any) -> str | None:
+    for attr in ("agent", "name"):
+        v = getattr(info, attr, None)
+        if isinstance(v, str) and v:
+            return v
+    return None
+
+
+async def list_containers(runtime) -> dict[str, Any]:
+    """name -> ContainerInfo for this workspace's agent containers."""
+    infos = await _maybe(runtime.list())
+    out: dict[str, Any] = {}
+    for info in infos or []:
+        name = _name_of(info)
+        if name:
+            out[name] = info
+    return out
+
+
+async def lifecycle(runtime, op: str, name: str, agent_def: Any) -> Any:
+    if op == "start":
+        return await _maybe(runtime.start(agent_def))
+    if op == "stop":
+        return await _maybe(runtime.stop(name))
+    if op == "restart":
+        return await _maybe(runtime.restart(agent_def))
+    raise ValueError(f"unknown operation {op}")
+
+
+def collect_stats(runtime, client, containers: dict[str, Any]) -> dict[str, Any] | None:
+    """name -> stats with ``cpu`` (percent) and ``memory`` (bytes); blocking."""
+    try:
+        from crowdtui.runtime import stats as stats_mod
+    except Exception:
+        return None
+    for fname in ("sample_all", "snapshot", "collect", "all_stats"):
+        fn = getattr(stats_mod, fname, None)
+        if callable(fn):
+            try:
+                result = fn(client, list(containers.values()))
+            except TypeError:
+                try:
+                    result = fn(runtime)
+                except Exception:
+                    return None
+            except Exception:
+                return None
+            return dict(result or {})
+    fn = getattr(stats_mod, "sample", None) or getattr(stats_mod, "stats", None)
+    if not callable(fn):
+        return None
+    out = {}
+    for name, info in containers.items():
+        cid = getattr(info, "id", None)
+        if not cid:
+            continue
+        try:
+            out[name] = fn(client, cid)
+        except Exception:
+            continue
+    return out
+
+
+# --------------------------------------------------------------------------- terminals
+
+
+_pools: dict[int, Any] = {}
+
+
+async def shared_session(client, container_id: str) -> Any:
+    """The agent's shared PTY session (one per container, any number of viewers)."""
+    from crowdtui.runtime.pty import SessionPool
+
+    pool = _pools.get(id(client))
+    if pool is None:
+        pool = _pools[id(client)] = SessionPool(client)
+    return await _maybe(pool.get(container_id))
+
+
+async def exec_session(client, container_id: str) -> Any:
+    """A fresh shell in the container (bash where present)."""
+    from crowdtui.runtime.pty import open_exec
+
+    return await _maybe(open_exec(client, container_id))
+
+
+async def close_session(session) -> None:
+    close = getattr(session, "close", None)
+    if close is not None:
+        try:
+            await _maybe(close())
+        except Exception as exc:
+            log.debug("closing session: %s", exc)
+
+
+async def close_pools() -> None:
+    """Detach the app's viewers; the agents keep running."""
+    for key, pool in list(_pools.items()):
+        close = getattr(pool, "close", None) or getattr(pool, "close_all", None)
+        if close is not None:
+            try:
+                await _maybe(close())
+            except Exception as exc:
+                log.debug("closing pool: %s", exc)
+        _pools.pop(key, None)
+
+
+# --------------------------------------------------------------------------- logs
+
+
+async def follow_logs(workspace, runtime, client,
+                      names: Callable[[], list[str]]) -> AsyncIterator[list[tuple[str, str]]]:
+    """Batches of (agent, line) from every agent, as they come."""
+    try:
+        from crowdtui.runtime import logs as logs_mod
+    except Exception:
+        return
+    follow = getattr(logs_mod, "follow_all", None) or getattr(logs_mod, "merged", None)
+    if follow is None:
+        return
+    async for batch in follow(workspace, client) if _takes_two(follow) else follow(runtime):
+        if isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[0], str):
+            yield [(batch[0], str(batch[1]))]
+        else:
+            yield [(str(a), str(l)) for a, l in batch]
+
+
+def _takes_two(fn) -> bool:
+    try:
+        return len(inspect.signature(fn).parameters) >= 2
+    except (TypeError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------- hub
+
+
+async def start_hub(workspace, store) -> tuple[str, str, Any]:
+    """Use a running hub of the workspace if there is one, else start one in-process.
+
+    Returns (mode, detail, hub): mode ``own`` (this app runs it; ``hub`` set), ``other``
+    (another process holds the hub lock) or ``none`` (detail says why).
+    """
+    try:
+        from crowdtui.hub.hub import Hub
+        from crowdtui.hub.lock import HubAlreadyRunning
+    except Exception as exc:
+        return "none", f"the hub is not available ({exc})", None
+    hub = Hub(workspace, store)
+    try:
+        await hub.start()
+    except HubAlreadyRunning:
+        holder = hub.lock.holder()
+        return "other", f"pid {holder}", None
+    except Exception as exc:
+        return "none", str(exc), None
+    try:
+        hub.follow_registry()
+    except Exception as exc:
+        log.warning("hub follow: %s", exc)
+    return "own", "", hub
+
+
+async def shutdown(app) -> None:
+    """Quitting the app: detach terminals and stop our own hub. Agents keep running."""
+    await close_pools()
+    hub = getattr(app, "hub", None)
+    if hub is not None:
+        try:
+            await hub.stop()
+        except Exception as exc:
+            log.debug("hub stop: %s", exc)
+        app.hub = None
+    client = getattr(app, "docker_client", None)
+    if client is not None:
+        try:
+            await asyncio.to_thread(client.close)
+        except Exception:
+            pass
+    store = getattr(app, "store", None)
+    if store is not None and getattr(app, "_own_store", False):
+        try:
+            await store.close()
+        except Exception:
+            pass

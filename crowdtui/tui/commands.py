@@ -1,0 +1,59 @@
+"""The command palette (``:``): start, stop, restart, shell, message any agent; switch views."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from crowdtui.tui.text import inert
+
+
+class CrewCommands(Provider):
+    """Commands over the crew, built from the app's current rows."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        app: Any = self.app
+        out: list[tuple[str, Callable[[], Any], str]] = []
+        for view in ("terminal", "inbox", "documents", "activity", "logs"):
+            out.append((f"view {view}", partial(app.action_view, view), f"show the {view} view"))
+        out.append(("compose message", app.action_compose, "write to the selected agent"))
+        out.append(("broadcast", app.action_broadcast, "write to a selection of agents"))
+        out.append(("toggle all agents / selected", app.action_toggle_scope,
+                    "views show every agent or only the selected one"))
+        out.append(("keys", app.action_help, "every key the console answers to"))
+        for row in getattr(app, "rows", []):
+            if row.is_operator:
+                continue
+            name = inert(row.name)
+            if row.running:
+                out.append((f"stop {name}", partial(app.action_stop, row.name),
+                            f"stop the container of {name} ({row.state})"))
+                out.append((f"restart {name}", partial(app.action_restart, row.name),
+                            f"restart {name}"))
+                out.append((f"shell in {name}", partial(_exec_in, app, row.name),
+                            "open a shell in its container as a terminal tab"))
+            else:
+                out.append((f"start {name}", partial(app.action_start, row.name),
+                            f"start {name} ({row.state})"))
+            out.append((f"message {name}", partial(app.action_compose, row.name),
+                        f"compose a message to {name}"))
+        return out
+
+    async def discover(self) -> Hits:
+        for text, callback, help_text in self._commands():
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, callback, help_text in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+def _exec_in(app: Any, name: str) -> None:
+    app.query_one("#agents").select(name)
+    app.selected = name
+    app.action_exec_shell()

@@ -1,0 +1,78 @@
+"""``?``: every key the console answers to."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+#: (section, key, what it does) — the one list the help screen shows
+KEYS: list[tuple[str, str, str]] = [
+    ("Anywhere", "?", "this help"),
+    ("Anywhere", ":  or  ctrl+p", "command palette (start, stop, restart, views, …)"),
+    ("Anywhere", "/", "filter the agent list (in Logs: search the logs)"),
+    ("Anywhere", "1 2 3 4 5", "views: Terminal, Inbox, Documents, Activity, Logs"),
+    ("Anywhere", "tab / shift+tab", "move focus between the list and the view"),
+    ("Anywhere", "a", "views show the selected agent only / every agent"),
+    ("Anywhere", "q  or  ctrl+q", "quit (agents keep running)"),
+    ("Agents", "j k  ↑ ↓", "select an agent"),
+    ("Agents", "s", "start the selected agent"),
+    ("Agents", "x", "stop the selected agent"),
+    ("Agents", "r", "restart the selected agent"),
+    ("Agents", "enter  or  t", "type into the selected agent's terminal"),
+    ("Agents", "f", "the selected agent's terminal full screen"),
+    ("Agents", "e", "exec: a shell in the agent's container, as a new terminal tab"),
+    ("Terminal", "ctrl+]", "leave the terminal (back from full screen); the agent keeps running"),
+    ("Terminal", "ctrl+w", "close an exec shell tab"),
+    ("Inbox", "c", "compose a message to the selected agent"),
+    ("Inbox", "R", "reply to the highlighted message"),
+    ("Inbox", "b", "broadcast to a selection of agents"),
+    ("Inbox", "m", "mark the highlighted message read (your own inbox)"),
+    ("Documents", "enter", "open a document: content, versions, diff between any two"),
+    ("Documents", "A / X", "approve / reject the highlighted document"),
+    ("Documents", "V", "review (recommend or request updates)"),
+    ("Documents", "O", "route for review or approval"),
+    ("Documents", "L", "break the checkout lock"),
+    ("Dialogs", "ctrl+s", "send / submit"),
+    ("Dialogs", "escape", "cancel"),
+]
+
+
+def keys_table() -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False, expand=True)
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    section = None
+    for sec, key, what in KEYS:
+        if sec != section:
+            if section is not None:
+                table.add_row("", "")
+            table.add_row(Text(sec, "bold underline"), "")
+            section = sec
+        table.add_row(key, what)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 90%; max-width: 100; height: 90%; border: thick $accent; background: $surface;
+        padding: 0 1;
+    }
+    """
+    BINDINGS = [
+        Binding("escape,q,question_mark", "dismiss", "close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text("crowdtui keys — escape closes", "bold"))
+            yield Static(keys_table(), id="help-keys")
+
+    def action_dismiss(self, result=None) -> None:
+        self.dismiss(None)

@@ -1,0 +1,140 @@
+"""The agent list: one row per agent, the ones that need the operator on top."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from crowdtui.tui.crew import AgentRow
+from crowdtui.tui.text import human_bytes, inert, percent, safe
+
+STATE_STYLE = {
+    "running": "green",
+    "working": "cyan",
+    "waiting for input": "bold black on yellow",
+    "stopped": "dim",
+    "crashed": "bold white on red",
+}
+STATE_GLYPH = {
+    "running": "●",
+    "working": "◆",
+    "waiting for input": "?",
+    "stopped": "○",
+    "crashed": "✖",
+}
+
+
+class AgentList(DataTable):
+    """Agents with state, unread count, CPU, memory and status note."""
+
+    DEFAULT_CSS = """
+    AgentList { height: 1fr; }
+    AgentList > .datatable--cursor { text-style: bold; }
+    """
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "down", show=False),
+        Binding("k", "cursor_up", "up", show=False),
+        Binding("g", "scroll_top", "top", show=False),
+        Binding("G", "scroll_bottom", "bottom", show=False),
+    ]
+
+    class Selected(Message):
+        """The highlighted agent changed (``name`` is None when the list is empty)."""
+
+        def __init__(self, agent_list: "AgentList", name: str | None) -> None:
+            super().__init__()
+            self.agent_list = agent_list
+            self.name = name
+
+        @property
+        def control(self) -> "AgentList":
+            return self.agent_list
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self._rows: list[AgentRow] = []
+        self._shown: tuple = ()
+        self._filter = ""
+        self._selected: str | None = None
+
+    def on_mount(self) -> None:
+        self.add_column("agent", key="agent")
+        self.add_column("state", key="state")
+        self.add_column("✉", key="unread")
+        self.add_column("cpu", key="cpu")
+        self.add_column("mem", key="mem")
+        self.add_column("note", key="note")
+
+    @property
+    def rows_shown(self) -> list[AgentRow]:
+        f = self._filter.lower()
+        return [r for r in self._rows if not f or f in r.name.lower() or f in r.note.lower()
+                or f in r.state]
+
+    @property
+    def selected(self) -> str | None:
+        return self._selected
+
+    def row(self, name: str) -> AgentRow | None:
+        for r in self._rows:
+            if r.name == name:
+                return r
+        return None
+
+    def set_rows(self, rows: list[AgentRow]) -> None:
+        self._rows = list(rows)
+        self._render_rows()
+
+    def set_filter(self, text: str) -> None:
+        self._filter = text.strip()
+        self._render_rows()
+
+    def select(self, name: str) -> None:
+        for i, r in enumerate(self.rows_shown):
+            if r.name == name:
+                self.move_cursor(row=i)
+                return
+
+    def _render_rows(self) -> None:
+        rows = self.rows_shown
+        key = tuple(rows)
+        if key == self._shown:
+            return
+        self._shown = key
+        keep = self._selected
+        self.clear()
+        for r in rows:
+            self.add_row(*self._cells(r), key=r.name)
+        if rows:
+            names = [r.name for r in rows]
+            self.move_cursor(row=names.index(keep) if keep in names else 0)
+        self._announce()
+
+    def _cells(self, r: AgentRow) -> list[Text]:
+        indent = "  " * max(0, r.tier) if not r.is_operator else ""
+        name = safe(indent + inert(r.name), "bold" if r.needs_operator else "")
+        if not r.defined:
+            name.append(" (gone)", "dim italic")
+        state = Text(f"{STATE_GLYPH.get(r.state, ' ')} {r.state}", STATE_STYLE.get(r.state, ""))
+        if r.is_operator:
+            state = Text("you", "bold magenta")
+        unread = Text(str(r.unread) if r.unread else "", "bold yellow")
+        cpu = Text(percent(r.cpu) if r.running else "", justify="right")
+        mem = Text(human_bytes(r.memory) if r.running and r.memory is not None else "",
+                   justify="right")
+        note = safe(r.note[:60], "italic")
+        return [name, state, unread, cpu, mem, note]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._announce()
+
+    def _announce(self) -> None:
+        rows = self.rows_shown
+        name = rows[self.cursor_row].name if rows and 0 <= self.cursor_row < len(rows) else None
+        if name != self._selected:
+            self._selected = name
+            self.post_message(self.Selected(self, name))

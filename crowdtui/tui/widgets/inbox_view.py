@@ -1,0 +1,102 @@
+"""The inbox of one agent (or of everyone): messages in a table, the selected body below."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import DataTable, Static
+
+from crowdtui.tui.text import clock, first_line, safe
+
+PRIORITY_STYLE = {"high": "bold red", "normal": "", "low": "dim"}
+
+
+class InboxView(Vertical):
+    """Messages for ``owner`` (None: every agent's inbox merged)."""
+
+    DEFAULT_CSS = """
+    InboxView { height: 1fr; }
+    InboxView > #inbox-title { height: 1; background: $panel; padding: 0 1; }
+    InboxView > DataTable { height: 1fr; min-height: 3; }
+    InboxView > #inbox-body { height: 2fr; border-top: solid $panel; padding: 0 1; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.owner: str | None = None
+        self.messages: list[Any] = []
+        self.time_format = clock
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="inbox-title")
+        yield DataTable(cursor_type="row", id="inbox-table")
+        with VerticalScroll(id="inbox-body"):
+            yield Static(id="inbox-text")
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        t.add_column("", key="new")
+        t.add_column("time", key="time")
+        t.add_column("from", key="from")
+        t.add_column("to", key="to")
+        t.add_column("pri", key="pri")
+        t.add_column("message", key="body")
+        self._title()
+
+    def _title(self) -> None:
+        who = "every agent" if self.owner is None else self.owner
+        unread = sum(1 for m in self.messages if getattr(m, "read_at", None) is None)
+        title = Text.assemble(("Inbox ", "bold"), safe(who), f" · {len(self.messages)} messages, "
+                              f"{unread} unread · c compose  R reply  b broadcast  m mark read")
+        self.query_one("#inbox-title", Static).update(title)
+
+    @property
+    def current(self) -> Any | None:
+        t = self.query_one(DataTable)
+        if not self.messages or not (0 <= t.cursor_row < len(self.messages)):
+            return None
+        return self.messages[t.cursor_row]
+
+    def show(self, owner: str | None, messages: list[Any]) -> None:
+        keep = getattr(self.current, "id", None)
+        same_owner = owner == self.owner
+        self.owner = owner
+        self.messages = list(messages)
+        t = self.query_one(DataTable)
+        t.clear()
+        for m in self.messages:
+            t.add_row(
+                Text("●" if m.read_at is None else "", "bold yellow"),
+                Text(self.time_format(m.created_at)),
+                safe(m.sender),
+                safe(m.recipient),
+                Text(m.priority, PRIORITY_STYLE.get(m.priority, "")),
+                safe(first_line(m.body, 200), "bold" if m.read_at is None else ""),
+                key=str(m.id),
+            )
+        ids = [m.id for m in self.messages]
+        if same_owner and keep in ids:
+            t.move_cursor(row=ids.index(keep))
+        self._title()
+        self._show_body()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._show_body()
+
+    def _show_body(self) -> None:
+        m = self.current
+        body = self.query_one("#inbox-text", Static)
+        if m is None:
+            body.update(Text("No messages.", "dim"))
+            return
+        head = Text.assemble(
+            ("From ", "dim"), safe(m.sender, "bold"), (" to ", "dim"), safe(m.recipient, "bold"),
+            (f" · {m.priority} · {self.time_format(m.created_at)}", "dim"),
+        )
+        if getattr(m, "thread", None):
+            head.append(f" · thread {m.thread}", "dim")
+        body.update(Text.assemble(head, "\n\n", safe(m.body, multiline=True)))

@@ -1,0 +1,104 @@
+"""Where an agent's live terminal sits: the terminal widget when the agent runs, a
+short explanation when it does not. Attaching adds a viewer to the agent's shared PTY
+session; detaching removes only that viewer, never stops the agent."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.widget import Widget
+from textual.widgets import Static
+
+from crowdtui.tui.text import inert, safe
+
+
+def terminal_widget_class() -> type[Widget] | None:
+    """The terminal widget's class, if its module has landed (it is another area's)."""
+    try:
+        from crowdtui.tui.widgets import terminal as mod
+    except Exception:
+        return None
+    for name in ("Terminal", "TerminalView", "TerminalWidget", "PtyTerminal"):
+        cls = getattr(mod, name, None)
+        if isinstance(cls, type) and issubclass(cls, Widget):
+            return cls
+    for value in vars(mod).values():
+        if (isinstance(value, type) and issubclass(value, Widget) and value is not Widget
+                and value.__module__ == mod.__name__):
+            return value
+    return None
+
+
+def make_terminal(session: Any, **kwargs) -> Widget:
+    """A terminal widget attached to ``session`` (a PtySession or an exec session)."""
+    cls = terminal_widget_class()
+    if cls is None:
+        raise RuntimeError("the terminal widget is not installed; update crowdtui")
+    try:
+        return cls(session, **kwargs)
+    except TypeError:
+        w = cls(**kwargs)
+        attach = getattr(w, "attach", None)
+        if attach is not None:
+            attach(session)
+        return w
+
+
+class TerminalPane(Container):
+    """Shows one agent's terminal, or why there is none."""
+
+    DEFAULT_CSS = """
+    TerminalPane { height: 1fr; }
+    TerminalPane > #terminal-placeholder { padding: 1 2; color: $text-muted; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.agent: str | None = None
+        self.container_id: str | None = None
+        self.terminal: Widget | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("Select an agent.", "dim"), id="terminal-placeholder")
+
+    def explain(self, agent: str | None, why: str) -> None:
+        """Detach (if attached) and show ``why`` instead of a terminal."""
+        self._detach()
+        self.agent = agent
+        self.container_id = None
+        ph = self.query_one("#terminal-placeholder", Static)
+        ph.display = True
+        ph.update(Text.assemble(safe(agent or "", "bold"), "\n\n" if agent else "",
+                                (inert(why, multiline=True), "")))
+
+    async def attach(self, agent: str, container_id: str, get_session: Callable[[str], Any],
+                     *, focus: bool = False) -> None:
+        """Show ``agent``'s terminal (``get_session(container_id)`` gives the shared session)."""
+        if self.agent == agent and self.container_id == container_id and self.terminal:
+            if focus:
+                self.terminal.focus()
+            return
+        self._detach()
+        self.agent = agent
+        self.container_id = container_id
+        try:
+            session = await get_session(container_id)
+            widget = make_terminal(session, id="agent-terminal")
+        except Exception as exc:
+            self.explain(agent, f"Cannot attach to the terminal: {exc}")
+            return
+        if self.agent != agent:  # selection moved on while attaching
+            return
+        self.query_one("#terminal-placeholder", Static).display = False
+        self.terminal = widget
+        await self.mount(widget)
+        if focus:
+            widget.focus()
+
+    def _detach(self) -> None:
+        if self.terminal is not None:
+            t, self.terminal = self.terminal, None
+            t.remove()
