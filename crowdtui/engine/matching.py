@@ -199,7 +199,8 @@ def decide(
 
     verb = msg.verb
     if verb in COMMANDS and text.split(None, 1)[0].split("@", 1)[0].lower() == f"/{verb}":
-        return Decision("command", agent=default, command=verb, route_id=route.id)
+        return Decision("command", agent=default, command=verb, route_id=route.id,
+                        extra={"route_agent": route.agent})
 
     m = _MENTION.match(text)
     if m:
