@@ -1,0 +1,483 @@
+"""Agent containers on the Docker engine: start, stop, restart, remove, re-adopt.
+
+Every container carries the labels of :mod:`crowdtui.runtime.labels`, so any crowdtui
+process over the same workspace finds the containers that are already there (re-adoption)
+instead of starting duplicates. Containers are disposable: what must outlive them (home,
+IPC folder, logs) lives under the workspace's ``.crowd/``.
+
+Blocking SDK calls run in threads (``asyncio.to_thread``); every public coroutine is safe
+to await from the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from crowdtui.errors import CrowdError
+from crowdtui.roster import AgentDef
+from crowdtui.runtime import labels
+from crowdtui.workspace import Workspace
+
+AGENT_UID = 1000
+AGENT_GID = 1000
+HOME = "/home/agent"
+IPC = "/run/crowd"
+WORKSPACE_MOUNT = "/workspace"
+STOP_TIMEOUT = 10  # seconds the agent gets to exit after SIGTERM
+CONFIG_LABEL = "crowdtui.config"  # hash of the container's configuration
+
+#: the states a ContainerInfo reports
+STATES = ("created", "running", "exited", "crashed", "stopped")
+
+
+class UnknownAgent(CrowdError):
+    """A name that is neither in the roster nor has a container."""
+
+
+class NoContainer(CrowdError):
+    """The agent has no container (it was never started or has been removed)."""
+
+
+class ContainerFailed(CrowdError):
+    """The engine refused to create or start the container."""
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """One agent's container as the engine reports it."""
+
+    name: str  # the agent
+    container_id: str
+    state: str  # created | running | exited | crashed | stopped
+    exit_code: int | None
+    oom_killed: bool
+    image: str
+    started_at: str | None
+    finished_at: str | None = None
+    container_name: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.container_id
+
+    @property
+    def short_id(self) -> str:
+        return self.container_id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def describe(self) -> str:
+        """A few words for people: ``running``, ``crashed (exit 3)``, ``crashed (out of memory)``."""
+        if self.state == "crashed":
+            return "crashed (out of memory)" if self.oom_killed else f"crashed (exit {self.exit_code})"
+        return self.state
+
+    def state_detail(self) -> dict[str, Any]:
+        """What the registry records beside the state (same for every process, so no duplicates)."""
+        detail: dict[str, Any] = {"container": self.short_id}
+        if self.state in ("exited", "crashed", "stopped"):
+            detail["exit_code"] = self.exit_code
+        if self.oom_killed and self.state == "crashed":
+            detail["oom_killed"] = True
+            detail["reason"] = "killed: out of memory"
+        return detail
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def _slug(text: str, limit: int = 24) -> str:
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-._")
+    return slug[:limit].strip("-._") or "ws"
+
+
+def container_name(workspace: Workspace, agent: str) -> str:
+    """``crowd-<workspace name>-<agent>-<workspace id>``: unique per workspace and agent."""
+    return f"crowd-{_slug(workspace.name)}-{agent}-{workspace.id[:6]}"
+
+
+def parse_size(text: str) -> int:
+    """``512m`` / ``2g`` / ``1048576b`` -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?\s*", str(text), re.IGNORECASE)
+    if not m:
+        raise CrowdError(f"{text!r} is not a size; use e.g. 512m or 2g")
+    unit = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
+    return int(float(m.group(1)) * unit)
+
+
+def state_of(attrs: dict[str, Any], stop_requested_for: str | None = None) -> tuple[str, int | None, bool]:
+    """(state, exit code, OOM-killed) from ``docker inspect`` output.
+
+    ``stop_requested_for`` is the container id the operator asked to stop (if any): its
+    exit is "stopped", never a crash.
+    """
+    st = attrs.get("State", {})
+    status = st.get("Status", "")
+    oom = bool(st.get("OOMKilled"))
+    code = st.get("ExitCode")
+    if status in ("running", "paused", "restarting"):
+        return "running", None, False
+    if status == "created":
+        return "created", None, False
+    if stop_requested_for and stop_requested_for == attrs.get("Id"):
+        return "stopped", code, False
+    if oom or (code not in (None, 0)):
+        return "crashed", code, oom
+    return "exited", code, False
+
+
+def info_from_attrs(attrs: dict[str, Any], stop_requested_for: str | None = None) -> ContainerInfo:
+    state, code, oom = state_of(attrs, stop_requested_for)
+    st = attrs.get("State", {})
+    cfg = attrs.get("Config", {})
+    lbl = cfg.get("Labels") or {}
+    started = st.get("StartedAt")
+    finished = st.get("FinishedAt")
+    zero = "0001-01-01T00:00:00Z"
+    return ContainerInfo(
+        name=lbl.get(labels.AGENT, ""),
+        container_id=attrs.get("Id", ""),
+        state=state,
+        exit_code=code,
+        oom_killed=oom,
+        image=cfg.get("Image", ""),
+        started_at=None if not started or started == zero else started,
+        finished_at=None if not finished or finished == zero or state == "running" else finished,
+        container_name=attrs.get("Name", "").lstrip("/"),
+    )
+
+
+# --------------------------------------------------------------------------- the runtime
+
+
+class Runtime:
+    """The containers of one workspace's agents.
+
+    ``Runtime(workspace)`` connects to the engine (``EngineUnavailable`` when none answers);
+    pass ``client`` to share one. ``progress`` receives lines about long steps (building a
+    missing agent image).
+    """
+
+    def __init__(self, workspace: Workspace, client=None, *, progress: Callable[[str], None] | None = None):
+        if client is None:
+            from crowdtui.runtime.engine import connect
+
+            client = connect()
+        self.workspace = workspace
+        self.client = client
+        self.progress = progress or (lambda line: None)
+
+    # ---- paths on the host
+
+    def persona_dir(self, agent: str) -> Path:
+        """Where the persona (CLAUDE.md) and skills written for the container live."""
+        return self.workspace.crowd_dir / "personas" / agent
+
+    def empty_dir(self) -> Path:
+        """An empty folder mounted over /workspace/.crowd, so no agent sees the store or others' homes."""
+        return self.workspace.crowd_dir / "empty"
+
+    def _stop_marker(self, agent: str) -> Path:
+        return self.workspace.crowd_dir / "run" / "stopped" / agent
+
+    # ---- configuration
+
+    def default_image(self) -> str:
+        from crowdtui.runtime.image import image_tag
+
+        return str(self.workspace.setting("runtime", "image", "") or "") or image_tag()
+
+    def image_for(self, agent: AgentDef) -> str:
+        return agent.image or self.default_image()
+
+    def container_config(self, agent: AgentDef) -> dict[str, Any]:
+        """The keyword arguments for ``client.containers.create`` (pure: touches nothing)."""
+        from docker.types import Mount
+
+        ws = self.workspace
+        name = agent.name
+        mounts = [
+            Mount(HOME, str(ws.home_dir(name)), type="bind", read_only=False),
+            Mount(IPC, str(ws.ipc_dir(name)), type="bind", read_only=False),
+            Mount(WORKSPACE_MOUNT, str(ws.root), type="bind",
+                  read_only=agent.workspace_mode != "rw"),
+            Mount(f"{WORKSPACE_MOUNT}/.crowd", str(self.empty_dir()), type="bind", read_only=True),
+            Mount(f"{HOME}/CLAUDE.md", str(self.persona_dir(name) / "CLAUDE.md"), type="bind",
+                  read_only=True),
+        ]
+        if agent.skills:
+            mounts.append(Mount(f"{HOME}/.claude/skills", str(self.persona_dir(name) / "skills"),
+                                type="bind", read_only=True))
+        for m in agent.mounts:
+            source = Path(m.source).expanduser()
+            if not source.is_absolute():
+                source = ws.root / source
+            mounts.append(Mount(m.target, str(source), type="bind", read_only=m.mode != "rw"))
+
+        env = {
+            **agent.env,
+            "CROWD_AGENT": name,
+            "CROWD_WORKSPACE": WORKSPACE_MOUNT,
+            "CROWD_IPC": IPC,
+            "HOME": HOME,
+            "TERM": "xterm-256color",
+        }
+        res = agent.resources
+        network = "bridge" if agent.network == "open" else "none"
+        config: dict[str, Any] = {
+            "image": self.image_for(agent),
+            "command": list(agent.command) if agent.command else None,
+            "name": container_name(ws, name),
+            "hostname": name,
+            "labels": labels.for_agent(ws, name),
+            "environment": env,
+            "user": f"{AGENT_UID}:{AGENT_GID}",
+            "tty": True,
+            "stdin_open": True,
+            "init": True,
+            "security_opt": ["no-new-privileges:true"],
+            "cap_drop": ["ALL"],
+            "cap_add": list(agent.capabilities) or None,
+            "read_only": True,
+            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m", "/run": "rw,nosuid,nodev,size=16m,mode=1777"},
+            "pids_limit": int(res.pids),
+            "mem_limit": parse_size(res.memory),
+            "memswap_limit": parse_size(res.memory),  # no swap beyond the memory limit
+            "nano_cpus": int(float(res.cpus) * 1e9),
+            "network_mode": network,
+            "mounts": mounts,
+            "detach": True,
+        }
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+        config["labels"] = {**config["labels"], CONFIG_LABEL: digest[:16]}
+        return config
+
+    def prepare_host(self, agent: AgentDef) -> None:
+        """Create the folders and files the container mounts, writable by the agent user."""
+        ws = self.workspace
+        name = agent.name
+        home, ipc, persona = ws.home_dir(name), ws.ipc_dir(name), self.persona_dir(name)
+        for folder in (home, home / ".claude", ipc, persona, self.empty_dir()):
+            folder.mkdir(parents=True, exist_ok=True)
+        # The bind-mount targets inside the home: created here, owned by the agent, so the
+        # engine never makes root-owned placeholders in a folder the agent must own.
+        (home / "CLAUDE.md").touch(exist_ok=True)
+        _write_in_place(persona / "CLAUDE.md", agent.persona)
+        skills = persona / "skills"
+        if agent.skills:
+            (home / ".claude" / "skills").mkdir(exist_ok=True)
+            skills.mkdir(exist_ok=True)
+            for skill, text in agent.skills.items():
+                (skills / skill).mkdir(exist_ok=True)
+                _write_in_place(skills / skill / "SKILL.md", text)
+        for m in agent.mounts:
+            source = Path(m.source).expanduser()
+            if not source.is_absolute():
+                source = ws.root / source
+            if not source.exists():
+                raise ContainerFailed(
+                    f"agent {name}: mount source {source} does not exist; create it or fix "
+                    f"'mounts' in agents/{agent.rel_path}/AGENT.md"
+                )
+        if os.geteuid() == 0:
+            owned = [home, home / ".claude", home / "CLAUDE.md", ipc]
+            if agent.skills:
+                owned.append(home / ".claude" / "skills")
+            for path in owned:
+                _chown(path, AGENT_UID, AGENT_GID)
+        for path in (persona, self.empty_dir()):
+            os.chmod(path, 0o755)
+
+    # ---- engine lookups (blocking; called in threads)
+
+    def _filters(self, agent: str | None = None) -> dict[str, Any]:
+        wanted = [f"{labels.WORKSPACE}={self.workspace.id}", f"{labels.KIND}=agent"]
+        if agent is not None:
+            wanted.append(f"{labels.AGENT}={agent}")
+        return {"label": wanted}
+
+    def stopped_container_id(self, agent: str) -> str | None:
+        """The id of the agent's container the operator last asked to stop, if any."""
+        return self._stopped_id(agent)
+
+    def _stopped_id(self, agent: str) -> str | None:
+        try:
+            return self._stop_marker(agent).read_text().strip() or None
+        except OSError:
+            return None
+
+    def _find(self, agent: str):
+        """The agent's container (running first, then newest), or None."""
+        found = self.client.containers.list(all=True, filters=self._filters(agent))
+        if not found:
+            return None
+        found.sort(key=lambda c: (c.status == "running", c.attrs.get("Created", "")), reverse=True)
+        return found[0]
+
+    def _info(self, container) -> ContainerInfo:
+        attrs = container.attrs
+        agent = (attrs.get("Config", {}).get("Labels") or {}).get(labels.AGENT, "")
+        return info_from_attrs(attrs, self._stopped_id(agent))
+
+    def _start_sync(self, agent: AgentDef) -> ContainerInfo:
+        from docker.errors import APIError, ImageNotFound
+
+        existing = self._find(agent.name)
+        if existing is not None and existing.status in ("running", "paused", "restarting"):
+            return self._info(existing)  # already up (maybe started by another process)
+        if existing is not None:
+            existing.remove(force=True)
+        self.prepare_host(agent)
+        config = self.container_config(agent)
+        self._ensure_image(config["image"])
+        try:
+            container = self.client.containers.create(**config)
+        except ImageNotFound as exc:
+            raise ContainerFailed(
+                f"agent {agent.name}: image {config['image']} is not in the engine; build or load it "
+                "(`crowdtui image build` for the default image)"
+            ) from exc
+        except APIError as exc:
+            if exc.status_code == 409:  # another process created it a moment ago
+                again = self._find(agent.name)
+                if again is not None:
+                    if again.status != "running":
+                        again.start()
+                        again.reload()
+                    return self._info(again)
+            raise ContainerFailed(f"agent {agent.name}: the engine refused the container: "
+                                  f"{exc.explanation or exc}") from exc
+        self._stop_marker(agent.name).unlink(missing_ok=True)
+        try:
+            container.start()
+        except APIError as exc:
+            container.remove(force=True)
+            raise ContainerFailed(f"agent {agent.name}: the container did not start: "
+                                  f"{exc.explanation or exc}") from exc
+        container.reload()
+        return self._info(container)
+
+    def _ensure_image(self, image: str) -> None:
+        from docker.errors import ImageNotFound
+
+        try:
+            self.client.images.get(image)
+            return
+        except ImageNotFound:
+            pass
+        from crowdtui.runtime.image import REPOSITORY, ensure_image
+
+        if image.startswith(f"{REPOSITORY}:"):
+            built = ensure_image(self.client, progress=self.progress)
+            if built == image:
+                return
+        raise ContainerFailed(
+            f"image {image} is not in the engine and cannot be pulled here; build or load it "
+            "(`crowdtui image build` makes the default agent image)"
+        )
+
+    def _stop_sync(self, name: str, timeout: int) -> ContainerInfo:
+        container = self._find(name)
+        if container is None:
+            raise NoContainer(f"agent {name} has no container; nothing to stop")
+        marker = self._stop_marker(name)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(container.id)
+        if container.status in ("running", "paused", "restarting"):
+            container.stop(timeout=timeout)
+        container.reload()
+        return self._info(container)
+
+    def _remove_sync(self, name: str) -> bool:
+        removed = False
+        for container in self.client.containers.list(all=True, filters=self._filters(name)):
+            marker = self._stop_marker(name)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(container.id)
+            container.remove(force=True)
+            removed = True
+        # The marker stays (keyed by container id) so a late "die" is still read as a stop.
+        return removed
+
+    def list_sync(self) -> list[ContainerInfo]:
+        best: dict[str, ContainerInfo] = {}
+        for container in self.client.containers.list(all=True, filters=self._filters()):
+            info = self._info(container)
+            if not info.name:
+                continue
+            have = best.get(info.name)
+            if have is None or (info.running and not have.running):
+                best[info.name] = info
+        return [best[n] for n in sorted(best)]
+
+    # ---- the async API
+
+    async def start(self, agent: AgentDef) -> ContainerInfo:
+        """Start the agent's container; an agent already running is returned as it is."""
+        return await asyncio.to_thread(self._start_sync, agent)
+
+    async def stop(self, name: str, *, timeout: int = STOP_TIMEOUT) -> ContainerInfo:
+        """Stop the agent's container (kept, state "stopped": the operator's intent, not a crash)."""
+        return await asyncio.to_thread(self._stop_sync, name, timeout)
+
+    async def restart(self, agent: AgentDef) -> ContainerInfo:
+        """Stop and remove the container, then start a fresh one from the current definition."""
+        await asyncio.to_thread(self._remove_sync, agent.name)
+        return await self.start(agent)
+
+    async def remove(self, name: str) -> bool:
+        """Remove the agent's container(s), running or not. False when there was none."""
+        return await asyncio.to_thread(self._remove_sync, name)
+
+    async def adopt(self) -> list[ContainerInfo]:
+        """The containers this workspace already has (e.g. from an earlier crowdtui process)."""
+        return await asyncio.to_thread(self.list_sync)
+
+    async def list(self) -> list[ContainerInfo]:
+        """Every agent container of this workspace, one per agent, by name."""
+        return await asyncio.to_thread(self.list_sync)
+
+    async def info(self, name: str) -> ContainerInfo | None:
+        def run() -> ContainerInfo | None:
+            container = self._find(name)
+            return None if container is None else self._info(container)
+
+        return await asyncio.to_thread(run)
+
+    async def container(self, name: str):
+        """The agent's docker ``Container`` (running preferred), or None."""
+        return await asyncio.to_thread(self._find, name)
+
+    def container_sync(self, name: str):
+        """Same as :meth:`container`, for code already in a thread."""
+        return self._find(name)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    """Rewrite a file keeping its inode, so a running container's file mount sees the change."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o644)
+
+
+def _chown(path: Path, uid: int, gid: int) -> None:
+    """Give the agent user a path we created (files it makes itself are already its own)."""
+    st = os.lstat(path)
+    if st.st_uid != uid or st.st_gid != gid:
+        os.lchown(path, uid, gid)

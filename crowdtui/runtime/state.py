@@ -1,0 +1,156 @@
+"""Agent states follow the engine: container events become registry states and events.
+
+:class:`StateFollower` reads the engine's event stream for this workspace's containers
+(in a thread), inspects the container on each start/die/oom and records the result with
+``store.set_agent_state(name, state, detail=...)``: running, exited (code 0), crashed
+(non-zero exit, with the code; OOM-killed said as such), stopped (the operator stopped it
+through :meth:`Runtime.stop`, which leaves a marker so the exit is not called a crash).
+``set_agent_state`` appends an ``agent.state`` event when something changed, and the
+detail is computed the same way by every process, so two followers write one event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from crowdtui.runtime import labels
+from crowdtui.runtime.containers import ContainerInfo, Runtime, info_from_attrs
+
+log = logging.getLogger(__name__)
+
+#: engine actions that can change what the registry should say
+WATCHED_ACTIONS = ("start", "die", "oom", "stop", "kill", "destroy", "create", "restart", "pause", "unpause")
+
+
+class StateFollower:
+    """Keeps the registry's agent states in step with the engine.
+
+    ``await follower.run(stop_event)`` reconciles once, then follows until ``stop_event``
+    is set (or the task is cancelled). ``reconcile()`` alone brings the registry up to date.
+    """
+
+    def __init__(self, runtime: Runtime, store, *, actor: str = "runtime"):
+        self.runtime = runtime
+        self.store = store
+        self.actor = actor
+        self._stream = None
+        self._stream_lock = threading.Lock()
+        self._closed = False
+
+    async def reconcile(self) -> list[ContainerInfo]:
+        """Record the current state of every agent container of the workspace."""
+        infos = await self.runtime.list()
+        for info in infos:
+            await self._record(info)
+        return infos
+
+    async def run(self, stop_event: asyncio.Event | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict | None] = asyncio.Queue()
+        # Subscribe before reconciling, so nothing that happens in between is missed.
+        stream = await asyncio.to_thread(self._open_stream)
+        reader = threading.Thread(target=self._pump, args=(stream, loop, queue),
+                                  name="crowdtui-state-events", daemon=True)
+        reader.start()
+        stopper = asyncio.create_task(stop_event.wait()) if stop_event else None
+        try:
+            await self.reconcile()
+            while True:
+                getter = asyncio.create_task(queue.get())
+                waiting = {getter} | ({stopper} if stopper else set())
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                event = getter.result()
+                if event is None:  # the stream ended: the engine went away
+                    log.warning("the Docker engine's event stream ended; agent states are no longer followed")
+                    break
+                await self._handle(event)
+        finally:
+            if stopper:
+                stopper.cancel()
+            self.close()
+            await asyncio.to_thread(reader.join, 5)
+
+    def close(self) -> None:
+        """Stop reading engine events (safe from any thread)."""
+        with self._stream_lock:
+            self._closed = True
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:  # closing a half-closed socket
+                pass
+
+    # ---- internals
+
+    def _open_stream(self):
+        filters = {"type": "container", "label": [f"{labels.WORKSPACE}={self.runtime.workspace.id}"],
+                   "event": list(WATCHED_ACTIONS)}
+        stream = self.runtime.client.events(decode=True, filters=filters)
+        with self._stream_lock:
+            self._stream = stream
+        return stream
+
+    def _pump(self, stream, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
+        try:
+            for event in stream:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+        except Exception as exc:
+            if not self._closed:
+                log.warning("reading engine events failed: %s", exc)
+        finally:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+            except RuntimeError:  # the loop is already closed
+                pass
+
+    async def _handle(self, event: dict[str, Any]) -> None:
+        actor = event.get("Actor") or {}
+        attrs = actor.get("Attributes") or {}
+        agent = attrs.get(labels.AGENT)
+        if not agent or attrs.get(labels.KIND, "agent") != "agent":
+            return
+        # Whatever happened, the container's inspect output says what is true now (for a
+        # removed container: the agent's newest remaining one, if any).
+        info = await self.runtime.info(agent)
+        if info is None:
+            info = self._gone(agent, event)
+        if info is not None:
+            await self._record(info)
+
+    def _gone(self, agent: str, event: dict[str, Any]) -> ContainerInfo | None:
+        """The agent's last container was removed before we could inspect it: judge by the event."""
+        action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0]
+        if action not in ("die", "destroy", "kill", "stop"):
+            return None
+        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        cid = (event.get("Actor") or {}).get("ID") or event.get("id") or ""
+        code = attrs.get("exitCode")
+        code = int(code) if code is not None and str(code).lstrip("-").isdigit() else None
+        fake = {"Id": cid, "State": {"Status": "exited", "ExitCode": code if code is not None else 0,
+                                      "OOMKilled": False},
+                "Config": {"Labels": {labels.AGENT: agent}, "Image": attrs.get("image", "")}}
+        return info_from_attrs(fake, self.runtime.stopped_container_id(agent))
+
+    async def _record(self, info: ContainerInfo) -> None:
+        if not await record_state(self.store, info, actor=self.actor) and info.state != "created":
+            log.info("container of unregistered agent %s: state %s not recorded", info.name, info.state)
+
+
+async def record_state(store, info: ContainerInfo, *, actor: str = "runtime") -> bool:
+    """Record one container's state now (what the CLI does after up/down). False if unregistered."""
+    from qms.errors import NotFound
+
+    if not info.name or info.state == "created":
+        return False
+    try:
+        await store.set_agent_state(info.name, info.state, detail=info.state_detail(), actor=actor)
+        return True
+    except NotFound:
+        return False
