@@ -18,6 +18,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import ListToolsResult
 
 from crowdtui.hub.directory import Directory
+from crowdtui.hub.grants import GrantRuleError
 from crowdtui.hub.identity import CALLER, DOOR_AGENT, VIA
 from crowdtui.hub.tools import DENIED, build_tools
 
@@ -90,7 +91,12 @@ class HubMiddleware:
         info = await self.directory.info(who)
         if info is None:
             raise MCPError(code=DENIED, message=f"{who} is not a registered agent; ask the operator to add it to the roster")
-        grants = info.grant_set
+        try:
+            grants = info.grant_set
+        except GrantRuleError as exc:
+            reason = f"{who}'s grant rules are invalid ({exc}); ask the operator to fix its AGENT.md"
+            await self._event(who, "hub.denied", str(method), {"reason": reason})
+            raise MCPError(code=DENIED, message=reason) from exc
         via = "socket" if DOOR_AGENT.get() else "http"
         if method == "tools/list":
             result = await call_next(ctx)

@@ -1,0 +1,262 @@
+"""A real MCP client on the host over an agent's own socket: identity, grants, events, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from crowdtui.hub.unix_transport import connect_unix, unix_client
+
+from .conftest import structured
+
+
+async def events(store, kind, actor=None):
+    return [e for e in await store.events_after(0, limit=10000, kinds=[kind]) if actor is None or e.actor == actor]
+
+
+async def test_door_lists_only_the_agents_permitted_tools(hub):
+    deep = await hub.open_door("deep")
+    narrow = await hub.open_door("narrow")
+    lead = await hub.open_door("lead")
+    async with Client(unix_client(lead)) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+    assert {"observe", "delegate", "escalate", "send_message", "checkin_document"} <= names
+    async with Client(unix_client(deep)) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+    assert "observe" not in names and "send_message" in names and "checkout_document" in names
+    async with Client(unix_client(narrow)) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+    assert names == {"send_message", "get_messages", "mark_messages_read"}
+
+
+async def test_calls_act_as_the_door_owner_whatever_the_arguments_say(hub, store):
+    path = await hub.open_door("worker")
+    await store.send_message("lead", "reviewer", "private to reviewer")
+    async with Client(unix_client(path)) as c:
+        r = await c.call_tool("send_message", {"to": "lead", "body": "hello", "from": "reviewer", "user": "reviewer", "as": "reviewer"})
+        assert structured(r)["recipients"] == ["lead"]
+        inbox = structured(await c.call_tool("get_messages", {"unread_only": False, "as": "reviewer", "name": "reviewer"}))
+        doc = structured(await c.call_tool("create_document", {"doc_type": "SOP", "title": "Mine", "author": "reviewer"}))
+    [msg] = await store.inbox("lead")
+    assert msg.sender == "worker" and msg.body == "hello"
+    assert inbox["messages"] == []  # the worker's inbox, not the reviewer's
+    assert doc["author"] == "worker"
+    assert [m.read_at for m in await store.inbox("reviewer")] == [None]
+    calls = await events(store, "hub.call", "worker")
+    assert [e.subject for e in calls] == ["send_message", "get_messages", "create_document"]
+    assert all(e.detail["ok"] and e.detail["via"] == "socket" for e in calls)
+
+
+async def test_deep_agent_is_refused_a_tool_it_lacks_and_the_refusal_is_an_event(hub, store):
+    path = await hub.open_door("deep")
+    async with Client(unix_client(path)) as c:
+        assert "observe" not in {t.name for t in (await c.list_tools()).tools}
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("observe", {"agent": "lead"})
+        assert "not available at tier 2" in str(err.value)
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("send_message", {"to": "*", "body": "everyone!"})
+        # still serving after refusals
+        assert structured(await c.call_tool("send_message", {"to": "worker", "body": "ok"}))["sent"] == 1
+    denied = await events(store, "hub.denied", "deep")
+    assert [e.subject for e in denied] == ["observe", "send_message"]
+    assert "tier 2" in denied[0].detail["reason"]
+    assert [m.sender for m in await store.inbox("lead")] == []  # no broadcast happened
+
+
+async def test_grant_rules_narrow_what_a_definition_allows(hub, store):
+    path = await hub.open_door("narrow")
+    async with Client(unix_client(path)) as c:
+        await c.call_tool("send_message", {"to": "lead", "body": "allowed"})
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("send_message", {"to": "reviewer", "body": "not allowed"})
+        assert "no grant rule" in str(err.value)
+        with pytest.raises(MCPError):
+            await c.call_tool("create_document", {"doc_type": "SOP", "title": "x"})
+    assert [m.body for m in await store.inbox("lead")] == ["allowed"]
+    assert await store.inbox("reviewer") == []
+    assert await store.list_documents() == []
+
+
+async def test_delegate_only_to_children_and_escalate_only_to_the_parent(hub, store):
+    lead = await hub.open_door("lead")
+    deep = await hub.open_door("deep")
+    async with Client(unix_client(lead)) as c:
+        r = structured(await c.call_tool("delegate", {"child": "worker", "prompt": "draft the SOP"}))
+        assert r["delegated_to"] == "worker"
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("delegate", {"child": "deep", "prompt": "skip a level"})
+        assert "not a child of lead" in str(err.value) and "worker" in str(err.value)
+        with pytest.raises(MCPError):
+            await c.call_tool("delegate", {"child": "reviewer", "prompt": "a peer"})
+    async with Client(unix_client(deep)) as c:
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("escalate", {"prompt": "over my parent's head", "to": "lead"})
+        assert "only to its parent worker" in str(err.value)
+        with pytest.raises(MCPError):
+            await c.call_tool("delegate", {"child": "worker", "prompt": "upwards"})
+        r = structured(await c.call_tool("escalate", {"prompt": "stuck"}))
+        assert r["escalated_to"] == "worker"
+    worker_inbox = await store.inbox("worker")
+    assert [(m.sender, m.body, m.priority) for m in worker_inbox] == [("lead", "draft the SOP", "high"), ("deep", "stuck", "high")]
+    assert await store.inbox("deep") == [] and await store.inbox("reviewer") == []
+    assert [m.body for m in await store.inbox("lead")] == []
+    assert {e.subject for e in await events(store, "hub.denied")} == set()  # structural refusals are failed calls
+    failed = [e for e in await events(store, "hub.call") if not e.detail["ok"]]
+    assert len(failed) == 4
+
+
+async def test_escalate_from_a_top_level_agent_reaches_the_operator_and_status_is_recorded(hub, store):
+    path = await hub.open_door("lead")
+    async with Client(unix_client(path)) as c:
+        assert structured(await c.call_tool("escalate", {"prompt": "need a decision"}))["escalated_to"] == "operator"
+        await c.call_tool("set_status", {"state": "blocked", "note": "waiting for the operator"})
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("set_status", {"state": "sleeping"})
+        assert "state" in str(err.value)
+        seen = structured(await c.call_tool("observe", {"agent": "worker"}))
+    assert [m.body for m in await store.inbox("operator")] == ["need a decision"]
+    agent = await store.get_agent("lead")
+    assert (agent.status, agent.status_note) == ("blocked", "waiting for the operator")
+    assert seen["agent"]["name"] == "worker"
+
+
+async def test_documents_through_the_door(hub, store):
+    path = await hub.open_door("worker")
+    async with Client(unix_client(path)) as c:
+        doc = structured(await c.call_tool("create_document", {"doc_type": "SOP", "title": "Release"}))
+        held = structured(await c.call_tool("checkout_document", {"doc_id": doc["id"]}))
+        assert held["holder"] == "worker"
+        v2 = structured(await c.call_tool("checkin_document", {"doc_id": doc["id"], "content": "step 1", "note": "first"}))
+        assert v2["version"] == 2
+        routed = structured(await c.call_tool("route_document", {"doc_id": doc["id"], "kind": "review", "assignees": ["reviewer"]}))
+        assert routed["state"] == "IN_REVIEW"
+        hist = structured(await c.call_tool("document_history", {"doc_id": doc["id"]}))
+        assert [e["kind"] for e in hist["events"]][:3] == ["doc.created", "doc.checkout", "doc.checkin"]
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("read_document", {"doc_id": "SOP-999"})
+        assert "SOP-999" in str(err.value)
+    [task] = await store.pending_tasks("reviewer")
+    assert task.doc_id == doc["id"] and task.kind == "review"
+
+
+async def test_second_connection_holding_a_lock_gets_a_conflict_naming_the_holder(hub, store):
+    doc = await store.create_document("operator", "SOP", "Shared")
+    a, b = await hub.open_door("worker"), await hub.open_door("lead")
+    async with Client(unix_client(a)) as ca, Client(unix_client(b)) as cb:
+        await ca.call_tool("checkout_document", {"doc_id": doc.id})
+        with pytest.raises(MCPError) as err:
+            await cb.call_tool("checkout_document", {"doc_id": doc.id})
+        assert "worker" in str(err.value)
+
+
+async def raw_exchange(path, payload: bytes, expect: int = 1, timeout: float = 10) -> list[dict]:
+    sock = connect_unix(path)
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 24)
+    writer.write(payload)
+    await writer.drain()
+    out = []
+    for _ in range(expect):
+        out.append(json.loads(await asyncio.wait_for(reader.readline(), timeout)))
+    writer.close()
+    return out
+
+
+INIT = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).encode() + b"\n"
+INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+
+
+async def test_malformed_and_oversized_input_gets_clear_errors_and_the_session_keeps_working(hub, store):
+    path = await hub.open_door("worker")
+    other = await hub.open_door("lead")
+    too_big = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "send_message", "arguments": {"to": "lead", "body": "x" * (2 * 1024 * 1024)}}}).encode() + b"\n"
+    send = json.dumps({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "send_message", "arguments": {"to": "lead", "body": "after the junk"}}}).encode() + b"\n"
+    replies = await raw_exchange(
+        path, INIT + INITIALIZED + b"this is not json\n" + b'{"hello": "world"}\n' + too_big + send, expect=5
+    )
+    by_id = {}
+    for r in replies:
+        by_id.setdefault(r.get("id"), []).append(r)
+    assert by_id[1][0]["result"]["serverInfo"]["name"] == "crowd"
+    errors = [r["error"] for r in by_id[None]]
+    assert errors[0]["code"] == -32700 and "not JSON" in errors[0]["message"]
+    assert errors[1]["code"] == -32600 and "JSON-RPC" in errors[1]["message"]
+    assert errors[2]["code"] == -32600 and "larger than" in errors[2]["message"]
+    assert by_id[4][0]["result"]["isError"] is False
+    assert [m.body for m in await store.inbox("lead")] == ["after the junk"]
+    # a message over the store's 64 KiB limit (but under the line limit) is refused clearly
+    async with Client(unix_client(path)) as c:
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("send_message", {"to": "lead", "body": "y" * (100 * 1024)})
+        assert "the limit is 65536 bytes" in str(err.value)
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("get_messages", {"limit": "lots"})
+        assert "wrong arguments for get_messages: limit" in str(err.value)
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("no_such_tool", {})
+        assert "unknown tool" in str(err.value)
+    # the other agent's door never noticed
+    async with Client(unix_client(other)) as c:
+        assert len(structured(await c.call_tool("get_messages", {}))["messages"]) == 1
+
+
+async def test_a_client_that_vanishes_mid_session_does_not_disturb_others(hub, store):
+    path = await hub.open_door("worker")
+    sock = connect_unix(path)
+    sock.sendall(INIT + b'{"jsonrpc":"2.0","id":2,"method":"tools/list"')  # cut off mid-message
+    sock.close()
+    async with Client(unix_client(path)) as c:
+        await c.call_tool("send_message", {"to": "lead", "body": "still here"})
+    assert [m.body for m in await store.inbox("lead")] == ["still here"]
+
+
+async def test_door_socket_is_connectable_by_the_container_user_and_mcp_json_points_at_the_bridge(hub, workspace):
+    path = await hub.open_door("worker")
+    assert path == workspace.ipc_dir("worker") / "mcp.sock"
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert os.stat(path).st_mode & 0o777 == 0o666
+    config = json.loads((workspace.home_dir("worker") / ".mcp.json").read_text())
+    assert config["mcpServers"]["crowd"] == {"command": "crowd-mcp-bridge"}
+    await hub.close_door("worker")
+    assert not path.exists()
+
+
+async def test_mcp_json_keeps_the_agents_other_servers(hub, workspace):
+    home = workspace.home_dir("lead")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".mcp.json").write_text(json.dumps({"mcpServers": {"web": {"command": "web-mcp"}}}))
+    await hub.open_door("lead")
+    config = json.loads((home / ".mcp.json").read_text())
+    assert config["mcpServers"] == {"web": {"command": "web-mcp"}, "crowd": {"command": "crowd-mcp-bridge"}}
+
+
+async def test_unregistered_agents_get_no_door(hub):
+    from crowdtui.hub.hub import HubError
+    from qms.errors import InvalidInput
+
+    with pytest.raises(HubError, match="no agent named 'ghost'"):
+        await hub.open_door("ghost")
+    with pytest.raises(InvalidInput):
+        await hub.open_door("../lead")
+
+
+async def test_only_one_hub_per_workspace(hub, workspace, store):
+    from crowdtui.hub.hub import Hub
+    from crowdtui.hub.lock import HubAlreadyRunning
+
+    second = Hub(workspace, store)
+    with pytest.raises(HubAlreadyRunning) as err:
+        await second.start()
+    assert f"pid {os.getpid()}" in str(err.value)
+    await hub.stop()
+    await second.start()  # free again once the first stopped
+    await second.stop()
