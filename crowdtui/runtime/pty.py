@@ -143,9 +143,17 @@ class PtySession:
 
     # -- viewers ----------------------------------------------------------------
 
-    def add_viewer(self, on_output: OutputCallback, on_close: CloseCallback | None = None) -> Viewer:
-        """Add a viewer; callbacks run on the event loop. Paint ``backlog`` first if needed."""
+    def add_viewer(
+        self, on_output: OutputCallback, on_close: CloseCallback | None = None, *, replay: bool = False
+    ) -> Viewer:
+        """Add a viewer; its callbacks run on the event loop.
+
+        With ``replay`` the viewer first gets the ``backlog`` (in this call), so it sees
+        everything since the session opened, up to 64 KiB, with nothing missed or doubled.
+        """
         viewer = Viewer(self, on_output, on_close)
+        if replay and self._backlog:
+            on_output(bytes(self._backlog))
         if self.closed:
             viewer.closed = True
             if on_close is not None:
