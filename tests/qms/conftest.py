@@ -1,0 +1,49 @@
+"""Fixtures for the store's tests: a real SQLite file per test, and a table dump to prove
+that a refused action changed nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from qms import Store
+
+AGENTS = ("alice", "bob", "carol", "dave")
+
+
+def dump(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, through a separate plain sqlite3 connection."""
+    con = sqlite3.connect(str(path))
+    try:
+        tables = [
+            r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " ORDER BY name"
+            )
+        ]
+        return {t: con.execute(f'SELECT * FROM "{t}" ORDER BY rowid').fetchall() for t in tables}
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "crowd" / "crowd.db"
+
+
+@pytest.fixture
+async def store(db_path):
+    """An open store with agents alice, bob, carol and dave registered."""
+    s = await Store.open(db_path)
+    for name in AGENTS:
+        await s.upsert_agent(name, path=name, tier=0)
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def snapshot(db_path):
+    """``snap = snapshot()`` then ``assert snapshot() == snap``."""
+    return lambda: dump(db_path)
