@@ -8,12 +8,14 @@ through the qms ``Store`` (the contract between processes), drives containers th
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, Callable
 
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
@@ -58,7 +60,7 @@ class CrowdApp(App[int]):
     ``time_format``: how times are shown (snapshots pass a constant).
     """
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "crowdtui"
     COMMANDS = App.COMMANDS | {CrewCommands}
     BINDINGS = [
@@ -137,6 +139,11 @@ class CrowdApp(App[int]):
         self._last_event_id = 0
         self.ready = asyncio.Event()
 
+    @property
+    def _main(self):
+        """The main screen (queries must not look at a dialog pushed on top of it)."""
+        return self.screen_stack[0] if self.screen_stack else self.screen
+
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static(id="status-bar")
@@ -158,17 +165,16 @@ class CrowdApp(App[int]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        self.query_one("#agent-filter", Input).display = False
+        self._main.query_one("#agent-filter", Input).display = False
         for view in (InboxView, ActivityView):
-            self.query_one(view).time_format = self.time_format
+            self._main.query_one(view).time_format = self.time_format
         self._set_narrow(self.size.width)
-        self.query_one(AgentList).focus()
+        self._main.query_one(AgentList).focus()
         self._status()
         if self.store is None:
             from qms import Store
 
             self.store = await Store.open(self.workspace.db_path)
-        await backend.ensure_operator(self.store)
         last = await self.store.last_event_id()
         self._last_event_id = max(0, last - EVENT_BACKLOG)
         self.poll_store()
@@ -201,7 +207,7 @@ class CrowdApp(App[int]):
             (" · all agents" if self.scope_all else ""),
             "  ? keys",
         )
-        self.query_one("#status-bar", Static).update(text)
+        self._main.query_one("#status-bar", Static).update(text)
 
     # ------------------------------------------------------------------ workers
     @work(exclusive=True, group="poll", exit_on_error=False)
@@ -304,7 +310,11 @@ class CrowdApp(App[int]):
     def on_crew_changed(self, message: CrewChanged) -> None:
         before = self.rows
         self.rows = message.rows
-        self.query_one(AgentList).set_rows(self.rows)
+        try:
+            agent_list = self._main.query_one(AgentList)
+        except NoMatches:  # closing down
+            return
+        agent_list.set_rows(self.rows)
         if not self._first_rows:
             for row in newly_waiting(before, self.rows):
                 why = "crashed" if row.state == "crashed" else "is waiting for you"
@@ -318,7 +328,10 @@ class CrowdApp(App[int]):
             self._sync_terminal()
 
     def on_events_arrived(self, message: EventsArrived) -> None:
-        self.query_one(ActivityView).add_events(message.events)
+        try:
+            self._main.query_one(ActivityView).add_events(message.events)
+        except NoMatches:  # closing down
+            return
         kinds = {str(e.kind).split(".", 1)[0] for e in message.events}
         if "message" in kinds:
             self.refresh_inbox()
@@ -367,7 +380,7 @@ class CrowdApp(App[int]):
         self._status()
 
     def on_log_lines(self, message: LogLines) -> None:
-        self.query_one(LogsView).add_lines(message.lines)
+        self._main.query_one(LogsView).add_lines(message.lines)
 
     def on_operation_done(self, message: OperationDone) -> None:
         if message.ok:
@@ -383,7 +396,7 @@ class CrowdApp(App[int]):
         self._sync_terminal()
         self.refresh_inbox()
         self.refresh_documents()
-        self.query_one(LogsView).set_agent(None if self.scope_all else self._agent_scope())
+        self._main.query_one(LogsView).set_agent(None if self.scope_all else self._agent_scope())
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -396,13 +409,13 @@ class CrowdApp(App[int]):
 
     @on(Input.Changed, "#agent-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.query_one(AgentList).set_filter(event.value)
+        self._main.query_one(AgentList).set_filter(event.value)
 
     @on(Input.Submitted, "#agent-filter")
     def _filter_done(self, event: Input.Submitted) -> None:
         if not event.value:
             event.input.display = False
-        self.query_one(AgentList).focus()
+        self._main.query_one(AgentList).focus()
 
     # ------------------------------------------------------------------ views
     def _agent_scope(self) -> str | None:
@@ -412,12 +425,12 @@ class CrowdApp(App[int]):
 
     @property
     def active_view(self) -> str:
-        return (self.query_one(TabbedContent).active or "view-terminal").removeprefix("view-")
+        return (self._main.query_one(TabbedContent).active or "view-terminal").removeprefix("view-")
 
     def _sync_terminal(self) -> None:
         if self.active_view != "terminal":
             return
-        pane = self.query_one(TerminalPane)
+        pane = self._main.query_one(TerminalPane)
         name = self.selected
         row = self._row(name)
         if name is None or row is None:
@@ -453,20 +466,20 @@ class CrowdApp(App[int]):
             msgs.sort(key=lambda m: m.created_at)
         else:
             msgs = await self.store.inbox(owner, limit=200)
-        self.query_one(InboxView).show(owner, msgs)
+        self._main.query_one(InboxView).show(owner, msgs)
 
     @work(exclusive=True, group="documents", exit_on_error=False)
     async def refresh_documents(self) -> None:
         docs = await self.store.list_documents()
         tasks = {t.doc_id: t.kind for t in await self.store.pending_tasks(OPERATOR)}
-        self.query_one(DocumentsView).show(docs, tasks, self._agent_scope())
+        self._main.query_one(DocumentsView).show(docs, tasks, self._agent_scope())
 
     # ------------------------------------------------------------------ actions
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
     def action_view(self, view: str) -> None:
-        self.query_one(TabbedContent).active = f"view-{view}"
+        self._main.query_one(TabbedContent).active = f"view-{view}"
 
     def action_toggle_scope(self) -> None:
         self.scope_all = not self.scope_all
@@ -474,17 +487,17 @@ class CrowdApp(App[int]):
                     "views show the selected agent", markup=False, timeout=2)
         self.refresh_inbox()
         self.refresh_documents()
-        self.query_one(LogsView).set_agent(self._agent_scope())
+        self._main.query_one(LogsView).set_agent(self._agent_scope())
         self._status()
 
     def action_filter(self) -> None:
         if self.active_view == "logs":
-            self.query_one("#logs-search", Input).focus()
+            self._main.query_one("#logs-search", Input).focus()
             return
         if self.active_view == "activity":
-            self.query_one("#activity-agent", Input).focus()
+            self._main.query_one("#activity-agent", Input).focus()
             return
-        f = self.query_one("#agent-filter", Input)
+        f = self._main.query_one("#agent-filter", Input)
         f.display = True
         f.focus()
 
@@ -492,11 +505,11 @@ class CrowdApp(App[int]):
         if isinstance(self.screen, TerminalScreen):
             self.screen.dismiss(None)
             return
-        self.query_one(AgentList).focus()
+        self._main.query_one(AgentList).focus()
 
     def action_focus_terminal(self) -> None:
         self.action_view("terminal")
-        pane = self.query_one(TerminalPane)
+        pane = self._main.query_one(TerminalPane)
         if pane.terminal is not None:
             pane.terminal.focus()
         else:
@@ -517,7 +530,7 @@ class CrowdApp(App[int]):
     def action_start(self, name: str | None = None) -> None:
         name = name or self.selected
         if name and name != self.selected:
-            self.query_one(AgentList).select(name)
+            self._main.query_one(AgentList).select(name)
             self.selected = name
         row = self._running_selected("start")
         if row is None:
@@ -535,7 +548,7 @@ class CrowdApp(App[int]):
 
     def action_stop(self, name: str | None = None) -> None:
         if name and name != self.selected:
-            self.query_one(AgentList).select(name)
+            self._main.query_one(AgentList).select(name)
             self.selected = name
         row = self._running_selected("stop")
         if row is None:
@@ -544,7 +557,7 @@ class CrowdApp(App[int]):
 
     def action_restart(self, name: str | None = None) -> None:
         if name and name != self.selected:
-            self.query_one(AgentList).select(name)
+            self._main.query_one(AgentList).select(name)
             self.selected = name
         row = self._running_selected("restart")
         if row is None:
@@ -600,14 +613,14 @@ class CrowdApp(App[int]):
         self._exec_count += 1
         pane_id = f"view-exec-{self._exec_count}"
         self._exec_sessions[pane_id] = session
-        tabs = self.query_one(TabbedContent)
+        tabs = self._main.query_one(TabbedContent)
         term = make_terminal(session)
         await tabs.add_pane(TabPane(f"sh {inert(name)}", term, id=pane_id))
         tabs.active = pane_id
         term.focus()
 
     async def action_close_tab(self) -> None:
-        tabs = self.query_one(TabbedContent)
+        tabs = self._main.query_one(TabbedContent)
         pane = tabs.active or ""
         if not pane.startswith("view-exec-"):
             return
@@ -616,7 +629,7 @@ class CrowdApp(App[int]):
         tabs.active = "view-terminal"
         if session is not None:
             await backend.close_session(session)
-        self.query_one(AgentList).focus()
+        self._main.query_one(AgentList).focus()
 
     # --- inbox
     async def send_draft(self, draft: Draft) -> None:
@@ -638,7 +651,7 @@ class CrowdApp(App[int]):
                          self._after_send)
 
     def action_reply(self) -> None:
-        m = self.query_one(InboxView).current
+        m = self._main.query_one(InboxView).current
         if m is None:
             self.notify("no message to reply to: open the Inbox (2) and pick one",
                         severity="warning", markup=False)
@@ -658,7 +671,7 @@ class CrowdApp(App[int]):
                                        title="Broadcast: pick the agents"), self._after_send)
 
     async def action_mark_read(self) -> None:
-        view = self.query_one(InboxView)
+        view = self._main.query_one(InboxView)
         m = view.current
         if m is None or m.recipient != OPERATOR:
             self.notify("only your own messages can be marked read", severity="warning",
@@ -669,7 +682,7 @@ class CrowdApp(App[int]):
 
     # --- documents
     def action_doc(self, action: str) -> None:
-        doc = self.query_one(DocumentsView).current
+        doc = self._main.query_one(DocumentsView).current
         if doc is None:
             self.notify("no document selected: open Documents (3) and pick one",
                         severity="warning", markup=False)

@@ -22,16 +22,6 @@ async def _maybe(value: Any) -> Any:
 # --------------------------------------------------------------------------- store
 
 
-async def ensure_operator(store) -> None:
-    """The operator is a principal of tier 0 that always exists."""
-    try:
-        if await store.get_agent(OPERATOR) is None:
-            await store.upsert_agent(OPERATOR, path=OPERATOR, tier=0, description="the human",
-                                     actor=OPERATOR)
-    except Exception as exc:  # the store may reserve the name itself
-        log.debug("operator row: %s", exc)
-
-
 # --------------------------------------------------------------------------- roster
 
 

@@ -54,6 +54,6 @@ class CrewCommands(Provider):
 
 
 def _exec_in(app: Any, name: str) -> None:
-    app.query_one("#agents").select(name)
+    app._main.query_one("#agents").select(name)
     app.selected = name
     app.action_exec_shell()

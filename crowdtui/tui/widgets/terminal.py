@@ -1,0 +1,472 @@
+"""The embedded terminal widget: a PTY session drawn with Textual's line API.
+
+Output is batched and fed to the emulator at most ~30 times a second; only the
+rows that changed are repainted, and a hidden terminal keeps its state without
+repainting. Keys, mouse and paste go to the program; Ctrl+] gives focus back to
+the app; Shift+PgUp/PgDn and the mouse wheel browse scrollback without sending
+anything to the program.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Optional
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.strip import Strip
+from textual.widget import Widget
+
+from crowdtui.terminal import Cell, Emulator, TerminalSession, Viewer, encode_key, encode_mouse
+
+_ANSI_NAMES = {
+    "black": 0, "red": 1, "green": 2, "brown": 3, "yellow": 3, "blue": 4, "magenta": 5, "cyan": 6, "white": 7,
+}
+_HEX = set("0123456789abcdefABCDEF")
+
+
+def _colour(name: str) -> Optional[str]:
+    if name == "default":
+        return None
+    if name.startswith("bright") and name[6:] in _ANSI_NAMES:
+        return f"color({_ANSI_NAMES[name[6:]] + 8})"
+    if name in _ANSI_NAMES:
+        return f"color({_ANSI_NAMES[name]})"
+    if len(name) == 6 and set(name) <= _HEX:
+        return f"#{name}"
+    return None
+
+
+class Terminal(Widget, can_focus=True):
+    """A terminal attached to a PTY session (anything shaped like TerminalSession)."""
+
+    DEFAULT_CSS = """
+    Terminal {
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+        height: 1fr;
+        width: 1fr;
+        padding: 0;
+    }
+    Terminal:focus {
+        border: round $accent;
+        border-title-color: $text;
+    }
+    """
+
+    RELEASE_KEY = "ctrl+right_square_bracket"
+    RELEASE_LABEL = "ctrl+] releases"
+    MAX_FPS = 30.0
+    WHEEL_LINES = 3
+
+    class TitleChanged(Message, bubble=True):
+        """The program set its window title (OSC 0/2)."""
+
+        def __init__(self, terminal: "Terminal", title: str) -> None:
+            super().__init__()
+            self.terminal = terminal
+            self.title = title
+
+        @property
+        def control(self) -> "Terminal":
+            return self.terminal
+
+    class Closed(Message, bubble=True):
+        """The session ended."""
+
+        def __init__(self, terminal: "Terminal") -> None:
+            super().__init__()
+            self.terminal = terminal
+
+        @property
+        def control(self) -> "Terminal":
+            return self.terminal
+
+    class FocusReleased(Message, bubble=True):
+        """The user pressed the release key: the app may move focus elsewhere."""
+
+        def __init__(self, terminal: "Terminal") -> None:
+            super().__init__()
+            self.terminal = terminal
+
+        @property
+        def control(self) -> "Terminal":
+            return self.terminal
+
+    def __init__(
+        self,
+        session: Optional[TerminalSession] = None,
+        *,
+        label: str = "terminal",
+        scrollback: int = 5000,
+        name: Optional[str] = None,
+        id: Optional[str] = None,
+        classes: Optional[str] = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.emulator = Emulator(24, 80, scrollback=scrollback, on_reply=self._write)
+        self.label = label
+        self._session: Optional[TerminalSession] = session
+        self._viewer: Optional[Viewer] = None
+        self._pending: list[bytes] = []
+        self._flush_handle: Optional[asyncio.Handle] = None
+        self._last_flush = 0.0
+        self._full_repaint = True
+        self._scroll_back = 0  # rows scrolled back into history; 0 = live
+        self._styles: dict[tuple, Style] = {}
+        self._title = ""
+        self.closed = False
+        #: Counters for tests and benchmarks.
+        self.flushes = 0
+        self.bytes_received = 0
+
+    # -- session ----------------------------------------------------------------
+    @property
+    def session(self) -> Optional[TerminalSession]:
+        return self._session
+
+    def attach(self, session: TerminalSession) -> None:
+        """Show ``session`` (replacing any other): paint its backlog, then follow it."""
+        self.detach()
+        self._session = session
+        self.closed = False
+        if self.is_mounted:
+            self._connect()
+
+    def detach(self) -> None:
+        """Stop viewing the session (the program keeps running)."""
+        if self._viewer is not None:
+            viewer, self._viewer = self._viewer, None
+            try:
+                viewer.close()
+            except Exception:
+                pass
+        self._session = None
+
+    def _connect(self) -> None:
+        session = self._session
+        if session is None or self._viewer is not None:
+            return
+        backlog = getattr(session, "backlog", b"") or b""
+        if backlog:
+            self.emulator.feed(backlog)
+        self._viewer = session.add_viewer(self._on_output, self._on_close)
+        self._sync_size()
+        self._full_repaint = True
+        self.refresh()
+
+    def _write(self, data: bytes) -> None:
+        if self._viewer is not None and data:
+            try:
+                self._viewer.write(data)
+            except Exception:
+                pass
+
+    def send(self, data: bytes) -> None:
+        """Type ``data`` into the program (and return to the live screen)."""
+        if self._scroll_back:
+            self._scroll_back = 0
+            self._full_repaint = True
+            self.refresh()
+        self._write(data)
+
+    # -- output path ---------------------------------------------------------------
+    def _on_output(self, data: bytes) -> None:
+        self._pending.append(data)
+        self.bytes_received += len(data)
+        if self._flush_handle is None:
+            delay = max(0.0, self._last_flush + 1.0 / self.MAX_FPS - time.monotonic())
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(delay, self._flush)
+
+    def _on_close(self) -> None:
+        self.closed = True
+        self._viewer = None
+        self.border_subtitle = "session closed"
+        self.post_message(self.Closed(self))
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        self._last_flush = time.monotonic()
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        before = len(self.emulator.screen.history)
+        self.emulator.feed(data)
+        self.flushes += 1
+        added = self.emulator.screen.history_changed
+        self.emulator.screen.history_changed = 0
+        if self._scroll_back:
+            # Keep the rows the user is reading where they are.
+            self._scroll_back = min(self._scroll_back + added, len(self.emulator.screen.history))
+            self._full_repaint = True
+        del before
+        if self.emulator.title != self._title:
+            self._title = self.emulator.title
+            self._update_border()
+            self.post_message(self.TitleChanged(self, self._title))
+        self._repaint()
+
+    def _repaint(self) -> None:
+        """Refresh what changed, if anyone can see it."""
+        if not self.is_mounted or not self.display or not self.visible or not self.region.area:
+            self._full_repaint = self._full_repaint or bool(self.emulator.screen.dirty)
+            return
+        dirty = self.emulator.take_dirty()
+        if self._full_repaint or self._scroll_back:
+            self._full_repaint = False
+            self.refresh()
+            return
+        width = self.size.width
+        cursor_y = self.emulator.cursor[1]
+        dirty.add(cursor_y)
+        dirty.add(self._last_cursor_y)
+        for start, count in _runs(sorted(y for y in dirty if 0 <= y < self.size.height)):
+            self.refresh(Region(0, start, width, count))
+
+    _last_cursor_y = 0
+
+    # -- size ------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self._update_border()
+        self._connect()
+
+    def on_unmount(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._viewer is not None:
+            viewer, self._viewer = self._viewer, None
+            try:
+                viewer.close()
+            except Exception:
+                pass
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._sync_size()
+
+    def on_show(self) -> None:
+        self._full_repaint = True
+        self._repaint()
+
+    def _sync_size(self) -> None:
+        size = self.size
+        if size.width <= 0 or size.height <= 0:
+            return
+        rows, cols = size.height, size.width
+        if (rows, cols) != (self.emulator.rows, self.emulator.cols):
+            self.emulator.resize(rows, cols)
+            self._full_repaint = True
+        if self._viewer is not None:
+            try:
+                self._viewer.resize(rows, cols)
+            except Exception:
+                pass
+        self.refresh()
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return container.width
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return container.height
+
+    # -- focus and border --------------------------------------------------------------
+    def on_focus(self) -> None:
+        self._update_border()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._update_border()
+        self.refresh()
+
+    def _update_border(self) -> None:
+        title = self._title or self.label
+        self.border_title = f"{title} · {self.RELEASE_LABEL}" if self.has_focus else title
+
+    # -- rendering ---------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        emu = self.emulator
+        history = emu.screen.history
+        if self._scroll_back:
+            index = len(history) - self._scroll_back + y
+            if index < len(history):
+                return self._strip(emu.history_line(index), width, cursor_x=None)
+            y = index - len(history)
+        if y >= emu.rows:
+            return Strip.blank(width)
+        cursor_x = None
+        if y == emu.cursor[1] and emu.cursor_visible and not self._scroll_back and self.has_focus:
+            cursor_x = min(emu.cursor[0], emu.cols - 1)
+            self._last_cursor_y = y
+        return self._strip(emu.line(y), width, cursor_x)
+
+    def _style(self, cell: Cell, cursor: bool = False) -> Style:
+        key = (cell.fg, cell.bg, cell.bold, cell.italics, cell.underscore, cell.strikethrough,
+               cell.reverse ^ cursor, cell.blink, cell.dim)
+        style = self._styles.get(key)
+        if style is None:
+            style = Style(
+                color=_colour(cell.fg),
+                bgcolor=_colour(cell.bg),
+                bold=cell.bold or None,
+                italic=cell.italics or None,
+                underline=cell.underscore or None,
+                strike=cell.strikethrough or None,
+                reverse=key[6] or None,
+                blink=cell.blink or None,
+                dim=cell.dim or None,
+            )
+            if len(self._styles) > 4096:
+                self._styles.clear()
+            self._styles[key] = style
+        return style
+
+    def _strip(self, cells: list[Cell], width: int, cursor_x: Optional[int]) -> Strip:
+        segments: list[Segment] = []
+        text: list[str] = []
+        style: Optional[Style] = None
+        skip_stub = False
+        for x, cell in enumerate(cells):
+            data = cell.data
+            if data == "":
+                if skip_stub:
+                    skip_stub = False
+                    continue
+                data = " "
+            skip_stub = False
+            if len(data) == 1 and data > "\u10ff" and _wide(data):
+                nxt = cells[x + 1].data if x + 1 < len(cells) else None
+                if nxt == "":
+                    skip_stub = True
+                else:
+                    data = " "  # a wide character without room: blank, keeps columns aligned
+            cell_style = self._style(cell, cursor=(x == cursor_x))
+            if cell_style is not style:
+                if text:
+                    segments.append(Segment("".join(text), style))
+                    text = []
+                style = cell_style
+            text.append(data)
+        if text:
+            segments.append(Segment("".join(text), style))
+        return Strip(segments).adjust_cell_length(width)
+
+    # -- input -------------------------------------------------------------------------
+    async def _on_key(self, event: events.Key) -> None:
+        key = event.key
+        if key == self.RELEASE_KEY:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.FocusReleased(self))
+            self.blur()
+            return
+        if key in ("shift+pageup", "shift+pagedown", "shift+home", "shift+end") and not self.emulator.alternate:
+            event.stop()
+            event.prevent_default()
+            page = max(1, self.size.height - 1)
+            if key == "shift+pageup":
+                self.scroll_history(page)
+            elif key == "shift+pagedown":
+                self.scroll_history(-page)
+            elif key == "shift+home":
+                self.scroll_history(len(self.emulator.screen.history))
+            else:
+                self.scroll_history(-self._scroll_back)
+            return
+        data = encode_key(key, event.character, application_cursor=self.emulator.application_cursor)
+        if data is None:
+            return
+        event.stop()
+        event.prevent_default()
+        self.send(data)
+
+    def on_paste(self, event: events.Paste) -> None:
+        event.stop()
+        text = event.text.replace("\r\n", "\r").replace("\n", "\r")
+        if self.emulator.bracketed_paste:
+            text = "\x1b[200~" + text.replace("\x1b[201~", "") + "\x1b[201~"
+        self.send(text.encode())
+
+    def scroll_history(self, lines: int) -> None:
+        """Scroll back (positive) or forward (negative) through scrollback."""
+        new = max(0, min(self._scroll_back + lines, len(self.emulator.screen.history)))
+        if new != self._scroll_back:
+            self._scroll_back = new
+            self.refresh()
+
+    @property
+    def scrolled_back(self) -> int:
+        """Rows scrolled back into history (0 = showing the live screen)."""
+        return self._scroll_back
+
+    def _mouse(self, kind: str, event: events.MouseEvent) -> bool:
+        emu = self.emulator
+        if not emu.mouse_tracking or self._scroll_back:
+            return False
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return False
+        data = encode_mouse(
+            kind, offset.x, offset.y, button=event.button, shift=event.shift, alt=event.meta,
+            ctrl=event.ctrl, tracking=emu.mouse_tracking, encoding=emu.mouse_encoding,
+        )
+        if data is not None:
+            self._write(data)
+        return True
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        if self._mouse("press", event):
+            event.stop()
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        if self._mouse("release", event):
+            event.stop()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        if self.emulator.mouse_tracking in ("button", "any"):
+            self._mouse("motion", event)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        event.stop()
+        if self._mouse("wheel_up", event):
+            return
+        if self.emulator.alternate:
+            self._write(encode_key("up", application_cursor=self.emulator.application_cursor) * self.WHEEL_LINES)
+        else:
+            self.scroll_history(self.WHEEL_LINES)
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        event.stop()
+        if self._mouse("wheel_down", event):
+            return
+        if self.emulator.alternate:
+            self._write(encode_key("down", application_cursor=self.emulator.application_cursor) * self.WHEEL_LINES)
+        else:
+            self.scroll_history(-self.WHEEL_LINES)
+
+
+def _wide(ch: str) -> bool:
+    from rich.cells import cell_len
+
+    return cell_len(ch) == 2
+
+
+def _runs(ys: list[int]):
+    """Consecutive runs in sorted ys as (start, count)."""
+    start = prev = None
+    for y in ys:
+        if start is None:
+            start = prev = y
+        elif y == prev + 1:
+            prev = y
+        else:
+            yield start, prev - start + 1
+            start = prev = y
+    if start is not None:
+        yield start, prev - start + 1
