@@ -286,7 +286,7 @@ class Terminal(Widget, can_focus=True):
 
     def _update_border(self) -> None:
         title = self._title or self.label
-        self.border_title = f"{title} · {self.RELEASE_LABEL}" if self.has_focus else title
+        self.border_title = f"{title} · {self.RELEASE_LABEL}"
 
     # -- rendering ---------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:

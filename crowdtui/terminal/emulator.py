@@ -1,0 +1,214 @@
+"""The terminal emulator: bytes in, a screen of styled cells out (headless)."""
+
+from __future__ import annotations
+
+import codecs
+from typing import Callable, Optional
+
+from pyte.screens import StaticDefaultDict
+
+from . import fastpath
+from .cells import Cell
+from .parser import TerminalStream
+from .screen import TerminalScreen
+
+#: Runs of fast-path text shorter than this are not worth the bookkeeping.
+FAST_PATH_MIN_CHARS = 2048
+
+
+class Emulator:
+    """A terminal: feed it the program's output, read cells, cursor and modes.
+
+    ``feed`` never raises on any input. Output that is certain to scroll off the
+    screen is skipped without being drawn cell by cell (see ``fastpath``), so the
+    final screen is what cell-by-cell processing gives, at a fraction of the cost.
+    """
+
+    def __init__(
+        self,
+        rows: int = 24,
+        cols: int = 80,
+        *,
+        scrollback: int = 5000,
+        fast_path: bool = True,
+        on_reply: Optional[Callable[[bytes], None]] = None,
+    ) -> None:
+        self.screen = TerminalScreen(max(1, cols), max(1, rows), scrollback=scrollback)
+        self.stream = TerminalStream(self.screen)
+        self.fast_path = fast_path
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.on_reply = on_reply
+        self.screen.reply = self._reply
+        #: Characters skipped by the fast path (for benchmarks and tests).
+        self.skipped_chars = 0
+
+    # -- input ---------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Process program output (UTF-8, decoded incrementally)."""
+        self.feed_text(self._decoder.decode(data))
+
+    def feed_text(self, text: str) -> None:
+        if not self.fast_path or len(text) < FAST_PATH_MIN_CHARS:
+            self._feed(text)
+            return
+        n = len(text)
+        pos = 0
+        while pos < n:
+            if n - pos < FAST_PATH_MIN_CHARS:
+                self._feed(text[pos:])
+                return
+            if self.stream._taking_plain_text:
+                m = fastpath.NOT_G.search(text, pos)
+                qend = m.start() if m else n
+                if qend - pos >= FAST_PATH_MIN_CHARS:
+                    pos = self._skip(text, pos, qend)
+            else:
+                qend = pos
+            nl = text.find("\n", qend)
+            stop = n if nl < 0 else nl + 1
+            self._feed(text[pos:stop])
+            pos = stop
+
+    def _feed(self, text: str) -> None:
+        if not text:
+            return
+        try:
+            self.stream.feed(text)
+        except Exception:
+            # Handlers are guarded in the parser; this is the last line of
+            # defence: start from a clean parser state rather than stay broken.
+            self.stream._initialize_parser()
+
+    def _skip(self, text: str, start: int, end: int) -> int:
+        """Jump over text[start:j] (see fastpath); returns where to continue."""
+        screen = self.screen
+        rows, cols = screen.lines, screen.columns
+        if screen.margins is not None and (screen.margins.top, screen.margins.bottom) != (0, rows - 1):
+            return start
+        y0, x0 = screen.cursor.y, screen.cursor.x
+        j = fastpath.find_cut(text, start, end, rows, y0)
+        if j < 0:
+            return start
+        sgr = fastpath.sgr_replay(text, start, j)
+        buffer = screen.buffer
+        carried: list[str] = []
+        if not screen.alternate:
+            limit = (screen.history.maxlen or 0) + rows - 1
+            for y in range(y0):
+                screen._push_history(buffer.get(y))
+            prefix = fastpath.row_text(buffer.get(y0), cols, upto=x0)
+            texts = fastpath.plain_rows(text[start:j], cols, limit, prefix=prefix)
+            # The last rows-1 of them stay on screen until the rows after the cut
+            # push them into scrollback through the ordinary path.
+            keep = rows - 1
+            to_history = texts[:-keep] if keep else texts
+            carried = texts[-keep:] if keep else []
+            for row in to_history:
+                screen.history.append(row)
+            screen.history_changed += len(to_history)
+        buffer.clear()
+        default = screen.default_char
+        offset = rows - 1 - len(carried)
+        for i, row in enumerate(carried):
+            line = StaticDefaultDict(default)
+            for x, ch in enumerate(row):
+                line[x] = default._replace(data=ch)
+            buffer[offset + i] = line
+        screen.cursor.y = rows - 1
+        screen.cursor.x = 0
+        screen.dirty.update(range(rows))
+        if sgr:
+            self._feed(sgr)
+        self.skipped_chars += j + 1 - start
+        return j + 1
+
+    def _reply(self, data: str) -> None:
+        if self.on_reply is not None:
+            self.on_reply(data.encode())
+
+    def resize(self, rows: int, cols: int) -> None:
+        rows, cols = max(1, rows), max(1, cols)
+        if (rows, cols) != (self.screen.lines, self.screen.columns):
+            self.screen.resize(rows, cols)
+
+    # -- state ------------------------------------------------------------------
+    @property
+    def rows(self) -> int:
+        return self.screen.lines
+
+    @property
+    def cols(self) -> int:
+        return self.screen.columns
+
+    @property
+    def cursor(self) -> tuple[int, int]:
+        """(x, y) of the cursor; x may equal cols when a wrap is pending."""
+        return self.screen.cursor.x, self.screen.cursor.y
+
+    @property
+    def cursor_visible(self) -> bool:
+        return not self.screen.cursor.hidden
+
+    @property
+    def cursor_shape(self) -> str:
+        return self.screen.cursor_shape
+
+    @property
+    def title(self) -> str:
+        return self.screen.title
+
+    @property
+    def alternate(self) -> bool:
+        return self.screen.alternate
+
+    @property
+    def application_cursor(self) -> bool:
+        return self.screen.application_cursor
+
+    @property
+    def application_keypad(self) -> bool:
+        return self.screen.keypad_application
+
+    @property
+    def bracketed_paste(self) -> bool:
+        return self.screen.bracketed_paste
+
+    @property
+    def mouse_tracking(self) -> str:
+        return self.screen.mouse_tracking
+
+    @property
+    def mouse_encoding(self) -> str:
+        return self.screen.mouse_encoding
+
+    @property
+    def history_size(self) -> int:
+        return len(self.screen.history)
+
+    def line(self, y: int) -> list[Cell]:
+        """The cells of screen row y (cols of them)."""
+        line = self.screen.buffer.get(y)
+        default = self.screen.default_char
+        if not line:
+            return [default] * self.cols
+        return [line[x] if x in line else line.default for x in range(self.cols)]
+
+    def history_line(self, index: int) -> list[Cell]:
+        """Scrollback row ``index`` (0 = oldest), padded or cut to cols."""
+        row = self.screen.history[index]
+        default = self.screen.default_char
+        cols = self.cols
+        if isinstance(row, str):
+            cells = [default._replace(data=ch) for ch in row[:cols]]
+            return cells + [default] * (cols - len(cells))
+        return [row.get(x, default) for x in range(cols)]
+
+    def text(self) -> list[str]:
+        """The screen as strings, one per row (wide-character stubs omitted)."""
+        return ["".join(c.data for c in self.line(y)) for y in range(self.rows)]
+
+    def take_dirty(self) -> set[int]:
+        """Rows changed since the last call."""
+        dirty = {y for y in self.screen.dirty if 0 <= y < self.rows}
+        self.screen.dirty.clear()
+        return dirty

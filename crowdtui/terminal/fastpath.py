@@ -1,0 +1,111 @@
+"""Flood fast path: skip output that is certain to scroll off the screen.
+
+The grammar G below holds printable text, CR, LF, TAB, BS, BEL, SGR (``CSI … m``)
+and erase-in-line (``CSI [012] K``). None of these moves the cursor up, changes a
+mode, the margins, the tab stops or any other state except the cursor position,
+its attributes and the cells of the cursor's own row. So within a run of G, with
+the scrolling region the full screen:
+
+* the cursor row never decreases; after ``rows - 1 - y0`` line feeds it is on the
+  bottom row and every further line feed scrolls;
+* if a ``CR LF`` at index ``j`` is followed by at least ``rows - 1`` more line
+  feeds in the run, every row on the screen right after that LF scrolls off before
+  the run ends, so their contents cannot reach the final screen;
+* right after that LF the cursor is at (bottom row, column 0) — CR set the column,
+  LF kept it — and its attributes are those set by the SGRs before ``j``.
+
+Hence the screen after the run is the same whether the emulator processes the
+bytes before ``j`` cell by cell, or jumps straight to: any rows above, cursor at
+(bottom, 0), attributes = replay of the SGRs since the last reset. Only the text
+of the skipped lines is kept, for scrollback (plain, without colours).
+``tests/terminal/test_flood.py`` checks the claim cell by cell against plain pyte.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+#: First element of a chunk that is NOT in grammar G.
+NOT_G = re.compile(r"[\x00-\x06\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]|\x1b(?!\[[0-9;]*m|\[[0-2]?K)")
+_SGR_AT = re.compile(r"\x1b\[([0-9;]*)m")
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*[mK]")
+_CONTROLS = re.compile(r"[\x07\x08]")
+
+
+def find_cut(text: str, start: int, end: int, rows: int, y0: int) -> int:
+    """Index of the LF of a ``CR LF`` in text[start:end] that may be skipped to, or -1."""
+    pos = end
+    for _ in range(rows - 1):
+        pos = text.rfind("\n", start, pos)
+        if pos < 0:
+            return -1
+    cr = text.rfind("\r\n", start, pos)
+    if cr < 0:
+        return -1
+    j = cr + 1
+    if text.count("\n", start, j) < rows - 1 - y0:
+        return -1
+    return j
+
+
+def sgr_replay(text: str, start: int, j: int) -> str:
+    """The SGR sequences in text[start:j] that determine the attributes at j.
+
+    Walks back to the last SGR that begins with a reset (empty or zero first
+    parameter); from there on every SGR is replayed in order. Without one, all SGRs
+    since ``start`` are replayed on top of the current attributes.
+    """
+    found: list[str] = []
+    pos = j
+    while True:
+        pos = text.rfind("\x1b[", start, pos)
+        if pos < 0:
+            break
+        m = _SGR_AT.match(text, pos)
+        if m is None or m.end() > j:
+            continue  # an erase-in-line, or beyond the cut
+        found.append(m.group(0))
+        first = m.group(1).split(";", 1)[0]
+        if first.strip("0") == "":
+            break
+    found.reverse()
+    return "".join(found)
+
+
+def plain_rows(text: str, columns: int, limit: int, prefix: str = "") -> list[str]:
+    """Up to ``limit`` screen rows of text[...] as plain strings (scrollback text).
+
+    Colours are dropped; CR overwrites from column 0, tabs expand to 8, lines wrap
+    at ``columns`` characters (wide characters are counted as one).
+    """
+    pieces = text.rsplit("\n", limit)
+    complete = len(pieces) <= limit
+    if not complete:
+        pieces = pieces[1:]
+    out: list[str] = []
+    for i, piece in enumerate(pieces):
+        piece = _CONTROLS.sub("", _ESCAPES.sub("", piece))
+        if i == 0 and complete:
+            piece = prefix + piece
+        if "\r" in piece:
+            line = ""
+            for seg in piece.split("\r"):
+                line = seg + line[len(seg):]
+            piece = line
+        if "\t" in piece:
+            piece = piece.expandtabs(8)
+        piece = piece.rstrip()
+        if len(piece) <= columns:
+            out.append(piece)
+        else:
+            out.extend(piece[k : k + columns] for k in range(0, len(piece), columns))
+    return out[-limit:] if limit else []
+
+
+def row_text(line: Optional[dict], columns: int, upto: Optional[int] = None) -> str:
+    """The characters of one screen line (for scrollback text)."""
+    if not line:
+        return ""
+    end = columns if upto is None else min(upto, columns)
+    return "".join(line[x].data if x in line else " " for x in range(end))

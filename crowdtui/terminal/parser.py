@@ -1,0 +1,237 @@
+"""A hardened escape-sequence parser on top of pyte's Stream.
+
+pyte 0.8.2's parser mis-handles what modern programs send: private markers other
+than ``?`` are dropped (``CSI > 4 ; 2 m`` turns on underline and bold), CSI with
+intermediates leaves stray characters (``CSI 2 SP q``), colon sub-parameters
+(``CSI 38:2::255:0:0 m``) print as text, DCS/APC strings print as text, and some
+sequences raise TypeError (``CSI ? 4 m``). This parser keeps pyte's dispatch and
+speed for plain text but recognises the full ECMA-48 shape of each sequence and
+ignores what it does not know.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Dict, Mapping
+
+import pyte
+from pyte import control as ctrl
+
+#: Longest parameter string / OSC payload kept (hostile streams stay bounded).
+MAX_PARAMS_CHARS = 256
+MAX_OSC_CHARS = 4096
+
+_STRING_INTRODUCERS = "PX^_"  # DCS, SOS, PM, APC: swallowed up to ST
+
+
+def _int(text: str) -> int:
+    if not text:
+        return 0
+    try:
+        return min(int(text[:6]), 9999)
+    except ValueError:
+        return 0
+
+
+def parse_params(raw: str) -> list[int]:
+    """pyte-compatible parameters: one int per ``;`` field (first colon sub-field)."""
+    return [_int(piece.split(":", 1)[0]) for piece in raw.split(";")]
+
+
+def parse_sgr(raw: str) -> list[int]:
+    """SGR parameters with colon forms flattened to the semicolon forms pyte knows."""
+    out: list[int] = []
+    for piece in raw.split(";"):
+        if ":" not in piece:
+            out.append(_int(piece))
+            continue
+        subs = piece.split(":")
+        head = _int(subs[0])
+        if head in (38, 48) and len(subs) >= 3:
+            if subs[1] == "5":
+                out += [head, 5, _int(subs[2])]
+            elif subs[1] == "2" and len(subs) >= 5:
+                out += [head, 2] + [_int(s) for s in subs[-3:]]
+        elif head == 4:
+            out.append(24 if subs[1] in ("", "0") else 4)
+        elif head == 58:
+            continue  # underline colour: not rendered
+        else:
+            out.append(head)
+    return out
+
+
+class TerminalStream(pyte.Stream):
+    """pyte Stream with a parser that never leaks sequence bytes as text."""
+
+    escape = dict(pyte.Stream.escape)
+    escape.update({"=": "set_keypad_application", ">": "reset_keypad_application"})
+
+    events = pyte.Stream.events | {
+        "set_keypad_application",
+        "reset_keypad_application",
+        "set_cursor_style",
+    }
+
+    def _parser_fsm(self):  # type: ignore[override]
+        basic = self.basic
+        listener = self.listener
+        assert listener is not None
+        draw = listener.draw
+        debug = listener.debug
+
+        ESC, CSI_C1, OSC_C1 = ctrl.ESC, ctrl.CSI_C1, ctrl.OSC_C1
+        NUL_OR_DEL = ctrl.NUL + ctrl.DEL
+        CAN_OR_SUB = ctrl.CAN + ctrl.SUB
+        ALLOWED_IN_CSI = "".join([ctrl.BEL, ctrl.BS, ctrl.HT, ctrl.LF, ctrl.VT, ctrl.FF, ctrl.CR])
+        PARAM_CHARS = "0123456789;:"
+
+        def create_dispatcher(mapping: Mapping[str, str]) -> Dict[str, Callable[..., Any]]:
+            return defaultdict(lambda: debug, {event: getattr(listener, attr) for event, attr in mapping.items()})
+
+        basic_dispatch = create_dispatcher(basic)
+        sharp_dispatch = create_dispatcher(self.sharp)
+        escape_dispatch = create_dispatcher(self.escape)
+        csi_dispatch = create_dispatcher(self.csi)
+        set_mode = listener.set_mode
+        reset_mode = listener.reset_mode
+        erase_in_display = listener.erase_in_display
+        erase_in_line = listener.erase_in_line
+        sgr = listener.select_graphic_rendition
+        set_cursor_style = listener.set_cursor_style
+
+        def call(handler: Callable[..., Any], params: list[int], **kwargs: Any) -> None:
+            # Extra parameters make pyte's handlers raise TypeError; terminals
+            # ignore the extras, so retry with fewer.
+            for n in range(len(params), -1, -1):
+                try:
+                    handler(*params[:n], **kwargs)
+                    return
+                except TypeError:
+                    continue
+                except (ValueError, IndexError, KeyError, OverflowError):
+                    return
+
+        pending = ""  # bytes to re-read: at most ESC and one more
+        while True:
+            if pending:
+                char, pending = pending[0], pending[1:]
+            else:
+                char = yield True
+
+            if char == ESC:
+                if pending:
+                    char, pending = pending[0], pending[1:]
+                else:
+                    char = yield None
+                if char == "[":
+                    char = CSI_C1
+                elif char == "]":
+                    char = OSC_C1
+                elif char == ESC:
+                    pending = ESC
+                    continue
+                elif char in _STRING_INTRODUCERS:
+                    # Swallow the control string up to ST (ESC \); CAN/SUB abort it.
+                    while True:
+                        char = yield None
+                        if char in CAN_OR_SUB:
+                            break
+                        if char == ESC:
+                            char = yield None
+                            if char != "\\":
+                                pending = ESC + char
+                            break
+                    continue
+                elif char == "#":
+                    sharp_dispatch[(yield None)]()
+                    continue
+                elif char == "%":
+                    yield None  # charset switch: input is always UTF-8
+                    continue
+                elif char in "()":
+                    yield None  # G0/G1 designation: ignored in UTF-8, as pyte does
+                    continue
+                elif " " <= char <= "/":
+                    yield None  # other intermediates (G2/G3, ...): consume the final byte
+                    continue
+                elif char in CAN_OR_SUB:
+                    continue
+                else:
+                    try:
+                        escape_dispatch[char]()
+                    except Exception:
+                        pass
+                    continue
+
+            if char in basic:
+                if char == ctrl.SI or char == ctrl.SO:
+                    continue  # shifts are ignored in UTF-8, as pyte does
+                basic_dispatch[char]()
+            elif char == CSI_C1:
+                raw = ""
+                prefix = ""
+                inter = ""
+                while True:
+                    char = yield None
+                    if char in PARAM_CHARS:
+                        if len(raw) < MAX_PARAMS_CHARS:
+                            raw += char
+                    elif char in "<=>?":
+                        if raw or inter:
+                            pass  # misplaced marker: malformed, keep consuming
+                        prefix += char
+                    elif " " <= char <= "/":
+                        inter += char
+                    elif char in ALLOWED_IN_CSI:
+                        basic_dispatch[char]()
+                    elif char in CAN_OR_SUB:
+                        break
+                    elif char == ESC:
+                        pending = ESC
+                        break
+                    elif "@" <= char <= "~":
+                        if not prefix and not inter:
+                            if char == "m":
+                                call(sgr, parse_sgr(raw))
+                            else:
+                                call(csi_dispatch[char], parse_params(raw))
+                        elif prefix == "?" and not inter:
+                            params = parse_params(raw)
+                            if char == "h":
+                                call(set_mode, params, private=True)
+                            elif char == "l":
+                                call(reset_mode, params, private=True)
+                            elif char == "J":
+                                call(erase_in_display, params[:1], private=True)
+                            elif char == "K":
+                                call(erase_in_line, params[:1], private=True)
+                        elif inter == " " and not prefix and char == "q":
+                            call(set_cursor_style, parse_params(raw)[:1])
+                        break
+                    else:
+                        break  # not a CSI byte at all: abandon the sequence
+            elif char == OSC_C1:
+                payload = ""
+                while True:
+                    char = yield None
+                    if char == ctrl.BEL or char == ctrl.ST_C1:
+                        break
+                    if char in CAN_OR_SUB:
+                        payload = None
+                        break
+                    if char == ESC:
+                        char = yield None
+                        if char != "\\":
+                            pending = ESC + char
+                        break
+                    if payload is not None and len(payload) < MAX_OSC_CHARS:
+                        payload += char
+                if payload:
+                    code, _, text = payload.partition(";")
+                    if code in ("0", "1"):
+                        listener.set_icon_name(text)
+                    if code in ("0", "2"):
+                        listener.set_title(text)
+            elif char not in NUL_OR_DEL:
+                draw(char)

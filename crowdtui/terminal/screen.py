@@ -1,0 +1,262 @@
+"""pyte's Screen extended with what modern programs need.
+
+Adds: alternate screen (private modes 47/1047/1049; leaving restores the primary
+screen and its scrollback), scrollback of lines scrolled off the top of the full
+screen, dim (SGR 2), cursor shape (DECSCUSR), keypad application mode, a bounded
+cursor save stack, replies to the program (DSR/DA) through a callback.
+Mode queries (application cursor, mouse tracking, bracketed paste) are properties.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Optional, Union
+
+import pyte
+from pyte import modes as mo
+from pyte.screens import StaticDefaultDict
+
+from .cells import Cell
+
+Line = StaticDefaultDict  # column -> Cell
+#: A scrollback row: a screen line snapshot, or plain text (fast-path rows).
+HistoryRow = Union[dict, str]
+
+# Private modes as pyte stores them (shifted left by 5).
+DECCKM = 1 << 5
+DECCOLM = 3 << 5
+ALT_47 = 47 << 5
+ALT_1047 = 1047 << 5
+ALT_1049 = 1049 << 5
+MOUSE_X10 = 9 << 5
+MOUSE_NORMAL = 1000 << 5
+MOUSE_BUTTON = 1002 << 5
+MOUSE_ANY = 1003 << 5
+MOUSE_UTF8 = 1005 << 5
+MOUSE_SGR = 1006 << 5
+MOUSE_URXVT = 1015 << 5
+BRACKETED_PASTE = 2004 << 5
+FOCUS_EVENTS = 1004 << 5
+
+CURSOR_SHAPES = {0: "block", 1: "block", 2: "block", 3: "underline", 4: "underline", 5: "bar", 6: "bar"}
+MAX_SAVEPOINTS = 16
+
+
+class TerminalScreen(pyte.Screen):
+    """A pyte Screen with alternate screen, scrollback and modern modes."""
+
+    def __init__(self, columns: int, lines: int, *, scrollback: int = 5000) -> None:
+        self.history: deque[HistoryRow] = deque(maxlen=max(0, scrollback))
+        self.alternate = False
+        self._primary: Optional[tuple] = None
+        self.keypad_application = False
+        self.cursor_shape = "block"
+        self.cursor_blink = True
+        self.reply: Callable[[str], None] = lambda data: None
+        self.history_changed = 0  # rows added to history since last asked
+        super().__init__(columns, lines)
+
+    # -- cells -------------------------------------------------------------
+    @property
+    def default_char(self) -> Cell:  # type: ignore[override]
+        return Cell(data=" ", fg="default", bg="default", reverse=mo.DECSCNM in self.mode)
+
+    def reset(self) -> None:
+        super().reset()
+        self.cursor.attrs = self.default_char
+        self.alternate = False
+        self._primary = None
+        self.keypad_application = False
+        self.cursor_shape = "block"
+        self.cursor_blink = True
+
+    def select_graphic_rendition(self, *attrs: int, **kwargs) -> None:
+        if kwargs.get("private"):
+            return
+        if not attrs or attrs == (0,):
+            self.cursor.attrs = self.default_char
+            return
+        plain: list[int] = []
+        dim: Optional[bool] = None
+        it = iter(attrs)
+        for a in it:
+            if a == 2:
+                dim = True
+            elif a == 22:
+                dim = False
+                plain.append(22)
+            elif a == 0:
+                dim = False
+                plain.append(0)
+            elif a == 58:  # underline colour: consume its arguments, not rendered
+                kind = next(it, None)
+                if kind == 5:
+                    next(it, None)
+                elif kind == 2:
+                    for _ in range(3):
+                        next(it, None)
+            elif a in (38, 48):
+                plain.append(a)
+                kind = next(it, None)
+                if kind is None:
+                    break
+                plain.append(kind)
+                if kind == 5:
+                    n = next(it, None)
+                    if n is not None:
+                        plain.append(n)
+                elif kind == 2:
+                    for _ in range(3):
+                        n = next(it, None)
+                        if n is not None:
+                            plain.append(min(n, 255))
+            else:
+                plain.append(a)
+        if plain:
+            try:
+                super().select_graphic_rendition(*plain)
+            except (IndexError, ValueError):
+                pass
+        if dim is not None:
+            self.cursor.attrs = self.cursor.attrs._replace(dim=dim)
+
+    # -- modes -------------------------------------------------------------
+    def set_mode(self, *modes: int, **kwargs) -> None:
+        if kwargs.get("private"):
+            shifted = [m << 5 for m in modes]
+            if DECCOLM in shifted:  # 132-column switching would desync from the PTY size
+                modes = tuple(m for m in modes if (m << 5) != DECCOLM)
+            for m in shifted:
+                if m in (ALT_47, ALT_1047, ALT_1049):
+                    self._enter_alternate(save_cursor=m == ALT_1049)
+        super().set_mode(*modes, **kwargs)
+
+    def reset_mode(self, *modes: int, **kwargs) -> None:
+        if kwargs.get("private"):
+            shifted = [m << 5 for m in modes]
+            if DECCOLM in shifted:
+                modes = tuple(m for m in modes if (m << 5) != DECCOLM)
+            for m in shifted:
+                if m in (ALT_47, ALT_1047, ALT_1049):
+                    self._leave_alternate(restore_cursor=m == ALT_1049)
+        super().reset_mode(*modes, **kwargs)
+
+    def _enter_alternate(self, *, save_cursor: bool) -> None:
+        if self.alternate:
+            return
+        cursor = self.cursor
+        saved_cursor = pyte.screens.Cursor(cursor.x, cursor.y, cursor.attrs) if save_cursor else None
+        if saved_cursor is not None:
+            saved_cursor.hidden = cursor.hidden
+        self._primary = (self.buffer, saved_cursor, self.lines, self.columns)
+        self.buffer = type(self.buffer)(self.buffer.default_factory)
+        self.alternate = True
+        self.dirty.update(range(self.lines))
+
+    def _leave_alternate(self, *, restore_cursor: bool) -> None:
+        if not self.alternate or self._primary is None:
+            return
+        buffer, saved_cursor, lines, columns = self._primary
+        self._primary = None
+        self.alternate = False
+        # The primary screen may have been saved at another size.
+        if lines > self.lines:
+            drop = lines - self.lines
+            for y in range(drop):
+                self._push_history(buffer.pop(y, None))
+            moved = {y - drop: buffer[y] for y in range(drop, lines) if y in buffer}
+            buffer.clear()
+            buffer.update(moved)
+        if columns > self.columns:
+            for line in buffer.values():
+                for x in range(self.columns, columns):
+                    line.pop(x, None)
+        for y in [y for y in buffer if y >= self.lines]:
+            del buffer[y]
+        self.buffer = buffer
+        if restore_cursor and saved_cursor is not None:
+            self.cursor.x = min(saved_cursor.x, self.columns - 1)
+            self.cursor.y = min(saved_cursor.y, self.lines - 1)
+            self.cursor.attrs = saved_cursor.attrs
+        self.dirty.update(range(self.lines))
+
+    def set_keypad_application(self) -> None:
+        self.keypad_application = True
+
+    def reset_keypad_application(self) -> None:
+        self.keypad_application = False
+
+    def set_cursor_style(self, style: int = 0) -> None:
+        self.cursor_shape = CURSOR_SHAPES.get(style, "block")
+        self.cursor_blink = style in (0, 1, 3, 5)
+
+    @property
+    def application_cursor(self) -> bool:
+        return DECCKM in self.mode
+
+    @property
+    def bracketed_paste(self) -> bool:
+        return BRACKETED_PASTE in self.mode
+
+    @property
+    def mouse_tracking(self) -> str:
+        """"" (off), "x10", "normal" (press/release), "button" (+drag) or "any" (+motion)."""
+        mode = self.mode
+        if MOUSE_ANY in mode:
+            return "any"
+        if MOUSE_BUTTON in mode:
+            return "button"
+        if MOUSE_NORMAL in mode:
+            return "normal"
+        if MOUSE_X10 in mode:
+            return "x10"
+        return ""
+
+    @property
+    def mouse_encoding(self) -> str:
+        """"sgr" (1006), "urxvt" (1015), "utf8" (1005) or "x10" (default)."""
+        mode = self.mode
+        if MOUSE_SGR in mode:
+            return "sgr"
+        if MOUSE_URXVT in mode:
+            return "urxvt"
+        if MOUSE_UTF8 in mode:
+            return "utf8"
+        return "x10"
+
+    # -- scrolling and scrollback -----------------------------------------
+    def _push_history(self, line) -> None:
+        if self.history.maxlen == 0:
+            return
+        self.history.append({} if line is None else line)
+        self.history_changed += 1
+
+    def index(self) -> None:
+        if not self.alternate and self.cursor.y == self.lines - 1 and (
+            self.margins is None or (self.margins.top == 0 and self.margins.bottom == self.lines - 1)
+        ):
+            self._push_history(self.buffer.get(0))
+        super().index()
+
+    def resize(self, lines: Optional[int] = None, columns: Optional[int] = None) -> None:
+        lines = lines or self.lines
+        if lines < self.lines and not self.alternate:
+            # Rows dropped from the top belong in scrollback. pyte drops from
+            # the top only as far as needed to keep the cursor; mirror that.
+            for y in range(self.lines - lines):
+                self._push_history(self.buffer.get(y))
+        super().resize(lines, columns)
+
+    # -- bounded state, replies -------------------------------------------
+    def save_cursor(self) -> None:
+        super().save_cursor()
+        if len(self.savepoints) > MAX_SAVEPOINTS:
+            del self.savepoints[0]
+
+    def write_process_input(self, data: str) -> None:
+        self.reply(data)
+
+    def report_device_status(self, mode: int = 0, **kwargs) -> None:
+        if kwargs.get("private"):
+            return
+        super().report_device_status(mode)

@@ -1,0 +1,141 @@
+"""The Terminal widget in a real Textual app, over a real local PTY with bash."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+
+from crowdtui.tui.widgets.terminal import Terminal
+
+from .app import TerminalTestApp
+from .local_pty import LocalPtySession
+
+BASH = shutil.which("bash")
+
+
+async def wait_for(pilot, predicate, timeout: float = 15.0, what: str = "condition"):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def screen_text(term: Terminal) -> str:
+    return "\n".join(term.emulator.text())
+
+
+def rendered_text(term: Terminal) -> str:
+    """What the widget actually paints (render_line), not just the emulator state."""
+    return "\n".join(term.render_line(y).text for y in range(term.size.height))
+
+
+async def type_line(pilot, text: str) -> None:
+    for ch in text:
+        await pilot.press({" ": "space"}.get(ch, ch) if ch.isalnum() or ch == " " else _key_for(ch))
+    await pilot.press("enter")
+
+
+_SYMBOLS = {"-": "minus", "$": "dollar_sign", "(": "left_parenthesis", ")": "right_parenthesis",
+            "*": "asterisk", "=": "equals_sign", ";": "semicolon", "'": "apostrophe", ".": "full_stop",
+            "/": "slash", "_": "underscore", ">": "greater_than_sign", "|": "vertical_line"}
+
+
+def _key_for(ch: str) -> str:
+    return _SYMBOLS[ch]
+
+
+@pytest.fixture
+async def shell():
+    session = LocalPtySession([BASH, "--norc", "--noprofile", "-i"], env={"PS1": "$ "})
+    yield session
+    session.close()
+
+
+async def test_typing_reaches_shell_and_output_appears(shell):
+    app = TerminalTestApp(shell)
+    async with app.run_test(size=(100, 30)) as pilot:
+        term = app.query_one(Terminal)
+        await wait_for(pilot, lambda: "$" in screen_text(term), what="the prompt")
+        assert term.has_focus
+        await type_line(pilot, "echo hi-$((6*7))")
+        await wait_for(pilot, lambda: "hi-42" in screen_text(term), what="command output")
+        await pilot.pause(0.1)
+        assert "hi-42" in rendered_text(term)
+        # The echo of what was typed is there too: keys went through the PTY.
+        assert "echo hi-$((6*7))" in rendered_text(term)
+
+
+async def test_resize_reaches_the_pty(shell):
+    app = TerminalTestApp(shell)
+    async with app.run_test(size=(100, 30)) as pilot:
+        term = app.query_one(Terminal)
+        await wait_for(pilot, lambda: "$" in screen_text(term), what="the prompt")
+        rows, cols = term.size.height, term.size.width
+        assert (term.emulator.rows, term.emulator.cols) == (rows, cols)
+        await type_line(pilot, "stty size")
+        await wait_for(pilot, lambda: f"{rows} {cols}" in screen_text(term), what="first stty size")
+        await pilot.resize_terminal(70, 20)
+        await wait_for(pilot, lambda: term.size.width < cols, what="widget resize")
+        await pilot.pause(0.1)
+        rows2, cols2 = term.size.height, term.size.width
+        assert (rows2, cols2) != (rows, cols)
+        await type_line(pilot, "clear; stty size")
+        await wait_for(pilot, lambda: f"{rows2} {cols2}" in screen_text(term), what="stty size after resize")
+
+
+async def test_release_key_gives_focus_back(shell):
+    app = TerminalTestApp(shell)
+    async with app.run_test(size=(100, 30)) as pilot:
+        term = app.query_one(Terminal)
+        await wait_for(pilot, lambda: "$" in screen_text(term), what="the prompt")
+        assert "ctrl+]" in str(term.border_title)
+        await pilot.press("ctrl+right_square_bracket")
+        await pilot.pause(0.1)
+        assert not term.has_focus
+        assert any(isinstance(m, Terminal.FocusReleased) for m in app.messages)
+        # Keys now go to the app, not to the program.
+        app.query_one("#other").focus()
+        await pilot.press("z", "q")
+        await pilot.pause(0.3)
+        assert app.query_one("#other").value == "zq"
+        assert "zq" not in screen_text(term)
+
+
+async def test_scrollback_browsing_does_not_disturb_program(shell):
+    app = TerminalTestApp(shell)
+    async with app.run_test(size=(100, 30)) as pilot:
+        term = app.query_one(Terminal)
+        await wait_for(pilot, lambda: "$" in screen_text(term), what="the prompt")
+        await type_line(pilot, "seq 1 200")
+        await wait_for(pilot, lambda: "200" in screen_text(term).split(), what="seq output")
+        await pilot.pause(0.1)
+        before = term.bytes_received
+        await pilot.press("shift+pageup")
+        await pilot.pause(0.1)
+        assert term.scrolled_back > 0
+        shown = rendered_text(term).split()
+        assert "160" in shown and "200" not in shown
+        await pilot.pause(0.3)
+        assert term.bytes_received == before  # nothing was sent, nothing echoed
+        await pilot.press("shift+pagedown", "shift+pagedown")
+        await pilot.pause(0.1)
+        assert term.scrolled_back == 0
+        assert "200" in rendered_text(term).split()
+
+
+async def test_title_and_session_end(shell):
+    app = TerminalTestApp(shell)
+    async with app.run_test(size=(100, 30)) as pilot:
+        term = app.query_one(Terminal)
+        await wait_for(pilot, lambda: "$" in screen_text(term), what="the prompt")
+        await type_line(pilot, "printf '\\033]2;my-title\\007'")
+        await wait_for(pilot, lambda: term.emulator.title == "my-title", what="title")
+        await pilot.pause(0.1)
+        assert "my-title" in str(term.border_title)
+        await type_line(pilot, "exit")
+        await wait_for(pilot, lambda: term.closed, what="session close")
+        await pilot.pause(0.1)
+        assert any(isinstance(m, Terminal.Closed) for m in app.messages)
