@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from textual.keys import _character_to_key
+
 from crowdtui.tui.widgets.terminal import Terminal
 
 from .app import TerminalTestApp
@@ -33,18 +35,9 @@ def rendered_text(term: Terminal) -> str:
 
 
 async def type_line(pilot, text: str) -> None:
-    for ch in text:
-        await pilot.press({" ": "space"}.get(ch, ch) if ch.isalnum() or ch == " " else _key_for(ch))
+    """Type text key by key, as a user would, then Enter."""
+    await pilot.press(*[ch if ch.isalnum() else _character_to_key(ch) for ch in text])
     await pilot.press("enter")
-
-
-_SYMBOLS = {"-": "minus", "$": "dollar_sign", "(": "left_parenthesis", ")": "right_parenthesis",
-            "*": "asterisk", "=": "equals_sign", ";": "semicolon", "'": "apostrophe", ".": "full_stop",
-            "/": "slash", "_": "underscore", ">": "greater_than_sign", "|": "vertical_line"}
-
-
-def _key_for(ch: str) -> str:
-    return _SYMBOLS[ch]
 
 
 @pytest.fixture
