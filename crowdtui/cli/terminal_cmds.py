@@ -9,6 +9,7 @@ a terminal, otherwise the command's output and exit status come back as they are
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -49,7 +50,8 @@ def register(sub) -> None:
         "With stdin not a terminal, CMD runs without one and its exit status is returned.",
     )
     p.add_argument("name", metavar="NAME", help="the agent")
-    p.add_argument("cmd", nargs="*", metavar="CMD", help="command and arguments (default: a shell)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD...",
+                   help="command and its arguments, taken as they are (default: a shell)")
     p.set_defaults(func=cmd_exec)
 
 
@@ -173,7 +175,7 @@ async def passthrough(session, *, stdin_fd: int, stdout_fd: int, redraw: bool) -
         if not done.done():
             done.set_result(how)
 
-    viewer = session.add_viewer(output.feed, on_close=lambda: finish("ended"))
+    viewer = session.add_viewer(output.feed, on_close=lambda: finish("ended"), replay=True)
 
     def on_input() -> None:
         try:
@@ -259,6 +261,8 @@ async def cmd_exec(args) -> int:
     from crowdtui.cli.common import workspace_of
 
     ws = workspace_of(args)
+    if args.cmd[:1] == ["--"]:
+        args.cmd = args.cmd[1:]
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if not interactive and not args.cmd:
         raise UsageError(
