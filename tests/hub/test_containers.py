@@ -1,0 +1,171 @@
+"""The hub with real agent containers: the bridge inside the image, end to end, hub restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from mcp import Client
+
+from crowdtui.hub.hub import Hub
+from crowdtui.hub.unix_transport import unix_client
+from crowdtui.roster import AgentDef
+
+from .conftest import REPO, structured
+
+pytestmark = pytest.mark.docker
+
+
+def agent_def(ws, name, rel, tier, parent=None, children=(), command=None, env=None):
+    return AgentDef(
+        name=name, file=ws.agents_dir / rel / "AGENT.md", rel_path=rel, tier=tier, parent=parent,
+        children=tuple(children), description=f"the {name}", command=tuple(command) if command else None,
+        env=dict(env or {}),
+    )
+
+
+async def wait_for(predicate, timeout=60.0, interval=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+async def crew(workspace, agent_image):
+    """Registered agents for container tests, a started hub and a runtime; containers removed after."""
+    from qms import Store
+
+    from crowdtui.runtime.containers import Runtime
+
+    store = await Store.open(workspace.db_path)
+    defs = {
+        "lead": agent_def(workspace, "lead", "lead", 0, children=["worker"], command=["crowd-agent", "--role", "interactive"]),
+        "worker": agent_def(workspace, "worker", "lead/worker", 1, parent="lead",
+                            command=["crowd-agent", "--role", "worker", "--poll", "0.3"], env={"CROWD_REVIEWER": "reviewer"}),
+        "reviewer": agent_def(workspace, "reviewer", "reviewer", 0, command=["crowd-agent", "--role", "reviewer", "--poll", "0.3"]),
+        "echo": agent_def(workspace, "echo", "echo", 0, command=["crowd-agent", "--role", "echo", "--poll", "0.3"]),
+    }
+    for d in defs.values():
+        await store.upsert_agent(d.name, path=d.rel_path, tier=d.tier, parent=d.parent, description=d.description)
+    hub = Hub(workspace, store, definitions=defs.get)
+    await hub.start()
+    runtime = Runtime(workspace)
+    state = {"hub": hub}
+    yield store, defs, state, runtime
+    for name in list(defs):
+        try:
+            await runtime.remove(name)
+        except Exception:
+            pass
+    await state["hub"].stop()
+    await store.close()
+
+
+async def start(runtime, hub, d):
+    await hub.open_door(d.name)
+    return await runtime.start(d)
+
+
+async def test_inside_a_container_the_bridge_sends_reads_checks_out_and_checks_in(crew, workspace):
+    store, defs, state, runtime = crew
+    hub = state["hub"]
+    doc = await store.create_document("operator", "SOP", "Container test")
+    await store.send_message("operator", "lead", "hello lead")
+    await start(runtime, hub, defs["lead"])
+    await hub.open_door("echo")
+    container = await runtime.container("lead")
+    script = "\n".join([
+        "send echo hi from inside", "inbox all", f"checkout {doc.id}", f"checkin {doc.id} from the container",
+        "written inside a container", ".", "quit",
+    ]) + "\n"
+    code, output = await asyncio.to_thread(
+        container.exec_run, ["sh", "-c", f"printf '%s' \"$0\" | crowd-agent --role interactive", script],
+        user="1000:1000", environment={"CROWD_BRIDGE_QUIET": "1"},
+    )
+    text = output.decode()
+    assert code == 0, text
+    assert "hello lead" in text  # the inbox, read through the bridge
+    assert f"{doc.id} is checked out to you" in text and f"{doc.id} is now v2" in text
+    [m] = await store.inbox("echo")
+    assert (m.sender, m.body) == ("lead", "hi from inside")
+    latest = await store.get_document(doc.id)
+    assert latest.version == 2 and latest.content == "written inside a container\n" and latest.holder is None
+    assert [v.author for v in await store.versions(doc.id)] == ["operator", "lead"]
+    calls = [e for e in await store.events_after(0, limit=10000, kinds=["hub.call"]) if e.actor == "lead"]
+    assert {"send_message", "get_messages", "checkout_document", "checkin_document"} <= {e.subject for e in calls}
+
+
+def crowdtui_cli(workspace, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "crowdtui", "--workspace", str(workspace.root), *args],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+
+
+async def test_end_to_end_delegate_draft_review_and_operator_approval(crew, workspace):
+    store, defs, state, runtime = crew
+    hub = state["hub"]
+    for name in ("worker", "reviewer"):
+        await start(runtime, hub, defs[name])
+    lead_door = await hub.open_door("lead")
+    async with Client(unix_client(lead_door)) as lead:
+        await lead.call_tool("delegate", {"child": "worker", "prompt": "Write the release checklist\nInclude rollback"})
+
+    async def reviewed_and_routed():
+        docs = await store.list_documents()
+        return docs and docs[0].state == "IN_APPROVAL" and docs[0]
+    doc = await wait_for(reviewed_and_routed, timeout=90, what="the worker's draft to pass review and reach approval")
+    assert doc.author == "worker" and doc.title == "Write the release checklist"
+    assert [t.kind for t in await store.pending_tasks("operator")] == ["approval"]
+
+    result = crowdtui_cli(workspace, "doc", "approve", doc.id)
+    assert result.returncode == 0, result.stderr
+    assert (await store.get_document(doc.id)).state == "EFFECTIVE"
+
+    history = [(e.actor, e.kind) for e in await store.history(doc.id)]
+    for step in [("worker", "doc.created"), ("worker", "doc.checkout"), ("worker", "doc.checkin"),
+                 ("worker", "doc.routed"), ("reviewer", "doc.reviewed"), ("operator", "doc.approved")]:
+        assert step in history, (step, history)
+    reviewed = [e for e in await store.history(doc.id) if e.kind == "doc.reviewed"]
+    assert reviewed[0].detail.get("outcome") == "recommend"
+    everything = await store.events_after(0, limit=10000)
+    kinds = {(e.actor, e.kind, e.subject) for e in everything}
+    assert ("lead", "hub.delegated", "worker") in kinds
+    assert ("worker", "hub.escalated", "lead") in kinds  # the worker reported back
+    assert {("worker", "hub.call", t) for t in ("create_document", "checkout_document", "checkin_document", "route_document")} <= kinds
+    assert ("reviewer", "hub.call", "review_document") in kinds
+    reports = [m.body for m in await store.inbox("lead")]
+    assert any(doc.id in r and "routed it for review to reviewer" in r for r in reports)
+
+
+async def test_hub_restart_with_agents_running_bridges_reconnect_without_restarting_containers(crew, workspace):
+    store, defs, state, runtime = crew
+    info = await start(runtime, state["hub"], defs["echo"])
+    await store.send_message("operator", "echo", "first")
+
+    async def reply(body):
+        async def got():
+            return [m for m in await store.inbox("operator") if m.body == f"echo: {body}"]
+        return await wait_for(got, timeout=60, what=f"the echo of {body!r}")
+
+    await reply("first")
+    await state["hub"].stop()
+    await store.send_message("operator", "echo", "while the hub was down")
+    await asyncio.sleep(1.0)
+    hub = Hub(workspace, store, definitions=defs.get)
+    await hub.start()
+    state["hub"] = hub
+    await hub.open_running_doors() if (await store.get_agent("echo")).state == "running" else await hub.open_door("echo")
+    await reply("while the hub was down")
+    await store.send_message("operator", "echo", "after")
+    await reply("after")
+    after = await runtime.info("echo")
+    assert after.container_id == info.container_id and after.started_at == info.started_at and after.running
