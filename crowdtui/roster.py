@@ -738,7 +738,9 @@ def _agent_detail(agent: AgentDef) -> dict[str, Any]:
 async def record_roster_changes(store, roster: Roster, diff: RosterDiff, *, actor: str = "roster") -> None:
     """Put one reload into the store: registry rows and ``agent.added/changed/removed`` events.
 
-    Parents are registered before their children; removed agents are removed last.
+    ``agent.added`` / ``agent.changed`` (detail: path, tier, parent, file) are appended
+    here; ``agent.removed`` comes from ``store.remove_agent``. Parents are registered
+    before their children; removed agents are removed last.
     """
     for name in sorted(diff.added + diff.changed, key=lambda n: roster.agents[n].tier):
         agent = roster.agents[name]
@@ -747,8 +749,12 @@ async def record_roster_changes(store, roster: Roster, diff: RosterDiff, *, acto
         kind = "agent.added" if name in diff.added else "agent.changed"
         await store.append_event(actor, kind, name, _agent_detail(agent))
     for name in diff.removed:
-        await store.remove_agent(name, actor=actor)
-        await store.append_event(actor, "agent.removed", name, {})
+        from qms.errors import NotFound
+
+        try:
+            await store.remove_agent(name, actor=actor)  # the store records agent.removed itself
+        except NotFound:
+            pass  # never registered, or removed by someone else meanwhile
 
 
 async def sync_roster(store, roster: Roster, *, actor: str = "roster") -> RosterDiff:
