@@ -137,6 +137,8 @@ class CrowdApp(App[int]):
         self._exec_count = 0
         self._exec_sessions: dict[str, Any] = {}
         self._last_event_id = 0
+        self._logged: set[str] = set()  # agents whose logs are followed now
+        self._logs_seen: set[str] = set()  # agents whose logs were followed before
         self.ready = asyncio.Event()
 
     @property
@@ -273,9 +275,12 @@ class CrowdApp(App[int]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stats")
     def collect_stats(self) -> None:
-        stats = backend.collect_stats(self.runtime, self.docker_client, self.containers)
-        if stats is not None:
-            self.post_message(StatsUpdated(stats))
+        self.post_message(StatsUpdated(backend.collect_stats(self.runtime)))
+
+    @work(exclusive=True, group="states", exit_on_error=False)
+    async def follow_states(self) -> None:
+        """Crashes, stops and OOM kills become registry states (and agent.state events)."""
+        await backend.follow_states(self.runtime, self.store)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="roster")
     def load_roster_worker(self) -> None:
@@ -299,12 +304,19 @@ class CrowdApp(App[int]):
         self.hub = hub
         self.post_message(HubStatus(mode, detail))
 
-    @work(exclusive=True, group="logs", exit_on_error=False)
-    async def follow_logs(self) -> None:
-        async for lines in backend.follow_logs(self.workspace, self.runtime, self.docker_client,
-                                               lambda: list(self.containers)):
-            if lines:
-                self.post_message(LogLines(lines))
+    def follow_logs(self, name: str, tail: int) -> None:
+        """One running agent's log lines into Logs, until its container stops."""
+
+        async def follow() -> None:
+            try:
+                async for lines in backend.follow_logs(self.runtime, [name], tail=tail):
+                    self.post_message(LogLines(lines))
+            finally:
+                self._logged.discard(name)
+
+        self._logged.add(name)
+        self._logs_seen.add(name)
+        self.run_worker(follow(), group=f"logs-{name}", exclusive=True, exit_on_error=False)
 
     # ------------------------------------------------------------------ message handlers
     def on_crew_changed(self, message: CrewChanged) -> None:
@@ -346,17 +358,20 @@ class CrowdApp(App[int]):
             self.runtime = message.runtime
             self.docker_client = message.client
             self.follow_containers()
-            self.follow_logs()
+            self.follow_states()
         self._status()
 
     def on_containers_changed(self, message: ContainersChanged) -> None:
+        for name, info in message.containers.items():
+            if info.state == "running" and name not in self._logged:
+                self.follow_logs(name, 0 if name in self._logs_seen else 100)
         if message.containers != self.containers:
             self.containers = message.containers
-            self.run_worker(self.refresh_rows(), group="rows", exclusive=True)
+            self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
 
     def on_stats_updated(self, message: StatsUpdated) -> None:
         self.stats = message.stats
-        self.run_worker(self.refresh_rows(), group="rows", exclusive=True)
+        self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
 
     async def on_roster_loaded(self, message: RosterLoaded) -> None:
         first = not self.roster and not self.roster_problems
@@ -389,7 +404,7 @@ class CrowdApp(App[int]):
         else:
             self.notify(inert(f"{message.what} failed: {message.detail}"), severity="error",
                         markup=False, timeout=8)
-        self.run_worker(self.refresh_rows(), group="rows", exclusive=True)
+        self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
 
     def on_agent_list_selected(self, message: AgentList.Selected) -> None:
         self.selected = message.name
@@ -443,8 +458,11 @@ class CrowdApp(App[int]):
                 f"containers are unavailable ({self.docker_error or 'connecting…'})")
             pane.explain(name, f"{why} — {hint}.")
         elif pane.agent != name or pane.container_id != row.container_id:
-            self.run_worker(pane.attach(name, row.container_id, self._session),
-                            group="attach", exclusive=True)
+            self._attach_terminal(name, row.container_id)
+
+    @work(exclusive=True, group="attach", exit_on_error=False)
+    async def _attach_terminal(self, name: str, container_id: str) -> None:
+        await self._main.query_one(TerminalPane).attach(name, container_id, self._session)
 
     async def _session(self, container_id: str) -> Any:
         return await backend.shared_session(self.docker_client, container_id)

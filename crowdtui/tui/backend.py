@@ -93,38 +93,21 @@ async def lifecycle(runtime, op: str, name: str, agent_def: Any) -> Any:
     raise ValueError(f"unknown operation {op}")
 
 
-def collect_stats(runtime, client, containers: dict[str, Any]) -> dict[str, Any] | None:
-    """name -> stats with ``cpu`` (percent) and ``memory`` (bytes); blocking."""
-    try:
-        from crowdtui.runtime import stats as stats_mod
-    except Exception:
-        return None
-    for fname in ("sample_all", "snapshot", "collect", "all_stats"):
-        fn = getattr(stats_mod, fname, None)
-        if callable(fn):
-            try:
-                result = fn(client, list(containers.values()))
-            except TypeError:
-                try:
-                    result = fn(runtime)
-                except Exception:
-                    return None
-            except Exception:
-                return None
-            return dict(result or {})
-    fn = getattr(stats_mod, "sample", None) or getattr(stats_mod, "stats", None)
-    if not callable(fn):
-        return None
-    out = {}
-    for name, info in containers.items():
-        cid = getattr(info, "id", None)
-        if not cid:
-            continue
-        try:
-            out[name] = fn(client, cid)
-        except Exception:
-            continue
-    return out
+def collect_stats(runtime) -> dict[str, Any]:
+    """name -> AgentStats (``cpu`` percent, ``memory`` bytes) of running agents; blocking."""
+    from crowdtui.runtime.stats import collect_sync
+
+    return {st.name: st for st in collect_sync(runtime)}
+
+
+async def follow_states(runtime, store, stop: asyncio.Event | None = None) -> None:
+    """Keep the registry's agent states in step with the engine (crash, stop, OOM...).
+
+    Two followers of one workspace write each change once, so this runs even when a
+    ``crowdtui serve`` follows too."""
+    from crowdtui.runtime.state import StateFollower
+
+    await StateFollower(runtime, store).run(stop)
 
 
 # --------------------------------------------------------------------------- terminals
@@ -174,28 +157,25 @@ async def close_pools() -> None:
 # --------------------------------------------------------------------------- logs
 
 
-async def follow_logs(workspace, runtime, client,
-                      names: Callable[[], list[str]]) -> AsyncIterator[list[tuple[str, str]]]:
-    """Batches of (agent, line) from every agent, as they come."""
-    try:
-        from crowdtui.runtime import logs as logs_mod
-    except Exception:
-        return
-    follow = getattr(logs_mod, "follow_all", None) or getattr(logs_mod, "merged", None)
-    if follow is None:
-        return
-    async for batch in follow(workspace, client) if _takes_two(follow) else follow(runtime):
-        if isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[0], str):
-            yield [(batch[0], str(batch[1]))]
-        else:
-            yield [(str(a), str(l)) for a, l in batch]
+async def follow_logs(runtime, names: list[str], *, tail: int = 50,
+                      stop: asyncio.Event | None = None) -> AsyncIterator[list[tuple[str, str]]]:
+    """Batches of (agent, line) from the named agents' containers, merged as they come."""
+    from crowdtui.runtime.logs import follow_logs as _follow
 
-
-def _takes_two(fn) -> bool:
-    try:
-        return len(inspect.signature(fn).parameters) >= 2
-    except (TypeError, ValueError):
-        return False
+    if not names:
+        return
+    batch: list[tuple[str, str]] = []
+    async for line in _follow(runtime, names, tail=tail, stop_event=stop):
+        batch.append((line.agent, line.text))
+        if len(batch) >= 200:
+            yield batch
+            batch = []
+        await asyncio.sleep(0)
+        if batch:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 # --------------------------------------------------------------------------- hub

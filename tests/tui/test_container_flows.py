@@ -1,0 +1,116 @@
+"""Console flows on real containers: start, terminal, type, full screen, stop, re-adopt."""
+
+from __future__ import annotations
+
+import pytest
+
+from crowdtui.tui.app import CrowdApp
+from crowdtui.tui.screens.terminal import TerminalScreen
+from crowdtui.tui.widgets.agent_list import AgentList
+from crowdtui.tui.widgets.logs_view import LogsView
+from crowdtui.tui.widgets.terminal_pane import TerminalPane
+from tests.tui.conftest import add_agent, wait_for
+
+pytestmark = pytest.mark.docker
+
+
+def screen_text(terminal) -> str:
+    return "\n".join(terminal.emulator.text())
+
+
+def container_status(docker_client, container_id: str) -> str:
+    return docker_client.containers.get(container_id).status
+
+
+def console(ws) -> CrowdApp:
+    return CrowdApp(ws, hub=False, watch_roster=False, poll_interval=0.1, live_stats=False)
+
+
+async def type_line(pilot, text: str) -> None:
+    for ch in text:
+        await pilot.press({" ": "space", "$": "dollar_sign", "(": "left_parenthesis",
+                           ")": "right_parenthesis", "*": "asterisk", "-": "minus"}.get(ch, ch))
+    await pilot.press("enter")
+
+
+async def test_start_type_fullscreen_quit_reopen_stop(workspace, docker_client, agent_image):
+    add_agent(workspace, "shell", command="[bash]")
+    app = console(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        agents = app.query_one(AgentList)
+        await wait_for(pilot, lambda: app.runtime is not None and agents.row("shell"),
+                       what="runtime connected and roster loaded")
+        agents.select("shell")
+        await pilot.pause()
+        assert agents.row("shell").state == "stopped"
+        await pilot.press("s")
+        row = await wait_for(pilot, lambda: (r := agents.row("shell")) and r.running and r, 60,
+                             what="shell running")
+        container_id = row.container_id
+        assert container_status(docker_client, container_id) == "running"
+
+        pane = app.query_one(TerminalPane)
+        await wait_for(pilot, lambda: pane.terminal is not None, what="terminal attached")
+        await pilot.press("t")
+        assert app.focused is pane.terminal
+        await type_line(pilot, "echo hello-$((6*7))")
+        await wait_for(pilot, lambda: "hello-42" in screen_text(pane.terminal), 30,
+                       what="command output in the terminal")
+
+        await pilot.press("ctrl+right_square_bracket")  # leave the terminal
+        assert app.focused is agents
+        await pilot.press("f")
+        full = await wait_for(pilot, lambda: isinstance(app.screen, TerminalScreen) and app.screen)
+        await wait_for(pilot, lambda: full.terminal is not None and
+                       "hello-42" in screen_text(full.terminal), what="full screen shows it")
+        assert app.focused is full.terminal
+        await type_line(pilot, "echo again-$((2*3))")
+        await wait_for(pilot, lambda: "again-6" in screen_text(full.terminal))
+        await pilot.press("ctrl+right_square_bracket")
+        await wait_for(pilot, lambda: not isinstance(app.screen, TerminalScreen))
+        # the embedded terminal saw the same session all along
+        await wait_for(pilot, lambda: "again-6" in screen_text(pane.terminal))
+        assert container_status(docker_client, container_id) == "running"
+    # quitting leaves the agent running
+    assert container_status(docker_client, container_id) == "running"
+
+    app = console(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        agents = app.query_one(AgentList)
+        row = await wait_for(pilot, lambda: (r := agents.row("shell")) and r.container_id and r, 30,
+                             what="re-adopted")
+        assert row.container_id == container_id
+        agents.select("shell")
+        pane = app.query_one(TerminalPane)
+        await wait_for(pilot, lambda: pane.terminal is not None, what="terminal re-attached")
+        await pilot.press("t")
+        await type_line(pilot, "echo back-$((1+1))")
+        await wait_for(pilot, lambda: "back-2" in screen_text(pane.terminal), 30)
+        await pilot.press("ctrl+right_square_bracket")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: agents.row("shell").state == "stopped", 60,
+                       what="stopped")
+        assert container_status(docker_client, container_id) == "exited"
+        assert "stopped" in str(app.query_one("#terminal-placeholder").render())
+
+
+async def test_logs_of_running_agents_are_merged_and_searchable(workspace, docker_client,
+                                                                 agent_image):
+    add_agent(workspace, "ticker", command="[sh, -c, 'for i in 1 2 3; do echo tick-$i; done; "
+                                            "sleep 600']")
+    add_agent(workspace, "tocker", command="[sh, -c, 'echo tock-1; sleep 600']")
+    app = console(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        agents = app.query_one(AgentList)
+        await wait_for(pilot, lambda: app.runtime is not None and agents.row("tocker"))
+        for name in ("ticker", "tocker"):
+            agents.select(name)
+            await pilot.pause()
+            await pilot.press("s")
+            await wait_for(pilot, lambda: agents.row(name).running, 60, what=f"{name} running")
+        await pilot.press("a", "5")
+        logs = app.query_one(LogsView)
+        await wait_for(pilot, lambda: {("ticker", "tick-3"), ("tocker", "tock-1")} <= set(logs.lines),
+                       30, what="both agents' lines")
+        logs.set_search("tick-2")
+        assert logs.shown == [("ticker", "tick-2")]
