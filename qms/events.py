@@ -114,6 +114,33 @@ class EventsMixin:
         rows = await self.query(sql, params)  # type: ignore[attr-defined]
         return [event_from_row(r) for r in rows]
 
+    async def recent_events(
+        self, *, limit: int = 50, kinds: Iterable[str] | str | None = None,
+        subject: str | None = None, actor: str | None = None,
+    ) -> list[Event]:
+        """The newest ``limit`` events (matching the filters), oldest first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+            raise InvalidInput(f"limit must be an integer from 1 to 100000, not {shown(limit)!r}")
+        sql = "SELECT * FROM events WHERE 1"
+        params: list[Any] = []
+        if kinds is not None:
+            kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+            if not kinds:
+                return []
+            clause, kp = _kind_clause(kinds)
+            sql += " AND " + clause
+            params += kp
+        if subject is not None:
+            sql += " AND subject = ?"
+            params.append(subject)
+        if actor is not None:
+            sql += " AND actor = ?"
+            params.append(actor)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        rows = await self.query(sql, params)  # type: ignore[attr-defined]
+        return [event_from_row(r) for r in reversed(rows)]
+
     async def last_event_id(self) -> int:
         """The newest event id (0 when there are none): where a new reader starts."""
         rows = await self.query("SELECT COALESCE(MAX(id), 0) FROM events")  # type: ignore[attr-defined]

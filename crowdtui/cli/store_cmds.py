@@ -1,5 +1,507 @@
-"""CLI commands: store_cmds (filled in by its area)."""
+"""The operator's commands over the store: messages, documents, events.
+
+Every command acts as ``operator``, or as the agent named by the global ``--as NAME``
+(which must be a registered agent); events written that way carry
+``"by_operator": true`` in their detail. Before each command the workspace roster
+(``agents/``) is synced into the registry, so every agent in the roster can be named.
+Errors are one line on stderr and a non-zero exit status. Text output shows names,
+titles and bodies with control characters made visible (``\\x1b``), never raw.
+
+Commands::
+
+    crowdtui send TO BODY [--priority low|normal|high] [--thread T] [--json]   (BODY - : stdin)
+    crowdtui inbox [NAME] [--unread] [--limit N] [--json]
+    crowdtui read ID...
+    crowdtui doc new TYPE TITLE [--file F] [--json]
+    crowdtui doc ls [--state S] [--type T] [--json]
+    crowdtui doc show ID [--version N] [--json]
+    crowdtui doc checkout ID [--lease SECONDS]
+    crowdtui doc checkin ID --file F [-m NOTE]
+    crowdtui doc cancel ID
+    crowdtui doc route ID review|approval --to A,B
+    crowdtui doc review ID recommend|request-updates -m TEXT
+    crowdtui doc approve ID [-m TEXT]
+    crowdtui doc reject ID -m TEXT
+    crowdtui doc release|close|retire|break-lock ID
+    crowdtui doc history ID [--json]
+    crowdtui doc tasks [NAME] [--json]
+    crowdtui events [--json] [-f] [--kind K]... [--after ID] [--limit N]
+
+JSON output (stable; times are epoch seconds as numbers, absent values are null):
+
+- message (``send --json`` prints a list, ``inbox --json`` prints a list)::
+
+    {"id": 12, "sender": "operator", "recipient": "lead", "body": "...",
+     "priority": "normal", "thread": null, "created_at": 1.7e9, "read_at": null}
+
+- document (``doc ls --json`` prints a list without ``content``; ``doc show --json``
+  and ``doc new --json`` print one with ``content``)::
+
+    {"id": "SOP-001", "doc_type": "SOP", "title": "...", "state": "DRAFT",
+     "version": 2, "latest_version": 2, "author": "operator", "created_at": ...,
+     "updated_at": ..., "holder": null, "taken_at": null, "lease_expires_at": null,
+     "executable": false, "content": "..."}
+
+- task (``doc tasks --json`` prints a list)::
+
+    {"id": 3, "doc_id": "SOP-001", "kind": "review", "assignee": "qa",
+     "created_at": ..., "doc_title": "...", "doc_state": "IN_REVIEW",
+     "routed_by": "operator", "round": 1}
+
+- event (``doc history --json`` prints a list; ``events --json`` prints one event per
+  line, JSON Lines, also while following with ``-f``)::
+
+    {"id": 40, "at": 1.7e9, "actor": "operator", "kind": "doc.state",
+     "subject": "SOP-001", "detail": {"from": "DRAFT", "to": "IN_REVIEW"}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from crowdtui.cli.common import inert, print_json, workspace_of
+from crowdtui.errors import CrowdError, UsageError
+
+FOLLOW_INTERVAL = 0.5  # seconds between polls of `events -f`
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def acting_store(args) -> AsyncIterator[tuple[Any, str]]:
+    """The workspace's store with the roster synced, and the acting principal's name."""
+    from qms import Store
+    from qms.errors import NotFound
+    from qms.names import OPERATOR, validate_name
+
+    ws = workspace_of(args)
+    actor = validate_name(getattr(args, "actor", None) or OPERATOR)
+    store = await Store.open(ws.db_path)
+    try:
+        await _sync_roster(ws, store)
+        if actor != OPERATOR:
+            if await store.get_agent(actor) is None:
+                raise NotFound(
+                    f"--as {actor}: no such agent is registered; use a name from the roster "
+                    "(`crowdtui ls`) or leave --as out to act as the operator"
+                )
+            store.event_meta = {"by_operator": True}
+        yield store, actor
+    finally:
+        await store.close()
+
+
+async def _sync_roster(ws, store) -> None:
+    """Register the roster's agents so the operator can address every one of them."""
+    try:
+        from crowdtui.roster import load_roster, sync_roster
+    except ImportError:  # pragma: no cover - the roster module is part of the package
+        return
+    roster = await asyncio.to_thread(load_roster, ws)
+    await sync_roster(store, roster)
+
+
+def read_text_file(name: str) -> str:
+    """Content from a file, or stdin for ``-``; one clear line if it cannot be read."""
+    if name == "-":
+        data = sys.stdin.buffer.read()
+        where = "stdin"
+    else:
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CrowdError(f"cannot read {inert(name)}: {exc.strerror}; check the path") from exc
+        where = inert(name)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CrowdError(f"{where} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def as_dict(obj: Any, *, content: bool = True) -> dict[str, Any]:
+    d = dataclasses.asdict(obj)
+    if not content:
+        d.pop("content", None)
+    return d
+
+
+def event_line(ev) -> str:
+    detail = json.dumps(ev.detail, sort_keys=True, ensure_ascii=False) if ev.detail else ""
+    return inert(f"#{ev.id} {when(ev.at)} {ev.actor} {ev.kind} {ev.subject} {detail}".rstrip())
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in inert(text).split("\n"))
+
+
+def names_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--to needs at least one name, e.g. --to qa,lead")
+    return names
+
+
+# ---- registration ----------------------------------------------------------------------
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("send", help="send a message to an agent, the operator, or * (everyone)")
+    p.add_argument("to", metavar="TO", help="agent name, operator, or * for every agent")
+    p.add_argument("body", metavar="BODY", help="message text (- reads stdin)")
+    p.add_argument("--priority", "-p", choices=("low", "normal", "high"), default="normal")
+    p.add_argument("--thread", "-t", default=None, help="thread label to group messages")
+    p.add_argument("--json", action="store_true", help="print the stored messages as JSON")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("inbox", help="list messages (yours, or NAME's)")
+    p.add_argument("name", nargs="?", default=None, metavar="NAME")
+    p.add_argument("--unread", action="store_true", help="only unread messages")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser("read", help="mark messages read")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.set_defaults(func=cmd_read)
+
+    p = sub.add_parser("events", help="the change log: every write others may care about")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    p.add_argument("--kind", "-k", action="append", default=None,
+                   help="only this kind (doc.state) or family (doc.*); repeatable")
+    p.add_argument("--after", type=int, default=None, metavar="ID", help="start after this event id")
+    p.add_argument("--limit", "-n", type=int, default=50,
+                   help="without --after: show the last N events (default 50)")
+    p.set_defaults(func=cmd_events)
+
+    doc = sub.add_parser("doc", help="documents: create, edit, route, review, approve")
+    ds = doc.add_subparsers(dest="doc_command", metavar="ACTION", required=True)
+
+    p = ds.add_parser("new", help="create a document in DRAFT (types: SOP, SPEC, CR, TP)")
+    p.add_argument("doc_type", metavar="TYPE")
+    p.add_argument("title", metavar="TITLE")
+    p.add_argument("--file", "-f", default=None, help="initial content (- reads stdin)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doc_new)
+
+    p = ds.add_parser("ls", help="list documents")
+    p.add_argument("--state", default=None)
+    p.add_argument("--type", dest="doc_type", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doc_ls)
+
+    p = ds.add_parser("show", help="show a document (latest version, or --version N)")
+    p.add_argument("doc_id", metavar="ID")
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doc_show)
+
+    p = ds.add_parser("checkout", help="take the checkout lease")
+    p.add_argument("doc_id", metavar="ID")
+    p.add_argument("--lease", type=float, default=3600, metavar="SECONDS")
+    p.set_defaults(func=cmd_doc_checkout)
+
+    p = ds.add_parser("checkin", help="store a new version from a file and release the lease")
+    p.add_argument("doc_id", metavar="ID")
+    p.add_argument("--file", "-f", required=True, help="new content (- reads stdin)")
+    p.add_argument("-m", "--message", dest="note", default=None, help="note for this version")
+    p.set_defaults(func=cmd_doc_checkin)
+
+    p = ds.add_parser("cancel", help="give the checkout back without a new version")
+    p.add_argument("doc_id", metavar="ID")
+    p.set_defaults(func=cmd_doc_cancel)
+
+    p = ds.add_parser("route", help="send for review or approval")
+    p.add_argument("doc_id", metavar="ID")
+    p.add_argument("kind", choices=("review", "approval"))
+    p.add_argument("--to", required=True, help="comma-separated agent names (or operator)")
+    p.set_defaults(func=cmd_doc_route)
+
+    p = ds.add_parser("review", help="record your review")
+    p.add_argument("doc_id", metavar="ID")
+    p.add_argument("outcome", choices=("recommend", "request-updates"))
+    p.add_argument("-m", "--message", dest="comment", required=True)
+    p.set_defaults(func=cmd_doc_review)
+
+    p = ds.add_parser("approve", help="approve (as an assigned approver)")
+    p.add_argument("doc_id", metavar="ID")
+    p.add_argument("-m", "--message", dest="comment", default=None)
+    p.set_defaults(func=cmd_doc_approve)
+
+    p = ds.add_parser("reject", help="reject back to review (as an assigned approver)")
+    p.add_argument("doc_id", metavar="ID")
+    p.add_argument("-m", "--message", dest="comment", required=True)
+    p.set_defaults(func=cmd_doc_reject)
+
+    for name, method, what in (
+        ("release", "release", "PRE_APPROVED → IN_EXECUTION"),
+        ("close", "close_document", "POST_APPROVED → CLOSED"),
+        ("retire", "retire", "EFFECTIVE → RETIRED"),
+        ("break-lock", "break_lock", "drop whoever holds the checkout (operator only)"),
+    ):
+        p = ds.add_parser(name, help=what)
+        p.add_argument("doc_id", metavar="ID")
+        p.set_defaults(func=cmd_doc_step, method=method, verb=name)
+
+    p = ds.add_parser("history", help="every event about a document")
+    p.add_argument("doc_id", metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doc_history)
+
+    p = ds.add_parser("tasks", help="open review/approval tasks (yours, or NAME's)")
+    p.add_argument("name", nargs="?", default=None, metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doc_tasks)
+
+
+# ---- messages --------------------------------------------------------------------------
+
+
+async def cmd_send(args) -> int:
+    body = read_text_file("-") if args.body == "-" else args.body
+    async with acting_store(args) as (store, actor):
+        msgs = await store.send_message(actor, args.to, body, priority=args.priority, thread=args.thread)
+    if args.json:
+        print_json([as_dict(m) for m in msgs])
+    elif not msgs:
+        print("nobody to send to: no other agent is registered")
+    elif len(msgs) == 1:
+        print(inert(f"sent message {msgs[0].id} to {msgs[0].recipient}"))
+    else:
+        print(inert(f"sent {len(msgs)} messages (ids {msgs[0].id}-{msgs[-1].id}) to "
+                    + ", ".join(m.recipient for m in msgs)))
+    return 0
+
+
+async def cmd_inbox(args) -> int:
+    async with acting_store(args) as (store, actor):
+        name = args.name or actor
+        msgs = await store.inbox(name, unread_only=args.unread, limit=args.limit)
+    if args.json:
+        print_json([as_dict(m) for m in msgs])
+        return 0
+    if not msgs:
+        print(inert(f"{name}: no {'unread ' if args.unread else ''}messages"))
+        return 0
+    for m in msgs:
+        flags = "unread" if m.read_at is None else "read"
+        thread = f" [{m.thread}]" if m.thread else ""
+        print(inert(f"#{m.id} {m.priority:<6} from {m.sender}{thread} {when(m.created_at)} {flags}"))
+        print(indent(m.body))
+    return 0
+
+
+async def cmd_read(args) -> int:
+    async with acting_store(args) as (store, actor):
+        n = await store.mark_read(actor, args.ids)
+    if n < len(set(args.ids)):
+        print(f"marked {n} of {len(set(args.ids))} read (the others were already read, "
+              f"or are not {inert(actor)}'s messages)")
+    else:
+        print(f"marked {n} read")
+    return 0
+
+
+# ---- documents -------------------------------------------------------------------------
+
+
+async def cmd_doc_new(args) -> int:
+    content = read_text_file(args.file) if args.file else ""
+    async with acting_store(args) as (store, actor):
+        doc = await store.create_document(actor, args.doc_type, args.title, content)
+    if args.json:
+        print_json(as_dict(doc))
+    else:
+        print(inert(f"created {doc.id} \"{doc.title}\" (DRAFT, version 1)"))
+    return 0
+
+
+async def cmd_doc_ls(args) -> int:
+    async with acting_store(args) as (store, _actor):
+        docs = await store.list_documents(state=args.state, doc_type=args.doc_type)
+    if args.json:
+        print_json([as_dict(d, content=False) for d in docs])
+        return 0
+    if not docs:
+        print("no documents")
+        return 0
+    print(f"{'ID':<10} {'STATE':<14} {'V':>3} {'HOLDER':<16} TITLE")
+    now = time.time()
+    for d in docs:
+        holder = d.holder if d.is_held(now) else "-"
+        print(inert(f"{d.id:<10} {d.state:<14} {d.version:>3} {holder:<16} {d.title}"))
+    return 0
+
+
+async def cmd_doc_show(args) -> int:
+    async with acting_store(args) as (store, _actor):
+        doc = await store.get_document(args.doc_id, version=args.version)
+    if args.json:
+        print_json(as_dict(doc))
+        return 0
+    print(inert(f"{doc.id} \"{doc.title}\""))
+    print(inert(f"  type {doc.doc_type}{' (executable)' if doc.executable else ''}, state {doc.state}, "
+                f"version {doc.version} of {doc.latest_version}, author {doc.author}"))
+    if doc.is_held():
+        print(inert(f"  checked out by {doc.holder} until {when(doc.lease_expires_at)}"))
+    print()
+    sys.stdout.write(inert(doc.content))
+    if doc.content and not doc.content.endswith("\n"):
+        sys.stdout.write("\n")
+    return 0
+
+
+async def cmd_doc_checkout(args) -> int:
+    async with acting_store(args) as (store, actor):
+        doc = await store.checkout(args.doc_id, actor, lease_seconds=args.lease)
+    print(inert(f"{doc.id} checked out by {actor} until {when(doc.lease_expires_at)} "
+                f"(version {doc.version})"))
+    return 0
+
+
+async def cmd_doc_checkin(args) -> int:
+    content = read_text_file(args.file)
+    async with acting_store(args) as (store, actor):
+        doc = await store.checkin(args.doc_id, actor, content, note=args.note)
+    print(inert(f"{doc.id} checked in as version {doc.version}"))
+    return 0
+
+
+async def cmd_doc_cancel(args) -> int:
+    async with acting_store(args) as (store, actor):
+        await store.cancel_checkout(args.doc_id, actor)
+    print(inert(f"{args.doc_id.upper()}: checkout cancelled"))
+    return 0
+
+
+async def cmd_doc_route(args) -> int:
+    people = names_list(args.to)
+    async with acting_store(args) as (store, actor):
+        await store.route(args.doc_id, actor, args.kind, people)
+        doc = await store.get_document(args.doc_id)
+    print(inert(f"{doc.id} routed for {args.kind} to {', '.join(people)}; now {doc.state}"))
+    return 0
+
+
+async def cmd_doc_review(args) -> int:
+    async with acting_store(args) as (store, actor):
+        await store.review(args.doc_id, actor, args.outcome, args.comment)
+        doc = await store.get_document(args.doc_id)
+    print(inert(f"{doc.id}: {actor} reviewed ({args.outcome}); now {doc.state}"))
+    return 0
+
+
+async def cmd_doc_approve(args) -> int:
+    async with acting_store(args) as (store, actor):
+        await store.approve(args.doc_id, actor, args.comment)
+        doc = await store.get_document(args.doc_id)
+    print(inert(f"{doc.id}: approved by {actor}; now {doc.state}"))
+    return 0
+
+
+async def cmd_doc_reject(args) -> int:
+    async with acting_store(args) as (store, actor):
+        await store.reject(args.doc_id, actor, args.comment)
+        doc = await store.get_document(args.doc_id)
+    print(inert(f"{doc.id}: rejected by {actor}; back to {doc.state}"))
+    return 0
+
+
+async def cmd_doc_step(args) -> int:
+    async with acting_store(args) as (store, actor):
+        await getattr(store, args.method)(args.doc_id, actor)
+        doc = await store.get_document(args.doc_id)
+    if args.method == "break_lock":
+        print(inert(f"{doc.id}: lock broken; it is free to check out"))
+    else:
+        print(inert(f"{doc.id}: {args.verb}d; now {doc.state}"))  # released, closed, retired
+    return 0
+
+
+async def cmd_doc_history(args) -> int:
+    async with acting_store(args) as (store, _actor):
+        events = await store.history(args.doc_id)
+    if args.json:
+        print_json([as_dict(e) for e in events])
+    else:
+        for ev in events:
+            print(event_line(ev))
+    return 0
+
+
+async def cmd_doc_tasks(args) -> int:
+    async with acting_store(args) as (store, actor):
+        name = args.name or actor
+        tasks = await store.pending_tasks(name)
+    if args.json:
+        print_json([as_dict(t) for t in tasks])
+        return 0
+    if not tasks:
+        print(inert(f"{name}: no open tasks"))
+    for t in tasks:
+        print(inert(f"#{t.id} {t.doc_id} {t.kind} \"{t.doc_title}\" ({t.doc_state}), "
+                    f"routed by {t.routed_by} {when(t.created_at)}"))
+    return 0
+
+
+# ---- events ----------------------------------------------------------------------------
+
+
+def _print_events(events, as_json: bool) -> None:
+    for ev in events:
+        if as_json:
+            sys.stdout.write(json.dumps(as_dict(ev), sort_keys=True) + "\n")
+        else:
+            print(event_line(ev))
+    sys.stdout.flush()
+
+
+async def cmd_events(args) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    try:
+        return await _events(args)
+    except BrokenPipeError:  # `crowdtui events | head`: the reader is gone, so are we
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+async def _events(args) -> int:
+    async with acting_store(args) as (store, _actor):
+        if args.after is not None:
+            last = args.after
+            while True:  # everything after ID, page by page
+                events = await store.events_after(last, kinds=args.kind, limit=1000)
+                _print_events(events, args.json)
+                if events:
+                    last = events[-1].id
+                if len(events) < 1000:
+                    break
+        else:
+            events = await store.recent_events(limit=args.limit, kinds=args.kind)
+            _print_events(events, args.json)
+            last = await store.last_event_id()
+        while args.follow:
+            await asyncio.sleep(FOLLOW_INTERVAL)
+            events = await store.events_after(last, kinds=args.kind)
+            if events:
+                _print_events(events, args.json)
+                last = events[-1].id
+    return 0
