@@ -1,5 +1,257 @@
-"""CLI commands: engine_cmds (filled in by its area)."""
+"""CLI commands of the headless engine: serve, route, task, onboard, channel."""
+
+from __future__ import annotations
+
+import time
+
+from crowdtui.cli.common import inert, open_store, print_json, workspace_of
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser(
+        "serve",
+        help="run the hub and the engine without a screen (routes, channels, scheduler)",
+        description="Run this workspace's hub (MCP doors for agents) and engine (chat channels, "
+        "routes, onboarding, scheduled tasks) in the foreground. One per workspace. The engine "
+        "listens on 127.0.0.1; its URL and the key channels register with are written to "
+        ".crowd/run/serve.json. SIGTERM or Ctrl-C stops it cleanly; logs go to stderr.",
+    )
+    p.add_argument("--port", type=int, default=None, metavar="PORT",
+                   help="engine HTTP port on 127.0.0.1 (default: crowd.toml [engine] port, else any free port)")
+    p.add_argument("--no-hub", action="store_true", help="engine only: no MCP hub")
+    p.add_argument("--no-runtime", action="store_true",
+                   help="no Docker: do not start or stop containers (launch policies off)")
+    p.add_argument("--health-interval", type=float, default=5.0, metavar="S",
+                   help="seconds between health checks of each channel (default 5)")
+    p.add_argument("--health-failures", type=int, default=3, metavar="N",
+                   help="failed health checks in a row before a channel is deregistered (default 3)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("route", help="chat routes: which agent gets which chat messages")
+    rs = p.add_subparsers(dest="route_command", metavar="ACTION", required=True)
+    r = rs.add_parser("ls", help="list routes in the order they are tried")
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.set_defaults(func=cmd_route_ls)
+    r = rs.add_parser("add", help="add a route, e.g. route add 'platform=local chat=local:ops*' ops")
+    r.add_argument("match", help="glob terms over platform, room, chat, sender, verb (key=* present, key= absent, * all)")
+    r.add_argument("agent")
+    r.add_argument("--position", type=int, default=None, help="1 is tried first (default: last)")
+    r.set_defaults(func=cmd_route_add)
+    r = rs.add_parser("mv", help="move a route to a position (1 is tried first)")
+    r.add_argument("id", type=int)
+    r.add_argument("position", type=int)
+    r.set_defaults(func=cmd_route_mv)
+    r = rs.add_parser("rm", help="remove a route")
+    r.add_argument("id", type=int)
+    r.set_defaults(func=cmd_route_rm)
+
+    p = sub.add_parser("task", help="scheduled tasks: messages to agents on a cron, interval or one-shot schedule")
+    ts = p.add_subparsers(dest="task_command", metavar="ACTION", required=True)
+    t = ts.add_parser("add", help="add a task, e.g. task add standup lead every:1d 'post the standup'")
+    t.add_argument("name")
+    t.add_argument("agent")
+    t.add_argument("schedule", help="cron:'*/5 * * * *' (UTC), every:10m, or at:2026-01-01T09:00:00Z")
+    t.add_argument("text", help="the message the agent gets when the task is due")
+    t.set_defaults(func=cmd_task_add)
+    t = ts.add_parser("ls", help="list tasks (with their last run)")
+    t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.set_defaults(func=cmd_task_ls)
+    for action, helptext in (("pause", "pause a task"), ("resume", "resume a paused task (no backlog)"),
+                             ("rm", "remove a task"), ("runs", "show a task's runs")):
+        t = ts.add_parser(action, help=helptext)
+        t.add_argument("name")
+        t.set_defaults(func=cmd_task_action, action=action)
+
+    p = sub.add_parser("onboard", help="chats held because no route accepts them: approve or deny")
+    os_ = p.add_subparsers(dest="onboard_command", metavar="ACTION", required=True)
+    o = os_.add_parser("ls", help="list held chats")
+    o.add_argument("--json", action="store_true", help="machine-readable output")
+    o.set_defaults(func=cmd_onboard_ls)
+    o = os_.add_parser("approve", help="route the chat to an agent and deliver what it sent")
+    o.add_argument("chat")
+    o.add_argument("agent")
+    o.set_defaults(func=cmd_onboard_approve)
+    o = os_.add_parser("deny", help="drop what the chat sent (later messages are held again)")
+    o.add_argument("chat")
+    o.set_defaults(func=cmd_onboard_deny)
+
+    p = sub.add_parser("channel", help="chat channels")
+    cs = p.add_subparsers(dest="channel_command", metavar="KIND", required=True)
+    c = cs.add_parser("local", help="a terminal chat with the crowd through a running `crowdtui serve`",
+                      description="Registers with this workspace's running serve as channel NAME, owning "
+                      "chats 'NAME:*'. Each line you type is a message in chat NAME:USER; replies are "
+                      "printed as they come. /new, /who, /stop and @agent work as in any chat. Ctrl-D quits.")
+    c.add_argument("--name", default="local", help="channel name and chat prefix (default local)")
+    c.add_argument("--user", default=None, help="your name in the chat (default: $USER)")
+    c.add_argument("--chat", default=None, help="chat id (default NAME:USER)")
+    c.add_argument("--engine", default=None, metavar="URL", help="engine URL (default: from .crowd/run/serve.json)")
+    c.add_argument("--register-key", default=None, help=argparse_suppress())
+    c.set_defaults(func=cmd_channel_local)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + " UTC" if t else "-"
+
+
+async def cmd_serve(args) -> int:
+    from crowdtui.engine.serve import ServeOptions, run_serve
+    from crowdtui.engine.service import EngineConfig
+
+    ws = workspace_of(args)
+    port = args.port if args.port is not None else int(ws.setting("engine", "port", 0) or 0)
+    opts = ServeOptions(port=port, hub=not args.no_hub, runtime=not args.no_runtime,
+                        engine=EngineConfig(health_interval=args.health_interval,
+                                            health_failures=args.health_failures))
+    return await run_serve(ws, opts)
+
+
+async def cmd_route_ls(args) -> int:
+    from crowdtui.engine.routes import list_routes
+
+    async with open_store(args) as store:
+        routes = await list_routes(store)
+    if args.json:
+        print_json([{"id": r.id, "position": r.position, "match": r.match, "agent": r.agent} for r in routes])
+        return 0
+    if not routes:
+        print("no routes: every chat message is held for `crowdtui onboard`; add one with `crowdtui route add`")
+        return 0
+    print(f"{'#':>3}  {'id':>4}  {'agent':<20} match")
+    for r in routes:
+        print(f"{r.position:>3}  {r.id:>4}  {inert(r.agent):<20} {inert(r.match)}")
+    return 0
+
+
+async def cmd_route_add(args) -> int:
+    from crowdtui.engine.routes import add_route
+
+    async with open_store(args) as store:
+        if await store.get_agent(args.agent) is None:
+            from crowdtui.errors import CrowdError
+
+            raise CrowdError(f"no agent named {inert(args.agent)!r} is registered; `crowdtui ls` lists them")
+        r = await add_route(store, args.match, args.agent, actor=args.actor, position=args.position,
+                            now=time.time())
+    print(f"route {r.id} at {r.position}: {inert(r.match)} -> {r.agent}")
+    return 0
+
+
+async def cmd_route_mv(args) -> int:
+    from crowdtui.engine.routes import move_route
+
+    async with open_store(args) as store:
+        r = await move_route(store, args.id, args.position, actor=args.actor)
+    print(f"route {r.id} now at {r.position}")
+    return 0
+
+
+async def cmd_route_rm(args) -> int:
+    from crowdtui.engine.routes import remove_route
+
+    async with open_store(args) as store:
+        r = await remove_route(store, args.id, actor=args.actor)
+    print(f"removed route {r.id}: {inert(r.match)} -> {r.agent}")
+    return 0
+
+
+async def cmd_task_add(args) -> int:
+    from crowdtui.engine.tasks import add_task
+
+    async with open_store(args) as store:
+        if await store.get_agent(args.agent) is None:
+            from crowdtui.errors import CrowdError
+
+            raise CrowdError(f"no agent named {inert(args.agent)!r} is registered; `crowdtui ls` lists them")
+        t = await add_task(store, name=args.name, agent=args.agent, schedule=args.schedule, text=args.text,
+                           actor=args.actor, now=time.time())
+    print(f"task {t.name}: {t.schedule} -> {t.agent}, next {_when(t.next_due)}")
+    return 0
+
+
+async def cmd_task_ls(args) -> int:
+    from crowdtui.engine.tasks import list_tasks, runs_of
+
+    async with open_store(args) as store:
+        tasks = await list_tasks(store)
+        last = {t.name: (await runs_of(store, t.name, limit=1) or [None])[-1] for t in tasks}
+    if args.json:
+        print_json([{"name": t.name, "agent": t.agent, "schedule": t.schedule, "state": t.state,
+                     "next_due": t.next_due, "text": t.text,
+                     "last_run": last[t.name].__dict__ if last[t.name] else None} for t in tasks])
+        return 0
+    if not tasks:
+        print("no tasks; add one with `crowdtui task add NAME AGENT SCHEDULE TEXT`")
+        return 0
+    for t in tasks:
+        run = last[t.name]
+        ran = f"last {run.outcome} {_when(run.ran_at)}" if run else "never ran"
+        print(f"{t.name:<16} {t.state:<7} {t.agent:<14} {inert(t.schedule):<22} next {_when(t.next_due)}  {ran}")
+    return 0
+
+
+async def cmd_task_action(args) -> int:
+    from crowdtui.engine import tasks
+
+    async with open_store(args) as store:
+        if args.action == "runs":
+            for r in await tasks.runs_of(store, args.name):
+                extra = f" ({r.missed} missed folded in)" if r.missed else ""
+                print(f"{_when(r.ran_at)}  due {_when(r.due_at)}  {r.outcome}{extra}  {inert(r.detail)}")
+            return 0
+        if args.action == "rm":
+            t = await tasks.remove_task(store, args.name, actor=args.actor)
+            print(f"removed task {t.name}")
+            return 0
+        t = await tasks.set_paused(store, args.name, args.action == "pause", actor=args.actor, now=time.time())
+    print(f"task {t.name}: {t.state}, next {_when(t.next_due) if t.state == 'active' else '-'}")
+    return 0
+
+
+async def cmd_onboard_ls(args) -> int:
+    from crowdtui.engine.inbound import list_holds
+
+    async with open_store(args) as store:
+        holds = await list_holds(store)
+    if args.json:
+        print_json([h.__dict__ for h in holds])
+        return 0
+    if not holds:
+        print("no chats are waiting")
+        return 0
+    for h in holds:
+        print(f"{inert(h.chat)}  ({h.channel}) {h.count} message{'s' if h.count != 1 else ''} from "
+              f"{inert(', '.join(h.senders))} since {_when(h.first_at)}; last: {inert(h.last_text[:60])!r}")
+    print("approve with `crowdtui onboard approve CHAT AGENT`, or drop with `crowdtui onboard deny CHAT`")
+    return 0
+
+
+async def cmd_onboard_approve(args) -> int:
+    from crowdtui.engine.inbound import approve_chat
+
+    async with open_store(args) as store:
+        route_id, n = await approve_chat(store, args.chat, args.agent, actor=args.actor, now=time.time())
+    print(f"chat {inert(args.chat)} -> {args.agent} (route {route_id}); {n} held message{'s' if n != 1 else ''} "
+          "released (a running serve delivers them)")
+    return 0
+
+
+async def cmd_onboard_deny(args) -> int:
+    from crowdtui.engine.inbound import deny_chat
+
+    async with open_store(args) as store:
+        n = await deny_chat(store, args.chat, actor=args.actor)
+    print(f"dropped {n} held message{'s' if n != 1 else ''} of chat {inert(args.chat)}")
+    return 0
+
+
+async def cmd_channel_local(args) -> int:
+    from crowdtui.engine.local_channel import run_local_channel
+
+    return await run_local_channel(workspace_of(args), name=args.name, user=args.user, chat=args.chat,
+                                   engine_url=args.engine, register_key=args.register_key)

@@ -228,7 +228,10 @@ class Engine:
     async def _router_loop(self) -> None:
         self._route_wake.set()  # (re)started: look for work left behind
         while True:
-            await self._route_wake.wait()
+            try:  # woken by each new message; the timeout picks up rows released elsewhere
+                await asyncio.wait_for(self._route_wake.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
             self._route_wake.clear()
             if await self.route_pending():
                 self._send_wake.set()  # commands and refusals queue answers

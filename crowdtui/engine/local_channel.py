@@ -1,0 +1,175 @@
+"""``crowdtui channel local``: a terminal chat that speaks the channel protocol.
+
+It registers with the workspace's running serve (URL and register key from
+``.crowd/run/serve.json``), serves its own callback on 127.0.0.1 (``/send``,
+``/typing``, ``/health``), sends each line typed on stdin as one inbound message and
+prints what comes back on stdout as ``agent: text``. Status lines go to stderr.
+Usable by a person at a terminal and by a test through pipes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import re
+import secrets
+import sys
+import time
+from typing import Callable
+
+from crowdtui.errors import CrowdError
+
+_SAFE = re.compile(r"[^a-z0-9_-]+")
+
+
+def _default_user() -> str:
+    try:
+        name = getpass.getuser()
+    except Exception:
+        name = "me"
+    return _SAFE.sub("-", name.lower()).strip("-") or "me"
+
+
+def _inert(text: str) -> str:
+    return "".join(ch if ch in "\n\t" or (ord(ch) >= 0x20 and ord(ch) != 0x7F and not 0x80 <= ord(ch) < 0xA0)
+                   else f"\\x{ord(ch):02x}" for ch in text)
+
+
+class LocalChannel:
+    def __init__(self, *, engine_url: str, register_key: str, name: str = "local", user: str | None = None,
+                 chat: str | None = None, out: Callable[[str], None] | None = None,
+                 status: Callable[[str], None] | None = None) -> None:
+        self.engine_url = engine_url.rstrip("/")
+        self.register_key = register_key
+        self.name = name
+        self.user = user or _default_user()
+        self.chat = chat or f"{name}:{self.user}"
+        self.out = out or (lambda line: print(line, flush=True))
+        self.status = status or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.callback_token = secrets.token_urlsafe(24)
+        self.token: str | None = None
+        self.received: list[dict] = []
+        self._n = 0
+        self._server = None
+        self._http = None
+
+    def _app(self):
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        def authorised(request: Request) -> bool:
+            return secrets.compare_digest(request.headers.get("authorization", ""), f"Bearer {self.callback_token}")
+
+        async def send(request: Request):
+            if not authorised(request):
+                return JSONResponse({"error": "wrong callback token"}, status_code=401)
+            body = await request.json()
+            self.received.append(body)
+            who = _inert(str(body.get("from") or "crowd"))
+            text = _inert(str(body.get("text", ""))).replace("\n", "\n    ")
+            self.out(f"{who}: {text}")
+            return JSONResponse({"ok": True})
+
+        async def typing(request: Request):
+            if not authorised(request):
+                return JSONResponse({"error": "wrong callback token"}, status_code=401)
+            return JSONResponse({"ok": True})
+
+        async def health(request: Request):
+            return JSONResponse({"ok": True, "channel": self.name})
+
+        return Starlette(routes=[Route("/send", send, methods=["POST"]), Route("/typing", typing, methods=["POST"]),
+                                 Route("/health", health, methods=["GET"])])
+
+    async def start(self) -> None:
+        import httpx
+
+        from crowdtui.engine.http_server import LocalServer
+
+        self._http = httpx.AsyncClient(timeout=10, trust_env=False)
+        self._server = await LocalServer(self._app()).start()
+        await self.register()
+
+    async def register(self) -> None:
+        body = {"name": self.name, "platform": "local", "callback_url": self._server.url,
+                "prefixes": [f"{self.name}:"], "callback_token": self.callback_token}
+        r = await self._post("/channels/register", body, self.register_key)
+        if r.status_code != 200:
+            raise CrowdError(f"the engine refused to register channel {self.name}: {_error(r)}")
+        self.token = r.json()["token"]
+        self.status(f"connected to {self.engine_url} as chat {self.chat} (channel {self.name}); "
+                    "type a message, Ctrl-D quits")
+
+    async def _post(self, path: str, body: dict | None, token: str, *, tries: int = 30):
+        import httpx
+
+        for attempt in range(tries):
+            try:
+                return await self._http.post(self.engine_url + path, json=body,
+                                             headers={"Authorization": f"Bearer {token}"})
+            except httpx.TransportError as exc:
+                if attempt == tries - 1:
+                    raise CrowdError(f"the engine at {self.engine_url} does not answer ({exc}); "
+                                     "is `crowdtui serve` running?") from None
+                await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
+
+    async def say(self, text: str) -> dict:
+        """Send one message (retried with the same id until the engine has stored it)."""
+        self._n += 1
+        body = {"id": f"{self.user}-{time.time_ns()}-{self._n}", "chat": self.chat, "sender": self.user,
+                "sender_name": self.user, "text": text,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        r = await self._post("/channels/inbound", body, self.token)
+        if r.status_code == 401:  # deregistered (e.g. missed health checks): register again, once
+            await self.register()
+            r = await self._post("/channels/inbound", body, self.token)
+        if r.status_code != 200:
+            self.status(f"not sent: {_error(r)}")
+            return {"ok": False, "error": _error(r)}
+        return r.json()
+
+    async def close(self) -> None:
+        if self.token and self._http is not None:
+            try:
+                await self._http.post(self.engine_url + "/channels/deregister",
+                                      headers={"Authorization": f"Bearer {self.token}"})
+            except Exception:
+                pass
+        if self._server is not None:
+            await self._server.stop()
+        if self._http is not None:
+            await self._http.aclose()
+
+
+def _error(r) -> str:
+    try:
+        return str(r.json().get("error") or r.text)
+    except Exception:
+        return f"HTTP {r.status_code}"
+
+
+async def run_local_channel(workspace, *, name: str = "local", user: str | None = None, chat: str | None = None,
+                            engine_url: str | None = None, register_key: str | None = None) -> int:
+    from crowdtui.engine.serve import read_info
+
+    info = read_info(workspace) or {}
+    engine_url = engine_url or info.get("url")
+    register_key = register_key or info.get("register_key")
+    if not engine_url or not register_key:
+        raise CrowdError("no crowdtui serve runs for this workspace (no .crowd/run/serve.json); "
+                         "start one with `crowdtui serve`")
+    ch = LocalChannel(engine_url=engine_url, register_key=register_key, name=name, user=user, chat=chat)
+    await ch.start()
+    try:
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                break
+            text = line.rstrip("\n")
+            if text.strip():
+                await ch.say(text)
+    finally:
+        await ch.close()
+    return 0

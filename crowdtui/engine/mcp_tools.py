@@ -1,0 +1,163 @@
+"""The engine's MCP tools, added to the hub's server by ``crowdtui serve``.
+
+- ``reply(chat, text)``: any agent, for chats routed to it or to one of its children.
+- routes and tasks: ``list_*`` for tiers 0 and 1; changing them for tier 0, and only
+  for targets that are the caller or its descendants.
+
+The hub's grants decide first (tool names are listed in ``crowdtui.hub.grants``);
+these checks narrow further. Errors are MCPErrors that say what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.shared.exceptions import MCPError
+
+from crowdtui.hub.identity import caller
+from crowdtui.hub.tools import DENIED, plain, qms_errors
+
+ENGINE_TOOLS = ("reply", "list_routes", "add_route", "move_route", "remove_route",
+                "list_tasks", "add_task", "pause_task", "resume_task", "remove_task")
+
+
+async def _tier(store, name: str) -> int:
+    a = await store.get_agent(name)
+    if a is None:
+        raise MCPError(code=DENIED, message=f"{name} is not a registered agent")
+    return a.tier
+
+
+async def _require_tier(store, me: str, most: int, what: str) -> None:
+    tier = await _tier(store, me)
+    if tier > most:
+        raise MCPError(code=DENIED, message=f"{what} needs tier {most} or higher authority (you are tier {tier}); "
+                                            "ask your parent or the operator")
+
+
+async def _require_own(store, me: str, target: str) -> None:
+    name, seen = target, set()
+    while name and name not in seen:
+        if name == me:
+            return
+        seen.add(name)
+        a = await store.get_agent(name)
+        name = a.parent if a else None
+    raise MCPError(code=DENIED, message=f"{target} is neither you nor one of your descendants; "
+                                        "route or schedule only for your own tree")
+
+
+def add_engine_tools(server, engine) -> None:
+    store = engine.store
+    now = engine.clock.now
+
+    @server.tool()
+    async def reply(chat: str, text: str, reply_to: str | None = None) -> dict[str, Any]:
+        """Send text to a chat (the `chat` a routed message came with) through its channel."""
+        me = caller()
+        with qms_errors():
+            oid = await engine.reply(me, chat, text, reply_to=reply_to)
+        return {"queued": oid, "chat": chat}
+
+    @server.tool()
+    async def list_routes() -> dict[str, Any]:
+        """The route table in order: match expression -> agent."""
+        await _require_tier(store, caller(), 1, "list_routes")
+        from crowdtui.engine.routes import list_routes as _list
+
+        return {"routes": plain(await _list(store))}
+
+    @server.tool()
+    async def add_route(match: str, agent: str, position: int | None = None) -> dict[str, Any]:
+        """Add a route (position 1 is tried first; default last), e.g. match="platform=local"."""
+        me = caller()
+        await _require_tier(store, me, 0, "add_route")
+        await _require_own(store, me, agent)
+        from crowdtui.engine.routes import add_route as _add
+
+        with qms_errors():
+            return {"route": plain(await _add(store, match, agent, actor=me, position=position, now=now()))}
+
+    @server.tool()
+    async def move_route(route_id: int, position: int) -> dict[str, Any]:
+        """Move a route to a position (1 is tried first)."""
+        me = caller()
+        await _require_tier(store, me, 0, "move_route")
+        from crowdtui.engine.routes import move_route as _move
+
+        with qms_errors():
+            return {"route": plain(await _move(store, route_id, position, actor=me))}
+
+    @server.tool()
+    async def remove_route(route_id: int) -> dict[str, Any]:
+        """Remove a route by id."""
+        me = caller()
+        await _require_tier(store, me, 0, "remove_route")
+        from crowdtui.engine.routes import list_routes as _list, remove_route as _rm
+
+        target = next((r for r in await _list(store) if r.id == route_id), None)
+        if target is not None:
+            await _require_own(store, me, target.agent)
+        with qms_errors():
+            return {"removed": plain(await _rm(store, route_id, actor=me))}
+
+    @server.tool()
+    async def list_tasks() -> dict[str, Any]:
+        """Scheduled tasks with their schedule, state and next due time (epoch seconds)."""
+        await _require_tier(store, caller(), 1, "list_tasks")
+        from crowdtui.engine.tasks import list_tasks as _list
+
+        return {"tasks": plain(await _list(store))}
+
+    @server.tool()
+    async def add_task(name: str, agent: str, schedule: str, text: str) -> dict[str, Any]:
+        """Schedule a message to an agent: schedule is cron:'*/5 * * * *', every:10m or at:2026-01-01T09:00:00Z."""
+        me = caller()
+        await _require_tier(store, me, 0, "add_task")
+        await _require_own(store, me, agent)
+        from crowdtui.engine.tasks import add_task as _add
+
+        with qms_errors():
+            return {"task": plain(await _add(store, name=name, agent=agent, schedule=schedule, text=text,
+                                             actor=me, now=now()))}
+
+    async def _own_task(me: str, name: str):
+        from crowdtui.engine.tasks import get_task
+
+        with qms_errors():
+            task = await get_task(store, name)
+        await _require_own(store, me, task.agent)
+        return task
+
+    @server.tool()
+    async def pause_task(name: str) -> dict[str, Any]:
+        """Pause a scheduled task (it keeps its schedule)."""
+        me = caller()
+        await _require_tier(store, me, 0, "pause_task")
+        await _own_task(me, name)
+        from crowdtui.engine.tasks import set_paused
+
+        with qms_errors():
+            return {"task": plain(await set_paused(store, name, True, actor=me, now=now()))}
+
+    @server.tool()
+    async def resume_task(name: str) -> dict[str, Any]:
+        """Resume a paused task; its next run is computed from now (no backlog)."""
+        me = caller()
+        await _require_tier(store, me, 0, "resume_task")
+        await _own_task(me, name)
+        from crowdtui.engine.tasks import set_paused
+
+        with qms_errors():
+            return {"task": plain(await set_paused(store, name, False, actor=me, now=now()))}
+
+    @server.tool()
+    async def remove_task(name: str) -> dict[str, Any]:
+        """Remove a scheduled task."""
+        me = caller()
+        await _require_tier(store, me, 0, "remove_task")
+        await _own_task(me, name)
+        from crowdtui.engine.tasks import remove_task as _rm
+
+        with qms_errors():
+            return {"removed": plain(await _rm(store, name, actor=me))}
