@@ -40,7 +40,10 @@ DOCUMENT_TOOLS = (
     "my_tasks",
 )
 COORDINATION_TOOLS = ("delegate", "escalate", "observe", "set_status")
-ALL_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS
+# Served only by `crowdtui serve` (crowdtui.engine.mcp_tools), which narrows them further.
+ENGINE_TOOLS = ("reply", "list_routes", "add_route", "move_route", "remove_route",
+                "list_tasks", "add_task", "pause_task", "resume_task", "remove_task")
+ALL_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS + ENGINE_TOOLS
 
 # Tier defaults, written in the same rule language as the definitions' grants.
 TIER_DEFAULTS: dict[int, tuple[str, ...]] = {
