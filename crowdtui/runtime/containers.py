@@ -168,10 +168,11 @@ class Runtime:
 
     ``Runtime(workspace)`` connects to the engine (``EngineUnavailable`` when none answers);
     pass ``client`` to share one. ``progress`` receives lines about long steps (building a
-    missing agent image).
+    missing agent image). ``store`` (optional) is used to read agents' secrets from the vault.
     """
 
-    def __init__(self, workspace: Workspace, client=None, *, progress: Callable[[str], None] | None = None):
+    def __init__(self, workspace: Workspace, client=None, *,
+                 progress: Callable[[str], None] | None = None, store=None):
         if client is None:
             from crowdtui.runtime.engine import connect
 
@@ -179,6 +180,7 @@ class Runtime:
         self.workspace = workspace
         self.client = client
         self.progress = progress or (lambda line: None)
+        self.store = store  # qms Store for the vault; opened per use when None
 
     # ---- paths on the host
 
@@ -203,8 +205,12 @@ class Runtime:
     def image_for(self, agent: AgentDef) -> str:
         return agent.image or self.default_image()
 
-    def container_config(self, agent: AgentDef) -> dict[str, Any]:
-        """The keyword arguments for ``client.containers.create`` (pure: touches nothing)."""
+    def container_config(self, agent: AgentDef, secrets: dict[str, str] | None = None) -> dict[str, Any]:
+        """The keyword arguments for ``client.containers.create`` (pure: touches nothing).
+
+        ``secrets`` (name -> value, from the vault) join the environment; they are kept out
+        of the configuration hash label.
+        """
         from docker.types import Mount
 
         ws = self.workspace
@@ -263,6 +269,8 @@ class Runtime:
         }
         digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
         config["labels"] = {**config["labels"], CONFIG_LABEL: digest[:16]}
+        if secrets:
+            config["environment"] = {**env, **secrets}
         return config
 
     def prepare_host(self, agent: AgentDef) -> None:
@@ -332,7 +340,13 @@ class Runtime:
         agent = (attrs.get("Config", {}).get("Labels") or {}).get(labels.AGENT, "")
         return info_from_attrs(attrs, self._stopped_id(agent))
 
-    def _start_sync(self, agent: AgentDef) -> ContainerInfo:
+    def _running(self, name: str) -> ContainerInfo | None:
+        existing = self._find(name)
+        if existing is not None and existing.status in ("running", "paused", "restarting"):
+            return self._info(existing)
+        return None
+
+    def _start_sync(self, agent: AgentDef, secrets: dict[str, str] | None = None) -> ContainerInfo:
         from docker.errors import APIError, ImageNotFound
 
         existing = self._find(agent.name)
@@ -341,7 +355,7 @@ class Runtime:
         if existing is not None:
             existing.remove(force=True)
         self.prepare_host(agent)
-        config = self.container_config(agent)
+        config = self.container_config(agent, secrets)
         self._ensure_image(config["image"])
         try:
             container = self.client.containers.create(**config)
@@ -425,18 +439,44 @@ class Runtime:
 
     # ---- the async API
 
-    async def start(self, agent: AgentDef) -> ContainerInfo:
-        """Start the agent's container; an agent already running is returned as it is."""
-        return await asyncio.to_thread(self._start_sync, agent)
+    async def start(self, agent: AgentDef, *, secrets: dict[str, str] | None = None) -> ContainerInfo:
+        """Start the agent's container; an agent already running is returned as it is.
+
+        The secrets the definition names are read from the workspace's vault (unless
+        ``secrets`` gives them) and handed to the container's environment only.
+        """
+        running = await asyncio.to_thread(self._running, agent.name)
+        if running is not None:
+            return running
+        if secrets is None and agent.secrets:
+            secrets = await self.reveal_secrets(agent)
+        return await asyncio.to_thread(self._start_sync, agent, secrets)
+
+    async def reveal_secrets(self, agent: AgentDef) -> dict[str, str]:
+        """The values of the secrets ``agent`` names, from the vault (SecretError if one is missing)."""
+        if not agent.secrets:
+            return {}
+        from qms import Store
+
+        from crowdtui.secrets import Vault
+
+        store = self.store if self.store is not None else await Store.open(self.workspace.db_path)
+        try:
+            return await Vault.open(self.workspace, store, create_key=False).reveal(agent.secrets)
+        finally:
+            if store is not self.store:
+                await store.close()
 
     async def stop(self, name: str, *, timeout: int = STOP_TIMEOUT) -> ContainerInfo:
         """Stop the agent's container (kept, state "stopped": the operator's intent, not a crash)."""
         return await asyncio.to_thread(self._stop_sync, name, timeout)
 
-    async def restart(self, agent: AgentDef) -> ContainerInfo:
+    async def restart(self, agent: AgentDef, *, secrets: dict[str, str] | None = None) -> ContainerInfo:
         """Stop and remove the container, then start a fresh one from the current definition."""
+        if secrets is None and agent.secrets:
+            secrets = await self.reveal_secrets(agent)  # before removing: a missing one changes nothing
         await asyncio.to_thread(self._remove_sync, agent.name)
-        return await self.start(agent)
+        return await self.start(agent, secrets=secrets or {})
 
     async def remove(self, name: str) -> bool:
         """Remove the agent's container(s), running or not. False when there was none."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from crowdtui.roster import Mount, Resources
@@ -198,3 +200,21 @@ async def test_missing_mount_source_is_a_clear_error(runtime, agent, workspace, 
     code, out = exec_in(await runtime.container("alpha"), "cat /data/f.txt; touch /data/g 2>&1")
     assert out.startswith("shared") and "Read-only" in out
 
+
+
+async def test_secrets_reach_the_agent_environment_only(runtime, agent, store, workspace, docker_client,
+                                                        monkeypatch):
+    from crowdtui.secrets import SecretError, Vault
+
+    monkeypatch.setenv("CROWD_SECRET_KEY", "11" * 32)
+    needs = agent("alpha", secrets=("API_TOKEN",))
+    with pytest.raises(SecretError, match="API_TOKEN is not set"):
+        await runtime.start(needs)
+    assert _count(docker_client, workspace) == 0
+    await Vault.open(workspace, store).set("API_TOKEN", "s3cr3t-value")
+    info = await runtime.start(needs)
+    code, out = exec_in(await runtime.container("alpha"), "echo $API_TOKEN")
+    assert out.strip() == "s3cr3t-value"
+    attrs = docker_client.api.inspect_container(info.container_id)
+    assert "s3cr3t-value" not in json.dumps(attrs["Config"]["Labels"])
+    assert not [e for e in await store.events_after(0) if "s3cr3t-value" in json.dumps(e.detail)]
