@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +91,31 @@ def test_cli_image_build_without_engine_says_so(tmp_path):
     assert out.returncode == 3
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "no Docker engine answers" in lines[0], out.stderr
+
+
+def _make_rootfs_in_subprocess(tmp_path, env_extra: dict[str, str], user: str | None = None):
+    """Run the root filesystem step with an empty cache, as a person would hit it."""
+    code = "from crowdtui.runtime.image import make_rootfs; make_rootfs(print)"
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "CROWD_CACHE": str(tmp_path / "cache"),
+           "HOME": str(tmp_path), **env_extra}
+    argv = [sys.executable, "-c", code]
+    if user:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_missing_debootstrap_says_how_to_install_it(tmp_path):
+    out = _make_rootfs_in_subprocess(tmp_path, {"CROWD_DEBOOTSTRAP": str(tmp_path / "none")})
+    assert out.returncode != 0
+    assert "apt-get install debootstrap" in out.stderr.strip().splitlines()[-1]
+    assert not list((tmp_path / "cache").glob("rootfs-*"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+def test_debootstrap_as_non_root_says_to_run_as_root():
+    with tempfile.TemporaryDirectory(prefix="crowd-nonroot-") as tmp:
+        os.chmod(tmp, 0o777)  # pytest's own tmp folders are root-only
+        out = _make_rootfs_in_subprocess(Path(tmp), {}, user="65534")
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert "needs root" in last and "sudo crowdtui image build" in last

@@ -156,9 +156,13 @@ def rootfs_tarball() -> Path:
 
 
 def _check_debootstrap() -> str:
-    exe = shutil.which("debootstrap") or next(
-        (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if os.access(p, os.X_OK)), None
-    )
+    explicit = os.environ.get("CROWD_DEBOOTSTRAP")  # a debootstrap somewhere else
+    if explicit:
+        exe = explicit if os.access(explicit, os.X_OK) else None
+    else:
+        exe = shutil.which("debootstrap") or next(
+            (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if os.access(p, os.X_OK)), None
+        )
     if exe is None:
         raise ImageError(
             "debootstrap is not installed; run `apt-get install debootstrap` "
