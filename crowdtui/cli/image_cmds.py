@@ -30,6 +30,9 @@ def register(sub) -> None:
     t = isub.add_parser("tag", help="print the tag the current docker/ inputs build to")
     t.set_defaults(func=cmd_tag)
 
+    pr = isub.add_parser("prune", help="remove agent images of older inputs that no container uses")
+    pr.set_defaults(func=cmd_prune)
+
 
 def _help(parser):
     def show(args) -> int:
@@ -80,4 +83,17 @@ def cmd_tag(args) -> int:
     from crowdtui.runtime.image import image_tag
 
     print(image_tag())
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from crowdtui.runtime.engine import connect
+    from crowdtui.runtime.image import prune_images
+
+    client = connect()
+    try:
+        removed = prune_images(client, progress=_progress)
+    finally:
+        client.close()
+    print(f"removed {len(removed)} older agent image(s)")
     return 0

@@ -339,3 +339,26 @@ def list_images(client) -> list[dict]:
                 "current": current in image.tags,
             })
     return rows
+
+
+def prune_images(client, progress: Progress = print) -> list[str]:
+    """Remove agent images of older inputs that no container uses; returns the removed tags."""
+    from docker.errors import APIError
+
+    keep = {image_tag(), latest_tag()}
+    current = _engine_call(client.images.get, image_tag()).id if _engine_call(_exists, client, image_tag()) else None
+    removed = []
+    for image in _engine_call(client.images.list, name=REPOSITORY):
+        if image.id == current:
+            continue
+        for tag in image.tags:
+            if tag in keep:
+                continue
+            try:
+                client.images.remove(tag, noprune=False)
+            except APIError as exc:  # in use by a container, kept
+                progress(f"kept {tag}: {exc.explanation or exc}")
+                continue
+            removed.append(tag)
+            progress(f"removed {tag}")
+    return removed
