@@ -102,6 +102,9 @@ async def cmd_hub(args) -> int:
         try:
             opened = await hub.open_running_doors()
             hub.follow_registry()
+            runtime = _runtime(ws)
+            if runtime is not None:
+                hub.run_policies(runtime)
             print(f"crowdtui hub: serving {ws.root} (pid {__import__('os').getpid()})", flush=True)
             print(f"  doors: {', '.join(opened) if opened else 'none yet (agents get one when they start)'}", flush=True)
             if hub.http_url:
@@ -128,6 +131,19 @@ async def _sync_roster(ws, store) -> None:
         await sync_roster(store, roster)
     except Exception as exc:  # the hub still serves what the registry knows
         logging.getLogger(__name__).warning("roster not synced (%s); serving the registered agents", exc)
+
+
+def _runtime(ws):
+    """The container runtime, or None (then no announcements or launch policies)."""
+    import logging
+
+    try:
+        from crowdtui.runtime.containers import Runtime
+
+        return Runtime(ws)
+    except Exception as exc:
+        logging.getLogger(__name__).warning("no Docker engine (%s): no announcements or launch policies", exc)
+        return None
 
 
 async def _refresh_states(ws, store) -> None:

@@ -94,6 +94,9 @@ class Hub:
         self._http = None
         self._http_task: asyncio.Task | None = None
         self._follow_task: asyncio.Task | None = None
+        self._policy_tasks: list[asyncio.Task] = []
+        self.announcer = None
+        self.launcher = None
         self._started = False
 
     # ---- lifecycle ---------------------------------------------------------------
@@ -122,6 +125,14 @@ class Hub:
     async def stop(self) -> None:
         if not self._started:
             return
+        for task in self._policy_tasks:
+            task.cancel()
+        for task in self._policy_tasks:
+            try:
+                await task
+            except BaseException:
+                pass
+        self._policy_tasks = []
         if self._follow_task is not None:
             self._follow_task.cancel()
             try:
@@ -235,6 +246,29 @@ class Hub:
                 raise
             except Exception:
                 log.exception("following the registry failed; retrying")
+
+    # ---- announcements and launch policies ------------------------------------------
+
+    def run_policies(self, runtime, pool=None, *, announce: bool = True, launch: bool = True) -> None:
+        """Announce new inbox items in agents' terminals and apply launch/shutdown policies.
+
+        ``runtime`` is a ``crowdtui.runtime.containers.Runtime``; ``pool`` a shared
+        ``SessionPool`` (the app passes its own so notices go through the same terminals).
+        """
+        from crowdtui.hub.announce import Announcer, pty_typist
+        from crowdtui.hub.launch import LaunchPolicy, runtime_actions
+
+        if pool is None:
+            from crowdtui.runtime.pty import SessionPool
+
+            pool = SessionPool(runtime.client)
+        if announce and self.announcer is None:
+            self.announcer = Announcer(self.store, self.directory, pty_typist(runtime, pool))
+            self._policy_tasks.append(asyncio.create_task(self.announcer.run(), name="hub-announcer"))
+        if launch and self.launcher is None:
+            start, stop = runtime_actions(runtime, self.store, self.directory.definition)
+            self.launcher = LaunchPolicy(self.store, self.directory, start, stop)
+            self._policy_tasks.append(asyncio.create_task(self.launcher.run(), name="hub-launch-policy"))
 
     # ---- streamable HTTP -------------------------------------------------------------
 

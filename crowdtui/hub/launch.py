@@ -1,0 +1,147 @@
+"""Launch and shutdown policies, driven by the store's events.
+
+* ``launch: on_task`` — an agent that is not running is started when work arrives for
+  it (a message, which routing a document for review or approval also sends).
+* ``shutdown: inbox_empty`` — a running agent is stopped once it has no unread
+  messages and no pending tasks, and no message went to or from it for ``grace`` s.
+* ``shutdown: idle`` — a running agent is stopped after ``idle_after`` s in which no
+  message went to or from it (polling its inbox is not work).
+
+Starting and stopping are callables (``runtime_actions`` binds them to the runtime
+and the roster), so the policy is a small component of its own. Every decision is an
+event: ``hub.launch`` / ``hub.shutdown`` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+from crowdtui.hub.directory import OPERATOR, Directory
+
+log = logging.getLogger(__name__)
+
+Action = Callable[[str], Awaitable[Any]]
+RUNNING = "running"
+
+
+class LaunchPolicy:
+    def __init__(self, store: Any, directory: Directory, start: Action, stop: Action, *,
+                 grace: float = 5.0, idle_after: float = 300.0, poll: float = 0.5):
+        self.store = store
+        self.directory = directory
+        self.start = start
+        self.stop = stop
+        self.grace = grace
+        self.idle_after = idle_after
+        self.poll = poll
+        self.last_event = 0
+        self.last_activity: dict[str, float] = {}
+        self._busy: set[str] = set()
+
+    async def run(self, from_event: int | None = None) -> None:
+        self.last_event = await self.store.last_event_id() if from_event is None else from_event
+        while True:
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("launch policy step failed; retrying")
+            await asyncio.sleep(self.poll)
+
+    async def step(self) -> list[tuple[str, str]]:
+        """One round: react to new events, then check shutdowns. Returns (action, agent) pairs."""
+        done: list[tuple[str, str]] = []
+        now = time.monotonic()
+        events = await self.store.events_after(
+            self.last_event, kinds=["message.sent", "agent.state"], limit=1000)
+        if events:
+            self.last_event = events[-1].id
+        wanted: list[str] = []
+        for e in events:
+            if e.kind == "message.sent":
+                self.last_activity[e.actor] = now
+                if e.subject != OPERATOR:
+                    self.last_activity[e.subject] = now
+                    wanted.append(e.subject)
+            elif e.kind == "agent.state" and e.detail.get("state", None) == RUNNING:
+                self.last_activity.setdefault(e.subject, now)
+        for name in dict.fromkeys(wanted):
+            info = await self.directory.info(name)
+            if info is None or info.launch != "on_task" or name in self._busy:
+                continue
+            agent = await self.store.get_agent(name)
+            if agent is not None and agent.state == RUNNING:
+                continue
+            if await self._act("launch", name, "work arrived in its inbox", self.start):
+                self.last_activity[name] = time.monotonic()
+                done.append(("launch", name))
+        for agent in await self.store.list_agents():
+            if agent.state != RUNNING or agent.name in self._busy:
+                continue
+            info = await self.directory.info(agent.name)
+            if info is None or info.shutdown not in ("inbox_empty", "idle"):
+                continue
+            quiet = now - self.last_activity.setdefault(agent.name, now)
+            if info.shutdown == "idle":
+                if quiet >= self.idle_after:
+                    reason = f"idle for {quiet:.0f} s"
+                else:
+                    continue
+            else:
+                if quiet < self.grace:
+                    continue
+                unread = (await self.store.unread_counts()).get(agent.name, 0)
+                tasks = await self.store.pending_tasks(agent.name)
+                if unread or tasks:
+                    continue
+                reason = "inbox empty and nothing pending"
+            if await self._act("shutdown", agent.name, reason, self.stop):
+                done.append(("shutdown", agent.name))
+        return done
+
+    async def _act(self, what: str, name: str, reason: str, action: Action) -> bool:
+        self._busy.add(name)
+        try:
+            await action(name)
+            await self.store.append_event("hub", f"hub.{what}", name, {"reason": reason})
+            return True
+        except Exception as exc:
+            log.warning("%s of %s failed: %s", what, name, exc)
+            try:
+                await self.store.append_event("hub", f"hub.{what}_failed", name, {"reason": reason, "error": str(exc)[:300]})
+            except Exception:
+                pass
+            return False
+        finally:
+            self._busy.discard(name)
+
+
+def runtime_actions(runtime: Any, store: Any, definitions: Callable[[str], Any]) -> tuple[Action, Action]:
+    """Start/stop callables over the runtime; the registry state is recorded at once."""
+
+    async def record(info) -> None:
+        try:
+            from crowdtui.runtime.state import record_state
+
+            await record_state(store, info, actor="hub")
+        except Exception as exc:
+            log.info("state of %s not recorded: %s", getattr(info, "name", "?"), exc)
+
+    async def start(name: str):
+        d = definitions(name)
+        if d is None:
+            raise LookupError(f"{name} has no definition in the roster")
+        info = await runtime.start(d)
+        await record(info)
+        return info
+
+    async def stop(name: str):
+        info = await runtime.stop(name)
+        await record(info)
+        return info
+
+    return start, stop
