@@ -33,7 +33,7 @@ ROUTE_KINDS = ("review", "approval")
 def check_doc_id(doc_id: object) -> str:
     """Normalise ``sop-001`` to ``SOP-001``; anything not shaped like an id is InvalidInput."""
     if not isinstance(doc_id, str) or not DOC_ID_RE.fullmatch(doc_id):
-        raise InvalidInput(f"invalid document id {shown(doc_id)!r}: ids look like SOP-001")
+        raise InvalidInput(f"invalid document id '{shown(doc_id)}': ids look like SOP-001")
     return doc_id.upper()
 
 
@@ -120,7 +120,7 @@ class DocumentsMixin:
     async def add_doc_type(self, code: str, name: str, *, executable: bool, actor: str = OPERATOR) -> None:
         """Add a document type (e.g. ``WI``, work instruction)."""
         if not isinstance(code, str) or not TYPE_RE.fullmatch(code):
-            raise InvalidInput(f"invalid type code {shown(code)!r}: use 1-16 capital letters/digits")
+            raise InvalidInput(f"invalid type code '{shown(code)}': use 1-16 capital letters/digits")
         validate_text(name, "type name", max_chars=100)
         validate_name(actor)
         async with self.write() as db:  # type: ignore[attr-defined]
@@ -141,7 +141,7 @@ class DocumentsMixin:
         """A new document in DRAFT at version 1, id TYPE-NNN (next free number of its type)."""
         validate_name(actor)
         if not isinstance(doc_type, str) or not TYPE_RE.fullmatch(doc_type.upper()):
-            raise InvalidInput(f"invalid document type {shown(doc_type)!r}: use a type code like SOP or CR")
+            raise InvalidInput(f"invalid document type '{shown(doc_type)}': use a type code like SOP or CR")
         code = doc_type.upper()
         validate_text(title, "title", max_chars=200)
         check_content(content)
@@ -176,7 +176,7 @@ class DocumentsMixin:
         """The document with the content of ``version`` (default: the latest)."""
         doc_id = check_doc_id(doc_id)
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-            raise InvalidInput(f"version must be a positive integer, not {shown(version)!r}")
+            raise InvalidInput(f"version must be a positive integer, not '{shown(version)}'")
         rows = await self.query(DOC_SELECT + " WHERE d.id = ?", (doc_id,))  # type: ignore[attr-defined]
         if not rows:
             raise no_such_doc(doc_id)
@@ -195,12 +195,12 @@ class DocumentsMixin:
         params: list[Any] = []
         if state is not None:
             if state not in wf.STATES:
-                raise InvalidInput(f"unknown state {shown(state)!r}: use one of {', '.join(wf.STATES)}")
+                raise InvalidInput(f"unknown state '{shown(state)}': use one of {', '.join(wf.STATES)}")
             sql += " AND d.state = ?"
             params.append(state)
         if doc_type is not None:
             if not isinstance(doc_type, str) or not TYPE_RE.fullmatch(doc_type.upper()):
-                raise InvalidInput(f"invalid document type {shown(doc_type)!r}: use a type code like SOP")
+                raise InvalidInput(f"invalid document type '{shown(doc_type)}': use a type code like SOP")
             sql += " AND d.doc_type = ?"
             params.append(doc_type.upper())
         sql += " ORDER BY d.doc_type, length(d.id), d.id"
@@ -282,11 +282,15 @@ class DocumentsMixin:
             return doc_from_row(row, content=vrows[0]["content"])
 
     async def _not_holder(self, db: aiosqlite.Connection, doc_id: str, actor: str, action: str) -> Exception:
+        """Why ``actor`` could not ``action`` (check in / cancel the checkout of) ``doc_id``."""
         row = await doc_row(db, doc_id)
+        if row["state"] not in wf.EDITABLE:
+            return wf.illegal(doc_id, row["state"], action)
         if row["holder"] is None:
-            return PermissionDenied(f"{doc_id} is not checked out; check it out before you {action}")
+            return PermissionDenied(f"cannot {action} {doc_id}: it is not checked out; check it out first")
         return PermissionDenied(
-            f"{doc_id} is checked out by {row['holder']}, not {actor}; only the holder can {action}"
+            f"cannot {action} {doc_id}: it is checked out by {row['holder']}, not {actor}; "
+            "only the holder can"
         )
 
     async def checkin(self, doc_id: str, actor: str, content: str, *, note: str | None = None) -> Document:
@@ -329,7 +333,7 @@ class DocumentsMixin:
                 (doc_id, actor),
             )
             if not rows:
-                raise await self._not_holder(db, doc_id, actor, "cancel the checkout")
+                raise await self._not_holder(db, doc_id, actor, "cancel the checkout of")
             await self.append_event_in(db, actor, "doc.checkout_cancelled", doc_id, {})  # type: ignore[attr-defined]
 
     async def break_lock(self, doc_id: str, actor: str) -> None:
@@ -410,7 +414,7 @@ class DocumentsMixin:
         doc_id = check_doc_id(doc_id)
         validate_name(actor)
         if kind not in ROUTE_KINDS:
-            raise InvalidInput(f"invalid route kind {shown(kind)!r}: use review or approval")
+            raise InvalidInput(f"invalid route kind '{shown(kind)}': use review or approval")
         if isinstance(assignees, str) or not isinstance(assignees, (list, tuple)):
             raise InvalidInput("assignees must be a list of names")
         people: list[str] = []
@@ -477,7 +481,7 @@ class DocumentsMixin:
         doc_id = check_doc_id(doc_id)
         validate_name(actor)
         if outcome not in OUTCOMES:
-            raise InvalidInput(f"invalid review outcome {shown(outcome)!r}: use recommend or request-updates")
+            raise InvalidInput(f"invalid review outcome '{shown(outcome)}': use recommend or request-updates")
         comment = check_comment(comment, required=outcome == "request-updates")
         async with self.write() as db:  # type: ignore[attr-defined]
             row = await doc_row(db, doc_id)

@@ -54,10 +54,10 @@ class EventsMixin:
     ) -> int:
         """Append an event inside an open ``store.write()`` transaction; returns its id."""
         if not isinstance(actor, str) or not ACTOR_RE.fullmatch(actor):
-            raise InvalidInput(f"invalid event actor {shown(actor)!r}: use a lower-case name")
+            raise InvalidInput(f"invalid event actor '{shown(actor)}': use a lower-case name")
         if not isinstance(kind, str) or not KIND_RE.fullmatch(kind):
             raise InvalidInput(
-                f"invalid event kind {shown(kind)!r}: use dotted lower-case words like doc.created"
+                f"invalid event kind '{shown(kind)}': use dotted lower-case words like doc.created"
             )
         validate_text(subject, "event subject", max_chars=200, allow_empty=True)
         data = dict(detail or {})
@@ -91,9 +91,9 @@ class EventsMixin:
         ``kinds`` filters by exact kind (``doc.state``) or family (``doc.*``).
         """
         if isinstance(last_id, bool) or not isinstance(last_id, int) or last_id < 0:
-            raise InvalidInput(f"last_id must be a non-negative integer, not {shown(last_id)!r}")
+            raise InvalidInput(f"last_id must be a non-negative integer, not '{shown(last_id)}'")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
-            raise InvalidInput(f"limit must be an integer from 1 to 100000, not {shown(limit)!r}")
+            raise InvalidInput(f"limit must be an integer from 1 to 100000, not '{shown(limit)}'")
         sql = "SELECT * FROM events WHERE id > ?"
         params: list[Any] = [last_id]
         if kinds is not None:
@@ -120,7 +120,7 @@ class EventsMixin:
     ) -> list[Event]:
         """The newest ``limit`` events (matching the filters), oldest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
-            raise InvalidInput(f"limit must be an integer from 1 to 100000, not {shown(limit)!r}")
+            raise InvalidInput(f"limit must be an integer from 1 to 100000, not '{shown(limit)}'")
         sql = "SELECT * FROM events WHERE 1"
         params: list[Any] = []
         if kinds is not None:

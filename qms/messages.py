@@ -44,7 +44,7 @@ def check_body(body: object, what: str = "message body") -> str:
 
 def check_priority(priority: object) -> str:
     if priority not in PRIORITIES:
-        raise InvalidInput(f"invalid priority {shown(priority)!r}: use high, normal or low")
+        raise InvalidInput(f"invalid priority '{shown(priority)}': use high, normal or low")
     return priority  # type: ignore[return-value]
 
 
@@ -156,7 +156,7 @@ class MessagesMixin:
         """A principal's messages: high > normal > low, then oldest first."""
         validate_name(name)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidInput(f"limit must be an integer from 1 to 10000, not {shown(limit)!r}")
+            raise InvalidInput(f"limit must be an integer from 1 to 10000, not '{shown(limit)}'")
         if name != OPERATOR:
             rows = await self.query("SELECT 1 FROM agents WHERE name = ?", (name,))  # type: ignore[attr-defined]
             if not rows:
@@ -174,7 +174,7 @@ class MessagesMixin:
         id_list = []
         for i in ids:
             if isinstance(i, bool) or not isinstance(i, int) or i < 1:
-                raise InvalidInput(f"message id {shown(i)!r} is not a positive integer")
+                raise InvalidInput(f"message id '{shown(i)}' is not a positive integer")
             id_list.append(i)
         id_list = sorted(set(id_list))
         if not id_list:
@@ -208,7 +208,7 @@ class MessagesMixin:
 
     async def get_message(self, id: int) -> Message:
         if isinstance(id, bool) or not isinstance(id, int):
-            raise InvalidInput(f"message id {shown(id)!r} is not an integer")
+            raise InvalidInput(f"message id '{shown(id)}' is not an integer")
         rows = await self.query("SELECT * FROM messages WHERE id = ?", (id,))  # type: ignore[attr-defined]
         if not rows:
             raise NotFound(f"no message with id {id}; check the id (`crowdtui inbox` lists yours)")

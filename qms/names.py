@@ -30,7 +30,7 @@ def validate_name(name: object) -> str:
     """Return ``name`` if it is a valid agent/actor name, else raise InvalidInput."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidInput(
-            f"invalid name {shown(name)!r}: use 1-63 characters a-z, 0-9, '_' or '-', "
+            f"invalid name '{shown(name)}': use 1-63 characters a-z, 0-9, '_' or '-', "
             "starting with a letter or digit"
         )
     return name
@@ -58,7 +58,7 @@ def validate_text(
     pattern = _CONTROL_BUT_LINES_RE if multiline else _CONTROL_RE
     if pattern.search(value):
         raise InvalidInput(
-            f"{what} {shown(value)!r} contains control characters or escape sequences; "
+            f"{what} '{shown(value)}' contains control characters or escape sequences; "
             + ("use plain text" if multiline else "use plain text on one line")
         )
     if len(value) > max_chars:
@@ -79,7 +79,7 @@ def validate_path(path: object) -> str:
         or any(p in ("", ".", "..") for p in parts)
     ):
         raise InvalidInput(
-            f"invalid agent path {shown(path)!r}: use folder names relative to agents/, "
+            f"invalid agent path '{shown(path)}': use folder names relative to agents/, "
             "separated by '/', without '..'"
         )
     return path

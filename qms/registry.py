@@ -33,7 +33,7 @@ def agent_from_row(row: sqlite3.Row) -> Agent:
 
 def no_such_agent(name: str) -> NotFound:
     return NotFound(
-        f"no agent named {shown(name)!r} is registered; check the name (the roster in agents/ "
+        f"no agent named '{shown(name)}' is registered; check the name (the roster in agents/ "
         "lists them)"
     )
 
@@ -60,7 +60,7 @@ class RegistryMixin:
             raise InvalidInput("'operator' is the human principal and cannot be registered; rename the agent")
         validate_path(path)
         if isinstance(tier, bool) or not isinstance(tier, int) or not 0 <= tier <= MAX_TIER:
-            raise InvalidInput(f"tier must be an integer from 0 to {MAX_TIER}, not {shown(tier)!r}")
+            raise InvalidInput(f"tier must be an integer from 0 to {MAX_TIER}, not '{shown(tier)}'")
         if parent is not None:
             validate_name(parent)
             if parent == name:
@@ -108,7 +108,7 @@ class RegistryMixin:
         """Record the runtime state (e.g. stopped, starting, running, exited); event when it changed."""
         validate_name(name)
         if not isinstance(state, str) or not STATE_RE.fullmatch(state):
-            raise InvalidInput(f"invalid agent state {shown(state)!r}: use a short lower-case word")
+            raise InvalidInput(f"invalid agent state '{shown(state)}': use a short lower-case word")
         if detail is None:
             text = ""
         elif isinstance(detail, dict):
@@ -136,7 +136,7 @@ class RegistryMixin:
         """The agent's own word on its work: working | waiting | done | blocked, with a note."""
         validate_name(name)
         if status not in STATUSES:
-            raise InvalidInput(f"invalid status {shown(status)!r}: use one of {', '.join(STATUSES)}")
+            raise InvalidInput(f"invalid status '{shown(status)}': use one of {', '.join(STATUSES)}")
         validate_text(note, "status note", max_chars=500, allow_empty=True)
         validate_name(actor)
         async with self.write() as db:  # type: ignore[attr-defined]
