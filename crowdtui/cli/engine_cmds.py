@@ -129,8 +129,9 @@ async def cmd_route_ls(args) -> int:
 
 
 async def cmd_route_add(args) -> int:
-    from crowdtui.engine.routes import add_route
+    from crowdtui.engine.routes import add_route, check_match
 
+    check_match(args.match)  # a bad expression is the first thing to hear about
     async with open_store(args) as store:
         if await store.get_agent(args.agent) is None:
             from crowdtui.errors import CrowdError
