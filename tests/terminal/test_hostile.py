@@ -1,0 +1,94 @@
+"""Random and hostile byte streams never raise and never leave the terminal unusable."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crowdtui.terminal import Emulator
+from crowdtui.tui.widgets.terminal import Terminal
+
+from .app import TerminalTestApp
+
+RECOVER = b"\x18\x1bc"  # CAN aborts any sequence in progress, RIS resets the terminal
+
+HOSTILE_PARTS = [
+    b"\x1b", b"\x1b[", b"\x1b]", b"\x1bP", b"\x1b_", b"\x1b^", b"\x1bX", b"\x9b", b"\x9d", b"\x1b[?", b"\x1b[>",
+    b"\x1b[?4m", b"\x1b[>4;2m", b"\x1b[2 q", b"\x1b[1$p", b"\x1b[!p", b"\x1b[38:2::1:2:3m", b"\x1b[58;5;3m",
+    b"\x1b[9999;9999H", b"\x1b[99999999999999999999999A", b"\x1b[1;2;3;4;5;6;7;8A", b"\x1b[?1049h",
+    b"\x1b[?1049l", b"\x1b[?47h", b"\x1b[?1047l", b"\x1b[?3h", b"\x1b[?5h", b"\x1b[?6h", b"\x1b[?1000h",
+    b"\x1b[?1006h", b"\x1b[?2004h", b"\x1b[?25l", b"\x1b[10;5r", b"\x1b[5;1r", b"\x1b7", b"\x1b8", b"\x1b#8",
+    b"\x1b(0", b"\x1b)B", b"\x0e", b"\x0f", b"\x1b%G", b"\x1b*A", b"\x1b[6n", b"\x1b[?6n", b"\x1b[c",
+    b"\x1b[>c", b"\x1b]0;" + b"t" * 5000 + b"\x07", b"\x1b]8;;http://x\x1b\\", b"\x1b]52;c;YQ==\x07",
+    b"\xff\xfe", b"\xe4\xb8", b"\xad", b"\xcc\x81", b"\xf0\x9f\x98\x80", b"\x00", b"\x7f", b"\x18", b"\x1a",
+    b"\r\n", b"\n", b"\t", b"\b", b"text", b"\x1b[" + b"1" * 6000 + b"m", b"\x1b[" + b";" * 500 + b"m",
+    b"\x1b[4:3m", b"\x1b[3;J", b"\x1b[@", b"\x1b[99999@", b"\x1b[99999P", b"\x1b[99999L", b"\x1b[99999M",
+]
+HOSTILE = st.sampled_from(HOSTILE_PARTS)
+
+
+def assert_usable(emu: Emulator) -> None:
+    emu.feed(RECOVER + "hello \x1b[31mworld\x1b[0m 中\r\nnext".encode())
+    text = emu.text()
+    assert text[0].startswith("hello world 中")
+    assert text[1].startswith("next")
+    assert emu.line(0)[6].fg == "red" and emu.line(0)[0].fg == "default"
+    assert emu.cursor == (4, 1)
+    assert not emu.alternate
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=2000), rows=st.integers(1, 30), cols=st.integers(31, 100))
+def test_random_bytes(data, rows, cols):
+    emu = Emulator(rows, cols)
+    emu.feed(data)
+    emu.resize(rows + 1, cols - 1)
+    for y in range(emu.rows):
+        emu.line(y)
+    assert_usable(emu)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(HOSTILE, max_size=80), splits=st.lists(st.integers(1, 50), min_size=1, max_size=10))
+def test_hostile_sequences(parts, splits):
+    data = b"".join(parts)
+    emu = Emulator(10, 40, scrollback=50)
+    pos, i = 0, 0
+    while pos < len(data):  # split anywhere, including inside sequences and characters
+        n = splits[i % len(splits)]
+        emu.feed(data[pos : pos + n])
+        pos, i = pos + n, i + 1
+    assert len(emu.title) <= 4096
+    assert len(emu.screen.savepoints) <= 16
+    assert (emu.rows, emu.cols) == (10, 40)  # DECCOLM cannot resize behind the PTY's back
+    for k in range(emu.history_size):
+        emu.history_line(k)
+    assert_usable(emu)
+
+
+async def test_widget_survives_hostile_streams():
+    """The widget paints every line of a terminal fed random junk, then paints normal text."""
+    rng = random.Random(5)
+    app = TerminalTestApp(None)
+    async with app.run_test(size=(60, 20)) as pilot:
+        term = app.query_one(Terminal)
+        await pilot.pause()
+        for _ in range(40):
+            junk = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 3000)))
+            junk += b"".join(rng.choice(HOSTILE_PARTS) for _ in range(30))
+            term._on_output(junk)
+            term._flush()
+            for y in range(term.size.height):
+                strip = term.render_line(y)
+                assert strip.cell_length == term.size.width
+            term.scroll_history(5)
+            for y in range(term.size.height):
+                term.render_line(y)
+            term.scroll_history(-1000)
+        term._on_output(RECOVER + b"all good \x1b[1mhere\x1b[0m")
+        term._flush()
+        await pilot.pause(0.1)
+        assert term.render_line(0).text.startswith("all good here")
+
