@@ -53,11 +53,13 @@ def test_agent_image_entrypoint_is_tini_and_helpers_are_executable(docker_client
 
 
 def test_second_ensure_is_a_no_op_returning_the_same_tag(docker_client, agent_image):
-    before = docker_client.images.get(agent_image).id
+    # (ensured once more here: docker/ may have changed since the session fixture ran)
+    tag = ensure_image(docker_client, progress=lambda line: None)
+    before = docker_client.images.get(tag).id
     lines: list[str] = []
-    assert ensure_image(docker_client, progress=lines.append) == agent_image
+    assert ensure_image(docker_client, progress=lines.append) == tag == image_tag()
     assert lines == []  # nothing was built, imported or bootstrapped
-    assert docker_client.images.get(agent_image).id == before
+    assert docker_client.images.get(tag).id == before
     assert docker_client.images.get("crowdtui-agent:latest").id == before
 
 
@@ -79,7 +81,7 @@ def test_cli_image_build_prints_the_tag_when_present(agent_image):
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == agent_image
+    assert out.stdout.strip().splitlines()[-1] == image_tag()
 
 
 def test_cli_image_build_without_engine_says_so(tmp_path):
