@@ -48,7 +48,7 @@ from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal
 from crowdtui.workspace import Workspace
 
 VIEWS = ("terminal", "inbox", "documents", "activity", "logs")
-NARROW = 120  # below this many columns the list sits above the view
+NARROW = 140  # below this many columns the list sits above the view
 EVENT_BACKLOG = 300  # events shown in Activity when the app opens
 
 
@@ -164,7 +164,7 @@ class CrowdApp(App[int]):
                     yield ActivityView(id="activity")
                 with TabPane("5 Logs", id="view-logs"):
                     yield LogsView(id="logs")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     async def on_mount(self) -> None:
         self._main.query_one("#agent-filter", Input).display = False

@@ -30,7 +30,7 @@ class AgentList(DataTable):
     """Agents with state, unread count, CPU, memory and status note."""
 
     DEFAULT_CSS = """
-    AgentList { height: 1fr; }
+    AgentList { height: 1fr; overflow-x: hidden; }
     AgentList > .datatable--cursor { text-style: bold; }
     """
 
@@ -61,12 +61,12 @@ class AgentList(DataTable):
         self._selected: str | None = None
 
     def on_mount(self) -> None:
-        self.add_column("agent", key="agent")
-        self.add_column("state", key="state")
-        self.add_column("✉", key="unread")
-        self.add_column("cpu", key="cpu")
-        self.add_column("mem", key="mem")
-        self.add_column("note", key="note")
+        self.add_column("agent", key="agent", width=16)
+        self.add_column("state", key="state", width=19)
+        self.add_column("✉", key="unread", width=3)
+        self.add_column("cpu", key="cpu", width=4)
+        self.add_column("mem", key="mem", width=6)
+        self.add_column("note", key="note", width=40)
 
     @property
     def rows_shown(self) -> list[AgentRow]:
@@ -122,10 +122,10 @@ class AgentList(DataTable):
         if r.is_operator:
             state = Text("you", "bold magenta")
         unread = Text(str(r.unread) if r.unread else "", "bold yellow")
-        cpu = Text(percent(r.cpu) if r.running else "", justify="right")
+        cpu = Text(percent(r.cpu) if r.running and not r.is_operator else "", justify="right")
         mem = Text(human_bytes(r.memory) if r.running and r.memory is not None else "",
                    justify="right")
-        note = safe(r.note[:60], "italic")
+        note = safe(r.note[:40], "italic")
         return [name, state, unread, cpu, mem, note]
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

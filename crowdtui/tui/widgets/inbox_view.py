@@ -50,7 +50,7 @@ class InboxView(Vertical):
         who = "every agent" if self.owner is None else self.owner
         unread = sum(1 for m in self.messages if getattr(m, "read_at", None) is None)
         title = Text.assemble(("Inbox ", "bold"), safe(who), f" · {len(self.messages)} messages, "
-                              f"{unread} unread · c compose  R reply  b broadcast  m mark read")
+                              f"{unread} unread · c write R reply b broadcast m read")
         self.query_one("#inbox-title", Static).update(title)
 
     @property
