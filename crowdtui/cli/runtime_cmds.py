@@ -95,6 +95,14 @@ async def _register(store, agent) -> None:
                              description=agent.description, actor="operator")
 
 
+def _actor(args) -> str:
+    return getattr(args, "actor", None) or "operator"
+
+
+def _detail(info) -> dict:
+    return {"container": info.short_id, "image": info.image, "state": info.state}
+
+
 def _line(info) -> str:
     return f"{info.name}: {info.describe()} ({info.container_name}, {info.image})"
 
@@ -158,7 +166,7 @@ async def cmd_ls(args) -> int:
 
 async def cmd_up(args) -> int:
     from crowdtui.runtime.containers import Runtime
-    from crowdtui.runtime.state import record_state
+    from crowdtui.runtime.state import record_action, record_state
 
     ws = workspace_of(args)
     agents = _definitions(_roster(ws), args.names, args.all)
@@ -173,7 +181,10 @@ async def cmd_up(args) -> int:
                 except CrowdError as exc:
                     failed += 1
                     print(f"crowdtui: {exc}", file=sys.stderr)
+                    await record_action(store, "start_failed", agent.name, actor=_actor(args),
+                                        detail={"error": str(exc)[:500]})
                     continue
+                await record_action(store, "start", agent.name, actor=_actor(args), detail=_detail(info))
                 await record_state(store, info)
                 print(_line(info))
     finally:
@@ -183,7 +194,7 @@ async def cmd_up(args) -> int:
 
 async def cmd_down(args) -> int:
     from crowdtui.runtime.containers import Runtime
-    from crowdtui.runtime.state import record_state
+    from crowdtui.runtime.state import record_action, record_state
 
     ws = workspace_of(args)
     runtime = Runtime(ws)
@@ -209,9 +220,11 @@ async def cmd_down(args) -> int:
                     continue
                 if info.running or info.state == "created":
                     info = await runtime.stop(name, timeout=args.timeout)
+                    await record_action(store, "stop", name, actor=_actor(args), detail=_detail(info))
                     await record_state(store, info)
                 if args.rm:
                     await runtime.remove(name)
+                    await record_action(store, "remove", name, actor=_actor(args), detail=_detail(info))
                     print(f"{name}: {info.describe()}, container removed")
                 else:
                     print(_line(info))
@@ -224,7 +237,7 @@ async def cmd_down(args) -> int:
 
 async def cmd_restart(args) -> int:
     from crowdtui.runtime.containers import Runtime
-    from crowdtui.runtime.state import record_state
+    from crowdtui.runtime.state import record_action, record_state
 
     ws = workspace_of(args)
     (agent,) = _definitions(_roster(ws), [args.name], False)
@@ -233,6 +246,7 @@ async def cmd_restart(args) -> int:
         async with open_store(args) as store:
             await _register(store, agent)
             info = await runtime.restart(agent)
+            await record_action(store, "restart", agent.name, actor=_actor(args), detail=_detail(info))
             await record_state(store, info)
             print(_line(info))
     finally:
@@ -257,8 +271,12 @@ async def cmd_logs(args) -> int:
                 roster = _roster(ws)
                 if missing[0] not in roster:
                     raise _unknown(missing[0], roster)
-                raise CrowdError(f"agent {missing[0]} has no container, so no logs; "
-                                 f"start it with `crowdtui up {missing[0]}`")
+                from crowdtui.runtime.logs import archived_logs
+
+                earlier = archived_logs(ws.log_dir(missing[0]))
+                hint = f" (earlier output: {earlier[-1]})" if earlier else ""
+                raise CrowdError(f"agent {missing[0]} has no container, so no live logs; "
+                                 f"start it with `crowdtui up {missing[0]}`{hint}")
             width = max(len(n) for n in names)
         else:
             infos = await runtime.list()

@@ -32,6 +32,7 @@ HOME = "/home/agent"
 IPC = "/run/crowd"
 WORKSPACE_MOUNT = "/workspace"
 STOP_TIMEOUT = 10  # seconds the agent gets to exit after SIGTERM
+LOG_MAX_SIZE = "10m"  # per engine log file (three are kept)
 CONFIG_LABEL = "crowdtui.config"  # hash of the container's configuration
 
 #: the states a ContainerInfo reports
@@ -265,6 +266,8 @@ class Runtime:
             "nano_cpus": int(float(res.cpus) * 1e9),
             "network_mode": network,
             "mounts": mounts,
+            # bounded engine-side logs; older output is archived under .crowd/logs/ on removal
+            "log_config": {"type": "json-file", "config": {"max-size": LOG_MAX_SIZE, "max-file": "3"}},
             "detach": True,
         }
         digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
@@ -353,7 +356,7 @@ class Runtime:
         if existing is not None and existing.status in ("running", "paused", "restarting"):
             return self._info(existing)  # already up (maybe started by another process)
         if existing is not None:
-            existing.remove(force=True)
+            self._discard(agent.name, existing)
         self.prepare_host(agent)
         config = self.container_config(agent, secrets)
         self._ensure_image(config["image"])
@@ -421,10 +424,20 @@ class Runtime:
             marker = self._stop_marker(name)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(container.id)
-            container.remove(force=True)
+            self._discard(name, container)
             removed = True
         # The marker stays (keyed by container id) so a late "die" is still read as a stop.
         return removed
+
+    def _discard(self, name: str, container) -> None:
+        """Remove a container, keeping its output under .crowd/logs/<agent>/ first."""
+        from crowdtui.runtime.logs import archive_logs
+
+        try:
+            archive_logs(self.workspace.log_dir(name), container)
+        except Exception:  # the output is a courtesy; removing must not fail over it
+            pass
+        container.remove(force=True)
 
     def list_sync(self) -> list[ContainerInfo]:
         best: dict[str, ContainerInfo] = {}

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from crowdtui.runtime.containers import NoContainer, Runtime
 
@@ -165,3 +167,33 @@ async def follow_logs(
                     stream.close()
                 except Exception:
                     pass
+
+
+ARCHIVES_KEPT = 10  # per agent
+ARCHIVE_LINES = 20_000  # the last lines of a container that are kept
+
+
+def archive_logs(folder: Path, container) -> Path | None:
+    """Write a container's output (plain text, with timestamps) to ``folder`` before it goes.
+
+    Files are named ``<UTC time>-<container id>.log``; only the newest
+    ``ARCHIVES_KEPT`` are kept. Returns the file, or None when there was no output.
+    """
+    data = container.logs(stdout=True, stderr=True, timestamps=True, tail=ARCHIVE_LINES)
+    if not data:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    agent = folder.name
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = folder / f"{stamp}-{container.id[:12]}.log"
+    with open(path, "w", encoding="utf-8") as fh:
+        for line in _lines_of(agent, data):
+            fh.write(f"{line.at} {line.text}\n" if line.at else f"{line.text}\n")
+    for old in sorted(folder.glob("*.log"))[:-ARCHIVES_KEPT]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def archived_logs(folder: Path) -> list[Path]:
+    """The archived output files of an agent, oldest first."""
+    return sorted(folder.glob("*.log")) if folder.is_dir() else []

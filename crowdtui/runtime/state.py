@@ -154,3 +154,13 @@ async def record_state(store, info: ContainerInfo, *, actor: str = "runtime") ->
         return True
     except NotFound:
         return False
+
+
+async def record_action(store, action: str, name: str, *, actor: str = "operator",
+                        detail: dict[str, Any] | None = None) -> int:
+    """An operator's (or a service's) request to the runtime, as a ``runtime.<action>`` event.
+
+    States say what the engine did; this says who asked (``crowdtui up`` as the operator,
+    ``--as`` someone, the hub's launch policy...).
+    """
+    return await store.append_event(actor, f"runtime.{action}", name, detail or {})

@@ -113,6 +113,21 @@ def test_registry_follows_up_and_down(crew):
     assert registry == {"alpha": "running", "beta": "stopped"}
     assert ("beta", "running") in events and events[-1] == ("beta", "stopped")
 
+    # who asked is an event too: the operator, or whom the operator acts for
+    assert crowd(crew, "--as", "alpha", "restart", "beta").returncode == 0
+
+    async def actions():
+        store = await Store.open(crew.db_path)
+        try:
+            return [(e.actor, e.kind, e.subject) for e in await store.events_after(0, kinds=["runtime.*"])]
+        finally:
+            await store.close()
+
+    assert asyncio.run(actions()) == [
+        ("operator", "runtime.start", "alpha"), ("operator", "runtime.start", "beta"),
+        ("operator", "runtime.stop", "beta"), ("alpha", "runtime.restart", "beta"),
+    ]
+
 
 def test_restart_replaces_the_container(crew, docker_client):
     assert crowd(crew, "up", "alpha").returncode == 0
@@ -161,6 +176,12 @@ def test_logs_of_an_agent_without_container_says_how_to_start_it(crew):
     out = crowd(crew, "logs", "alpha")
     assert out.returncode == 1
     assert "crowdtui up alpha" in out.stderr
+    # once it has lived, its earlier output is pointed to
+    assert crowd(crew, "up", "alpha").returncode == 0
+    time.sleep(0.5)
+    assert crowd(crew, "down", "--rm", "alpha", "--timeout", "1").returncode == 0
+    out = crowd(crew, "logs", "alpha")
+    assert out.returncode == 1 and ".crowd/logs/alpha/" in out.stderr
 
 
 def test_missing_engine_is_one_line_and_exit_3(crew, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -218,3 +219,22 @@ async def test_secrets_reach_the_agent_environment_only(runtime, agent, store, w
     attrs = docker_client.api.inspect_container(info.container_id)
     assert "s3cr3t-value" not in json.dumps(attrs["Config"]["Labels"])
     assert not [e for e in await store.events_after(0) if "s3cr3t-value" in json.dumps(e.detail)]
+
+
+async def test_output_outlives_the_container_in_the_agent_log_folder(runtime, agent, workspace, docker_client):
+    from crowdtui.runtime.logs import archived_logs
+
+    first = await runtime.start(agent("alpha", command=("bash", "-c", "echo first life; sleep infinity")))
+    host = docker_client.api.inspect_container(first.container_id)["HostConfig"]
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+    deadline = asyncio.get_running_loop().time() + 10
+    while b"first life" not in docker_client.containers.get(first.container_id).logs():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    await runtime.restart(agent("alpha", command=("bash", "-c", "echo second life; sleep infinity")))
+    files = archived_logs(workspace.log_dir("alpha"))
+    assert len(files) == 1 and first.container_id[:12] in files[0].name
+    assert files[0].read_text().rstrip().endswith(" first life")
+    await runtime.remove("alpha")
+    assert len(archived_logs(workspace.log_dir("alpha"))) == 2
+    assert not archived_logs(workspace.log_dir("beta"))
