@@ -186,7 +186,11 @@ async def cmd_up(args) -> int:
                     continue
                 await record_action(store, "start", agent.name, actor=_actor(args), detail=_detail(info))
                 await record_state(store, info)
-                print(_line(info))
+                note = ""
+                if not runtime.is_current(agent, info):
+                    note = (f"; it was started from an older definition or image, "
+                            f"`crowdtui restart {agent.name}` applies the current one")
+                print(_line(info) + note)
     finally:
         runtime.close()
     return 1 if failed else 0

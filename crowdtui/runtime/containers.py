@@ -64,6 +64,7 @@ class ContainerInfo:
     started_at: str | None
     finished_at: str | None = None
     container_name: str = ""
+    config: str = ""  # hash of the configuration it was created with (see Runtime.config_hash)
 
     @property
     def id(self) -> str:
@@ -158,6 +159,7 @@ def info_from_attrs(attrs: dict[str, Any], stop_requested_for: str | None = None
         started_at=None if not started or started == zero else started,
         finished_at=None if not finished or finished == zero or state == "running" else finished,
         container_name=attrs.get("Name", "").lstrip("/"),
+        config=lbl.get(CONFIG_LABEL, ""),
     )
 
 
@@ -270,11 +272,22 @@ class Runtime:
             "log_config": {"type": "json-file", "config": {"max-size": LOG_MAX_SIZE, "max-file": "3"}},
             "detach": True,
         }
-        digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+        # the persona and skills are files, not settings: they count as configuration too
+        hashed = {**config, "persona": agent.persona, "skills": agent.skills}
+        digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
         config["labels"] = {**config["labels"], CONFIG_LABEL: digest[:16]}
         if secrets:
             config["environment"] = {**env, **secrets}
         return config
+
+    def config_hash(self, agent: AgentDef) -> str:
+        """The hash a container created from ``agent`` now would carry (secrets not included)."""
+        return self.container_config(agent)["labels"][CONFIG_LABEL]
+
+    def is_current(self, agent: AgentDef, info: ContainerInfo) -> bool:
+        """False when the definition (or the default image) changed since the container was made:
+        ``restart`` applies it."""
+        return info.config == self.config_hash(agent)
 
     def prepare_host(self, agent: AgentDef) -> None:
         """Create the folders and files the container mounts, writable by the agent user."""

@@ -216,3 +216,14 @@ def test_logs_follow_prints_new_lines_and_strips_terminal_escapes(crew, docker_c
     assert seen[:2] == ["tick 1", "tick 2"]  # plain text: no escapes, no carriage returns
     raw = docker_client.containers.get(_ls(crew)["ticker"]["container"]).logs()
     assert b"\x1b[1;32mtick 1" in raw  # ...though the agent did write them
+
+
+def test_up_of_a_running_agent_says_when_its_definition_changed(crew):
+    first = crowd(crew, "up", "alpha")
+    assert first.returncode == 0 and "restart" not in first.stdout
+    again = crowd(crew, "up", "alpha")
+    assert again.returncode == 0 and "restart" not in again.stdout
+    _write_agent(crew, "alpha", 'command: [bash, -c, "echo changed; sleep infinity"]\n')
+    changed = crowd(crew, "up", "alpha")
+    assert changed.returncode == 0
+    assert "`crowdtui restart alpha` applies the current one" in changed.stdout

@@ -238,3 +238,14 @@ async def test_output_outlives_the_container_in_the_agent_log_folder(runtime, ag
     await runtime.remove("alpha")
     assert len(archived_logs(workspace.log_dir("alpha"))) == 2
     assert not archived_logs(workspace.log_dir("beta"))
+
+
+async def test_a_changed_definition_is_noticed_on_the_running_container(runtime, agent):
+    info = await runtime.start(agent("alpha"))
+    assert runtime.is_current(agent("alpha"), info)
+    assert not runtime.is_current(agent("alpha", env={"MODE": "new"}), info)
+    assert not runtime.is_current(agent("alpha", resources=Resources(memory="1g")), info)
+    assert not runtime.is_current(agent("alpha", persona="# a new persona\n"), info)
+    # a second runtime computes the same hash: nothing else (time, process) goes into it
+    other = Runtime(runtime.workspace, runtime.client)
+    assert (await other.info("alpha")).config == other.config_hash(agent("alpha"))
