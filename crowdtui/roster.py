@@ -692,11 +692,17 @@ def load_roster(workspace, previous: Roster | None = None) -> Roster:
 
 
 def diff_rosters(old: Roster | None, new: Roster) -> RosterDiff:
+    """Agents added, changed and removed. An agent whose only change is its list of
+    children (a child came or went) is not "changed": nothing about it needs redoing."""
     before = old.agents if old else {}
     after = new.agents
+
+    def differs(name: str) -> bool:
+        return dataclasses.replace(after[name], children=()) != dataclasses.replace(before[name], children=())
+
     return RosterDiff(
         added=tuple(sorted(set(after) - set(before))),
-        changed=tuple(sorted(n for n in set(after) & set(before) if after[n] != before[n])),
+        changed=tuple(sorted(n for n in set(after) & set(before) if differs(n))),
         removed=tuple(sorted(set(before) - set(after))),
     )
 
@@ -778,3 +784,28 @@ async def sync_roster(store, roster: Roster, *, actor: str = "roster") -> Roster
     if diff:
         await record_roster_changes(store, roster, diff, actor=actor)
     return diff
+
+
+async def follow_roster(
+    workspace,
+    store,
+    *,
+    stop_event: asyncio.Event | None = None,
+    on_update=None,
+    actor: str = "roster",
+) -> None:
+    """Keep the store's registry in step with ``agents/`` until ``stop_event`` is set.
+
+    Syncs once at the start, then records every reload (``record_roster_changes``).
+    ``on_update(update)`` (plain or async) is called after each reload is recorded,
+    e.g. to refresh a view or let the runtime start ``launch: always`` agents.
+    """
+    roster = await asyncio.to_thread(load_roster, _root_of(workspace))
+    await sync_roster(store, roster, actor=actor)
+    async for update in watch_roster(workspace, initial=roster, stop_event=stop_event):
+        if update.diff:
+            await record_roster_changes(store, update.roster, update.diff, actor=actor)
+        if on_update is not None:
+            result = on_update(update)
+            if asyncio.iscoroutine(result):
+                await result

@@ -53,3 +53,36 @@ async def test_sync_removes_agents_whose_folders_went_away_while_nothing_watched
         assert sorted(a.name for a in await store.list_agents()) == ["echo", "lead", "researcher"]
     finally:
         await store.close()
+
+
+async def test_follow_roster_records_hot_reloads_in_the_store(sample_workspace):
+    import asyncio
+
+    from crowdtui.roster import follow_roster
+
+    store = await Store.open(sample_workspace.db_path)
+    stop = asyncio.Event()
+    updates: asyncio.Queue = asyncio.Queue()
+    task = asyncio.create_task(follow_roster(sample_workspace, store, stop_event=stop,
+                                             on_update=updates.put_nowait))
+    try:
+        async def registered():
+            while len(await store.list_agents()) < 4:
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(registered(), 15)
+        await asyncio.sleep(0.5)  # the watcher is running
+        scout = sample_workspace.agents_dir / "lead" / "scout"
+        scout.mkdir()
+        (scout / "AGENT.md").write_text("---\ndescription: looks around\n---\n")
+        update = await asyncio.wait_for(updates.get(), 15)
+        assert update.diff == RosterDiff(added=("scout",))
+        agent = await store.get_agent("scout")
+        assert (agent.tier, agent.parent, agent.path) == (1, "lead", "lead/scout")
+        [event] = await store.events_after(0, kinds=["agent.added"], subject="scout")
+        assert event.detail == {"path": "lead/scout", "tier": 1, "parent": "lead",
+                                "file": "agents/lead/scout/AGENT.md"}
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await store.close()
