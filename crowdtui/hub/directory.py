@@ -71,6 +71,8 @@ class Directory:
     store: Any
     definitions: DefinitionSource | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    ttl: float = 1.0  # seconds an answer is reused (grant or tree changes apply within this)
+    _cache: dict[str, tuple[float, AgentInfo | None]] = field(default_factory=dict, repr=False)
 
     def definition(self, name: str):
         if name in self.overrides:
@@ -80,6 +82,22 @@ class Directory:
         return self.definitions(name)
 
     async def info(self, name: str) -> AgentInfo | None:
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        value = await self._info(name)
+        self._cache[name] = (now, value)
+        return value
+
+    def forget(self, name: str | None = None) -> None:
+        """Drop cached answers (all, or one agent's)."""
+        if name is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(name, None)
+
+    async def _info(self, name: str) -> AgentInfo | None:
         if name == OPERATOR:
             return AgentInfo(name=OPERATOR, tier=0, parent=None, description="the human operator")
         agent = await self.store.get_agent(name)

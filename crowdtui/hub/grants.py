@@ -43,15 +43,22 @@ COORDINATION_TOOLS = ("delegate", "escalate", "observe", "set_status")
 # Served only by `crowdtui serve` (crowdtui.engine.mcp_tools), which narrows them further.
 ENGINE_TOOLS = ("reply", "list_routes", "add_route", "move_route", "remove_route",
                 "list_tasks", "add_task", "pause_task", "resume_task", "remove_task")
-ALL_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS + ENGINE_TOOLS
+HUB_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS
+ALL_TOOLS = HUB_TOOLS + ENGINE_TOOLS
 
+_CHANGE_ROUTING = ("!add_route", "!move_route", "!remove_route", "!add_task", "!pause_task",
+                   "!resume_task", "!remove_task")
 # Tier defaults, written in the same rule language as the definitions' grants.
 TIER_DEFAULTS: dict[int, tuple[str, ...]] = {
     0: ("*",),
-    1: ("*",),
+    # tier 1: may look at routes and schedules, not change them
+    1: ("*",) + _CHANGE_ROUTING,
 }
-# Tier 2 and deeper: no observing other agents, no broadcasting to everyone.
-DEEP_TIER_DEFAULT: tuple[str, ...] = ("*", "!observe", "!send_message(to=[*])")
+# Tier 2 and deeper: no observing other agents, no broadcasting to everyone, no routing
+# or scheduling at all (reply to a chat stays open to every tier).
+DEEP_TIER_DEFAULT: tuple[str, ...] = (
+    ("*", "!observe", "!send_message(to=[*])", "!list_routes", "!list_tasks") + _CHANGE_ROUTING
+)
 
 _RULE = re.compile(
     r"""^\s*(?P<neg>!)?\s*(?P<tool>[A-Za-z0-9_*?\[\]-]+)\s*(?:\((?P<params>.*)\))?\s*$"""
@@ -153,9 +160,10 @@ class Grants:
     def of(cls, tier: int, rule_texts: Iterable[str] = ()) -> "Grants":
         return cls(tier=tier, rules=parse_rules(rule_texts))
 
-    def check(self, tool: str, args: Mapping[str, Any] | None = None) -> Decision:
+    def check(self, tool: str, args: Mapping[str, Any] | None = None, known: Iterable[str] | None = ALL_TOOLS) -> Decision:
+        """May this call go ahead? ``known``: the tools that exist (the server's; None: any)."""
         args = args or {}
-        if tool not in ALL_TOOLS:
+        if known is not None and tool not in known:
             return Decision(False, f"unknown tool {tool!r}; call tools/list to see the tools you may call")
         default = _decide(tier_default(self.tier), tool, args)
         if default is None or not default.allow:
@@ -170,13 +178,11 @@ class Grants:
             return Decision(False, f"{tool} is denied by your grant rule {rule.text!r}; ask the operator")
         return Decision(True, f"grant rule {rule.text!r}")
 
-    def visible_tools(self) -> list[str]:
-        default = tier_default(self.tier)
-        out = []
-        for tool in ALL_TOOLS:
-            if not _visible(default, tool):
-                continue
-            if self.rules and not _visible(self.rules, tool):
-                continue
-            out.append(tool)
-        return out
+    def visible(self, tool: str) -> bool:
+        """Could some call of ``tool`` be allowed (so it belongs in this agent's tools/list)?"""
+        if not _visible(tier_default(self.tier), tool):
+            return False
+        return not self.rules or _visible(self.rules, tool)
+
+    def visible_tools(self, tools: Iterable[str] = HUB_TOOLS) -> list[str]:
+        return [t for t in tools if self.visible(t)]

@@ -18,6 +18,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import ListToolsResult
 
 from crowdtui.hub.directory import Directory
+from crowdtui.hub.eventlog import EventLog
 from crowdtui.hub.grants import GrantRuleError
 from crowdtui.hub.identity import CALLER, DOOR_AGENT, VIA
 from crowdtui.hub.tools import DENIED, build_tools
@@ -55,9 +56,20 @@ def summarise(args: Mapping[str, Any] | None) -> dict[str, Any]:
 
 class HubMiddleware:
     def __init__(self, store: Any, directory: Directory, http_identity: HttpIdentity | None = None):
+        self.server = None  # set by build_server: the tools that exist are the server's
         self.store = store
         self.directory = directory
         self.http_identity = http_identity
+        self.events = EventLog(store)
+
+    def tool_names(self):
+        """Names of the tools registered on the server now (others may add theirs later)."""
+        if self.server is None:
+            return None
+        manager = getattr(self.server, "_tool_manager", None)
+        if manager is None:
+            return None
+        return {t.name for t in manager.list_tools()}
 
     async def _who(self, ctx) -> str | None:
         name = DOOR_AGENT.get()
@@ -77,7 +89,7 @@ class HubMiddleware:
             detail = {**detail, "name": repr(subject)[:80]}
             subject = "bad-tool-name"
         try:
-            await self.store.append_event(actor, kind, subject, detail)
+            await self.events.append(actor, kind, subject, detail)
         except Exception:  # an audit write must never take the hub down
             log.exception("could not record %s for %s", kind, actor)
 
@@ -100,11 +112,10 @@ class HubMiddleware:
         via = "socket" if DOOR_AGENT.get() else "http"
         if method == "tools/list":
             result = await call_next(ctx)
-            visible = set(grants.visible_tools())
             if isinstance(result, ListToolsResult):
-                return ListToolsResult(tools=[t for t in result.tools if t.name in visible])
+                return ListToolsResult(tools=[t for t in result.tools if grants.visible(t.name)])
             if isinstance(result, dict) and "tools" in result:
-                return {**result, "tools": [t for t in result["tools"] if t.get("name") in visible]}
+                return {**result, "tools": [t for t in result["tools"] if grants.visible(t.get("name", ""))]}
             return result
         params = ctx.params if isinstance(ctx.params, Mapping) else {}
         tool = params.get("name")
@@ -114,7 +125,7 @@ class HubMiddleware:
         if args is not None and not isinstance(args, Mapping):
             await self._event(who, "hub.denied", tool, {"reason": "arguments must be an object", "via": via})
             raise MCPError(code=-32602, message=f"arguments of {tool} must be a JSON object of named parameters")
-        decision = grants.check(tool, args or {})
+        decision = grants.check(tool, args or {}, known=self.tool_names())
         if not decision.allowed:
             await self._event(who, "hub.denied", tool, {"reason": decision.reason, "via": via, "args": summarise(args)})
             raise MCPError(code=DENIED, message=decision.reason)
@@ -156,5 +167,7 @@ def build_server(store: Any, directory: Directory, http_identity: HttpIdentity |
         log_level="WARNING",
     )
     build_tools(server, store, directory)
-    server.middleware.append(HubMiddleware(store, directory, http_identity))
+    middleware = HubMiddleware(store, directory, http_identity)
+    middleware.server = server
+    server.middleware.append(middleware)
     return server

@@ -38,24 +38,37 @@ async def wait_for(predicate, timeout=60.0, interval=0.2, what="condition"):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+CREW_FILES = {
+    "lead": "name: lead\ndescription: leads\ncommand: [crowd-agent, --role, interactive]\n",
+    "lead/worker": "name: worker\ndescription: drafts documents\ncommand: [crowd-agent, --role, worker, --poll, '0.3']\n"
+                   "env:\n  CROWD_REVIEWER: reviewer\n",
+    "reviewer": "name: reviewer\ndescription: reviews\ncommand: [crowd-agent, --role, reviewer, --poll, '0.3']\n",
+    "echo": "name: echo\ndescription: echoes\ncommand: [crowd-agent, --role, echo, --poll, '0.3']\n",
+}
+
+
+def write_roster(workspace, files=CREW_FILES):
+    for rel, front in files.items():
+        folder = workspace.agents_dir / rel
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "AGENT.md").write_text(f"---\n{front}---\nA test agent.\n")
+
+
 @pytest.fixture
 async def crew(workspace, agent_image):
-    """Registered agents for container tests, a started hub and a runtime; containers removed after."""
+    """The crew as real AGENT.md files, registered; a started hub over the roster; a runtime."""
     from qms import Store
 
+    from crowdtui.roster import load_roster, sync_roster
     from crowdtui.runtime.containers import Runtime
 
+    write_roster(workspace)
+    roster = load_roster(workspace)
+    assert not roster.problems, roster.problems
     store = await Store.open(workspace.db_path)
-    defs = {
-        "lead": agent_def(workspace, "lead", "lead", 0, children=["worker"], command=["crowd-agent", "--role", "interactive"]),
-        "worker": agent_def(workspace, "worker", "lead/worker", 1, parent="lead",
-                            command=["crowd-agent", "--role", "worker", "--poll", "0.3"], env={"CROWD_REVIEWER": "reviewer"}),
-        "reviewer": agent_def(workspace, "reviewer", "reviewer", 0, command=["crowd-agent", "--role", "reviewer", "--poll", "0.3"]),
-        "echo": agent_def(workspace, "echo", "echo", 0, command=["crowd-agent", "--role", "echo", "--poll", "0.3"]),
-    }
-    for d in defs.values():
-        await store.upsert_agent(d.name, path=d.rel_path, tier=d.tier, parent=d.parent, description=d.description)
-    hub = Hub(workspace, store, definitions=defs.get)
+    await sync_roster(store, roster)
+    defs = dict(roster.agents)
+    hub = Hub(workspace, store)
     await hub.start()
     runtime = Runtime(workspace)
     state = {"hub": hub}
@@ -160,7 +173,7 @@ async def test_hub_restart_with_agents_running_bridges_reconnect_without_restart
     await state["hub"].stop()
     await store.send_message("operator", "echo", "while the hub was down")
     await asyncio.sleep(1.0)
-    hub = Hub(workspace, store, definitions=defs.get)
+    hub = Hub(workspace, store)
     await hub.start()
     state["hub"] = hub
     await hub.open_running_doors() if (await store.get_agent("echo")).state == "running" else await hub.open_door("echo")

@@ -7,7 +7,7 @@ from crowdtui.hub.grants import ALL_TOOLS, DOCUMENT_TOOLS, MESSAGING_TOOLS, Gran
 
 def test_tier_zero_may_call_everything():
     g = Grants.of(0)
-    assert g.visible_tools() == list(ALL_TOOLS)
+    assert g.visible_tools(ALL_TOOLS) == list(ALL_TOOLS)
     assert all(g.check(t, {}).allowed for t in ALL_TOOLS)
 
 
@@ -61,3 +61,19 @@ def test_bad_rules_say_what_the_syntax_is(bad):
     with pytest.raises(GrantRuleError) as err:
         parse_rule(bad)
     assert "rule" in str(err.value)
+
+
+def test_routing_and_scheduling_tools_by_tier():
+    assert Grants.of(0).check("add_route", {}).allowed
+    assert Grants.of(1).check("list_routes", {}).allowed
+    assert not Grants.of(1).check("add_route", {}).allowed
+    assert not Grants.of(2).check("list_tasks", {}).allowed
+    assert Grants.of(2).check("reply", {"chat": "c", "text": "t"}).allowed
+    assert "add_task" not in Grants.of(1).visible_tools(ALL_TOOLS)
+
+
+def test_tools_another_area_registers_are_governed_by_the_same_rules():
+    g = Grants.of(1, ["*", "!fancy_tool"])
+    assert not g.check("fancy_tool", {}, known=None).allowed
+    assert Grants.of(1).check("fancy_tool", {}, known=None).allowed
+    assert not Grants.of(1).check("fancy_tool", {}, known=ALL_TOOLS).allowed

@@ -1,0 +1,177 @@
+"""Hub tool-call round trips over the agents' unix sockets, beside a bare JSON echo.
+
+    .venv/bin/python bench/hub.py [--calls 400] [--clients 1,20]
+
+Runs in one go, on this machine:
+  * reference: a bare newline-JSON echo server over a unix socket (parse, dump, write),
+    in its own process;
+  * the hub (`Hub` with a real store file, grants, events) in its own process, one door
+    per client agent;
+and drives both with the same minimal newline-JSON-RPC client (an MCP session per
+connection: initialize, then tools/call), 1 and 20 concurrent clients. Prints p50/p99
+round trip and calls/s, and the ratio to the echo. Every hub call also appends a
+`hub.call` event to SQLite (synchronous=FULL), which is most of its cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+
+
+# ---- servers (child processes) ---------------------------------------------------------
+
+async def serve_echo(path: str) -> None:
+    async def handle(reader, writer):
+        while line := await reader.readline():
+            writer.write((json.dumps({"jsonrpc": "2.0", "id": json.loads(line).get("id"), "result": {}}) + "\n").encode())
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_unix_server(handle, path=path)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+async def serve_hub(root: str, agents: int) -> None:
+    from qms import Store
+
+    from crowdtui.hub.hub import Hub
+    from crowdtui.workspace import load_workspace
+
+    ws = load_workspace(Path(root))
+    store = await Store.open(ws.db_path)
+    for i in range(agents):
+        await store.upsert_agent(f"a{i}", path=f"a{i}", tier=1)
+    hub = Hub(ws, store, definitions=lambda name: None)
+    await hub.start()
+    for i in range(agents):
+        await hub.open_door(f"a{i}")
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+# ---- client ----------------------------------------------------------------------------
+
+class Conn:
+    def __init__(self, reader, writer):
+        self.reader, self.writer, self.next_id = reader, writer, 0
+
+    @classmethod
+    async def open(cls, path: str, mcp: bool):
+        from crowdtui.hub.unix_transport import connect_unix
+
+        reader, writer = await asyncio.open_unix_connection(sock=connect_unix(Path(path)), limit=1 << 22)
+        conn = cls(reader, writer)
+        if mcp:
+            await conn.rpc(INIT)
+            writer.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        return conn
+
+    async def rpc(self, msg: dict) -> dict:
+        self.next_id += 1
+        msg = {**msg, "id": self.next_id}
+        self.writer.write((json.dumps(msg) + "\n").encode())
+        await self.writer.drain()
+        reply = json.loads(await self.reader.readline())
+        if "error" in reply or (reply.get("result") or {}).get("isError"):
+            raise RuntimeError(f"call failed: {reply}")
+        return reply
+
+
+async def run_clients(paths: list[str], calls: int, make_msg, mcp: bool) -> tuple[list[float], float]:
+    conns = [await Conn.open(p, mcp) for p in paths]
+    latencies: list[float] = []
+
+    async def worker(conn, i):
+        for n in range(calls):
+            t0 = time.perf_counter()
+            await conn.rpc(make_msg(i, n))
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(c, i) for i, c in enumerate(conns)))
+    wall = time.perf_counter() - t0
+    for c in conns:
+        c.writer.close()
+    return latencies, wall
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def start_child(args: list[str]) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        raise SystemExit(f"server {args} did not start: {line!r}")
+    return proc
+
+
+async def main_bench(calls: int, client_counts: list[int]) -> None:
+    from crowdtui.workspace import init_workspace
+
+    tmp = Path(tempfile.mkdtemp(prefix="crowd-bench-"))
+    ws, _ = init_workspace(tmp / "ws", sample=False)
+    most = max(client_counts)
+    echo_path = str(tmp / "echo.sock")
+    echo = start_child(["--serve-echo", echo_path])
+    hub = start_child(["--serve-hub", str(ws.root), str(most)])
+    try:
+        print(f"hub bench: {calls} calls per client, machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}")
+        print(f"{'what':<34} {'clients':>7} {'p50 ms':>9} {'p99 ms':>9} {'calls/s':>9} {'vs echo':>8}")
+        for n in client_counts:
+            per = max(20, calls // n) if n > 1 else calls
+            echo_lat, echo_wall = await run_clients([echo_path] * n, per, lambda i, k: {"jsonrpc": "2.0", "method": "echo", "params": {"k": k}}, mcp=False)
+            echo_rate = len(echo_lat) / echo_wall
+            print(f"{'bare JSON echo (unix socket)':<34} {n:>7} {pct(echo_lat, 50) * 1e3:>9.3f} {pct(echo_lat, 99) * 1e3:>9.3f} {echo_rate:>9.0f} {'1.0x':>8}")
+            doors = [str(ws.ipc_dir(f"a{i}") / "mcp.sock") for i in range(n)]
+            for label, make in (
+                ("hub get_messages", lambda i, k: {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "get_messages", "arguments": {"limit": 10}}}),
+                ("hub send_message", lambda i, k: {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "send_message", "arguments": {"to": f"a{(i + 1) % most}", "body": f"m{k}"}}}),
+            ):
+                lat, wall = await run_clients(doors, per, make, mcp=True)
+                rate = len(lat) / wall
+                print(f"{label:<34} {n:>7} {pct(lat, 50) * 1e3:>9.3f} {pct(lat, 99) * 1e3:>9.3f} {rate:>9.0f} {echo_rate / rate:>7.0f}x")
+        print(f"(median of all echo round trips: {statistics.median(echo_lat) * 1e3:.3f} ms; each hub call also writes an event)")
+    finally:
+        for p in (echo, hub):
+            p.kill()
+            p.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=400, help="calls per client with 1 client (split across clients otherwise)")
+    parser.add_argument("--clients", default="1,20", help="comma-separated concurrent client counts")
+    parser.add_argument("--serve-echo", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-hub", nargs=2, metavar=("ROOT", "AGENTS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_echo:
+        asyncio.run(serve_echo(args.serve_echo))
+    elif args.serve_hub:
+        asyncio.run(serve_hub(args.serve_hub[0], int(args.serve_hub[1])))
+    else:
+        asyncio.run(main_bench(args.calls, [int(x) for x in args.clients.split(",")]))
+
+
+if __name__ == "__main__":
+    main()
