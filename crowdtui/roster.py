@@ -392,6 +392,20 @@ def _secrets(value: Any, node: yaml.Node) -> tuple[str, ...]:
     return items
 
 
+def _grants(value: Any, node: yaml.Node) -> tuple[str, ...]:
+    """Grant rules, checked with the hub's own parser so a bad rule is caught here, with its line."""
+    items = _text_list(value, node, "a grant rule like '!observe' or 'send_message(to=lead)'")
+    nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    from crowdtui.hub.grants import GrantRuleError, parse_rule
+
+    for item, item_node in zip(items, nodes):
+        try:
+            parse_rule(item)
+        except GrantRuleError as exc:
+            raise _Invalid(item_node, str(exc)) from None
+    return items
+
+
 def _bool(value: Any, node: yaml.Node) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(node, f"{_kind(value)} is not allowed; give true or false")
@@ -415,7 +429,7 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "resources": ("resources", _resources),
     "launch": ("launch", lambda v, n: _choice(v, n, LAUNCH_POLICIES)),
     "shutdown": ("shutdown", lambda v, n: _choice(v, n, SHUTDOWN_POLICIES)),
-    "grants": ("grants", lambda v, n: _text_list(v, n, "a grant rule")),
+    "grants": ("grants", _grants),
     "capabilities": ("capabilities", _capabilities),
     "workspace": ("workspace_mode", lambda v, n: _choice(v, n, WORKSPACE_MODES)),
     "announce": ("announce", _bool),

@@ -67,7 +67,7 @@ def test_every_key_is_read(tmp_path):
         resources: {cpus: 2, memory: 2g, pids: 64}
         launch: on_task
         shutdown: idle
-        grants: ["send:*"]
+        grants: ["send_message(to=lead)", "!observe"]
         capabilities: [cap_net_bind_service, CHOWN]
         workspace: rw
         announce: false
@@ -85,7 +85,7 @@ def test_every_key_is_read(tmp_path):
     assert a.secrets == ("API_KEY",)
     assert (a.network, a.egress) == ("allowlist", ("*.github.com:443", "pypi.org:443"))
     assert a.resources == Resources(cpus=2.0, memory="2048m", pids=64)
-    assert (a.launch, a.shutdown, a.grants) == ("on_task", "idle", ("send:*",))
+    assert (a.launch, a.shutdown, a.grants) == ("on_task", "idle", ("send_message(to=lead)", "!observe"))
     assert a.capabilities == ("NET_BIND_SERVICE", "CHOWN")
     assert (a.workspace_mode, a.announce, a.persona) == ("rw", False, "Persona text.\n")
 
@@ -234,6 +234,8 @@ def test_bad_values_name_what_is_allowed(tmp_path):
         "resources: {pids: 5}": "key 'resources.pids': 5 is not allowed",
         "resources: {gpus: 1}": "key 'resources.gpus': unknown key; resources has cpus, memory, pids",
         "tools: 5": "key 'tools': a number is not allowed; give a list of a tool name",
+        "grants: ['send message']": "key 'grants': grant rule 'send message' is not "
+        "[!]tool[(param=glob,...)]",
         "secrets: ['no spaces']": "key 'secrets': 'no spaces' is not a secret name",
         "model: !!python/object:os.system x": "not valid YAML",
     }
