@@ -5,12 +5,10 @@ from __future__ import annotations
 import codecs
 from typing import Callable, Optional
 
-from pyte.screens import StaticDefaultDict
-
 from . import fastpath
 from .cells import Cell
 from .parser import TerminalStream
-from .screen import TerminalScreen
+from .screen import CarriedLine, TerminalScreen
 
 #: Runs of fast-path text shorter than this are not worth the bookkeeping.
 FAST_PATH_MIN_CHARS = 2048
@@ -91,29 +89,21 @@ class Emulator:
             return start
         sgr = fastpath.sgr_replay(text, start, j)
         buffer = screen.buffer
-        carried: list[str] = []
         if not screen.alternate:
-            limit = (screen.history.maxlen or 0) + rows - 1
+            limit = screen.history.maxlen or 0
             for y in range(y0):
                 screen._push_history(buffer.get(y))
             prefix = fastpath.row_text(buffer.get(y0), cols, upto=x0)
-            texts = fastpath.plain_rows(text[start:j], cols, limit, prefix=prefix)
-            # The last rows-1 of them stay on screen until the rows after the cut
-            # push them into scrollback through the ordinary path.
-            keep = rows - 1
-            to_history = texts[:-keep] if keep else texts
-            carried = texts[-keep:] if keep else []
-            for row in to_history:
-                screen.history.append(row)
-            screen.history_changed += len(to_history)
+            # text[j-1] is the CR of the CR LF: nothing follows it on that line.
+            texts = fastpath.plain_rows(text[start : j - 1], cols, limit, prefix=prefix)
+            screen.history.extend(texts)
+            screen.history_changed += len(texts)
+        # Rows above the cursor are certain to scroll off before the run ends;
+        # their text is already in scrollback, so they stand in blank.
         buffer.clear()
         default = screen.default_char
-        offset = rows - 1 - len(carried)
-        for i, row in enumerate(carried):
-            line = StaticDefaultDict(default)
-            for x, ch in enumerate(row):
-                line[x] = default._replace(data=ch)
-            buffer[offset + i] = line
+        for y in range(rows - 1):
+            buffer[y] = CarriedLine(default)
         screen.cursor.y = rows - 1
         screen.cursor.x = 0
         screen.dirty.update(range(rows))

@@ -74,20 +74,24 @@ def sgr_replay(text: str, start: int, j: int) -> str:
 
 
 def plain_rows(text: str, columns: int, limit: int, prefix: str = "") -> list[str]:
-    """Up to ``limit`` screen rows of text[...] as plain strings (scrollback text).
+    """Up to ``limit`` screen rows of ``text`` as plain strings (scrollback text).
 
     Colours are dropped; CR overwrites from column 0, tabs expand to 8, lines wrap
-    at ``columns`` characters (wide characters are counted as one).
+    at ``columns`` characters (wide characters are counted as one). The common case
+    (no bare CR, no tab, no long line) runs entirely in C string methods.
     """
+    if limit <= 0:
+        return []
+    text = _CONTROLS.sub("", _ESCAPES.sub("", text)).replace("\r\n", "\n")
     pieces = text.rsplit("\n", limit)
-    complete = len(pieces) <= limit
-    if not complete:
-        pieces = pieces[1:]
+    if len(pieces) > limit:
+        del pieces[0]  # older than scrollback can hold
+    elif prefix:
+        pieces[0] = prefix + pieces[0]
+    if "\r" not in text and "\t" not in text and max(map(len, pieces), default=0) <= columns:
+        return pieces
     out: list[str] = []
-    for i, piece in enumerate(pieces):
-        piece = _CONTROLS.sub("", _ESCAPES.sub("", piece))
-        if i == 0 and complete:
-            piece = prefix + piece
+    for piece in pieces:
         if "\r" in piece:
             line = ""
             for seg in piece.split("\r"):
@@ -95,12 +99,12 @@ def plain_rows(text: str, columns: int, limit: int, prefix: str = "") -> list[st
             piece = line
         if "\t" in piece:
             piece = piece.expandtabs(8)
-        piece = piece.rstrip()
         if len(piece) <= columns:
             out.append(piece)
         else:
-            out.extend(piece[k : k + columns] for k in range(0, len(piece), columns))
-    return out[-limit:] if limit else []
+            piece = piece.rstrip()
+            out.extend(piece[k : k + columns] for k in range(0, max(len(piece), 1), columns))
+    return out[-limit:]
 
 
 def row_text(line: Optional[dict], columns: int, upto: Optional[int] = None) -> str:

@@ -42,6 +42,11 @@ CURSOR_SHAPES = {0: "block", 1: "block", 2: "block", 3: "underline", 4: "underli
 MAX_SAVEPOINTS = 16
 
 
+class CarriedLine(StaticDefaultDict):
+    """A blank screen row standing in for a row whose text the flood fast path
+    already put in scrollback; it scrolls off without being recorded again."""
+
+
 class TerminalScreen(pyte.Screen):
     """A pyte Screen with alternate screen, scrollback and modern modes."""
 
@@ -226,7 +231,7 @@ class TerminalScreen(pyte.Screen):
 
     # -- scrolling and scrollback -----------------------------------------
     def _push_history(self, line) -> None:
-        if self.history.maxlen == 0:
+        if self.history.maxlen == 0 or type(line) is CarriedLine:
             return
         self.history.append({} if line is None else line)
         self.history_changed += 1

@@ -61,6 +61,7 @@ class Terminal(Widget, can_focus=True):
     RELEASE_KEY = "ctrl+right_square_bracket"
     RELEASE_LABEL = "ctrl+] releases"
     MAX_FPS = 30.0
+    FLUSH_BUDGET = 0.025  # seconds of parsing per event-loop turn
     WHEEL_LINES = 3
 
     class TitleChanged(Message, bubble=True):
@@ -115,6 +116,9 @@ class Terminal(Widget, can_focus=True):
         self._pending: list[bytes] = []
         self._flush_handle: Optional[asyncio.Handle] = None
         self._last_flush = 0.0
+        self._last_repaint = 0.0
+        self._frame_due = False
+        self._slice = 1 << 20  # bytes fed per step; adapts to FLUSH_BUDGET
         self._full_repaint = True
         self._scroll_back = 0  # rows scrolled back into history; 0 = live
         self._styles: dict[tuple, Style] = {}
@@ -122,6 +126,7 @@ class Terminal(Widget, can_focus=True):
         self.closed = False
         #: Counters for tests and benchmarks.
         self.flushes = 0
+        self.repaints = 0
         self.bytes_received = 0
 
     # -- session ----------------------------------------------------------------
@@ -190,30 +195,57 @@ class Terminal(Widget, can_focus=True):
         self.post_message(self.Closed(self))
 
     def _flush(self) -> None:
+        """Feed what arrived (within a time budget per loop turn), then repaint
+        if a frame is due. Work left over continues on the next loop turn, so a
+        storm that cannot be parsed as fast as it arrives never freezes the app."""
         self._flush_handle = None
-        self._last_flush = time.monotonic()
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        self._pending.clear()
-        before = len(self.emulator.screen.history)
-        self.emulator.feed(data)
-        self.flushes += 1
+        now = time.monotonic()
+        self._last_flush = now
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            fed = 0
+            while fed < len(data):
+                piece = data[fed : fed + self._slice]
+                t = time.monotonic()
+                self.emulator.feed(piece)
+                spent = time.monotonic() - t
+                fed += len(piece)
+                # Size the next slice to fit the budget at the rate just measured.
+                rate = len(piece) / max(spent, 1e-6)
+                self._slice = int(min(max(rate * self.FLUSH_BUDGET, 4096), 16 << 20))
+                if fed < len(data) and time.monotonic() - now > self.FLUSH_BUDGET:
+                    self._pending.append(data[fed:])
+                    break
+            self.flushes += 1
+            self._after_feed()
+            self._frame_due = True
+        now = time.monotonic()
+        if self._frame_due and now - self._last_repaint >= 1.0 / self.MAX_FPS:
+            self._frame_due = False
+            self._last_repaint = now
+            self._repaint()
+        loop = asyncio.get_running_loop()
+        if self._pending:
+            self._flush_handle = loop.call_soon(self._flush)
+        elif self._frame_due:
+            self._flush_handle = loop.call_later(self._last_repaint + 1.0 / self.MAX_FPS - now, self._flush)
+
+    def _after_feed(self) -> None:
         added = self.emulator.screen.history_changed
         self.emulator.screen.history_changed = 0
-        if self._scroll_back:
+        if self._scroll_back and added:
             # Keep the rows the user is reading where they are.
             self._scroll_back = min(self._scroll_back + added, len(self.emulator.screen.history))
             self._full_repaint = True
-        del before
         if self.emulator.title != self._title:
             self._title = self.emulator.title
             self._update_border()
             self.post_message(self.TitleChanged(self, self._title))
-        self._repaint()
 
     def _repaint(self) -> None:
         """Refresh what changed, if anyone can see it."""
+        self.repaints += 1
         if not self.is_mounted or not self.display or not self.visible or not self.region.area:
             self._full_repaint = self._full_repaint or bool(self.emulator.screen.dirty)
             return
