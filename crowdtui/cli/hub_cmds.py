@@ -40,6 +40,7 @@ async def cmd_token_issue(args) -> int:
     from crowdtui.hub.tokens import issue_token
 
     async with open_store(args) as store:
+        await _sync_roster(workspace_of(args), store)
         token = await issue_token(store, args.name, actor=args.actor)
     print(token)
     print(f"token for {args.name}: shown once, keep it secret; send it as `Authorization: Bearer <token>`",

@@ -38,7 +38,7 @@ async def issue_token(store: Any, agent: str, *, actor: str = "operator") -> str
 
     validate_name(agent)
     if await store.get_agent(agent) is None:
-        raise NotFound(f"no agent named {agent!r} is registered; start the hub or the app once so the roster is registered, or check the name")
+        raise NotFound(f"no agent named {agent!r} is registered; check the name against the roster (agents/*/AGENT.md)")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     async with store.write() as db:
         cur = await db.execute(

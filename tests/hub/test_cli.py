@@ -1,0 +1,83 @@
+"""`crowdtui hub` in the foreground and `crowdtui token issue|ls|revoke`, through the real entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mcp import Client
+
+from crowdtui.hub.unix_transport import unix_client
+
+from .conftest import REPO, structured
+from .test_containers import write_roster
+
+
+def cli(workspace, *args, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "crowdtui", "--workspace", str(workspace.root), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def test_token_issue_ls_revoke(workspace):
+    write_roster(workspace, {"remote": "name: remote\ndescription: works elsewhere\n"})
+    issued = cli(workspace, "token", "issue", "remote")
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    assert token.startswith("crowd_") and len(token) > 30 and "shown once" in issued.stderr
+    listed = cli(workspace, "token", "ls", "remote")
+    assert listed.returncode == 0 and "valid" in listed.stdout and token not in listed.stdout
+    assert token[:12] in listed.stdout
+    revoked = cli(workspace, "token", "revoke", "remote")
+    assert revoked.returncode == 0 and "revoked 1 token" in revoked.stdout
+    again = cli(workspace, "token", "revoke", "remote")
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "no valid tokens of remote" in again.stderr
+    ghost = cli(workspace, "token", "issue", "ghost")
+    assert ghost.returncode == 1 and "no agent named 'ghost'" in ghost.stderr
+    assert "revoked" in cli(workspace, "token", "ls", "remote").stdout
+
+
+async def test_hub_runs_in_the_foreground_follows_agents_and_is_one_per_workspace(workspace):
+    from qms import Store
+
+    write_roster(workspace, {"alpha": "name: alpha\ndescription: first\n"})
+    proc = subprocess.Popen([sys.executable, "-m", "crowdtui", "--workspace", str(workspace.root), "hub"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        line = await asyncio.to_thread(proc.stdout.readline)
+        assert f"serving {workspace.root} (pid {proc.pid})" in line
+        second = cli(workspace, "hub", timeout=30)
+        assert second.returncode == 1
+        assert f"already running (pid {proc.pid}" in second.stderr and second.stderr.count("\n") == 1
+        # an agent that starts gets its door (here its state is recorded as the runtime would)
+        store = await Store.open(workspace.db_path)
+        try:
+            await store.set_agent_state("alpha", "running", actor="runtime")
+            sock = workspace.ipc_dir("alpha") / "mcp.sock"
+            deadline = time.monotonic() + 30
+            while not sock.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            async with Client(unix_client(sock)) as c:
+                r = structured(await c.call_tool("send_message", {"to": "operator", "body": "hello from alpha"}))
+            assert r["recipients"] == ["operator"]
+            assert [m.sender for m in await store.inbox("operator")] == ["alpha"]
+            await store.set_agent_state("alpha", "exited", actor="runtime")
+            deadline = time.monotonic() + 30
+            while sock.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert not sock.exists()
+        finally:
+            await store.close()
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.to_thread(proc.communicate, timeout=30)
+        assert proc.returncode == 0, err
+        assert "stopped" in out
+        # the lock is free again
+        assert not (workspace.crowd_dir / "run" / "hub.lock").read_text().strip()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
