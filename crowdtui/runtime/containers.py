@@ -411,9 +411,12 @@ class Runtime:
         from crowdtui.runtime.image import REPOSITORY, ensure_image
 
         if image.startswith(f"{REPOSITORY}:"):
-            built = ensure_image(self.client, progress=self.progress)
-            if built == image:
+            ensure_image(self.client, progress=self.progress)  # builds the current inputs' image
+            try:
+                self.client.images.get(image)  # that one, or :latest
                 return
+            except ImageNotFound:
+                pass
         raise ContainerFailed(
             f"image {image} is not in the engine and cannot be pulled here; build or load it "
             "(`crowdtui image build` makes the default agent image)"
@@ -471,12 +474,12 @@ class Runtime:
         The secrets the definition names are read from the workspace's vault (unless
         ``secrets`` gives them) and handed to the container's environment only.
         """
-        running = await asyncio.to_thread(self._running, agent.name)
+        running = await _in_thread(self._running, agent.name)
         if running is not None:
             return running
         if secrets is None and agent.secrets:
             secrets = await self.reveal_secrets(agent)
-        return await asyncio.to_thread(self._start_sync, agent, secrets)
+        return await _in_thread(self._start_sync, agent, secrets)
 
     async def reveal_secrets(self, agent: AgentDef) -> dict[str, str]:
         """The values of the secrets ``agent`` names, from the vault (SecretError if one is missing)."""
@@ -495,37 +498,37 @@ class Runtime:
 
     async def stop(self, name: str, *, timeout: int = STOP_TIMEOUT) -> ContainerInfo:
         """Stop the agent's container (kept, state "stopped": the operator's intent, not a crash)."""
-        return await asyncio.to_thread(self._stop_sync, name, timeout)
+        return await _in_thread(self._stop_sync, name, timeout)
 
     async def restart(self, agent: AgentDef, *, secrets: dict[str, str] | None = None) -> ContainerInfo:
         """Stop and remove the container, then start a fresh one from the current definition."""
         if secrets is None and agent.secrets:
             secrets = await self.reveal_secrets(agent)  # before removing: a missing one changes nothing
-        await asyncio.to_thread(self._remove_sync, agent.name)
+        await _in_thread(self._remove_sync, agent.name)
         return await self.start(agent, secrets=secrets or {})
 
     async def remove(self, name: str) -> bool:
         """Remove the agent's container(s), running or not. False when there was none."""
-        return await asyncio.to_thread(self._remove_sync, name)
+        return await _in_thread(self._remove_sync, name)
 
     async def adopt(self) -> list[ContainerInfo]:
         """The containers this workspace already has (e.g. from an earlier crowdtui process)."""
-        return await asyncio.to_thread(self.list_sync)
+        return await _in_thread(self.list_sync)
 
     async def list(self) -> list[ContainerInfo]:
         """Every agent container of this workspace, one per agent, by name."""
-        return await asyncio.to_thread(self.list_sync)
+        return await _in_thread(self.list_sync)
 
     async def info(self, name: str) -> ContainerInfo | None:
         def run() -> ContainerInfo | None:
             container = self._find(name)
             return None if container is None else self._info(container)
 
-        return await asyncio.to_thread(run)
+        return await _in_thread(run)
 
     async def container(self, name: str):
         """The agent's docker ``Container`` (running preferred), or None."""
-        return await asyncio.to_thread(self._find, name)
+        return await _in_thread(self._find, name)
 
     def container_sync(self, name: str):
         """Same as :meth:`container`, for code already in a thread."""
@@ -533,6 +536,25 @@ class Runtime:
 
     def close(self) -> None:
         self.client.close()
+
+
+async def _in_thread(fn, *args):
+    """Run a blocking SDK call off the event loop; engine trouble becomes a one-line error."""
+    import requests
+    from docker.errors import APIError, DockerException
+
+    from crowdtui.errors import EngineUnavailable
+
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except requests.exceptions.ConnectionError as exc:
+        raise EngineUnavailable(
+            "the Docker engine stopped answering; start it again (e.g. `make setup`) and retry"
+        ) from exc
+    except APIError as exc:
+        raise ContainerFailed(f"the Docker engine refused: {exc.explanation or exc}") from exc
+    except DockerException as exc:
+        raise ContainerFailed(f"Docker: {exc}") from exc
 
 
 def _write_in_place(path: Path, text: str) -> None:

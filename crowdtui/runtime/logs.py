@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from crowdtui.runtime.containers import NoContainer, Runtime
+from crowdtui.runtime.containers import NoContainer, Runtime, _in_thread
 
 # CSI ... final byte, OSC ... BEL/ST, other two-byte ESC sequences, then stray controls.
 _ESCAPES = re.compile(
@@ -91,7 +91,7 @@ def read_logs_sync(runtime: Runtime, names: Iterable[str] | None = None, *, tail
 
 
 async def read_logs(runtime: Runtime, names: Iterable[str] | None = None, *, tail: int = 100) -> list[LogLine]:
-    return await asyncio.to_thread(read_logs_sync, runtime, names, tail=tail)
+    return await _in_thread(lambda: read_logs_sync(runtime, names, tail=tail))
 
 
 async def follow_logs(
@@ -105,7 +105,7 @@ async def follow_logs(
 
     Ends when ``stop_event`` is set, or when every followed container has stopped.
     """
-    targets = await asyncio.to_thread(_targets, runtime, names)
+    targets = await _in_thread(_targets, runtime, names)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[LogLine | None] = asyncio.Queue()
     streams: list = []

@@ -16,6 +16,7 @@ import logging
 import threading
 from typing import Any
 
+from crowdtui.errors import CrowdError
 from crowdtui.runtime import labels
 from crowdtui.runtime.containers import ContainerInfo, Runtime, info_from_attrs
 
@@ -118,7 +119,11 @@ class StateFollower:
             return
         # Whatever happened, the container's inspect output says what is true now (for a
         # removed container: the agent's newest remaining one, if any).
-        info = await self.runtime.info(agent)
+        try:
+            info = await self.runtime.info(agent)
+        except CrowdError as exc:  # the engine hiccuped; the next event or reconcile catches up
+            log.warning("could not inspect %s after %s: %s", agent, event.get("Action"), exc)
+            return
         if info is None:
             info = self._gone(agent, event)
         if info is not None:

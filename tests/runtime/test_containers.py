@@ -249,3 +249,16 @@ async def test_a_changed_definition_is_noticed_on_the_running_container(runtime,
     # a second runtime computes the same hash: nothing else (time, process) goes into it
     other = Runtime(runtime.workspace, runtime.client)
     assert (await other.info("alpha")).config == other.config_hash(agent("alpha"))
+
+
+async def test_an_engine_that_stops_answering_is_a_one_line_error(workspace, tmp_path, agent):
+    import docker
+
+    from crowdtui.errors import EngineUnavailable
+
+    gone = docker.DockerClient(base_url=f"unix://{tmp_path}/gone.sock", version="1.41")
+    runtime = Runtime(workspace, gone)
+    for call in (runtime.list(), runtime.info("alpha"), runtime.stop("alpha"), runtime.start(agent("alpha"))):
+        with pytest.raises(EngineUnavailable, match="stopped answering"):
+            await call
+    gone.close()
