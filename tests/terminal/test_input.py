@@ -122,7 +122,8 @@ async def test_keys_reach_program_as_bytes(keyecho_factory):
         term = app.query_one(Terminal)
         await wait_for(pilot, lambda: "READY" in screen_text(term), what="the program")
         for key, expected in [("x", b"x"), ("up", b"\x1b[A"), ("f5", b"\x1b[15~"), ("ctrl+a", b"\x01"),
-                              ("tab", b"\t"), ("escape", b"\x1b"), ("delete", b"\x1b[3~")]:
+                              ("tab", b"\t"), ("shift+tab", b"\x1b[Z"), ("ctrl+c", b"\x03"),
+                              ("escape", b"\x1b"), ("delete", b"\x1b[3~")]:
             await pilot.press(key)
             await _received(pilot, term, expected)
 

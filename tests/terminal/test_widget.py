@@ -132,3 +132,44 @@ async def test_title_and_session_end(shell):
         await wait_for(pilot, lambda: term.closed, what="session close")
         await pilot.pause(0.1)
         assert any(isinstance(m, Terminal.Closed) for m in app.messages)
+
+
+async def test_hidden_terminal_keeps_state_without_repaints():
+    app = TerminalTestApp(None)
+    async with app.run_test(size=(60, 20)) as pilot:
+        term = app.query_one(Terminal)
+        await pilot.pause()
+        term._on_output(b"before hiding\r\n")
+        await wait_for(pilot, lambda: "before hiding" in rendered_text(term), what="first output")
+        term.display = False
+        await pilot.pause()
+        repaints = term.repaints
+        for i in range(200):
+            term._on_output(f"hidden line {i}\r\n".encode())
+            await pilot.pause(0.002)
+        await wait_for(pilot, lambda: not term._pending and term._flush_handle is None, what="output digested")
+        assert term.repaints == repaints  # nobody can see it: nothing was repainted
+        assert "hidden line 199" in screen_text(term)  # but the state is current
+        term.display = True
+        await wait_for(pilot, lambda: "hidden line 199" in rendered_text(term), what="repaint on show")
+
+
+async def test_repaints_are_capped_while_output_streams():
+    app = TerminalTestApp(None)
+    async with app.run_test(size=(60, 20)) as pilot:
+        term = app.query_one(Terminal)
+        await pilot.pause()
+        before = term.repaints
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        i = 0
+        while loop.time() - start < 1.0:  # a steady stream of small writes for one second
+            term._on_output(f"line {i}\r\n".encode())
+            i += 1
+            await asyncio.sleep(0.001)
+        elapsed = loop.time() - start
+        await wait_for(pilot, lambda: term._flush_handle is None, what="output digested")
+        assert i > 100
+        # At most one repaint per 1/30 s (plus the trailing one), however many writes.
+        assert 2 <= term.repaints - before <= 30 * elapsed + 2
+        assert f"line {i - 1}" in rendered_text(term)

@@ -245,10 +245,10 @@ class Terminal(Widget, can_focus=True):
 
     def _repaint(self) -> None:
         """Refresh what changed, if anyone can see it."""
-        self.repaints += 1
         if not self.is_mounted or not self.display or not self.visible or not self.region.area:
             self._full_repaint = self._full_repaint or bool(self.emulator.screen.dirty)
             return
+        self.repaints += 1
         dirty = self.emulator.take_dirty()
         if self._full_repaint or self._scroll_back:
             self._full_repaint = False
