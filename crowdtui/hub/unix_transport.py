@@ -39,8 +39,15 @@ def _short_path(path: Path) -> tuple[str, int | None]:
     return f"/proc/self/fd/{dirfd}/{path.name}", dirfd
 
 
-def bind_unix(path: Path, mode: int = 0o666) -> socket.socket:
-    """A listening unix socket at ``path`` (replacing a stale one), chmod ``mode``."""
+AGENT_UID = AGENT_GID = 1000  # the user every agent container runs as
+
+
+def bind_unix(path: Path, mode: int | None = None) -> socket.socket:
+    """A listening unix socket at ``path`` (replacing a stale one) the container user can use.
+
+    As root: owned by the agent user (1000:1000), mode 0660, so other host users cannot
+    speak as the agent. Otherwise mode 0666 (the agent's uid differs from ours).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -54,6 +61,12 @@ def bind_unix(path: Path, mode: int = 0o666) -> socket.socket:
     finally:
         if dirfd is not None:
             os.close(dirfd)
+    if mode is None:
+        if os.geteuid() == 0:
+            os.chown(path, AGENT_UID, AGENT_GID)
+            mode = 0o660
+        else:
+            mode = 0o666
     os.chmod(path, mode)
     sock.listen(64)
     sock.setblocking(False)

@@ -223,7 +223,11 @@ async def test_door_socket_is_connectable_by_the_container_user_and_mcp_json_poi
     path = await hub.open_door("worker")
     assert path == workspace.ipc_dir("worker") / "mcp.sock"
     assert stat.S_ISSOCK(os.stat(path).st_mode)
-    assert os.stat(path).st_mode & 0o777 == 0o666
+    st = os.stat(path)
+    if os.geteuid() == 0:  # owned by the container user; no other host user may speak as the agent
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1000, 1000, 0o660)
+    else:
+        assert st.st_mode & 0o777 == 0o666
     config = json.loads((workspace.home_dir("worker") / ".mcp.json").read_text())
     assert config["mcpServers"]["crowd"] == {"command": "crowd-mcp-bridge"}
     await hub.close_door("worker")
@@ -260,3 +264,18 @@ async def test_only_one_hub_per_workspace(hub, workspace, store):
     await hub.stop()
     await second.start()  # free again once the first stopped
     await second.stop()
+
+
+async def test_invalid_grant_rules_refuse_everything_and_say_where_to_fix(workspace, store, definitions):
+    import dataclasses
+
+    from crowdtui.hub.hub import Hub
+
+    definitions["worker"] = dataclasses.replace(definitions["worker"], grants=("send_message(to)",))
+    async with Hub(workspace, store, definitions=definitions.get) as hub:
+        path = await hub.open_door("worker")
+        async with Client(unix_client(path)) as c:
+            with pytest.raises(MCPError) as err:
+                await c.call_tool("send_message", {"to": "lead", "body": "x"})
+    assert "grant rules are invalid" in str(err.value) and "AGENT.md" in str(err.value)
+    assert await store.inbox("lead") == []
