@@ -163,6 +163,15 @@ def info_from_attrs(attrs: dict[str, Any], stop_requested_for: str | None = None
     )
 
 
+def agent_user() -> str:
+    """The uid:gid agents run as: the image's ``agent`` (1000), whose folders crowdtui (as
+    root) hands over. Run by another user, crowdtui cannot hand folders over, so agents run
+    as that user, who owns them already."""
+    if os.geteuid() == 0 or os.geteuid() == AGENT_UID:
+        return f"{AGENT_UID}:{AGENT_GID}"
+    return f"{os.geteuid()}:{os.getegid()}"
+
+
 # --------------------------------------------------------------------------- the runtime
 
 
@@ -253,7 +262,7 @@ class Runtime:
             "hostname": name,
             "labels": labels.for_agent(ws, name),
             "environment": env,
-            "user": f"{AGENT_UID}:{AGENT_GID}",
+            "user": agent_user(),
             "tty": True,
             "stdin_open": True,
             "init": True,
