@@ -13,6 +13,7 @@ import asyncio
 import time
 from typing import Optional
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -338,21 +339,22 @@ class Terminal(Widget, can_focus=True):
             self._last_cursor_y = y
         return self._strip(emu.line(y), width, cursor_x)
 
-    def _style(self, cell: Cell, cursor: bool = False) -> Style:
-        key = (cell.fg, cell.bg, cell.bold, cell.italics, cell.underscore, cell.strikethrough,
-               cell.reverse ^ cursor, cell.blink, cell.dim)
+    def _style(self, key: tuple) -> Style:
+        """Style for a cell's attributes (Cell fields after data), plus a cursor flag."""
         style = self._styles.get(key)
         if style is None:
+            fg, bg, bold, italics, underscore, strike, reverse, blink, dim = key[:9]
+            cursor = len(key) > 9
             style = Style(
-                color=_colour(cell.fg),
-                bgcolor=_colour(cell.bg),
-                bold=cell.bold or None,
-                italic=cell.italics or None,
-                underline=cell.underscore or None,
-                strike=cell.strikethrough or None,
-                reverse=key[6] or None,
-                blink=cell.blink or None,
-                dim=cell.dim or None,
+                color=_colour(fg),
+                bgcolor=_colour(bg),
+                bold=bold or None,
+                italic=italics or None,
+                underline=underscore or None,
+                strike=strike or None,
+                reverse=(reverse ^ cursor) or None,
+                blink=blink or None,
+                dim=dim or None,
             )
             if len(self._styles) > 4096:
                 self._styles.clear()
@@ -362,31 +364,32 @@ class Terminal(Widget, can_focus=True):
     def _strip(self, cells: list[Cell], width: int, cursor_x: Optional[int]) -> Strip:
         segments: list[Segment] = []
         text: list[str] = []
-        style: Optional[Style] = None
+        run_key: Optional[tuple] = None
         skip_stub = False
+        last = len(cells) - 1
         for x, cell in enumerate(cells):
-            data = cell.data
-            if data == "":
+            data = cell[0]
+            if not data:
                 if skip_stub:
                     skip_stub = False
                     continue
                 data = " "
-            skip_stub = False
-            if len(data) == 1 and data > "\u10ff" and _wide(data):
-                nxt = cells[x + 1].data if x + 1 < len(cells) else None
-                if nxt == "":
+            elif skip_stub:
+                skip_stub = False
+            if data > "\u10ff" and len(data) == 1 and _wide(data):
+                if x < last and cells[x + 1][0] == "":
                     skip_stub = True
                 else:
-                    data = " "  # a wide character without room: blank, keeps columns aligned
-            cell_style = self._style(cell, cursor=(x == cursor_x))
-            if cell_style is not style:
+                    data = " "  # a wide character without room: blank keeps columns aligned
+            key = cell[1:] if x != cursor_x else cell[1:] + (True,)
+            if key != run_key:
                 if text:
-                    segments.append(Segment("".join(text), style))
+                    segments.append(Segment("".join(text), self._style(run_key)))
                     text = []
-                style = cell_style
+                run_key = key
             text.append(data)
         if text:
-            segments.append(Segment("".join(text), style))
+            segments.append(Segment("".join(text), self._style(run_key)))
         return Strip(segments).adjust_cell_length(width)
 
     # -- input -------------------------------------------------------------------------
@@ -484,8 +487,6 @@ class Terminal(Widget, can_focus=True):
 
 
 def _wide(ch: str) -> bool:
-    from rich.cells import cell_len
-
     return cell_len(ch) == 2
 
 
