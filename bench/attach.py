@@ -14,7 +14,7 @@ event loop, non-blocking socket, backlog, viewer callback); the bare side is a b
 better; throughput: higher is better). Containers are labelled ``crowdtui.bench`` and
 removed at the end, also on failure.
 
-    .venv/bin/python bench/attach.py [--keys 400] [--mbytes 32] [--rounds 3]
+    .venv/bin/python bench/attach.py [--keys 400] [--mbytes 32] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=400, help="keystrokes per side per round")
     parser.add_argument("--mbytes", type=int, default=32, help="MiB of output per throughput run")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating the sides")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds, alternating the sides")
     args = parser.parse_args()
 
     client = connect()
