@@ -252,3 +252,14 @@ def test_bad_values_name_what_is_allowed(tmp_path):
 def test_missing_agents_folder_is_an_empty_roster(tmp_path):
     roster = load_roster(tmp_path)
     assert roster.agents == {} and roster.problems == []
+
+
+def test_the_documented_example_in_agents_readme_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "agents" / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    write(tmp_path, "agents/lead/AGENT.md", "---\n---\n")
+    write(tmp_path, "agents/lead/researcher/AGENT.md", block + "Persona.\n")
+    roster = load_roster(tmp_path)
+    assert roster.problems == []
+    agent = roster.get("researcher")
+    assert (agent.parent, agent.tier, agent.network, agent.capabilities) == ("lead", 1, "none", ("NET_BIND_SERVICE",))
