@@ -214,7 +214,11 @@ class Hub:
         opened = []
         for a in await self.store.list_agents():
             if a.state == RUNNING and a.name not in self.doors:
-                await self.open_door(a.name)
+                try:
+                    await self.open_door(a.name)
+                except Exception as exc:  # one bad agent must not keep the others out
+                    log.warning("could not open the door of %s: %s", a.name, exc)
+                    continue
                 opened.append(a.name)
         return opened
 
@@ -226,7 +230,10 @@ class Hub:
 
     async def _follow(self, interval: float) -> None:
         last = await self.store.last_event_id()
-        await self.open_running_doors()
+        try:
+            await self.open_running_doors()
+        except Exception:
+            log.exception("opening doors for running agents failed; following anyway")
         while True:
             await asyncio.sleep(interval)
             try:
