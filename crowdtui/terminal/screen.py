@@ -244,13 +244,20 @@ class TerminalScreen(pyte.Screen):
         super().index()
 
     def resize(self, lines: Optional[int] = None, columns: Optional[int] = None) -> None:
+        """Resize; when shrinking, blank rows below the cursor go first (as xterm
+        does), then rows from the top, which go to scrollback."""
         lines = lines or self.lines
-        if lines < self.lines and not self.alternate:
-            # Rows dropped from the top belong in scrollback. pyte drops from
-            # the top only as far as needed to keep the cursor; mirror that.
-            for y in range(self.lines - lines):
-                self._push_history(self.buffer.get(y))
+        if lines < self.lines:
+            below = self.lines - 1 - self.cursor.y
+            drop_bottom = max(0, min(self.lines - lines, below))
+            for y in range(self.lines - drop_bottom, self.lines):
+                self.buffer.pop(y, None)
+            self.lines -= drop_bottom  # pyte then drops only the rest, from the top
+            if not self.alternate:
+                for y in range(self.lines - lines):
+                    self._push_history(self.buffer.get(y))
         super().resize(lines, columns)
+        self.dirty.update(range(self.lines))
 
     # -- bounded state, replies -------------------------------------------
     def save_cursor(self) -> None:

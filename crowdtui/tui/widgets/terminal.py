@@ -140,6 +140,15 @@ class Terminal(Widget, can_focus=True):
         self.detach()
         self._session = session
         self.closed = False
+        # A new session starts from a clean terminal of the same size.
+        self.emulator = Emulator(self.emulator.rows, self.emulator.cols,
+                                 scrollback=self.emulator.screen.history.maxlen or 0, on_reply=self._write)
+        self._pending.clear()
+        self._scroll_back = 0
+        self._title = ""
+        self.border_subtitle = ""
+        self._update_border()
+        self._full_repaint = True
         if self.is_mounted:
             self._connect()
 
@@ -235,6 +244,9 @@ class Terminal(Widget, can_focus=True):
     def _after_feed(self) -> None:
         added = self.emulator.screen.history_changed
         self.emulator.screen.history_changed = 0
+        if self._scroll_back and self.emulator.alternate:
+            self._scroll_back = 0  # a full-screen program took over: show it
+            self._full_repaint = True
         if self._scroll_back and added:
             # Keep the rows the user is reading where they are.
             self._scroll_back = min(self._scroll_back + added, len(self.emulator.screen.history))
