@@ -70,7 +70,7 @@ class Viewer:
         """Detach this viewer only; the session and the agent keep running."""
         if not self.closed:
             self.closed = True
-            self.session._viewers.discard(self)
+            self.session._viewers.pop(self, None)
 
 
 class PtySession:
@@ -84,7 +84,7 @@ class PtySession:
         self._sock_io = sock_io
         self._sock: socket.socket = sock_io._sock
         self._fd = self._sock.fileno()
-        self._viewers: set[Viewer] = set()
+        self._viewers: dict[Viewer, None] = {}  # insertion-ordered
         self._backlog = bytearray()
         self._out = bytearray()  # input not yet accepted by the socket
         self._writing = False
@@ -159,7 +159,7 @@ class PtySession:
             if on_close is not None:
                 self._loop.call_soon(on_close)
             return viewer
-        self._viewers.add(viewer)
+        self._viewers[viewer] = None
         return viewer
 
     @property
@@ -286,7 +286,7 @@ class PtySession:
                 closer()
             except Exception:
                 pass
-        viewers, self._viewers = list(self._viewers), set()
+        viewers, self._viewers = list(self._viewers), {}
         for viewer in viewers:
             viewer.closed = True
             if viewer.on_close is not None:
