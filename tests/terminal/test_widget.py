@@ -173,3 +173,21 @@ async def test_repaints_are_capped_while_output_streams():
         # At most one repaint per 1/30 s (plus the trailing one), however many writes.
         assert 2 <= term.repaints - before <= 30 * elapsed + 2
         assert f"line {i - 1}" in rendered_text(term)
+
+
+async def test_rendered_cells_carry_colours_attributes_and_cursor():
+    app = TerminalTestApp(None)
+    async with app.run_test(size=(60, 20)) as pilot:
+        term = app.query_one(Terminal)
+        await pilot.pause()
+        term._on_output("\x1b[1;31mred\x1b[0m \x1b[38;2;1;2;3;48;5;21mrgb\x1b[0m 中x\r\n\x1b[4 q>".encode())
+        await wait_for(pilot, lambda: ">" in rendered_text(term), what="output")
+        segments = list(term.render_line(0))
+        red = next(s for s in segments if s.text == "red")
+        assert red.style.bold and red.style.color.number == 1
+        rgb = next(s for s in segments if s.text == "rgb")
+        assert rgb.style.color.triplet == (1, 2, 3) and rgb.style.bgcolor.triplet is not None
+        assert term.render_line(0).text.startswith("red rgb 中x")
+        assert term.render_line(0).cell_length == term.size.width
+        cursor_cell = [s for s in term.render_line(1) if s.text][1]  # after ">"
+        assert cursor_cell.style.underline  # DECSCUSR 4: underline cursor, drawn while focused

@@ -356,7 +356,9 @@ class Terminal(Widget, can_focus=True):
         style = self._styles.get(key)
         if style is None:
             fg, bg, bold, italics, underscore, strike, reverse, blink, dim = key[:9]
-            cursor = len(key) > 9
+            shape = key[9] if len(key) > 9 else None  # the cursor is on this cell
+            cursor = shape in ("block", "bar")
+            underscore = underscore or shape == "underline"
             style = Style(
                 color=_colour(fg),
                 bgcolor=_colour(bg),
@@ -393,7 +395,7 @@ class Terminal(Widget, can_focus=True):
                     skip_stub = True
                 else:
                     data = " "  # a wide character without room: blank keeps columns aligned
-            key = cell[1:] if x != cursor_x else cell[1:] + (True,)
+            key = cell[1:] if x != cursor_x else cell[1:] + (self.emulator.cursor_shape,)
             if key != run_key:
                 if text:
                     segments.append(Segment("".join(text), self._style(run_key)))
