@@ -121,3 +121,19 @@ def test_debootstrap_as_non_root_says_to_run_as_root():
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert "needs root" in last and "sudo crowdtui image build" in last
+
+
+def test_cli_image_ls_and_tag_show_the_current_image(agent_image):
+    tag = subprocess.run([sys.executable, "-m", "crowdtui", "image", "tag"], capture_output=True,
+                         text=True, timeout=60)
+    assert tag.returncode == 0 and tag.stdout.strip() == image_tag()
+    out = subprocess.run([sys.executable, "-m", "crowdtui", "image", "ls", "--json"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    rows = json.loads(out.stdout)
+    current = [r for r in rows if r["current"]]
+    assert len(current) == 1 and image_tag() in current[0]["tags"]
+    assert "crowdtui-agent:latest" in current[0]["tags"]
+    assert any(t.startswith("crowdtui-base:") for r in rows for t in r["tags"])

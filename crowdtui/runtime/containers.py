@@ -163,6 +163,17 @@ def info_from_attrs(attrs: dict[str, Any], stop_requested_for: str | None = None
     )
 
 
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def check_name(name: str) -> str:
+    """An agent name is safe as a folder, label and container name; anything else is refused."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name == "operator":
+        shown = repr(name.encode("unicode_escape").decode()) if isinstance(name, str) else repr(name)
+        raise UnknownAgent(f"{shown} is not an agent name (a-z, 0-9, '_' and '-', up to 63); check the name")
+    return name
+
+
 def agent_user() -> str:
     """The uid:gid agents run as: the image's ``agent`` (1000), whose folders crowdtui (as
     root) hands over. Run by another user, crowdtui cannot hand folders over, so agents run
@@ -226,7 +237,7 @@ class Runtime:
         from docker.types import Mount
 
         ws = self.workspace
-        name = agent.name
+        name = check_name(agent.name)
         mounts = [
             Mount(HOME, str(ws.home_dir(name)), type="bind", read_only=False),
             Mount(IPC, str(ws.ipc_dir(name)), type="bind", read_only=False),
@@ -301,7 +312,7 @@ class Runtime:
     def prepare_host(self, agent: AgentDef) -> None:
         """Create the folders and files the container mounts, writable by the agent user."""
         ws = self.workspace
-        name = agent.name
+        name = check_name(agent.name)
         home, ipc, persona = ws.home_dir(name), ws.ipc_dir(name), self.persona_dir(name)
         for folder in (home, home / ".claude", ipc, persona, self.empty_dir()):
             folder.mkdir(parents=True, exist_ok=True)
@@ -354,6 +365,7 @@ class Runtime:
 
     def _find(self, agent: str):
         """The agent's container (running first, then newest), or None."""
+        check_name(agent)
         found = self.client.containers.list(all=True, filters=self._filters(agent))
         if not found:
             return None
@@ -444,6 +456,7 @@ class Runtime:
         return self._info(container)
 
     def _remove_sync(self, name: str) -> bool:
+        check_name(name)
         removed = False
         for container in self.client.containers.list(all=True, filters=self._filters(name)):
             marker = self._stop_marker(name)

@@ -262,3 +262,18 @@ async def test_an_engine_that_stops_answering_is_a_one_line_error(workspace, tmp
         with pytest.raises(EngineUnavailable, match="stopped answering"):
             await call
     gone.close()
+
+
+@pytest.mark.parametrize("bad", ["../escape", "a/b", "", "Upper", "x\x1b[2J", "operator", "a" * 64])
+async def test_names_that_are_not_agent_names_are_refused_and_nothing_is_written(
+    runtime, agent, workspace, bad
+):
+    from crowdtui.runtime.containers import UnknownAgent
+
+    before = sorted(p.relative_to(workspace.root) for p in workspace.root.rglob("*"))
+    for call in (lambda: runtime.stop(bad), lambda: runtime.remove(bad), lambda: runtime.info(bad),
+                 lambda: runtime.container(bad), lambda: runtime.start(agent(bad))):
+        with pytest.raises(UnknownAgent, match="is not an agent name"):
+            await call()
+    assert sorted(p.relative_to(workspace.root) for p in workspace.root.rglob("*")) == before
+    assert not (workspace.root.parent / "escape").exists()
