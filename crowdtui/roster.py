@@ -727,27 +727,67 @@ async def watch_roster(
     initial: Roster | None = None,
     stop_event: asyncio.Event | None = None,
     debounce_ms: int = 200,
+    check_every_ms: int = 1000,
 ) -> AsyncIterator[RosterUpdate]:
     """Reload the roster whenever a file under ``agents/`` changes.
 
     Yields a :class:`RosterUpdate` for each reload that changed an agent or the list of
     problems. Ends when ``stop_event`` is set. ``initial`` is the roster to diff the
-    first reload against (loaded here if not given).
+    first reload against (loaded here if not given). If ``agents/`` itself is removed
+    or replaced (a checkout, a restore), its agents are reported removed and the watch
+    carries on with the new folder once there is one (checked every ``check_every_ms``).
     """
     from watchfiles import awatch
 
     ws_root = _root_of(workspace)
     agents_dir = ws_root / "agents"
-    agents_dir.mkdir(parents=True, exist_ok=True)
     current = initial if initial is not None else await asyncio.to_thread(load_roster, ws_root)
-    async for _changes in awatch(agents_dir, stop_event=stop_event, debounce=debounce_ms,
-                                 step=50, recursive=True):
+
+    def stopped() -> bool:
+        return stop_event is not None and stop_event.is_set()
+
+    def folder_id() -> tuple[int, int] | None:
+        try:
+            st = agents_dir.stat()
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino) if agents_dir.is_dir() else None
+
+    async def reload() -> RosterUpdate | None:
+        nonlocal current
         new = await asyncio.to_thread(load_roster, ws_root, current)
         diff = diff_rosters(current, new)
         problems_changed = [str(p) for p in new.problems] != [str(p) for p in current.problems]
         current = new
-        if diff or problems_changed:
-            yield RosterUpdate(roster=new, diff=diff)
+        return RosterUpdate(roster=new, diff=diff) if diff or problems_changed else None
+
+    while not stopped():
+        watched = folder_id()
+        if watched is None:  # no agents/ (yet): look again in a moment
+            if stop_event is None:
+                await asyncio.sleep(check_every_ms / 1000)
+            else:
+                try:
+                    await asyncio.wait_for(stop_event.wait(), check_every_ms / 1000)
+                except TimeoutError:
+                    pass
+            if folder_id() is not None and (update := await reload()) is not None:
+                yield update
+            continue
+        # the folder may have appeared or been replaced since the last load
+        if (update := await reload()) is not None:
+            yield update
+        first = True  # changes made before the watcher was set up are caught by one more reload
+        async for changes in awatch(agents_dir, stop_event=stop_event, debounce=debounce_ms,
+                                    step=50, recursive=True, rust_timeout=check_every_ms,
+                                    yield_on_timeout=True):
+            replaced = folder_id() != watched
+            if changes or replaced or first:
+                first = False
+                if (update := await reload()) is not None:
+                    yield update
+            if replaced:
+                break
 
 
 def _agent_detail(agent: AgentDef) -> dict[str, Any]:

@@ -72,3 +72,26 @@ async def test_watch_reports_a_broken_edit_without_dropping_the_agent(sample_wor
     assert update.roster.problems == [] and update.diff == RosterDiff()
     stop.set()
     await it.aclose()
+
+
+async def test_watch_follows_the_agents_folder_when_it_is_replaced(sample_workspace):
+    agents = sample_workspace.agents_dir
+    stop = asyncio.Event()
+    it = watch_roster(sample_workspace, stop_event=stop, check_every_ms=200)
+    pending = asyncio.ensure_future(next_update(it))
+    await asyncio.sleep(0.5)
+
+    shutil.move(agents, sample_workspace.root / "agents.old")
+    update = await pending
+    assert update.diff == RosterDiff(removed=("echo", "lead", "qa", "researcher"))
+
+    shutil.copytree(sample_workspace.root / "agents.old" / "qa", agents / "qa")
+    update = await next_update(it)
+    assert update.diff == RosterDiff(added=("qa",))
+
+    # and the new folder is watched like the old one
+    (agents / "qa" / "AGENT.md").unlink()
+    update = await next_update(it)
+    assert update.diff == RosterDiff(removed=("qa",))
+    stop.set()
+    await it.aclose()
