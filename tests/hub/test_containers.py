@@ -182,3 +182,39 @@ async def test_hub_restart_with_agents_running_bridges_reconnect_without_restart
     await reply("after")
     after = await runtime.info("echo")
     assert after.container_id == info.container_id and after.started_at == info.started_at and after.running
+
+
+async def test_the_sample_roster_drafts_and_reviews_what_the_operator_asks_for(sample_workspace, agent_image):
+    """The shipped roster: the operator asks lead (worker role); qa (reviewer role) reviews."""
+    from qms import Store
+
+    from crowdtui.roster import load_roster, sync_roster
+    from crowdtui.runtime.containers import Runtime
+
+    ws = sample_workspace
+    roster = load_roster(ws)
+    store = await Store.open(ws.db_path)
+    await sync_roster(store, roster)
+    runtime = Runtime(ws)
+    try:
+        async with Hub(ws, store) as hub:
+            for name in ("lead", "qa"):
+                await start(runtime, hub, roster.agents[name])
+            await store.send_message("operator", "lead", "Onboarding checklist for new agents")
+
+            async def in_approval():
+                docs = await store.list_documents()
+                return docs and docs[0].state == "IN_APPROVAL" and docs[0]
+            doc = await wait_for(in_approval, 90, what="lead's draft to be reviewed by qa and sent for approval")
+        assert doc.author == "lead" and doc.title == "Onboarding checklist for new agents"
+        steps = [(e.actor, e.kind) for e in await store.history(doc.id)]
+        assert ("qa", "doc.reviewed") in steps and ("lead", "doc.checkin") in steps
+        reports = [m.body for m in await store.inbox("operator") if m.sender == "lead"]
+        assert any("routed it for review to qa" in r for r in reports)
+    finally:
+        for name in ("lead", "qa"):
+            try:
+                await runtime.remove(name)
+            except Exception:
+                pass
+        await store.close()
