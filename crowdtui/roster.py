@@ -47,6 +47,7 @@ SKILL_FILE = "SKILL.md"
 SKILLS_DIR = "skills"
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 RESERVED_NAMES = ("operator",)
+MAX_FILE_BYTES = 1024 * 1024
 
 # Linux capabilities a definition may keep (all others are dropped).
 CAPABILITIES = frozenset(
@@ -467,9 +468,16 @@ def _parse_file(path: Path, rel_file: str, folder: tuple[str, ...]) -> _Parsed:
         parsed.problems.append(Problem(rel_file, line, key, message, severity))
 
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            fail(1, None, f"the file is {size // 1024} KiB; keep an AGENT.md under "
+                          f"{MAX_FILE_BYTES // 1024} KiB (move long material into skills)")
+            return parsed
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        fail(1, None, f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8")
+        line = exc.object[: exc.start].count(b"\n") + 1
+        fail(line, None, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on this line); "
+                         "save the file as UTF-8")
         return parsed
     except OSError as exc:
         fail(1, None, f"cannot read the file ({exc.strerror}); check its permissions")

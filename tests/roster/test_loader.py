@@ -153,6 +153,9 @@ def broken_roster(root: Path) -> None:
     write(root, "agents/twice/AGENT.md", "---\nlaunch: manual\nlaunch: always\n---\n")
     write(root, "agents/op/AGENT.md", "---\nname: operator\n---\n")
     write(root, "agents/AGENT.md", "---\nname: rootless\n---\n")
+    write(root, "agents/huge/AGENT.md", "---\n---\n" + "x" * (1024 * 1024 + 1))
+    write(root, "agents/latin1/AGENT.md", "---\n---\n")
+    (root / "agents/latin1/AGENT.md").write_bytes(b"---\ndescription: caf\xe9\n---\n")
 
 
 def test_broken_files_are_each_reported_and_good_agents_load(tmp_path):
@@ -171,6 +174,9 @@ def test_broken_files_are_each_reported_and_good_agents_load(tmp_path):
         "agents/extra/AGENT.md:3: key 'colour': unknown key, ignored; known keys are name, "
         "description, tools, model, image, command, mounts, env, secrets, network, egress, "
         "resources, launch, shutdown, grants, capabilities, workspace, announce",
+        "agents/huge/AGENT.md:1: the file is 1024 KiB; keep an AGENT.md under 1024 KiB (move long "
+        "material into skills)",
+        "agents/latin1/AGENT.md:2: not UTF-8 text (byte 0xe9 on this line); save the file as UTF-8",
         "agents/lead/AGENT.md:7: key 'launch': 'sometimes' is not one of manual, on_task, always, "
         "per_message",
         "agents/lead/helper/AGENT.md:1: its parent agents/lead/AGENT.md did not load (see its "
