@@ -8,6 +8,7 @@ import pytest
 from qms import Store
 
 from crowdtui.tui.app import CrowdApp
+from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.agent_list import AgentList
 from crowdtui.tui.widgets.documents_view import DocumentsView
 from crowdtui.tui.widgets.inbox_view import InboxView
@@ -58,12 +59,17 @@ def ready(view: str):
             await wait_for(pilot, lambda: inbox.owner == "operator" and len(inbox.messages) == 3)
         if view == "3":
             board = app.query_one(DocumentsView)
-            await wait_for(pilot, lambda: board.tasks)
+            await wait_for(pilot, lambda: board.tasks and board.agent == "operator"
+                           and len(board.documents) == 1)
         if view == "4":
-            await wait_for(pilot, lambda: len(app.query_one("#activity-log").lines) > 5)
+            feed = app.query_one(ActivityView)
+            await wait_for(pilot, lambda: any(e.kind == "doc.state" for e in feed.events))
+            await pilot.pause(0.2)
+            feed.set_filter()  # one render at the final size
         agents.focus()
         app.clear_notifications()
         await pilot.pause(0.3)
+        await pilot.wait_for_scheduled_animations()
 
     return run_before
 

@@ -35,7 +35,7 @@ class DocumentsView(Vertical):
     DEFAULT_CSS = """
     DocumentsView { height: 1fr; }
     DocumentsView > #docs-title { height: 1; background: $panel; padding: 0 1; }
-    DocumentsView > DataTable { height: 1fr; }
+    DocumentsView > DataTable { height: 1fr; overflow-x: hidden; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -50,13 +50,14 @@ class DocumentsView(Vertical):
 
     def on_mount(self) -> None:
         t = self.query_one(DataTable)
-        t.add_column("", key="task")
-        t.add_column("state", key="state")
-        t.add_column("id", key="id")
-        t.add_column("v", key="version")
-        t.add_column("title", key="title")
-        t.add_column("author", key="author")
-        t.add_column("held by", key="holder")
+        # fixed widths: the board does not jump about as documents come and go
+        t.add_column("", key="task", width=1)
+        t.add_column("state", key="state", width=13)
+        t.add_column("id", key="id", width=8)
+        t.add_column("v", key="version", width=3)
+        t.add_column("title", key="title", width=30)
+        t.add_column("author", key="author", width=12)
+        t.add_column("held by", key="holder", width=12)
         self._title()
 
     def _title(self) -> None:

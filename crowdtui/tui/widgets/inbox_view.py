@@ -20,7 +20,7 @@ class InboxView(Vertical):
     DEFAULT_CSS = """
     InboxView { height: 1fr; }
     InboxView > #inbox-title { height: 1; background: $panel; padding: 0 1; }
-    InboxView > DataTable { height: 1fr; min-height: 3; }
+    InboxView > DataTable { height: 1fr; min-height: 3; overflow-x: hidden; }
     InboxView > #inbox-body { height: 2fr; border-top: solid $panel; padding: 0 1; }
     """
 
@@ -38,12 +38,13 @@ class InboxView(Vertical):
 
     def on_mount(self) -> None:
         t = self.query_one(DataTable)
-        t.add_column("", key="new")
-        t.add_column("time", key="time")
-        t.add_column("from", key="from")
-        t.add_column("to", key="to")
-        t.add_column("pri", key="pri")
-        t.add_column("message", key="body")
+        # fixed widths: the table does not jump about as messages come and go
+        t.add_column("", key="new", width=1)
+        t.add_column("time", key="time", width=8)
+        t.add_column("from", key="from", width=12)
+        t.add_column("to", key="to", width=12)
+        t.add_column("pri", key="pri", width=6)
+        t.add_column("message", key="body", width=120)
         self._title()
 
     def _title(self) -> None:
@@ -74,7 +75,7 @@ class InboxView(Vertical):
                 safe(m.sender),
                 safe(m.recipient),
                 Text(m.priority, PRIORITY_STYLE.get(m.priority, "")),
-                safe(first_line(m.body, 200), "bold" if m.read_at is None else ""),
+                safe(first_line(m.body, 120), "bold" if m.read_at is None else ""),
                 key=str(m.id),
             )
         ids = [m.id for m in self.messages]
