@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import os
 import sys
 
 from crowdtui import __version__
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, opens the console.",
     )
     parser.add_argument("--version", action="version", version=f"crowdtui {__version__}")
+    parser.add_argument("--serve", action="store_true", help="same as `crowdtui serve`")
     parser.add_argument(
         "--workspace", "-w", metavar="DIR", default=None,
         help="workspace folder (default: $CROWD_WORKSPACE, else the current folder or a parent)",
@@ -59,6 +61,9 @@ def run_handler(func, args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--serve" in argv:  # `crowdtui --serve [OPTIONS]` is `crowdtui serve [OPTIONS]`
+        argv[argv.index("--serve")] = "serve"
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -73,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `crowdtui ls --json | head`: the reader left; not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except Exception as exc:  # the store's own errors carry operator-facing text too
         from qms.errors import QmsError
 
