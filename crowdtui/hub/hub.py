@@ -285,15 +285,23 @@ class Hub:
 
         from crowdtui.hub.http_app import token_guard
 
-        if self.http_host not in ("127.0.0.1", "localhost", "::1"):
-            # other machines reach the hub through a tunnel or proxy of the operator's choosing
-            log.warning("hub HTTP listening on %s", self.http_host)
         port = self.http_port
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", f"{self.http_host}:*"],
-            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-        )
+        loopback = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        extra = [str(h) for h in (self.workspace.setting("hub", "http_allowed_hosts", []) or [])]
+        if self.http_host in ("127.0.0.1", "localhost", "::1") or extra:
+            # Host headers are checked (DNS rebinding): loopback names, plus what crowd.toml
+            # lists in [hub] http_allowed_hosts (e.g. "hub.example.org:*") for remote agents.
+            security = TransportSecuritySettings(
+                enable_dns_rebinding_protection=True,
+                allowed_hosts=loopback + extra,
+                allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+                + [f"https://{h}" for h in extra] + [f"http://{h}" for h in extra],
+            )
+        else:
+            # Listening for other machines with no host list: the bearer token is the guard.
+            log.warning("hub HTTP on %s accepts any Host header; list names in crowd.toml "
+                        "[hub] http_allowed_hosts to check them", self.http_host)
+            security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         mcp_app = self.server.streamable_http_app(
             streamable_http_path="/mcp", transport_security=security, host=self.http_host,
             stateless_http=True, json_response=True,

@@ -100,3 +100,18 @@ async def test_tokens_only_for_registered_agents(store):
         await issue_token(store, "ghost")
     with pytest.raises(InvalidInput):
         await issue_token(store, "../lead")
+
+
+async def test_remote_host_names_are_accepted_only_when_listed(workspace, store, definitions):
+    import dataclasses
+
+    config = {**workspace.config, "hub": {"http_allowed_hosts": ["hub.example:*"]}}
+    ws = dataclasses.replace(workspace, config=config)
+    hub = Hub(ws, store, definitions=definitions.get, http_port=free_port())
+    await hub.start()
+    try:
+        token = await issue_token(store, "worker")
+        assert (await post(hub, INIT, token, headers={"host": "hub.example:8443"})).status_code == 200
+        assert (await post(hub, INIT, token, headers={"host": "evil.example:8443"})).status_code in (400, 421)
+    finally:
+        await hub.stop()
