@@ -17,6 +17,7 @@ from qms.names import shown, validate_text
 KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 ACTOR_RE = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,62}")
 MAX_DETAIL_BYTES = 64 * 1024
+INSERT_EVENT = "INSERT INTO events (at, actor, kind, subject, detail) VALUES (?, ?, ?, ?, ?)"
 
 
 def event_from_row(row: sqlite3.Row) -> Event:
@@ -48,11 +49,10 @@ class EventsMixin:
 
     event_meta: dict[str, Any]
 
-    async def append_event_in(
-        self, db: aiosqlite.Connection, actor: str, kind: str, subject: str,
-        detail: dict[str, Any] | None = None,
-    ) -> int:
-        """Append an event inside an open ``store.write()`` transaction; returns its id."""
+    def event_row(
+        self, actor: str, kind: str, subject: str, detail: dict[str, Any] | None = None,
+    ) -> tuple[float, str, str, str, str]:
+        """Check an event and return its row ``(at, actor, kind, subject, detail_json)``."""
         if not isinstance(actor, str) or not ACTOR_RE.fullmatch(actor):
             raise InvalidInput(f"invalid event actor '{shown(actor)}': use a lower-case name")
         if not isinstance(kind, str) or not KIND_RE.fullmatch(kind):
@@ -69,10 +69,14 @@ class EventsMixin:
             raise InvalidInput(f"event detail is not JSON-serialisable ({exc}); pass plain data") from exc
         if len(text.encode()) > MAX_DETAIL_BYTES:
             raise InvalidInput(f"event detail is over {MAX_DETAIL_BYTES} bytes; keep details short")
-        cur = await db.execute(
-            "INSERT INTO events (at, actor, kind, subject, detail) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), actor, kind, subject, text),
-        )
+        return (time.time(), actor, kind, subject, text)
+
+    async def append_event_in(
+        self, db: aiosqlite.Connection, actor: str, kind: str, subject: str,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Append an event inside an open ``store.write()`` transaction; returns its id."""
+        cur = await db.execute(INSERT_EVENT, self.event_row(actor, kind, subject, detail))
         return int(cur.lastrowid)
 
     async def append_event(

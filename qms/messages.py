@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from typing import Any, Iterable, Mapping, Sequence
@@ -9,6 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import aiosqlite
 
 from qms.errors import InvalidInput, NotFound, TooLarge
+from qms.events import INSERT_EVENT
 from qms.models import Message
 from qms.names import BROADCAST, OPERATOR, shown, validate_name, validate_target, validate_text
 from qms.registry import agent_row, no_such_agent
@@ -85,28 +87,71 @@ class MessagesMixin:
             raise no_such_agent(to)
         return [to]
 
+    def _send_tx(
+        self, conn: sqlite3.Connection, sender: str, plan: list[tuple[str, str, str, str | None]],
+    ) -> list[Message]:
+        """Store ``plan`` [(to, body, priority, thread)] and its events (runs on the writer thread)."""
+        targets = {to for to, *_ in plan}
+        if BROADCAST in targets or len(targets) > 1:
+            agents = [r[0] for r in conn.execute("SELECT name FROM agents ORDER BY name")]
+            known = set(agents)
+        else:
+            agents = []
+            known = {r[0] for r in conn.execute("SELECT name FROM agents WHERE name IN (?)", tuple(targets))}
+        for to in targets:
+            if to not in (BROADCAST, OPERATOR) and to not in known:
+                raise no_such_agent(to)
+        everyone = [a for a in agents if a != sender]
+        now = time.time()
+        rows = []
+        for to, body, priority, thread in plan:
+            for rcpt in everyone if to == BROADCAST else [to]:
+                rows.append((sender, rcpt, body, priority, PRIORITIES[priority], thread, now, to == BROADCAST))
+        if not rows:
+            return []
+        # We hold the write lock: every id above the current maximum is one of ours.
+        before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+        conn.executemany(
+            "INSERT INTO messages (sender, recipient, body, priority, prio_rank, thread, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [r[:7] for r in rows],
+        )
+        out = [
+            message_from_row(r)
+            for r in conn.execute("SELECT * FROM messages WHERE id > ? ORDER BY id", (before,))
+        ]
+        meta = self.event_meta  # type: ignore[attr-defined]
+        events = []
+        for msg, row in zip(out, rows):
+            detail: dict[str, Any] = {
+                "id": msg.id, "from": sender, "priority": msg.priority, "preview": msg.body[:PREVIEW_CHARS]
+            }
+            if msg.thread is not None:
+                detail["thread"] = msg.thread
+            if row[7]:
+                detail["broadcast"] = True
+            if meta:
+                detail.update(meta)
+            # sender and recipient are checked names, the kind is ours: no need to check again
+            events.append((now, sender, "message.sent", msg.recipient, json.dumps(detail, sort_keys=True)))
+        conn.executemany(INSERT_EVENT, events)
+        return out
+
     async def send_message(
         self, sender: str, to: str, body: str, *, priority: str = "normal", thread: str | None = None,
     ) -> list[Message]:
         """Send a message; one Message per recipient (``*``: every agent but the sender).
 
-        Returns once the message is durably stored.
+        Returns once the message is durably stored (committed with synchronous=FULL).
         """
         validate_name(sender)
         validate_target(to)
         check_body(body)
         check_priority(priority)
         check_thread(thread)
-        async with self.write() as db:  # type: ignore[attr-defined]
-            out = []
-            for rcpt in await self._recipients_in(db, sender, to):
-                out.append(
-                    await self.deliver_in(
-                        db, sender, rcpt, body, priority=priority, thread=thread,
-                        broadcast=to == BROADCAST,
-                    )
-                )
-            return out
+        return await self.write_sync(  # type: ignore[attr-defined]
+            lambda conn: self._send_tx(conn, sender, [(to, body, priority, thread)])
+        )
 
     async def send_messages_batch(
         self, sender: str, items: Iterable[tuple[str, str] | Mapping[str, Any]],
@@ -137,20 +182,11 @@ class MessagesMixin:
             )
             if len(checked) > MAX_BATCH:
                 raise InvalidInput(f"a batch holds at most {MAX_BATCH} messages; split it")
-        async with self.write() as db:  # type: ignore[attr-defined]
-            out: list[Message] = []
-            known: dict[str, list[str]] = {}
-            for to, body, priority, thread in checked:
-                if to not in known:
-                    known[to] = await self._recipients_in(db, sender, to)
-                for rcpt in known[to]:
-                    out.append(
-                        await self.deliver_in(
-                            db, sender, rcpt, body, priority=priority, thread=thread,
-                            broadcast=to == BROADCAST,
-                        )
-                    )
-            return out
+        if not checked:
+            return []
+        return await self.write_sync(  # type: ignore[attr-defined]
+            lambda conn: self._send_tx(conn, sender, checked)
+        )
 
     async def inbox(self, name: str, *, unread_only: bool = False, limit: int = 100) -> list[Message]:
         """A principal's messages: high > normal > low, then oldest first."""

@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
 import aiosqlite
 
@@ -22,6 +22,8 @@ from qms.errors import Busy, QmsError
 from qms.events import EventsMixin
 from qms.messages import MessagesMixin
 from qms.registry import RegistryMixin
+
+T = TypeVar("T")
 
 
 class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
@@ -110,6 +112,34 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
             except BaseException:
                 await rollback_quietly(self._writer)
                 raise
+
+    async def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` inside one ``BEGIN IMMEDIATE`` transaction on the writer's own
+        thread: commit if it returns, roll back if it raises. One thread hop for the whole
+        transaction (the hot paths use this); ``fn`` must not touch the event loop."""
+        self._check_open()
+        async with self._write_lock:
+            conn = self._writer._conn  # aiosqlite runs _execute's function on this connection's thread
+
+            def transaction() -> T:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if is_busy(exc):
+                        raise Busy(
+                            f"the store {self.path} is locked by another writer for too long; try again"
+                        ) from exc
+                    raise
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return result
+
+            return await self._writer._execute(transaction)
 
     async def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run a read on the reader connection and return all rows."""

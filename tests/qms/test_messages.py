@@ -122,3 +122,40 @@ async def test_unknown_message_and_inbox(store):
         await store.inbox("ghost")
     with pytest.raises(InvalidInput):
         await store.mark_read("bob", ["1"])
+
+
+async def test_concurrent_batches_from_separate_connections_get_their_own_ids(store, db_path):
+    import asyncio
+
+    from qms import Store
+
+    others = [await Store.open(db_path) for _ in range(6)]
+    try:
+        results = await asyncio.gather(*(
+            s.send_messages_batch(f"agent{i}", [("bob", f"{i}:{k}") for k in range(30)] + [("*", f"{i}:all")])
+            for i, s in enumerate(others)
+        ))
+        ids = [m.id for batch in results for m in batch]
+        assert len(ids) == len(set(ids)) == 6 * (30 + 4)
+        for i, batch in enumerate(results):
+            for m in batch:
+                stored = await store.get_message(m.id)
+                assert stored == m and stored.sender == f"agent{i}" and stored.body.startswith(f"{i}:")
+        sent = {e.detail["id"]: e.subject for e in await store.events_after(0, kinds="message.sent", limit=10_000)}
+        assert all(sent[m.id] == m.recipient for batch in results for m in batch)
+    finally:
+        for s in others:
+            await s.close()
+
+
+async def test_a_failing_transaction_on_the_writer_thread_rolls_back(store, snapshot):
+    before = snapshot()
+
+    def boom(conn):
+        conn.execute("DELETE FROM agents")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await store.write_sync(boom)
+    assert snapshot() == before
+    assert await store.write_sync(lambda conn: conn.execute("SELECT COUNT(*) FROM agents").fetchone()[0]) == 4
