@@ -284,7 +284,7 @@ async def cmd_exec(args) -> int:
         finally:
             await session.close()
         if how == "detached":
-            print(f"\r\ncrowdtui: left the exec in {args.name}", file=sys.stderr)
+            print(f"\r\ncrowdtui: closed the exec in {args.name} (what it ran was ended)", file=sys.stderr)
             return 0
         for _ in range(50):  # the engine records the exit code a moment after the stream ends
             code = await session.exit_code()

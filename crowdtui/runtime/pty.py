@@ -312,10 +312,18 @@ class PtySession:
 
 
 class ExecSession(PtySession):
-    """A terminal on a process started in the container by ``exec`` (see :func:`open_exec`)."""
+    """A terminal on a process started in the container by ``exec`` (see :func:`open_exec`).
 
-    def __init__(self, client: Any, container_id: str, sock_io: Any, exec_id: str, *, label: str = ""):
+    Closing it ends the process too (SIGHUP to it and its process groups, then SIGKILL
+    if it is still there a second later): the engine would otherwise keep an abandoned
+    shell running, holding one of the container's pids, until the container stops.
+    """
+
+    def __init__(self, client: Any, container_id: str, sock_io: Any, exec_id: str, *,
+                 label: str = "", token: str = "", user: str = ""):
         self.exec_id = exec_id
+        self.token = token  # CROWD_EXEC=<token> in the process's environment finds it again
+        self.user = user
         super().__init__(client, container_id, sock_io, label=label)
 
     def _engine_resize(self, rows: int, cols: int) -> None:
@@ -325,6 +333,43 @@ class ExecSession(PtySession):
         """The process's exit code once it has ended (None while it runs)."""
         info = await asyncio.to_thread(_api(self.client).exec_inspect, self.exec_id)
         return None if info.get("Running") else info.get("ExitCode")
+
+    async def close(self) -> None:
+        await super().close()
+        try:
+            await asyncio.to_thread(self._end_process)
+        except Exception as exc:  # the container may be gone already
+            log.debug("exec %s: ending it failed: %s", self.exec_id[:12], exc)
+
+    def _end_process(self, grace: float = 1.0) -> None:
+        import time
+
+        api = _api(self.client)
+        if not self.token or not api.exec_inspect(self.exec_id).get("Running"):
+            return
+        for signal_name in ("HUP", "KILL"):
+            killer = api.exec_create(self.container_id, ["sh", "-c", _KILL_SCRIPT, "sh", self.token, signal_name],
+                                     user=self.user, stdout=True, stderr=True)["Id"]
+            api.exec_start(killer)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if not api.exec_inspect(self.exec_id).get("Running"):
+                    return
+                time.sleep(0.05)
+
+
+# Signals every process whose environment holds CROWD_EXEC=<token>, and its process group.
+_KILL_SCRIPT = r"""
+t="CROWD_EXEC=$1"
+for p in /proc/[0-9]*; do
+  pid=${p#/proc/}
+  if tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qx "$t"; then
+    kill -"$2" -- "-$pid" 2>/dev/null
+    kill -"$2" "$pid" 2>/dev/null
+  fi
+done
+exit 0
+"""
 
 
 def _inspect(api: Any, container_id: str) -> dict:
@@ -350,10 +395,13 @@ async def open_exec(
     """Start ``cmd`` (default: bash if the image has it, else sh) in the container with a TTY.
 
     Returns a session like :class:`PtySession`; it closes when the process ends, and
-    closing it ends the process's input (a shell then exits).
+    closing it ends the process (and what it started).
     """
+    import secrets
+
     api = _api(client)
-    environment = {"TERM": "xterm-256color", **(env or {})}
+    token = secrets.token_hex(8)
+    environment = {"TERM": "xterm-256color", **(env or {}), "CROWD_EXEC": token}
 
     def start():
         info = _inspect(api, container_id)
@@ -370,7 +418,8 @@ async def open_exec(
         return exec_id, sock_io, info["Name"].lstrip("/")
 
     exec_id, sock_io, name = await asyncio.to_thread(start)
-    session = ExecSession(client, container_id, sock_io, exec_id, label=f"{name} exec")
+    session = ExecSession(client, container_id, sock_io, exec_id, label=f"{name} exec",
+                          token=token, user=user)
     try:
         await asyncio.to_thread(api.exec_resize, exec_id, height=rows, width=cols)
         session._size = (rows, cols)

@@ -143,3 +143,17 @@ def test_exec_runs_a_command_for_scripts(workspace, start_container):
     assert out.returncode == 2 and "no command given" in out.stderr
     out = run(workspace, "exec", "ghost", "true")
     assert out.returncode != 0 and "no agent named ghost" in out.stderr
+
+
+def test_ctrl_bracket_in_exec_closes_it_and_ends_what_it_ran(workspace, start_container):
+    c = start_container("lead", ["sleep", "infinity"])
+    child = spawn(workspace, "exec", "lead", "sh", "-c", "echo started; exec sleep 7777")
+    child.expect_exact("started")
+    child.send("\x1d")
+    child.expect_exact("closed the exec in lead")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    script = 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done'
+    assert "sleep 7777" not in c.exec_run(["sh", "-c", script]).output.decode()
+    assert running(c)

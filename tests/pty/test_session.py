@@ -247,3 +247,28 @@ async def test_exec_runs_a_given_command(start_container, docker_client):
     stopped.wait(timeout=WAIT)
     with pytest.raises(TerminalError, match="is not running"):
         await open_exec(docker_client, stopped.id)
+
+
+def processes(container) -> str:
+    """Command lines of the processes in the container (the image has no ps)."""
+    script = 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done'
+    return container.exec_run(["sh", "-c", script]).output.decode()
+
+
+async def test_closing_an_exec_ends_what_it_runs(start_container, docker_client):
+    c = start_container("lead", ["sleep", "infinity"])
+    session = await open_exec(docker_client, c.id)
+    screen = Screen()
+    viewer = session.add_viewer(screen.on_output, screen.on_close)
+    viewer.write(b"sleep 4242 & sleep 4343\r")
+    for _ in range(100):
+        if "sleep 4343" in processes(c):
+            break
+        await asyncio.sleep(0.05)
+    assert "sleep 4242" in processes(c) and "sleep 4343" in processes(c)
+    await session.close()
+    assert screen.closed.is_set()
+    assert await session.exit_code() is not None
+    left = processes(c)
+    assert "sleep 4242" not in left and "sleep 4343" not in left and "bash" not in left
+    assert running(c)
