@@ -19,6 +19,7 @@ for everyone (as with ``tmux``'s ``window-size latest``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 from collections.abc import Callable
@@ -85,7 +86,8 @@ class PtySession:
         self._sock: socket.socket = sock_io._sock
         self._fd = self._sock.fileno()
         self._viewers: dict[Viewer, None] = {}  # insertion-ordered
-        self._backlog = bytearray()
+        self._backlog: collections.deque[bytes] = collections.deque()  # recent output chunks
+        self._backlog_size = 0
         self._out = bytearray()  # input not yet accepted by the socket
         self._writing = False
         self._size: tuple[int, int] | None = None
@@ -153,7 +155,7 @@ class PtySession:
         """
         viewer = Viewer(self, on_output, on_close)
         if replay and self._backlog:
-            on_output(bytes(self._backlog))
+            on_output(self.backlog)
         if self.closed:
             viewer.closed = True
             if on_close is not None:
@@ -168,7 +170,9 @@ class PtySession:
 
     @property
     def backlog(self) -> bytes:
-        return bytes(self._backlog)
+        """The last ``BACKLOG_BYTES`` of output (less if there has not been that much)."""
+        data = b"".join(self._backlog)
+        return data[-BACKLOG_BYTES:] if len(data) > BACKLOG_BYTES else data
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -193,9 +197,11 @@ class PtySession:
 
     def _deliver(self, data: bytes) -> None:
         self.bytes_out += len(data)
-        self._backlog += data
-        if len(self._backlog) > BACKLOG_BYTES:
-            del self._backlog[: len(self._backlog) - BACKLOG_BYTES]
+        self._backlog.append(data)
+        self._backlog_size += len(data)
+        # drop whole chunks while what stays still covers BACKLOG_BYTES (no copying per read)
+        while self._backlog_size - len(self._backlog[0]) >= BACKLOG_BYTES:
+            self._backlog_size -= len(self._backlog.popleft())
         for viewer in list(self._viewers):
             try:
                 viewer.on_output(data)
