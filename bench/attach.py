@@ -80,22 +80,18 @@ class Bench:
         self._keep.append(sock_io)  # keep the HTTP response alive while the socket is used
         return sock
 
-    def bare_latency(self, container_id: str, keys: int) -> list[float]:
-        sock = self.bare_socket(container_id)
-        try:
-            time.sleep(0.3)
-            out = []
-            for i in range(keys):
-                key = bytes([97 + i % 26])
-                t0 = time.perf_counter()
-                sock.sendall(key)
-                got = b""
-                while key not in got:
-                    got += sock.recv(4096)
-                out.append(time.perf_counter() - t0)
-            return out
-        finally:
-            sock.close()
+    @staticmethod
+    def bare_keys(sock: socket.socket, keys: range) -> list[float]:
+        out = []
+        for i in keys:
+            key = bytes([97 + i % 26])
+            t0 = time.perf_counter()
+            sock.sendall(key)
+            got = b""
+            while key not in got:
+                got += sock.recv(4096)
+            out.append(time.perf_counter() - t0)
+        return out
 
     def bare_throughput(self, nbytes: int) -> float:
         c = self.container(flood_cmd(nbytes))
@@ -120,8 +116,10 @@ class Bench:
 
     # -- the shared session -----------------------------------------------------
 
-    async def session_latency(self, container_id: str, keys: int) -> list[float]:
-        session = await PtySession.open(self.client, container_id)
+    async def latency(self, bare_id: str, session_id: str, keys: int, block: int = 50):
+        """Keystroke-to-echo on both sides, alternating blocks of keys so both see the same load."""
+        sock = self.bare_socket(bare_id)
+        session = await PtySession.open(self.client, session_id)
         loop = asyncio.get_running_loop()
         waiting: dict[str, object] = {}
 
@@ -131,21 +129,25 @@ class Bench:
                 fut.set_result(time.perf_counter())
 
         viewer = session.add_viewer(on_output)
-        # a second, idle viewer: the session is shared
-        session.add_viewer(lambda data: None)
+        session.add_viewer(lambda data: None)  # a second, idle viewer: the session is shared
+        bare: list[float] = []
+        shared: list[float] = []
         try:
             await asyncio.sleep(0.3)
-            out = []
-            for i in range(keys):
-                key = bytes([97 + i % 26])
-                fut = loop.create_future()
-                waiting.update(fut=fut, key=key)
-                t0 = time.perf_counter()
-                viewer.write(key)
-                t1 = await asyncio.wait_for(fut, 10)
-                out.append(t1 - t0)
-            return out
+            for start in range(0, keys, block):
+                span = range(start, min(keys, start + block))
+                bare += self.bare_keys(sock, span)  # blocking, on purpose: nothing else runs
+                for i in span:
+                    key = bytes([97 + i % 26])
+                    fut = loop.create_future()
+                    waiting.update(fut=fut, key=key)
+                    t0 = time.perf_counter()
+                    viewer.write(key)
+                    t1 = await asyncio.wait_for(fut, 10)
+                    shared.append(t1 - t0)
+            return bare, shared
         finally:
+            sock.close()
             await session.close()
 
     async def session_throughput(self, nbytes: int) -> float:
@@ -191,8 +193,9 @@ async def main() -> int:
         bare_tp: list[float] = []
         sess_tp: list[float] = []
         for _ in range(args.rounds):
-            bare_lat += await asyncio.to_thread(bench.bare_latency, bare_c.id, args.keys)
-            sess_lat += await bench.session_latency(sess_c.id, args.keys)
+            b, sh = await bench.latency(bare_c.id, sess_c.id, args.keys)
+            bare_lat += b
+            sess_lat += sh
             bare_tp.append(await asyncio.to_thread(bench.bare_throughput, nbytes))
             sess_tp.append(await bench.session_throughput(nbytes))
     finally:
