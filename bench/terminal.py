@@ -146,7 +146,7 @@ def run_tmux(data: bytes, rows: int, cols: int) -> float | None:
             subprocess.run(base + ["set", "-g", "status", "off"], check=True)
             t = time.perf_counter()
             subprocess.run(
-                base + ["new-window", "-d", "-t", "b", f"stty raw; cat {path}; tmux -L {sock} wait-for -S done; sleep 600"],
+                base + ["new-window", "-d", "-t", "b:", f"stty raw; cat {path}; tmux -L {sock} wait-for -S done; sleep 600"],
                 check=True,
             )
             subprocess.run(base + ["wait-for", "done"], check=True, timeout=600)
