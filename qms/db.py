@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from qms.errors import Busy, QmsError
+from qms.errors import QmsError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_RE = re.compile(r"(\d{3})_([a-z0-9_]+)\.sql")

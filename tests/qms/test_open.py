@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 import sys
 
@@ -127,3 +126,31 @@ async def test_write_rolls_back_everything_on_error(store, snapshot):
     # the writer is usable again afterwards
     assert await store.append_event("operator", "test.thing", "x") > 0
 
+
+
+async def test_a_writer_blocked_past_the_busy_timeout_gets_one_clear_line(tmp_path):
+    import sqlite3
+
+    from qms.errors import Busy
+
+    path = tmp_path / "crowd.db"
+    store = await Store.open(path, busy_timeout=0.3)
+    try:
+        await store.upsert_agent("bob", path="bob", tier=0)
+        other = sqlite3.connect(str(path), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(Busy, match="locked by another writer") as info:
+                await store.send_message("operator", "bob", "hi")
+            assert "\n" not in str(info.value)
+            with pytest.raises(Busy):
+                await store.create_document("operator", "SOP", "t")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        # the lock is gone: both paths work again, and nothing half-done was left behind
+        assert len(await store.send_message("operator", "bob", "hi")) == 1
+        assert (await store.create_document("operator", "SOP", "t")).id == "SOP-001"
+        assert [m.body for m in await store.inbox("bob")] == ["hi"]
+    finally:
+        await store.close()
