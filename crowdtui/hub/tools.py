@@ -7,8 +7,10 @@ Errors are ``MCPError``s whose message says what was wrong and what to do next.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as _dt
+import time
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -22,6 +24,9 @@ from crowdtui.hub.identity import caller
 DENIED = -32001  # the caller may not do this
 CONFLICT = -32009  # state does not allow it now (lock held, wrong workflow state)
 INVALID_PARAMS = -32602
+
+MAX_WAIT = 60.0  # seconds get_messages may hold a call open
+WAIT_POLL = 0.25  # how often a waiting get_messages looks again (a cheap read)
 
 Priority = Literal["high", "normal", "low"]
 RouteKind = Literal["review", "approval"]
@@ -77,13 +82,21 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
         return {"sent": len(msgs), "ids": [m.id for m in msgs], "recipients": [m.recipient for m in msgs]}
 
     @server.tool()
-    async def get_messages(unread_only: bool = True, limit: int = 50) -> dict[str, Any]:
-        """Read my inbox: high priority first, then oldest first. Does not mark anything read."""
+    async def get_messages(unread_only: bool = True, limit: int = 50, wait_seconds: float = 0) -> dict[str, Any]:
+        """Read my inbox: high priority first, then oldest first. Does not mark anything read.
+
+        wait_seconds (up to 60): when nothing is there yet, wait that long for something
+        to arrive instead of asking again and again.
+        """
         me = caller()
         limit = max(1, min(int(limit), 500))
-        with qms_errors():
-            msgs = await store.inbox(me, unread_only=unread_only, limit=limit)
-        return {"messages": plain(msgs)}
+        deadline = time.monotonic() + max(0.0, min(float(wait_seconds), MAX_WAIT))
+        while True:
+            with qms_errors():
+                msgs = await store.inbox(me, unread_only=unread_only, limit=limit)
+            if msgs or time.monotonic() >= deadline:
+                return {"messages": plain(msgs)}
+            await asyncio.sleep(WAIT_POLL)
 
     @server.tool()
     async def mark_messages_read(ids: list[int]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import sys
 
 from crowdtui.hub.hub import Hub
 
-from .conftest import AGENT, BRIDGE
+from .conftest import AGENT, BRIDGE, wait_for
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
@@ -164,13 +164,13 @@ async def test_echo_agent_answers_over_the_bridge(hub, store):
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env)
     try:
         await store.send_message("lead", "reviewer", "ping", thread="t1")
-        for _ in range(100):
+
+        async def answered_and_read():
             replies = await store.inbox("lead")
-            if replies:
-                break
-            await asyncio.sleep(0.1)
+            read = [m.read_at is not None for m in await store.inbox("reviewer")]
+            return replies and read == [True] and replies
+        replies = await wait_for(answered_and_read, 60, what="the echo agent to answer and mark the message read")
         assert [(m.sender, m.body, m.thread) for m in replies] == [("reviewer", "echo: ping", "t1")]
-        assert [m.read_at is not None for m in await store.inbox("reviewer")] == [True]
     finally:
         proc.terminate()
         output = (await proc.communicate())[0].decode()

@@ -13,8 +13,7 @@ from mcp import Client
 
 from crowdtui.hub.unix_transport import unix_client
 
-from .conftest import REPO, structured
-from .test_containers import write_roster
+from .conftest import REPO, structured, write_roster
 
 
 def cli(workspace, *args, timeout=60) -> subprocess.CompletedProcess:

@@ -13,45 +13,10 @@ from mcp import Client
 
 from crowdtui.hub.hub import Hub
 from crowdtui.hub.unix_transport import unix_client
-from crowdtui.roster import AgentDef
 
-from .conftest import REPO, structured
+from .conftest import REPO, structured, wait_for, write_roster
 
 pytestmark = pytest.mark.docker
-
-
-def agent_def(ws, name, rel, tier, parent=None, children=(), command=None, env=None):
-    return AgentDef(
-        name=name, file=ws.agents_dir / rel / "AGENT.md", rel_path=rel, tier=tier, parent=parent,
-        children=tuple(children), description=f"the {name}", command=tuple(command) if command else None,
-        env=dict(env or {}),
-    )
-
-
-async def wait_for(predicate, timeout=60.0, interval=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-CREW_FILES = {
-    "lead": "name: lead\ndescription: leads\ncommand: [crowd-agent, --role, interactive]\n",
-    "lead/worker": "name: worker\ndescription: drafts documents\ncommand: [crowd-agent, --role, worker, --poll, '0.3']\n"
-                   "env:\n  CROWD_REVIEWER: reviewer\n",
-    "reviewer": "name: reviewer\ndescription: reviews\ncommand: [crowd-agent, --role, reviewer, --poll, '0.3']\n",
-    "echo": "name: echo\ndescription: echoes\ncommand: [crowd-agent, --role, echo, --poll, '0.3']\n",
-}
-
-
-def write_roster(workspace, files=CREW_FILES):
-    for rel, front in files.items():
-        folder = workspace.agents_dir / rel
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "AGENT.md").write_text(f"---\n{front}---\nA test agent.\n")
 
 
 @pytest.fixture

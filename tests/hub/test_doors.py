@@ -279,3 +279,20 @@ async def test_invalid_grant_rules_refuse_everything_and_say_where_to_fix(worksp
                 await c.call_tool("send_message", {"to": "lead", "body": "x"})
     assert "grant rules are invalid" in str(err.value) and "AGENT.md" in str(err.value)
     assert await store.inbox("lead") == []
+
+
+async def test_get_messages_can_wait_for_the_next_message_instead_of_polling(hub, store):
+    path = await hub.open_door("worker")
+    async with Client(unix_client(path)) as c:
+        empty = structured(await c.call_tool("get_messages", {"wait_seconds": 0.5}))
+        assert empty["messages"] == []
+
+        async def later():
+            await asyncio.sleep(0.5)
+            await store.send_message("lead", "worker", "arrived while you waited")
+        sender = asyncio.create_task(later())
+        got = structured(await c.call_tool("get_messages", {"wait_seconds": 30}))
+        await sender
+        assert [m["body"] for m in got["messages"]] == ["arrived while you waited"]
+    waits = [e for e in await events(store, "hub.call", "worker") if e.subject == "get_messages"]
+    assert len(waits) == 2  # one event per call, however long it waited

@@ -12,7 +12,7 @@ from crowdtui.hub.directory import Directory
 from crowdtui.hub.hub import Hub
 from crowdtui.hub.launch import LaunchPolicy, runtime_actions
 
-from .test_containers import agent_def, wait_for
+from .conftest import agent_def, wait_for
 
 pytestmark = pytest.mark.docker
 
