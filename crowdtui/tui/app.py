@@ -8,12 +8,14 @@ through the qms ``Store`` (the contract between processes), drives containers th
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 from pathlib import Path
 from typing import Any, Callable
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
@@ -46,6 +48,28 @@ from crowdtui.tui.widgets.inbox_view import InboxView
 from crowdtui.tui.widgets.logs_view import LogsView
 from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal
 from crowdtui.workspace import Workspace
+
+def quiet_when_closing(handler):
+    """Messages that arrive while the app tears its screens down are dropped, not fatal."""
+    if inspect.iscoroutinefunction(handler):
+        @functools.wraps(handler)
+        async def async_wrapper(self, *args, **kwargs):
+            try:
+                return await handler(self, *args, **kwargs)
+            except (NoMatches, ScreenStackError):
+                if self.is_running and self.screen_stack:
+                    raise
+        return async_wrapper
+
+    @functools.wraps(handler)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return handler(self, *args, **kwargs)
+        except (NoMatches, ScreenStackError):
+            if self.is_running and self.screen_stack:
+                raise
+    return wrapper
+
 
 VIEWS = ("terminal", "inbox", "documents", "activity", "logs")
 NARROW = 140  # below this many columns the list sits above the view
@@ -144,7 +168,10 @@ class CrowdApp(App[int]):
     @property
     def _main(self):
         """The main screen (queries must not look at a dialog pushed on top of it)."""
-        return self.screen_stack[0] if self.screen_stack else self.screen
+        stack = self.screen_stack
+        if not stack:
+            raise NoMatches("the app is closing")
+        return stack[0]
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -319,6 +346,7 @@ class CrowdApp(App[int]):
         self.run_worker(follow(), group=f"logs-{name}", exclusive=True, exit_on_error=False)
 
     # ------------------------------------------------------------------ message handlers
+    @quiet_when_closing
     def on_crew_changed(self, message: CrewChanged) -> None:
         before = self.rows
         self.rows = message.rows
@@ -339,6 +367,7 @@ class CrowdApp(App[int]):
         if self.selected:
             self._sync_terminal()
 
+    @quiet_when_closing
     def on_events_arrived(self, message: EventsArrived) -> None:
         try:
             self._main.query_one(ActivityView).add_events(message.events)
@@ -350,6 +379,7 @@ class CrowdApp(App[int]):
         if "doc" in kinds:
             self.refresh_documents()
 
+    @quiet_when_closing
     def on_runtime_ready(self, message: RuntimeReady) -> None:
         if message.error:
             self.docker_error = message.error
@@ -361,6 +391,7 @@ class CrowdApp(App[int]):
             self.follow_states()
         self._status()
 
+    @quiet_when_closing
     def on_containers_changed(self, message: ContainersChanged) -> None:
         for name, info in message.containers.items():
             if info.state == "running" and name not in self._logged:
@@ -369,10 +400,12 @@ class CrowdApp(App[int]):
             self.containers = message.containers
             self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
 
+    @quiet_when_closing
     def on_stats_updated(self, message: StatsUpdated) -> None:
         self.stats = message.stats
         self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
 
+    @quiet_when_closing
     async def on_roster_loaded(self, message: RosterLoaded) -> None:
         first = not self.roster and not self.roster_problems
         self.roster = message.agents
@@ -388,15 +421,18 @@ class CrowdApp(App[int]):
             self.watch_roster_worker()
         self._status()
 
+    @quiet_when_closing
     def on_hub_status(self, message: HubStatus) -> None:
         self.hub_mode = message.mode
         if message.detail and message.mode == "none":
             self.notify(f"hub: {message.detail}", severity="warning", markup=False)
         self._status()
 
+    @quiet_when_closing
     def on_log_lines(self, message: LogLines) -> None:
         self._main.query_one(LogsView).add_lines(message.lines)
 
+    @quiet_when_closing
     def on_operation_done(self, message: OperationDone) -> None:
         if message.ok:
             self.notify(inert(message.what + (f": {message.detail}" if message.detail else "")),
@@ -406,6 +442,7 @@ class CrowdApp(App[int]):
                         markup=False, timeout=8)
         self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
 
+    @quiet_when_closing
     def on_agent_list_selected(self, message: AgentList.Selected) -> None:
         self.selected = message.name
         self._sync_terminal()
@@ -414,6 +451,7 @@ class CrowdApp(App[int]):
         self._main.query_one(LogsView).set_agent(None if self.scope_all else self._agent_scope())
 
     @on(TabbedContent.TabActivated)
+    @quiet_when_closing
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._sync_terminal()
         pane = event.pane.id or ""
@@ -423,10 +461,12 @@ class CrowdApp(App[int]):
             self.refresh_documents()
 
     @on(Input.Changed, "#agent-filter")
+    @quiet_when_closing
     def _filter_changed(self, event: Input.Changed) -> None:
         self._main.query_one(AgentList).set_filter(event.value)
 
     @on(Input.Submitted, "#agent-filter")
+    @quiet_when_closing
     def _filter_done(self, event: Input.Submitted) -> None:
         if not event.value:
             event.input.display = False
@@ -747,6 +787,7 @@ class CrowdApp(App[int]):
         self.refresh_documents()
         return True
 
+    @quiet_when_closing
     def on_data_table_row_selected(self, event) -> None:
         table = event.data_table
         if table.id == "docs-table" and event.row_key is not None:
