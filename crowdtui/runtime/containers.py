@@ -34,6 +34,9 @@ WORKSPACE_MOUNT = "/workspace"
 STOP_TIMEOUT = 10  # seconds the agent gets to exit after SIGTERM
 LOG_MAX_SIZE = "10m"  # per engine log file (three are kept)
 CONFIG_LABEL = "crowdtui.config"  # hash of the container's configuration
+ENTRY = "crowd-entry"  # in the agent image: takes secrets, starts the egress forwarder, execs
+EGRESS_SOCKET = "egress.sock"  # in the agent's IPC folder, served by crowdtui.hub.egress
+PROXY_URL = "http://127.0.0.1:3128"  # the forwarder crowd-entry starts inside the container
 
 #: the states a ContainerInfo reports
 STATES = ("created", "running", "exited", "crashed", "stopped")
@@ -174,6 +177,11 @@ def check_name(name: str) -> str:
     return name
 
 
+def needs_entry(agent: AgentDef) -> bool:
+    """Whether the agent's command runs through crowd-entry (secrets to take, a forwarder to start)."""
+    return bool(agent.secrets) or agent.network == "allowlist"
+
+
 def agent_user() -> str:
     """The uid:gid agents run as: the image's ``agent`` (1000), whose folders crowdtui (as
     root) hands over. Run by another user, crowdtui cannot hand folders over, so agents run
@@ -231,8 +239,15 @@ class Runtime:
     def container_config(self, agent: AgentDef, secrets: dict[str, str] | None = None) -> dict[str, Any]:
         """The keyword arguments for ``client.containers.create`` (pure: touches nothing).
 
-        ``secrets`` (name -> value, from the vault) join the environment; they are kept out
-        of the configuration hash label.
+        Secret values never enter the configuration: when the definition names secrets, the
+        command runs through ``crowd-entry``, which takes them from a one-shot socket in the
+        agent's IPC folder at start (see :mod:`crowdtui.runtime.secrets_handoff`); only their
+        names are in the environment (``CROWD_SECRETS``). ``secrets`` is accepted for
+        compatibility and ignored. With ``network: allowlist`` the container has no network
+        and its proxy settings point at the forwarder crowd-entry starts (127.0.0.1:3128 ->
+        ``/run/crowd/egress.sock``, served by :class:`crowdtui.hub.egress.EgressProxy`).
+        When the definition gives no command, ``["crowd-entry"]`` is completed with the
+        image's own command at start.
         """
         from docker.types import Mount
 
@@ -264,11 +279,20 @@ class Runtime:
             "HOME": HOME,
             "TERM": "xterm-256color",
         }
+        if agent.secrets:
+            env["CROWD_SECRETS"] = ",".join(agent.secrets)
+        if agent.network == "allowlist":
+            env.update({key: PROXY_URL for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")})
+            env.update({"NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1",
+                        "CROWD_EGRESS": f"{IPC}/{EGRESS_SOCKET}"})
+        command = list(agent.command) if agent.command else None
+        if needs_entry(agent):
+            command = [ENTRY, *(command or [])]
         res = agent.resources
         network = "bridge" if agent.network == "open" else "none"
         config: dict[str, Any] = {
             "image": self.image_for(agent),
-            "command": list(agent.command) if agent.command else None,
+            "command": command,
             "name": container_name(ws, name),
             "hostname": name,
             "labels": labels.for_agent(ws, name),
@@ -296,8 +320,6 @@ class Runtime:
         hashed = {**config, "persona": agent.persona, "skills": agent.skills}
         digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
         config["labels"] = {**config["labels"], CONFIG_LABEL: digest[:16]}
-        if secrets:
-            config["environment"] = {**env, **secrets}
         return config
 
     def config_hash(self, agent: AgentDef) -> str:
@@ -392,8 +414,11 @@ class Runtime:
         if existing is not None:
             self._discard(agent.name, existing)
         self.prepare_host(agent)
-        config = self.container_config(agent, secrets)
+        config = self.container_config(agent)
         self._ensure_image(config["image"])
+        if config["command"] == [ENTRY]:  # no command of its own: the image's, through crowd-entry
+            image_cfg = self.client.images.get(config["image"]).attrs.get("Config") or {}
+            config["command"] = [ENTRY, *(image_cfg.get("Cmd") or [])]
         try:
             container = self.client.containers.create(**config)
         except ImageNotFound as exc:
@@ -412,12 +437,28 @@ class Runtime:
             raise ContainerFailed(f"agent {agent.name}: the engine refused the container: "
                                   f"{exc.explanation or exc}") from exc
         self._stop_marker(agent.name).unlink(missing_ok=True)
+        handoff = None
+        if agent.secrets:
+            from crowdtui.runtime.secrets_handoff import SecretHandoff
+
+            handoff = SecretHandoff(self.workspace.ipc_dir(agent.name), dict(secrets or {}), agent=agent.name)
+            handoff.open()
         try:
-            container.start()
-        except APIError as exc:
-            container.remove(force=True)
-            raise ContainerFailed(f"agent {agent.name}: the container did not start: "
-                                  f"{exc.explanation or exc}") from exc
+            try:
+                container.start()
+            except APIError as exc:
+                container.remove(force=True)
+                raise ContainerFailed(f"agent {agent.name}: the container did not start: "
+                                      f"{exc.explanation or exc}") from exc
+            if handoff is not None:
+                try:
+                    handoff.serve(container.id, lambda: _stopped_why(container))
+                except CrowdError:
+                    self._discard(agent.name, container)
+                    raise
+        finally:
+            if handoff is not None:
+                handoff.close()
         container.reload()
         return self._info(container)
 
@@ -494,7 +535,9 @@ class Runtime:
         """Start the agent's container; an agent already running is returned as it is.
 
         The secrets the definition names are read from the workspace's vault (unless
-        ``secrets`` gives them) and handed to the container's environment only.
+        ``secrets`` gives them) and handed to the agent's process at start through a one-shot
+        socket (never the container's configuration); start returns once they were taken
+        (``HandoffFailed`` when they were not within 20 s; the container is then removed).
         """
         running = await _in_thread(self._running, agent.name)
         if running is not None:
@@ -558,6 +601,20 @@ class Runtime:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _stopped_why(container) -> str | None:
+    """None while the container runs; else its exit and last output line (for one-line errors)."""
+    container.reload()
+    if container.status in ("running", "created", "restarting"):
+        return None
+    code = (container.attrs.get("State") or {}).get("ExitCode")
+    try:
+        tail = container.logs(tail=5).decode("utf-8", "replace").strip().splitlines()
+    except Exception:
+        tail = []
+    last = tail[-1].strip()[:200] if tail else "no output"
+    return f"exit {code}: {last}"
 
 
 async def _in_thread(fn, *args):

@@ -1,0 +1,167 @@
+"""Hand an agent's secrets to its process at start, through a one-shot unix socket.
+
+The values never enter the container's configuration (so never ``docker inspect``), the
+image, the agent's home, logs, events or the database in plain text. Instead:
+
+1. before the container starts, the host binds ``.crowd/ipc/<agent>/secrets.sock`` (only
+   that agent's container mounts that folder, at ``/run/crowd``), usable by the agent user;
+2. ``crowd-entry`` in the container connects, reads one JSON object ``{name: value}``,
+   puts the values into its own environment and execs the agent's command;
+3. the host serves exactly one connection from a process of that container, then closes
+   and removes the socket. Nothing is written to disk.
+
+:class:`SecretHandoff` is blocking: the runtime uses it from the thread that starts the
+container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from crowdtui.errors import CrowdError
+
+SOCKET_NAME = "secrets.sock"
+HANDOFF_TIMEOUT = 20.0  # seconds the container gets to take its secrets
+AGENT_UID = AGENT_GID = 1000
+_SUN_PATH_MAX = 100
+
+
+class HandoffFailed(CrowdError):
+    """The container did not take its secrets."""
+
+
+def _peer(conn: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end (Linux SO_PEERCRED)."""
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", raw)
+
+
+def peer_in_container(conn: socket.socket, container_id: str) -> bool:
+    """True when the connecting process belongs to ``container_id``.
+
+    Read from the peer's cgroup as the host sees it (``.../docker/<id>`` or
+    ``docker-<id>.scope``). When the peer's pid is not visible here (crowdtui itself in
+    another pid namespace), the socket's folder is the identity, as for the hub's doors.
+    """
+    pid, _uid, _gid = _peer(conn)
+    if pid <= 0:
+        return True
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return True  # gone already or not visible: the folder is the identity
+    return container_id in cgroups
+
+
+class SecretHandoff:
+    """A one-shot socket in the agent's IPC folder that serves its secrets once.
+
+    ``with SecretHandoff(ipc_dir, secrets) as h: start the container; h.serve(id, alive)``
+    """
+
+    def __init__(self, ipc_dir: Path, secrets: dict[str, str], *, agent: str = "") -> None:
+        self.path = Path(ipc_dir) / SOCKET_NAME
+        self.agent = agent
+        self._payload = json.dumps(secrets, ensure_ascii=False).encode("utf-8")
+        self._sock: socket.socket | None = None
+
+    def open(self) -> Path:
+        """Bind and listen (replacing a stale socket); the agent user may connect."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        dirfd = None
+        try:
+            addr = str(self.path)
+            if len(os.fsencode(addr)) > _SUN_PATH_MAX:
+                dirfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+                addr = f"/proc/self/fd/{dirfd}/{self.path.name}"
+            old = os.umask(0o177)  # never world-connectable, not even for a moment
+            try:
+                sock.bind(addr)
+            finally:
+                os.umask(old)
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            if dirfd is not None:
+                os.close(dirfd)
+        if os.geteuid() == 0:
+            os.chown(self.path, AGENT_UID, AGENT_GID)
+            os.chmod(self.path, 0o600)
+        else:  # agents run as our own uid then (see containers.agent_user)
+            os.chmod(self.path, 0o600)
+        sock.listen(4)
+        self._sock = sock
+        return self.path
+
+    def serve(self, container_id: str, alive: Callable[[], str | None] = lambda: None,
+              timeout: float = HANDOFF_TIMEOUT) -> None:
+        """Wait for the container's one connection, send the secrets, close and unlink.
+
+        ``alive()`` is polled about twice a second: it returns None while the container
+        runs, else a line saying why it stopped (the handoff then fails at once).
+        Raises :class:`HandoffFailed` with a clear line when the secrets were not taken.
+        """
+        if self._sock is None:
+            raise HandoffFailed("the secrets socket is not open; call open() first")
+        deadline = time.monotonic() + timeout
+        self._sock.settimeout(0.25)
+        last_check = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if now > deadline:
+                    raise HandoffFailed(
+                        f"agent {self.agent}: the container did not take its secrets within {timeout:.0f} s; "
+                        "its image needs crowd-entry (the crowdtui agent image has it); see `crowdtui logs "
+                        f"{self.agent}`"
+                    )
+                if now - last_check > 0.5:
+                    last_check = now
+                    why = alive()
+                    if why:
+                        raise HandoffFailed(f"agent {self.agent}: the container stopped before taking its "
+                                            f"secrets: {why}")
+                try:
+                    conn, _ = self._sock.accept()
+                except (socket.timeout, BlockingIOError, InterruptedError):
+                    continue
+                with conn:
+                    if not peer_in_container(conn, container_id):
+                        continue  # someone else: they get nothing, the agent still may connect
+                    conn.settimeout(max(1.0, deadline - time.monotonic()))
+                    try:
+                        conn.sendall(self._payload)
+                        conn.shutdown(socket.SHUT_WR)
+                    except OSError as exc:
+                        raise HandoffFailed(f"agent {self.agent}: handing over the secrets failed ({exc}); "
+                                            "restart the agent") from None
+                    return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop listening and remove the socket (idempotent)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "SecretHandoff":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+        self._payload = b""
