@@ -631,6 +631,8 @@ class CrowdApp(App[int]):
     async def _lifecycle(self, op: str, name: str, agent_def: Any) -> None:
         self.notify(inert(f"{op} {name}…"), markup=False, timeout=2)
         try:
+            if op in ("start", "restart") and self.hub is not None:
+                await backend.open_door(self.hub, name)
             result = await backend.lifecycle(self.runtime, op, name, agent_def)
         except Exception as exc:
             self.post_message(OperationDone(f"{op} {name}", False, str(exc).splitlines()[0]

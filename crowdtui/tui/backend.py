@@ -207,6 +207,14 @@ async def start_hub(workspace, store) -> tuple[str, str, Any]:
     return "own", "", hub
 
 
+async def open_door(hub, name: str) -> None:
+    """Open the agent's MCP socket before its container starts (so it finds it at once)."""
+    try:
+        await hub.open_door(name)
+    except Exception as exc:  # the hub also opens it when the agent shows as running
+        log.warning("door for %s: %s", name, exc)
+
+
 async def shutdown(app) -> None:
     """Quitting the app: detach terminals and stop our own hub. Agents keep running."""
     await close_pools()
