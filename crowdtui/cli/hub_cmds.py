@@ -94,6 +94,7 @@ async def cmd_hub(args) -> int:
     from crowdtui.hub.hub import Hub
 
     logging.basicConfig(level=logging.WARNING, format="crowdtui hub: %(message)s")
+    logging.getLogger("crowdtui.hub").setLevel(logging.INFO)  # doors opening and closing
     ws = workspace_of(args)
     async with open_store(args) as store:
         await _sync_roster(ws, store)

@@ -194,6 +194,7 @@ class Hub:
         self.doors[agent] = door
         write_mcp_config(self.workspace.home_dir(agent))
         await self._event("hub.door_opened", agent, {"socket": str(path)})
+        log.info("door open for %s (%s)", agent, path)
         return path
 
     async def close_door(self, agent: str) -> None:
@@ -208,6 +209,7 @@ class Hub:
         except FileNotFoundError:
             pass
         await self._event("hub.door_closed", agent, {})
+        log.info("door closed for %s", agent)
 
     async def open_running_doors(self) -> list[str]:
         """Open doors for every agent the registry says is running; returns their names."""
