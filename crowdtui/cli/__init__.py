@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "crowdtui.cli.hub_cmds",
     "crowdtui.cli.engine_cmds",
     "crowdtui.cli.secret_cmds",
+    "crowdtui.cli.tui_cmds",
 ]
 
 
