@@ -134,7 +134,10 @@ class HubMiddleware:
         try:
             result = await call_next(ctx)
         except MCPError as exc:
-            await self._event(who, "hub.call", tool, {"ok": False, "error": exc.error.message if hasattr(exc, "error") else str(exc), "via": via, "args": summarise(args)})
+            await self._event(who, "hub.call", tool, {"ok": False, "error": exc.error.message[:300], "via": via, "args": summarise(args)})
+            raise
+        except Exception as exc:  # e.g. malformed params rejected before the tool ran
+            await self._event(who, "hub.call", tool, {"ok": False, "error": " ".join(str(exc).split())[:300], "via": via, "args": summarise(args)})
             raise
         finally:
             CALLER.reset(token)
@@ -150,7 +153,8 @@ class HubMiddleware:
             )
             message = clear_tool_error(tool, text)
             await self._event(who, "hub.call", tool, {"ok": False, "error": message[:300], "via": via, "args": summarise(args)})
-            raise MCPError(code=-32602, message=message)
+            code = -32602 if message.startswith("wrong arguments") else -32603
+            raise MCPError(code=code, message=message)
         await self._event(who, "hub.call", tool, {"ok": True, "via": via, "args": summarise(args)})
         return result
 
