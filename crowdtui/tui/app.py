@@ -679,6 +679,17 @@ class CrowdApp(App[int]):
         tabs.active = pane_id
         term.focus()
 
+    @quiet_when_closing
+    async def on_terminal_closed(self, message) -> None:
+        """An exec shell ended (exit): its tab goes away; an agent's own terminal stays."""
+        pane = next((a for a in message.control.ancestors if isinstance(a, TabPane)), None)
+        if pane is not None and (pane.id or "").startswith("view-exec-"):
+            tabs = self._main.query_one(TabbedContent)
+            self._exec_sessions.pop(pane.id, None)
+            await tabs.remove_pane(pane.id)
+            tabs.active = "view-terminal"
+            self._main.query_one(AgentList).focus()
+
     async def action_close_tab(self) -> None:
         tabs = self._main.query_one(TabbedContent)
         pane = tabs.active or ""

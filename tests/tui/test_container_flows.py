@@ -114,3 +114,32 @@ async def test_logs_of_running_agents_are_merged_and_searchable(workspace, docke
                        30, what="both agents' lines")
         logs.set_search("tick-2")
         assert logs.shown == [("ticker", "tick-2")]
+
+
+async def test_exec_opens_a_shell_tab_and_closing_it_leaves_the_agent_running(
+        workspace, docker_client, agent_image):
+    add_agent(workspace, "worker", command="[sh, -c, 'echo agent-up; sleep 600']")
+    app = console(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        agents = app.query_one(AgentList)
+        await wait_for(pilot, lambda: app.runtime is not None and agents.row("worker"))
+        agents.select("worker")
+        await pilot.pause()
+        await pilot.press("e")  # not running yet: refused with a reason
+        await wait_for(pilot, lambda: any("not running" in str(n.message)
+                                          for n in app._notifications))
+        await pilot.press("s")
+        row = await wait_for(pilot, lambda: (r := agents.row("worker")) and r.container_id and r, 60)
+        await pilot.press("e")
+        tabs = app.query_one("#views")
+        await wait_for(pilot, lambda: (tabs.active or "").startswith("view-exec-"), 30,
+                       what="the shell tab")
+        shell = app.focused
+        assert shell is not None and shell.session is not None
+        await type_line(pilot, "echo in-shell-$((20+1))")
+        await wait_for(pilot, lambda: "in-shell-21" in screen_text(shell), 30)
+        await type_line(pilot, "exit")
+        await wait_for(pilot, lambda: tabs.active == "view-terminal", 30, what="tab closed on exit")
+        panes = [p.id for p in app.query("#views TabPane")]
+        assert not [p for p in panes if p.startswith("view-exec-")] and app.focused is agents
+        assert container_status(docker_client, row.container_id) == "running"
