@@ -115,7 +115,10 @@ async def cmd_hub(args) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            roster_task = asyncio.create_task(_follow_roster(ws, store, stop), name="hub-follow-roster")
             await stop.wait()
+            roster_task.cancel()
+            await asyncio.gather(roster_task, return_exceptions=True)
         finally:
             await hub.stop()
     print("crowdtui hub: stopped", flush=True)
@@ -133,6 +136,20 @@ async def _sync_roster(ws, store) -> None:
         await sync_roster(store, roster)
     except Exception as exc:  # the hub still serves what the registry knows
         logging.getLogger(__name__).warning("roster not synced (%s); serving the registered agents", exc)
+
+
+async def _follow_roster(ws, store, stop) -> None:
+    """Register agents added to agents/ (and drop removed ones) while the hub runs."""
+    import logging
+
+    try:
+        from crowdtui.roster import record_roster_changes, watch_roster
+
+        async for update in watch_roster(ws, stop_event=stop):
+            if update.diff:
+                await record_roster_changes(store, update.roster, update.diff)
+    except Exception as exc:
+        logging.getLogger(__name__).warning("stopped following the roster (%s)", exc)
 
 
 def _runtime(ws):

@@ -13,7 +13,7 @@ from mcp import Client
 
 from crowdtui.hub.unix_transport import unix_client
 
-from .conftest import REPO, structured, write_roster
+from .conftest import REPO, structured, wait_for, write_roster
 
 
 def cli(workspace, *args, timeout=60) -> subprocess.CompletedProcess:
@@ -63,6 +63,14 @@ async def test_hub_runs_in_the_foreground_follows_agents_and_is_one_per_workspac
                 r = structured(await c.call_tool("send_message", {"to": "operator", "body": "hello from alpha"}))
             assert r["recipients"] == ["operator"]
             assert [m.sender for m in await store.inbox("operator")] == ["alpha"]
+            # a definition added while the hub runs is registered, and gets a door when it runs
+            write_roster(workspace, {"beta": "name: beta\ndescription: second\n"})
+
+            async def registered():
+                return await store.get_agent("beta")
+            await wait_for(registered, 30, what="beta to be registered from its new AGENT.md")
+            await store.set_agent_state("beta", "running", actor="runtime")
+            await wait_for(lambda: _exists(workspace.ipc_dir("beta") / "mcp.sock"), 30, what="beta's door")
             await store.set_agent_state("alpha", "exited", actor="runtime")
             deadline = time.monotonic() + 30
             while sock.exists() and time.monotonic() < deadline:
@@ -80,3 +88,7 @@ async def test_hub_runs_in_the_foreground_follows_agents_and_is_one_per_workspac
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def _exists(path) -> bool:
+    return path.exists()
