@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -313,22 +312,25 @@ def test_installed_script_success_error_and_json(ws):
 
 
 def test_events_follow_prints_new_events_as_they_happen(ws):
+    last = json.loads(run_script(ws, "events", "--json", "-n", "1").stdout.splitlines()[-1])["id"]
     proc = subprocess.Popen(
-        [str(CROWDTUI), "-w", str(ws), "events", "-f", "--json", "--kind", "message.sent"],
+        [str(CROWDTUI), "-w", str(ws), "events", "-f", "--json", "--kind", "message.sent", "--after", str(last)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        time.sleep(1.0)  # let it start following (a race here only delays, never breaks the test)
+        def next_event() -> dict:
+            line = proc.stdout.readline()  # bounded by the send below; the test timeout guards a hang
+            assert line, proc.stderr.read()
+            return json.loads(line)
+
         assert run_script(ws, "send", "qa", "first").returncode == 0
+        first = next_event()
+        # the follower has made its first query by now: this one can only come by polling
         assert run_script(ws, "send", "echo", "second").returncode == 0
-        seen = []
-        deadline = time.monotonic() + 30
-        while len(seen) < 2 and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(json.loads(line))
-        assert [(e["subject"], e["detail"]["preview"]) for e in seen] == [("qa", "first"), ("echo", "second")]
+        second = next_event()
+        assert [(e["subject"], e["detail"]["preview"]) for e in (first, second)] == [
+            ("qa", "first"), ("echo", "second")
+        ]
     finally:
         proc.send_signal(signal.SIGINT)
         try:
