@@ -134,10 +134,10 @@ class HubMiddleware:
         try:
             result = await call_next(ctx)
         except MCPError as exc:
-            await self._event(who, "hub.call", tool, {"ok": False, "error": exc.error.message[:300], "via": via, "args": summarise(args)})
+            await self._event(who, "hub.call", tool, {"ok": False, "error": exc.error.message[:300], "via": via, "grant": decision.reason, "args": summarise(args)})
             raise
         except Exception as exc:  # e.g. malformed params rejected before the tool ran
-            await self._event(who, "hub.call", tool, {"ok": False, "error": " ".join(str(exc).split())[:300], "via": via, "args": summarise(args)})
+            await self._event(who, "hub.call", tool, {"ok": False, "error": " ".join(str(exc).split())[:300], "via": via, "grant": decision.reason, "args": summarise(args)})
             raise
         finally:
             CALLER.reset(token)
@@ -152,10 +152,10 @@ class HubMiddleware:
                 (c.get("text", "") if isinstance(c, dict) else getattr(c, "text", "")) for c in content or ()
             )
             message = clear_tool_error(tool, text)
-            await self._event(who, "hub.call", tool, {"ok": False, "error": message[:300], "via": via, "args": summarise(args)})
+            await self._event(who, "hub.call", tool, {"ok": False, "error": message[:300], "via": via, "grant": decision.reason, "args": summarise(args)})
             code = -32602 if message.startswith("wrong arguments") else -32603
             raise MCPError(code=code, message=message)
-        await self._event(who, "hub.call", tool, {"ok": True, "via": via, "args": summarise(args)})
+        await self._event(who, "hub.call", tool, {"ok": True, "via": via, "grant": decision.reason, "args": summarise(args)})
         return result
 
 

@@ -51,6 +51,7 @@ async def test_calls_act_as_the_door_owner_whatever_the_arguments_say(hub, store
     calls = await events(store, "hub.call", "worker")
     assert [e.subject for e in calls] == ["send_message", "get_messages", "create_document"]
     assert all(e.detail["ok"] and e.detail["via"] == "socket" for e in calls)
+    assert calls[0].detail["grant"] == "tier 1 default"  # why it was allowed
 
 
 async def test_deep_agent_is_refused_a_tool_it_lacks_and_the_refusal_is_an_event(hub, store):
