@@ -11,6 +11,7 @@ ignores what it does not know.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any, Callable, Dict, Mapping
 
@@ -22,6 +23,8 @@ MAX_PARAMS_CHARS = 256
 MAX_OSC_CHARS = 4096
 
 _STRING_INTRODUCERS = "PX^_"  # DCS, SOS, PM, APC: swallowed up to ST
+#: A complete, well-formed CSI sequence (what the FSM would parse the same way).
+_CSI = re.compile(r"\x1b\[([<=>?]*)([0-9;:]*)([ -/]*)([@-~])")
 
 
 def _int(text: str) -> int:
@@ -73,6 +76,36 @@ class TerminalStream(pyte.Stream):
         "set_cursor_style",
     }
 
+    def feed(self, data: str) -> None:
+        """pyte's feed, plus: complete CSI sequences met in the ground state are
+        parsed with one regex match instead of one generator step per character."""
+        send = self._send_to_parser
+        draw = self.listener.draw
+        match_text = self._text_pattern.match
+        match_csi = _CSI.match
+        taking_plain_text = self._taking_plain_text
+        length = len(data)
+        offset = 0
+        while offset < length:
+            if taking_plain_text:
+                match = match_text(data, offset)
+                if match:
+                    start, offset = match.span()
+                    draw(data[start:offset])
+                    continue
+                if data[offset] == "\x1b":
+                    match = match_csi(data, offset)
+                    if match:
+                        prefix, raw, inter, final = match.groups()
+                        self._dispatch_csi(prefix, raw[:MAX_PARAMS_CHARS], inter, final)
+                        offset = match.end()
+                        continue
+                taking_plain_text = False
+            else:
+                taking_plain_text = send(data[offset : offset + 1])
+                offset += 1
+        self._taking_plain_text = taking_plain_text
+
     def _parser_fsm(self):  # type: ignore[override]
         basic = self.basic
         listener = self.listener
@@ -112,6 +145,26 @@ class TerminalStream(pyte.Stream):
                 except (ValueError, IndexError, KeyError, OverflowError):
                     return
 
+        def dispatch_csi(prefix: str, raw: str, inter: str, final: str) -> None:
+            if not prefix and not inter:
+                if final == "m":
+                    call(sgr, parse_sgr(raw))
+                else:
+                    call(csi_dispatch[final], parse_params(raw))
+            elif prefix == "?" and not inter:
+                params = parse_params(raw)
+                if final == "h":
+                    call(set_mode, params, private=True)
+                elif final == "l":
+                    call(reset_mode, params, private=True)
+                elif final == "J":
+                    call(erase_in_display, params[:1], private=True)
+                elif final == "K":
+                    call(erase_in_line, params[:1], private=True)
+            elif inter == " " and not prefix and final == "q":
+                call(set_cursor_style, parse_params(raw)[:1])
+
+        self._dispatch_csi = dispatch_csi
         pending = ""  # bytes to re-read: at most ESC and one more
         while True:
             if pending:
@@ -191,23 +244,7 @@ class TerminalStream(pyte.Stream):
                         pending = ESC
                         break
                     elif "@" <= char <= "~":
-                        if not prefix and not inter:
-                            if char == "m":
-                                call(sgr, parse_sgr(raw))
-                            else:
-                                call(csi_dispatch[char], parse_params(raw))
-                        elif prefix == "?" and not inter:
-                            params = parse_params(raw)
-                            if char == "h":
-                                call(set_mode, params, private=True)
-                            elif char == "l":
-                                call(reset_mode, params, private=True)
-                            elif char == "J":
-                                call(erase_in_display, params[:1], private=True)
-                            elif char == "K":
-                                call(erase_in_line, params[:1], private=True)
-                        elif inter == " " and not prefix and char == "q":
-                            call(set_cursor_style, parse_params(raw)[:1])
+                        dispatch_csi(prefix, raw, inter, char)
                         break
                     else:
                         break  # not a CSI byte at all: abandon the sequence

@@ -59,6 +59,8 @@ class TerminalScreen(pyte.Screen):
         self.cursor_blink = True
         self.reply: Callable[[str], None] = lambda data: None
         self.history_changed = 0  # rows added to history since last asked
+        self._cells_for: object = None
+        self._cells: dict[str, Cell] = {}
         super().__init__(columns, lines)
 
     # -- cells -------------------------------------------------------------
@@ -124,6 +126,50 @@ class TerminalScreen(pyte.Screen):
                 pass
         if dim is not None:
             self.cursor.attrs = self.cursor.attrs._replace(dim=dim)
+
+    def draw(self, data: str) -> None:
+        """pyte's draw, with a fast loop for printable ASCII (every char one cell).
+
+        Same cells, cursor and dirty rows as pyte's per-character path (the flood
+        and hypothesis tests compare with plain pyte), about three times faster.
+        """
+        data = data.translate(self.g1_charset if self.charset else self.g0_charset)
+        if not (data.isascii() and data.isprintable()) or mo.IRM in self.mode:
+            super().draw(data)
+            return
+        cursor = self.cursor
+        columns = self.columns
+        attrs = cursor.attrs
+        if attrs is not self._cells_for:
+            # Cells are immutable: one per (character, attributes) can be shared.
+            self._cells_for = attrs
+            self._cells = {}
+        cells = self._cells
+        cell_type = type(attrs)
+        rest = tuple(attrs)[1:]
+        make = tuple.__new__
+        autowrap = mo.DECAWM in self.mode
+        buffer = self.buffer
+        line = buffer[cursor.y]
+        x = cursor.x
+        for ch in data:
+            if x == columns:
+                if autowrap:
+                    self.dirty.add(cursor.y)
+                    cursor.x = x
+                    self.carriage_return()
+                    self.linefeed()
+                    line = buffer[cursor.y]
+                    x = cursor.x
+                else:
+                    x -= 1
+            cell = cells.get(ch)
+            if cell is None:
+                cell = cells[ch] = make(cell_type, (ch,) + rest)
+            line[x] = cell
+            x += 1
+        cursor.x = x
+        self.dirty.add(cursor.y)
 
     # -- modes -------------------------------------------------------------
     def set_mode(self, *modes: int, **kwargs) -> None:
