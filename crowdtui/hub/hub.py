@@ -306,7 +306,7 @@ class Hub:
             security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         mcp_app = self.server.streamable_http_app(
             streamable_http_path="/mcp", transport_security=security, host=self.http_host,
-            stateless_http=True, json_response=True,
+            stateless_http=True, json_response=True, max_request_body_size=self.max_line,
         )
         app = token_guard(mcp_app, self.store)
         config = uvicorn.Config(app, host=self.http_host, port=port, log_level="warning", lifespan="on")

@@ -115,3 +115,17 @@ async def test_remote_host_names_are_accepted_only_when_listed(workspace, store,
         assert (await post(hub, INIT, token, headers={"host": "evil.example:8443"})).status_code in (400, 421)
     finally:
         await hub.stop()
+
+
+async def test_oversized_and_malformed_http_requests_are_refused_and_the_hub_keeps_serving(http_hub, store):
+    token = await issue_token(store, "worker")
+    big = tool_call(2, "send_message", to="lead", body="x" * (2 * 1024 * 1024))
+    r = await post(http_hub, big, token)
+    assert r.status_code == 413
+    async with httpx.AsyncClient(timeout=20) as client:
+        r = await client.post(http_hub.http_url, content=b"{not json", headers={**HEADERS, "authorization": f"Bearer {token}"})
+    assert r.status_code == 400 and "error" in r.json()
+    await session(http_hub, token)
+    r = await post(http_hub, tool_call(3, "send_message", to="lead", body="still served"), token)
+    assert r.json()["result"]["isError"] is False
+    assert [m.body for m in await store.inbox("lead")] == ["still served"]
