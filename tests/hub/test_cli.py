@@ -92,3 +92,37 @@ async def test_hub_runs_in_the_foreground_follows_agents_and_is_one_per_workspac
 
 async def _exists(path) -> bool:
     return path.exists()
+
+
+async def test_a_hub_killed_with_sigkill_leaves_nothing_that_blocks_the_next_one(workspace):
+    from qms import Store
+
+    write_roster(workspace, {"alpha": "name: alpha\ndescription: first\n"})
+    store = await Store.open(workspace.db_path)
+    try:
+        from crowdtui.roster import load_roster, sync_roster
+
+        await sync_roster(store, load_roster(workspace))
+        await store.set_agent_state("alpha", "running", actor="runtime")
+    finally:
+        await store.close()
+    sock = workspace.ipc_dir("alpha") / "mcp.sock"
+    procs = []
+    try:
+        for round_no in range(2):
+            proc = subprocess.Popen([sys.executable, "-m", "crowdtui", "--workspace", str(workspace.root), "hub"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+            procs.append(proc)
+            line = await asyncio.to_thread(proc.stdout.readline)
+            assert f"(pid {proc.pid})" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+            async with Client(unix_client(sock)) as c:
+                r = structured(await c.call_tool("send_message", {"to": "operator", "body": f"round {round_no}"}))
+            assert r["sent"] == 1
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        assert sock.exists()  # the dead hub's stale socket; the next hub replaces it
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
