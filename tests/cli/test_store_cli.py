@@ -20,6 +20,8 @@ import pytest
 from crowdtui.cli import main
 
 CROWDTUI = Path(sys.executable).parent / "crowdtui"
+DOC_KEYS = {"id", "doc_type", "title", "state", "version", "latest_version", "author", "created_at",
+            "updated_at", "holder", "taken_at", "lease_expires_at", "executable"}
 
 
 def dump(db: Path) -> dict:
@@ -150,12 +152,15 @@ def test_sop_lifecycle_through_the_cli(cli, ws, tmp_path):
     assert (created["id"], created["state"], created["version"], created["content"]) == (
         "SOP-001", "DRAFT", 1, "# Returns\nstep 1\n"
     )
+    assert set(created) == DOC_KEYS | {"content"}  # the documented, stable shape
     ok(cli("doc", "checkout", "SOP-001"))
     draft.write_text("# Returns\nstep 1\nstep 2\n")
     assert "version 2" in ok(cli("doc", "checkin", "SOP-001", "--file", str(draft), "-m", "add step 2"))
     assert "now IN_REVIEW" in ok(cli("doc", "route", "SOP-001", "review", "--to", "qa,lead"))
     tasks = json.loads(ok(cli("doc", "tasks", "qa", "--json")))
     assert [(t["doc_id"], t["kind"], t["doc_state"]) for t in tasks] == [("SOP-001", "review", "IN_REVIEW")]
+    assert set(tasks[0]) == {"id", "doc_id", "kind", "assignee", "created_at", "doc_title", "doc_state",
+                             "routed_by", "round"}
     ok(cli("doc", "review", "SOP-001", "recommend", "-m", "clear", actor="qa"))
     assert "now REVIEWED" in ok(cli("doc", "review", "SOP-001", "recommend", "-m", "fine", actor="lead"))
     ok(cli("doc", "route", "SOP-001", "approval", "--to", "operator"))
@@ -166,7 +171,7 @@ def test_sop_lifecycle_through_the_cli(cli, ws, tmp_path):
     assert "step 2" in ok(cli("doc", "show", "SOP-001"))
     listed = json.loads(ok(cli("doc", "ls", "--json")))
     assert [(d["id"], d["state"], d["version"]) for d in listed] == [("SOP-001", "RETIRED", 2)]
-    assert "content" not in listed[0]
+    assert set(listed[0]) == DOC_KEYS
     history = json.loads(ok(cli("doc", "history", "SOP-001", "--json")))
     assert [(e["kind"], e["actor"]) for e in history if e["kind"] != "doc.state"] == [
         ("doc.created", "operator"), ("doc.checkout", "operator"), ("doc.checkin", "operator"),
