@@ -183,3 +183,22 @@ async def test_the_sample_roster_drafts_and_reviews_what_the_operator_asks_for(s
             except Exception:
                 pass
         await store.close()
+
+
+async def test_scripted_reviewer_requests_updates_when_the_text_has_a_todo(crew, workspace):
+    store, defs, state, runtime = crew
+    hub = state["hub"]
+    await start(runtime, hub, defs["reviewer"])
+    lead_door = await hub.open_door("lead")
+    async with Client(unix_client(lead_door)) as lead:
+        doc = structured(await lead.call_tool("create_document", {"doc_type": "SOP", "title": "Half done"}))
+        await lead.call_tool("checkout_document", {"doc_id": doc["id"]})
+        await lead.call_tool("checkin_document", {"doc_id": doc["id"], "content": "Step 1\nTODO: step 2\n"})
+        await lead.call_tool("route_document", {"doc_id": doc["id"], "kind": "review", "assignees": ["reviewer"]})
+
+    async def reviewed():
+        return [e for e in await store.history(doc["id"]) if e.kind == "doc.reviewed"]
+    [event] = await wait_for(reviewed, 60, what="the reviewer's verdict")
+    assert event.actor == "reviewer" and event.detail.get("outcome") == "request-updates"
+    assert "TODO" in (event.detail.get("comment") or "")
+    assert (await store.get_document(doc["id"])).state == "DRAFT"
