@@ -154,3 +154,24 @@ async def test_a_writer_blocked_past_the_busy_timeout_gets_one_clear_line(tmp_pa
         assert [m.body for m in await store.inbox("bob")] == ["hi"]
     finally:
         await store.close()
+
+
+async def test_a_cancelled_writer_leaves_nothing_half_done(store, snapshot):
+    before = snapshot()
+    started = asyncio.Event()
+
+    async def slow_writer():
+        async with store.write() as db:
+            await db.execute("DELETE FROM agents")
+            started.set()
+            await asyncio.sleep(30)  # cancelled here, mid-transaction
+
+    task = asyncio.create_task(slow_writer())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert snapshot() == before
+    # the writer connection is free and out of any transaction
+    assert len(await store.send_message("operator", "bob", "still works")) == 1
+    assert len(await store.list_agents()) == 4
