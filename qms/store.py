@@ -2,8 +2,9 @@
 
 One writer connection, used only inside ``async with store.write() as db:`` (a
 ``BEGIN IMMEDIATE`` transaction, one at a time per Store), and one reader
-connection for ``store.query``. Several Store instances, in one process or many,
-may open the same file: SQLite's busy timeout makes writers queue.
+connection for ``store.query``. Sends run their whole transaction in one call on
+the writer's thread (``write_sync``). Several Store instances, in one process or
+many, may open the same file: SQLite's busy timeout makes writers queue.
 """
 
 from __future__ import annotations
