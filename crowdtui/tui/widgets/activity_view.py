@@ -61,6 +61,7 @@ class ActivityView(Vertical):
         self.agent_filter = ""
         self.kind_filter = ""
         self.time_format = clock
+        self._stale = False
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -77,11 +78,18 @@ class ActivityView(Vertical):
         return True
 
     def add_events(self, events: list[Any]) -> None:
+        self.events.extend(events)
+        if not self.region.area:  # hidden: catch up when shown
+            self._stale = True
+            return
         log = self.query_one(RichLog)
         for ev in events:
-            self.events.append(ev)
             if self.matches(ev):
                 log.write(event_line(ev, self.time_format))
+
+    def on_show(self) -> None:
+        if self._stale:
+            self._rerender()
 
     def set_filter(self, agent: str | None = None, kind: str | None = None) -> None:
         if agent is not None:
@@ -97,6 +105,7 @@ class ActivityView(Vertical):
         return [ev for ev in self.events if self.matches(ev)]
 
     def _rerender(self) -> None:
+        self._stale = False
         log = self.query_one(RichLog)
         log.clear()
         for ev in self.shown:

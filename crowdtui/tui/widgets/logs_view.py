@@ -12,7 +12,8 @@ from textual.widgets import Input, RichLog
 
 from crowdtui.tui.text import safe
 
-MAX_LINES = 10000
+MAX_LINES = 10000  # kept (and searched)
+SHOW_PER_BATCH = 500  # drawn at once; older matches scroll out of the view
 PALETTE = ["cyan", "green", "magenta", "yellow", "blue", "bright_cyan", "bright_green",
            "bright_magenta"]
 
@@ -32,6 +33,7 @@ class LogsView(Vertical):
         self.search = ""
         self.agent: str | None = None
         self._colours: dict[str, str] = {}
+        self._stale = False
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="search logs (all agents)", id="logs-search")
@@ -52,11 +54,21 @@ class LogsView(Vertical):
                              no_wrap=True)
 
     def add_lines(self, lines: list[tuple[str, str]]) -> None:
+        self.lines.extend(lines)
+        if not self.region.area:  # hidden: catch up when shown (a flood costs nothing here)
+            self._stale = True
+            return
         log = self.query_one(RichLog)
-        for agent, line in lines:
-            self.lines.append((agent, line))
-            if self.matches(agent, line):
-                log.write(self._line(agent, line))
+        shown = [(a, l) for a, l in lines if self.matches(a, l)]
+        if len(shown) > SHOW_PER_BATCH:  # a flood: the view shows the newest lines only
+            log.clear()
+            shown = [(a, l) for a, l in self.lines if self.matches(a, l)][-SHOW_PER_BATCH:]
+        for agent, line in shown:
+            log.write(self._line(agent, line))
+
+    def on_show(self) -> None:
+        if self._stale:
+            self._rerender()
 
     @property
     def shown(self) -> list[tuple[str, str]]:
@@ -72,9 +84,10 @@ class LogsView(Vertical):
         self._rerender()
 
     def _rerender(self) -> None:
+        self._stale = False
         log = self.query_one(RichLog)
         log.clear()
-        for agent, line in self.shown:
+        for agent, line in self.shown[-SHOW_PER_BATCH:]:
             log.write(self._line(agent, line))
 
     @on(Input.Changed, "#logs-search")
