@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import re
+import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ from crowdtui.engine.inbound import parse_inbound
 from crowdtui.engine.service import Engine
 
 MAX_BODY = 128 * 1024
+TOKEN_CACHE_SECONDS = 2.0  # a token is looked up again after this (or when channels change)
 MAX_PREFIXES = 20
 _PREFIX_OK = re.compile(r"[^\x00-\x1f\x7f\s]{1,100}")
 
@@ -125,10 +127,21 @@ def build_app(engine: Engine, *, register_key: str, status: Callable[[], dict] |
             raise ApiError(409, str(exc)) from None
         return JSONResponse({"name": ch.name, "token": chan_token, "prefixes": list(ch.prefixes)})
 
+    known: dict[str, tuple] = {}  # token -> (channel, checked at, engine.channel_epoch)
+
     async def _channel(request: Request) -> chans.Channel:
-        ch = await chans.channel_for_token(engine.store, _bearer(request))
+        token = _bearer(request)
+        hit = known.get(token)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < TOKEN_CACHE_SECONDS and engine.channel_epoch == hit[2]:
+            return hit[0]
+        ch = await chans.channel_for_token(engine.store, token)
         if ch is None:
+            known.pop(token, None)
             raise ApiError(401, "unknown or expired channel token; register again")
+        if len(known) > 1000:
+            known.clear()
+        known[token] = (ch, now, engine.channel_epoch)
         return ch
 
     async def inbound(request: Request) -> JSONResponse:
@@ -147,6 +160,7 @@ def build_app(engine: Engine, *, register_key: str, status: Callable[[], dict] |
     async def deregister(request: Request) -> JSONResponse:
         ch = await _channel(request)
         await chans.deregister_channel(engine.store, ch.name, reason="asked by the channel")
+        engine.channel_epoch += 1
         return JSONResponse({"ok": True})
 
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -150,24 +150,35 @@ def parse_inbound(payload: Any) -> InboundMsg:
 
 async def store_inbound(store, channel: Channel, msg: InboundMsg, *, now: float) -> tuple[int, bool]:
     """Store ``msg`` once per (channel, id). Returns (seq, newly stored)."""
-    if not channel.owns(msg.chat):
-        raise PermissionError(
-            f"chat {msg.chat!r} is not one of channel {channel.name!r}'s prefixes "
-            f"({', '.join(channel.prefixes)}); register the prefix first"
-        )
+    return (await store_inbound_many(store, [(channel, msg)], now=now))[0]
+
+
+async def store_inbound_many(store, items: list[tuple[Channel, InboundMsg]], *,
+                             now: float) -> list[tuple[int, bool]]:
+    """Store several messages in one transaction (one fsync); (seq, newly stored) for each."""
+    for channel, msg in items:
+        if not channel.owns(msg.chat):
+            raise PermissionError(
+                f"chat {msg.chat!r} is not one of channel {channel.name!r}'s prefixes "
+                f"({', '.join(channel.prefixes)}); register the prefix first"
+            )
+    out = []
     async with store.write() as db:
-        cur = await db.execute(
-            "INSERT INTO engine_inbound (channel, msg_id, chat, platform, room, sender, sender_name, "
-            "text, sent_at, reply_to, attachments, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(channel, msg_id) DO NOTHING RETURNING seq",
-            (channel.name, msg.id, msg.chat, channel.platform, msg.room, msg.sender, msg.sender_name,
-             msg.text, msg.time, msg.reply_to, json.dumps(list(msg.attachments)), now))
-        row = await cur.fetchone()
-        if row is None:
-            cur = await db.execute("SELECT seq FROM engine_inbound WHERE channel = ? AND msg_id = ?",
-                                   (channel.name, msg.id))
-            return (await cur.fetchone())[0], False
-    return row[0], True
+        for channel, msg in items:
+            cur = await db.execute(
+                "INSERT INTO engine_inbound (channel, msg_id, chat, platform, room, sender, sender_name, "
+                "text, sent_at, reply_to, attachments, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(channel, msg_id) DO NOTHING RETURNING seq",
+                (channel.name, msg.id, msg.chat, channel.platform, msg.room, msg.sender, msg.sender_name,
+                 msg.text, msg.time, msg.reply_to, json.dumps(list(msg.attachments)), now))
+            row = await cur.fetchone()
+            if row is None:
+                cur = await db.execute("SELECT seq FROM engine_inbound WHERE channel = ? AND msg_id = ?",
+                                       (channel.name, msg.id))
+                out.append(((await cur.fetchone())[0], False))
+            else:
+                out.append((row[0], True))
+    return out
 
 
 async def get_inbound(store, channel: str, msg_id: str) -> StoredInbound | None:
@@ -213,8 +224,12 @@ class Router:
     log: Callable[[str], None] = lambda line: None
     counts: dict = field(default_factory=lambda: {"routed": 0, "held": 0, "command": 0, "refused": 0})
 
-    async def route_pending(self, limit: int = 500) -> int:
-        """Route every stored, not yet routed message in arrival order; returns how many."""
+    async def route_pending(self, limit: int = 200) -> int:
+        """Route every stored, not yet routed message in arrival order; returns how many.
+
+        Rows go in batches, one transaction each; if a batch meets an error (say, an
+        agent was removed), its rows are redone one by one so only the bad one is refused.
+        """
         done = 0
         while True:
             rows = await self.store.query(
@@ -224,18 +239,64 @@ class Router:
                 return done
             routes = await list_routes(self.store)
             agents = {a.name for a in await self.store.list_agents()}
-            for row in map(_stored, rows):
-                await self.route_one(row, routes, agents)
-                done += 1
+            batch = [_stored(r) for r in rows]
+            try:
+                await self._route_batch(batch, routes, agents)
+            except QmsError:
+                for row in batch:
+                    await self.route_one(row, routes, agents)
+            done += len(batch)
+
+    async def _stickies(self, chats: set[str]) -> dict[str, str]:
+        chats_l = sorted(chats)
+        out: dict[str, str] = {}
+        for i in range(0, len(chats_l), 500):
+            part = chats_l[i:i + 500]
+            rows = await self.store.query(
+                f"SELECT chat, agent FROM engine_sticky WHERE chat IN ({','.join('?' * len(part))})", part)
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    async def _route_batch(self, rows: list[StoredInbound], routes, agents) -> None:
+        sticky = await self._stickies({r.chat for r in rows})
+        after: list[tuple[Hook, str]] = []
+        statuses = []
+        async with self.store.write() as db:
+            for row in rows:
+                current = sticky.get(row.chat)
+                d = self._decide(row, routes, agents, current)
+                statuses.append(await self._apply_in(db, row, d, current, after))
+                if d.kind == "sticky":
+                    sticky[row.chat] = d.agent
+                elif d.kind == "command" and d.command == "new":
+                    sticky.pop(row.chat, None)
+        await self._finish(statuses, after)
+
+    def _decide(self, row: StoredInbound, routes, agents, sticky) -> Decision:
+        msg = Incoming(row.chat, row.text, platform=row.platform, room=row.room, sender=row.sender)
+        return decide(msg, routes, sticky=sticky, agents=agents)
+
+    async def _finish(self, statuses, after) -> None:
+        for status in statuses:
+            if status is not None:
+                self.counts[status if status in self.counts else "routed"] += 1
+        seen = set()
+        for hook, name in after:
+            if (hook, name) in seen:
+                continue
+            seen.add((hook, name))
+            try:
+                await hook(name)
+            except Exception as exc:  # routing is done; a failed launch or stop is logged
+                self.log(f"{getattr(hook, '__name__', 'hook')} {name}: {exc}")
 
     async def route_one(self, row: StoredInbound, routes, agents) -> Decision:
-        sticky_rows = await self.store.query("SELECT agent FROM engine_sticky WHERE chat = ?", (row.chat,))
-        sticky = sticky_rows[0][0] if sticky_rows else None
-        msg = Incoming(row.chat, row.text, platform=row.platform, room=row.room, sender=row.sender)
-        d = decide(msg, routes, sticky=sticky, agents=agents)
+        sticky = (await self._stickies({row.chat})).get(row.chat)
+        d = self._decide(row, routes, agents, sticky)
         after: list[tuple[Hook, str]] = []
         try:
-            status = await self._apply(row, d, sticky, after)
+            async with self.store.write() as db:
+                status = await self._apply_in(db, row, d, sticky, after)
         except QmsError as exc:  # e.g. the agent was removed: refuse, tell the chat, move on
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             async with self.store.write() as db:
@@ -246,56 +307,49 @@ class Router:
                     await self._say(db, row, f"could not deliver: {reason}")
             status = "refused"
             self.log(f"inbound {row.channel}/{row.msg_id} refused: {reason}")
-        if status is None:
-            return d
-        self.counts[status if status in self.counts else "routed"] += 1
-        for hook, name in after:
-            try:
-                await hook(name)
-            except Exception as exc:  # routing is done; a failed launch or stop is logged
-                self.log(f"{getattr(hook, '__name__', 'hook')} {name}: {exc}")
+        await self._finish([status], after)
         return d
 
-    async def _apply(self, row: StoredInbound, d: Decision, sticky, after) -> str | None:
+    async def _apply_in(self, db, row: StoredInbound, d: Decision, sticky, after) -> str | None:
+        """Carry out ``d`` for ``row`` inside the open transaction ``db``; returns the row's status."""
         now = self.now()
-        async with self.store.write() as db:
-            cur = await db.execute("SELECT status FROM engine_inbound WHERE seq = ?", (row.seq,))
-            current = await cur.fetchone()
-            if current is None or current[0] != "new":
-                return None  # another router took it
-            status, agent, detail = "routed", d.agent, d.how
-            if d.kind == "deliver":
-                ids = await deliver_in(self.store, db, sender=row.channel, recipient=d.agent,
-                                       body=message_body(row, d.text), thread=row.chat, now=now)
-                await db.execute(
-                    "INSERT INTO engine_chat_agents (chat, agent, last_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(chat, agent) DO UPDATE SET last_at = excluded.last_at",
-                    (row.chat, d.agent, now))
-                await db.execute("UPDATE engine_inbound SET message_ids = ? WHERE seq = ?",
-                                 (json.dumps(ids), row.seq))
-                if self.delivered:
-                    after.append((self.delivered, d.agent))
-            elif d.kind == "hold":
-                status, detail = "held", d.reason
-                await self.store.append_event_in(db, ENGINE, "onboard.held", row.chat,
-                                                 {"channel": row.channel, "sender": row.sender,
-                                                  "msg": row.msg_id})
-            elif d.kind == "sticky":
-                status = "command"
-                await db.execute(
-                    "INSERT INTO engine_sticky (chat, agent, set_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(chat) DO UPDATE SET agent = excluded.agent, set_at = excluded.set_at",
-                    (row.chat, d.agent, now))
-                await self._say(db, row, f"now talking to {d.agent}; /new goes back to the routes")
-            elif d.kind == "command":
-                status, detail = "command", d.command
-                text = await self._command(db, row, d, sticky, now, after)
-                await self._say(db, row, text)
-            else:  # error
-                status, detail = "refused", d.reason
-                await self._say(db, row, d.reason)
-            await db.execute("UPDATE engine_inbound SET status = ?, agent = ?, detail = ? WHERE seq = ?",
-                             (status, agent, detail or "", row.seq))
+        cur = await db.execute("SELECT status FROM engine_inbound WHERE seq = ?", (row.seq,))
+        current = await cur.fetchone()
+        if current is None or current[0] != "new":
+            return None  # another router took it
+        status, agent, detail = "routed", d.agent, d.how
+        if d.kind == "deliver":
+            ids = await deliver_in(self.store, db, sender=row.channel, recipient=d.agent,
+                                   body=message_body(row, d.text), thread=row.chat, now=now)
+            await db.execute(
+                "INSERT INTO engine_chat_agents (chat, agent, last_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(chat, agent) DO UPDATE SET last_at = excluded.last_at",
+                (row.chat, d.agent, now))
+            await db.execute("UPDATE engine_inbound SET message_ids = ? WHERE seq = ?",
+                             (json.dumps(ids), row.seq))
+            if self.delivered:
+                after.append((self.delivered, d.agent))
+        elif d.kind == "hold":
+            status, detail = "held", d.reason
+            await self.store.append_event_in(db, ENGINE, "onboard.held", row.chat,
+                                             {"channel": row.channel, "sender": row.sender,
+                                              "msg": row.msg_id})
+        elif d.kind == "sticky":
+            status = "command"
+            await db.execute(
+                "INSERT INTO engine_sticky (chat, agent, set_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(chat) DO UPDATE SET agent = excluded.agent, set_at = excluded.set_at",
+                (row.chat, d.agent, now))
+            await self._say(db, row, f"now talking to {d.agent}; /new goes back to the routes")
+        elif d.kind == "command":
+            status, detail = "command", d.command
+            text = await self._command(db, row, d, sticky, now, after)
+            await self._say(db, row, text)
+        else:  # error
+            status, detail = "refused", d.reason
+            await self._say(db, row, d.reason)
+        await db.execute("UPDATE engine_inbound SET status = ?, agent = ?, detail = ? WHERE seq = ?",
+                         (status, agent, detail or "", row.seq))
         return status
 
     async def _command(self, db, row, d: Decision, sticky, now, after) -> str:

@@ -20,9 +20,10 @@ from qms.names import validate_name
 from crowdtui.engine import channels as chans
 from crowdtui.engine import outbound, tasks
 from crowdtui.engine.clock import Clock, SystemClock
-from crowdtui.engine.inbound import InboundMsg, Router, store_inbound
+from crowdtui.engine.inbound import InboundMsg, Router, store_inbound, store_inbound_many
 
 MAX_REPLY_BYTES = 32 * 1024
+MAX_GROUP = 256  # inbound messages committed together at most
 
 
 def stderr_log(line: str) -> None:
@@ -54,6 +55,9 @@ class Engine:
         self._tasks: list[asyncio.Task] = []
         self._http = None
         self.sent = 0
+        self._arrivals: list = []
+        self.channel_epoch = 0  # bumped whenever channels change (API token cache)
+        self._flusher: asyncio.Task | None = None
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -71,6 +75,8 @@ class Engine:
             self._tasks.append(asyncio.create_task(self._guard(name, loop), name=f"engine-{name}"))
 
     async def stop(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.gather(self._flusher, return_exceptions=True)  # answer who is waiting
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -98,15 +104,45 @@ class Engine:
             self.store, name=name, platform=platform, callback_url=callback_url, prefixes=prefixes,
             now=self.clock.now(), callback_token=callback_token)
         self.log(f"channel {name} registered ({platform}, {callback_url}, prefixes {', '.join(prefixes)})")
+        self.channel_epoch += 1
         self._send_wake.set()  # replies may have been waiting for it
         return ch, token
 
     async def receive(self, channel: chans.Channel, msg: InboundMsg) -> tuple[int, bool]:
-        """Store one inbound message (durable when this returns) and wake the router."""
-        seq, created = await store_inbound(self.store, channel, msg, now=self.clock.now())
+        """Store one inbound message (durable when this returns) and wake the router.
+
+        Messages arriving together share one transaction (group commit): each caller
+        still returns only after the commit that holds its message.
+        """
+        fut = asyncio.get_running_loop().create_future()
+        self._arrivals.append((channel, msg, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_arrivals(), name="engine-inbound-commit")
+        seq, created = await fut
         if created:
             self._route_wake.set()
         return seq, created
+
+    async def _flush_arrivals(self) -> None:
+        while self._arrivals:
+            batch, self._arrivals = self._arrivals[:MAX_GROUP], self._arrivals[MAX_GROUP:]
+            try:
+                results = await store_inbound_many(self.store, [(c, m) for c, m, _ in batch],
+                                                   now=self.clock.now())
+            except Exception:  # redo one by one, so only the bad message fails
+                for c, m, fut in batch:
+                    try:
+                        result = await store_inbound(self.store, c, m, now=self.clock.now())
+                    except Exception as exc:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    else:
+                        if not fut.done():
+                            fut.set_result(result)
+                continue
+            for (_, _, fut), result in zip(batch, results):
+                if not fut.done():
+                    fut.set_result(result)
 
     # --- replies ----------------------------------------------------------------
 
@@ -207,6 +243,7 @@ class Engine:
             after = await chans.record_health(self.store, ch.name, ok, now=self.clock.now(),
                                               max_failures=self.config.health_failures)
             if after.state == "down" and ch.state == "up":
+                self.channel_epoch += 1
                 self.log(f"channel {ch.name} deregistered: {after.failures} failed health checks")
                 down.append(after)
         return down

@@ -1,0 +1,141 @@
+"""Inbound chat messages per second, stored and routed into an agent's inbox, beside a
+bare SQLite insert loop with the same durability (WAL, synchronous=FULL, one commit per
+row) in the same run, on the same disk.
+
+    .venv/bin/python bench/engine.py [--messages N] [--concurrency C]
+
+Three figures:
+  bare insert     sqlite3 INSERT + COMMIT per row (the floor for one durable write)
+  engine direct   Engine.receive() (store, acknowledged) then the router (inbox + mark),
+                  no HTTP: what the engine itself costs
+  engine HTTP     POST /channels/inbound on 127.0.0.1 with C concurrent senders, until
+                  every message is in the agent's inbox: what a channel sees
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def bare_inserts(path: Path, n: int) -> float:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, chat TEXT, msg_id TEXT UNIQUE, body TEXT)")
+    t0 = time.perf_counter()
+    for i in range(n):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t (chat, msg_id, body) VALUES (?, ?, ?)", ("bench:1", str(i), f"message {i}"))
+        db.execute("COMMIT")
+    dt = time.perf_counter() - t0
+    db.close()
+    return n / dt
+
+
+async def setup(root: Path):
+    from qms import Store
+
+    from crowdtui.engine.routes import add_route
+    from crowdtui.engine.service import Engine, EngineConfig
+
+    store = await Store.open(root / "crowd.db")
+    await store.upsert_agent("bot", path="bot", tier=0)
+    await add_route(store, "*", "bot", actor="operator", now=time.time())
+    engine = Engine(store, config=EngineConfig(health_interval=3600), log=lambda line: None)
+    return store, engine
+
+
+async def engine_direct(root: Path, n: int) -> float:
+    from crowdtui.engine.inbound import parse_inbound
+
+    store, engine = await setup(root)
+    ch, _ = await engine.register(name="bench", platform="bench", callback_url="http://127.0.0.1:9",
+                                  prefixes=["bench:"])
+    t0 = time.perf_counter()
+    for i in range(n):
+        await engine.receive(ch, parse_inbound({"id": str(i), "chat": "bench:1", "sender": "u", "text": f"message {i}"}))
+        await engine.route_pending()
+    dt = time.perf_counter() - t0
+    assert len(await store.inbox("bot", limit=10_000)) == n
+    await store.close()
+    return n / dt
+
+
+async def engine_http(root: Path, n: int, concurrency: int) -> float:
+    import httpx
+
+    from crowdtui.engine.api import build_app
+    from crowdtui.engine.http_server import LocalServer
+
+    store, engine = await setup(root)
+    await engine.start()
+    server = await LocalServer(build_app(engine, register_key="k")).start()
+    async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=30,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+        r = await client.post("/channels/register", headers={"Authorization": "Bearer k"},
+                              json={"name": "bench", "callback_url": "http://127.0.0.1:9", "prefixes": ["bench:"]})
+        token = r.json()["token"]
+        # the channel is its own process, as a real one would be
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--client", server.url, token, str(n), str(concurrency))
+        assert await proc.wait() == 0, "the flooding channel failed"
+        acked = time.perf_counter() - t0
+        while (await store.query("SELECT COUNT(*) FROM messages WHERE recipient = 'bot'"))[0][0] < n:
+            await asyncio.sleep(0.005)
+        dt = time.perf_counter() - t0
+    await server.stop()
+    await engine.stop()
+    await store.close()
+    print(f"  (engine HTTP: all {n} acknowledged after {acked:.2f} s, all routed after {dt:.2f} s)")
+    return n / dt
+
+
+async def flood(url: str, token: str, n: int, concurrency: int) -> None:
+    """The channel side: ``concurrency`` senders POST ``n`` messages; each must be acknowledged."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+        todo = iter(range(n))
+
+        async def sender() -> None:
+            for i in todo:
+                r = await client.post("/channels/inbound", headers={"Authorization": f"Bearer {token}"},
+                                      json={"id": str(i), "chat": f"bench:{i % 10}", "sender": "u",
+                                            "text": f"message {i}"})
+                assert r.status_code == 200, r.text
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+
+
+def main() -> None:
+    if len(sys.argv) == 6 and sys.argv[1] == "--client":
+        asyncio.run(flood(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=8)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="crowd-bench-", dir=".") as tmp:
+        root = Path(tmp)
+        (root / "a").mkdir(), (root / "b").mkdir(), (root / "c").mkdir()
+        bare = bare_inserts(root / "a" / "bare.db", args.messages)
+        direct = asyncio.run(engine_direct(root / "b", args.messages))
+        http = asyncio.run(engine_http(root / "c", args.messages, args.concurrency))
+    print(f"messages: {args.messages}, HTTP senders: {args.concurrency}")
+    print(f"bare insert loop      {bare:9.0f} rows/s")
+    print(f"engine direct         {direct:9.0f} msgs/s stored+routed   ({direct / bare:.2f}x bare)")
+    print(f"engine HTTP           {http:9.0f} msgs/s stored+routed   ({http / bare:.2f}x bare)")
+
+
+if __name__ == "__main__":
+    main()
