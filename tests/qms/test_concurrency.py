@@ -130,3 +130,57 @@ def test_fifty_processes(db_path, tmp_path):
             if p.poll() is None:
                 p.kill()
     assert_one_winner(results)
+
+
+WRITER_SCRIPT = r"""
+import asyncio, sys
+from qms import Store
+
+async def main():
+    path, me, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    s = await Store.open(path)
+    for i in range(n):
+        await s.send_message(me, "sink", f"{me}:{i}")
+        if i % 10 == 0:  # readers and other writers interleave: the TUI, hub and CLI all do this
+            mine = await s.inbox(me, unread_only=True)
+            await s.mark_read(me, [m.id for m in mine])
+            await s.send_messages_batch(me, [(me, f"note {i}")])
+    await s.close()
+    print("done", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_several_processes_writing_and_reading_at_once_lose_nothing(db_path):
+    async def setup():
+        s = await Store.open(db_path)
+        for name in ("sink", *(f"w{i}" for i in range(6))):
+            await s.upsert_agent(name, path=name, tier=0)
+        await s.close()
+
+    asyncio.run(setup())
+    n = 120
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(db_path), f"w{i}", str(n)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(6)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0 and out.strip() == "done", err
+
+    async def check():
+        s = await Store.open(db_path)
+        try:
+            bodies = {m.body for m in await s.inbox("sink", limit=10_000)}
+            assert bodies == {f"w{i}:{k}" for i in range(6) for k in range(n)}
+            for i in range(6):  # each writer's own notes: all there, all but the last read
+                notes = await s.inbox(f"w{i}", limit=10_000)
+                assert len(notes) == n // 10 and sum(m.read_at is None for m in notes) == 1
+            sent = await s.events_after(0, kinds="message.sent", limit=100_000)
+            assert len(sent) == 6 * n + 6 * (n // 10)
+        finally:
+            await s.close()
+
+    asyncio.run(check())
