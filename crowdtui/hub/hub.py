@@ -44,6 +44,7 @@ class Door:
     path: Path
     server: asyncio.AbstractServer
     writers: set = field(default_factory=set)
+    tasks: set = field(default_factory=set)
 
 
 def write_mcp_config(home: Path) -> Path:
@@ -182,13 +183,18 @@ class Hub:
         door = Door(agent=agent, path=path, server=None)  # type: ignore[arg-type]
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
             door.writers.add(writer)
+            door.tasks.add(task)
             try:
                 await serve_connection(self.server, agent, reader, writer, self.max_line)
+            except asyncio.CancelledError:
+                pass
             except Exception:
                 log.exception("connection of %s failed", agent)
             finally:
                 door.writers.discard(writer)
+                door.tasks.discard(task)
 
         door.server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.max_line)
         self.doors[agent] = door
@@ -204,6 +210,11 @@ class Hub:
         door.server.close()
         for writer in list(door.writers):
             writer.close()
+        tasks = list(door.tasks)
+        for task in tasks:  # calls still running (a waiting get_messages) end with the door
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         try:
             door.path.unlink()
         except FileNotFoundError:

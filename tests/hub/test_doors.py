@@ -297,3 +297,28 @@ async def test_get_messages_can_wait_for_the_next_message_instead_of_polling(hub
         assert [m["body"] for m in got["messages"]] == ["arrived while you waited"]
     waits = [e for e in await events(store, "hub.call", "worker") if e.subject == "get_messages"]
     assert len(waits) == 2  # one event per call, however long it waited
+
+
+async def test_stopping_the_hub_ends_calls_that_are_still_waiting(workspace, store, definitions):
+    from crowdtui.hub.hub import Hub
+
+    hub = Hub(workspace, store, definitions=definitions.get)
+    await hub.start()
+    path = await hub.open_door("worker")
+    sock = connect_unix(path)
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    wait_call = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "get_messages", "arguments": {"wait_seconds": 60}}}).encode() + b"\n"
+    writer.write(INIT + INITIALIZED + wait_call)
+    await writer.drain()
+    assert json.loads(await asyncio.wait_for(reader.readline(), 10))["id"] == 1
+    await asyncio.sleep(0.3)  # the call is now waiting for mail
+    await asyncio.wait_for(hub.stop(), 30)  # well under the call's 60 s wait
+    rest = await asyncio.wait_for(reader.read(), 30)  # the connection ends
+    assert b'"id":2' not in rest or b"error" in rest
+    writer.close()
+    assert not path.exists()
+    # nothing of the stopped hub is still waiting: mail arriving now is not picked up by it
+    await store.send_message("lead", "worker", "after the hub stopped")
+    await asyncio.sleep(1.0)
+    assert [e for e in await events(store, "hub.call", "worker")] == []
