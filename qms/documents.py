@@ -564,6 +564,46 @@ class DocumentsMixin:
             )
             await self._set_state(db, doc_id, actor, row["state"], new, round=round_no, reason="rejected")
 
+    async def reassign_task(self, task_id: int, to: str, actor: str = OPERATOR) -> Task:
+        """Operator only: move an open review/approval task to someone else (e.g. the
+        assignee's agent was removed), so a routed document is never stranded."""
+        if isinstance(task_id, bool) or not isinstance(task_id, int):
+            raise InvalidInput(f"task id '{shown(task_id)}' is not an integer")
+        validate_name(to)
+        validate_name(actor)
+        if actor != OPERATOR:
+            raise PermissionDenied(f"only the operator can reassign a task, not {actor}")
+        async with self.write() as db:  # type: ignore[attr-defined]
+            rows = await db.execute_fetchall("SELECT * FROM tasks WHERE id = ?", (task_id,))
+            if not rows:
+                raise NotFound(f"no task {task_id}; `crowdtui doc tasks NAME` lists open tasks")
+            task = rows[0]
+            if task["status"] != "open":
+                raise InvalidInput(f"task {task_id} is {task['status']}; only open tasks can be reassigned")
+            await require_principal(db, to)
+            busy = await db.execute_fetchall(
+                "SELECT 1 FROM tasks WHERE doc_id = ? AND kind = ? AND round = ? AND assignee = ?"
+                " AND status IN ('open', 'done')",
+                (task["doc_id"], task["kind"], task["round"], to),
+            )
+            if busy:
+                raise InvalidInput(
+                    f"{to} already has a {task['kind']} task for {task['doc_id']} in this round; pick someone else"
+                )
+            await db.execute(
+                "UPDATE tasks SET status = 'cancelled', outcome = 'reassigned', done_at = ? WHERE id = ?",
+                (time.time(), task_id),
+            )
+            row = await doc_row(db, task["doc_id"])
+            [new_id] = await self._make_tasks(db, row, actor, task["kind"], [to], task["round"])
+            await self.append_event_in(  # type: ignore[attr-defined]
+                db, actor, "doc.task_reassigned", task["doc_id"],
+                {"task": task_id, "new_task": new_id, "kind": task["kind"], "from": task["assignee"],
+                 "to": to, "round": task["round"]},
+            )
+            return Task(new_id, row["id"], task["kind"], to, time.time(), row["title"], row["state"],
+                        actor, task["round"])
+
     async def _author_step(self, doc_id: str, actor: str, table: dict[str, str], action: str) -> None:
         doc_id = check_doc_id(doc_id)
         validate_name(actor)

@@ -23,6 +23,7 @@ Commands::
     crowdtui doc approve ID [-m TEXT]
     crowdtui doc reject ID -m TEXT
     crowdtui doc release|close|retire|break-lock ID
+    crowdtui doc reassign TASK --to NAME        (operator: move an open task to someone else)
     crowdtui doc history ID [--json]
     crowdtui doc tasks [NAME] [--json]
     crowdtui events [--json] [-f] [--kind K]... [--after ID] [--limit N]
@@ -259,6 +260,11 @@ def register(sub) -> None:
         p.add_argument("doc_id", metavar="ID")
         p.set_defaults(func=cmd_doc_step, method=method, verb=name)
 
+    p = ds.add_parser("reassign", help="move an open review/approval task to someone else (operator)")
+    p.add_argument("task_id", type=int, metavar="TASK", help="task id (see `doc tasks NAME`)")
+    p.add_argument("--to", required=True, metavar="NAME")
+    p.set_defaults(func=cmd_doc_reassign)
+
     p = ds.add_parser("history", help="every event about a document")
     p.add_argument("doc_id", metavar="ID")
     p.add_argument("--json", action="store_true")
@@ -431,6 +437,14 @@ async def cmd_doc_step(args) -> int:
         print(inert(f"{doc.id}: lock broken; it is free to check out"))
     else:
         print(inert(f"{doc.id}: {args.verb}d; now {doc.state}"))  # released, closed, retired
+    return 0
+
+
+async def cmd_doc_reassign(args) -> int:
+    async with acting_store(args) as (store, actor):
+        task = await store.reassign_task(args.task_id, args.to, actor)
+    print(inert(f"task {args.task_id} reassigned: {task.doc_id} {task.kind} is now task {task.id} "
+                f"for {task.assignee}"))
     return 0
 
 

@@ -346,3 +346,14 @@ def test_events_follow_prints_new_events_as_they_happen(ws):
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == 130
+
+
+def test_operator_reassigns_an_open_task(cli):
+    ok(cli("doc", "new", "SOP", "Stuck"))
+    ok(cli("doc", "route", "SOP-001", "review", "--to", "echo"))
+    [task] = json.loads(ok(cli("doc", "tasks", "echo", "--json")))
+    fails(cli("doc", "reassign", str(task["id"]), "--to", "qa", actor="lead"), "only the operator")
+    out = ok(cli("doc", "reassign", str(task["id"]), "--to", "qa"))
+    assert f"task {task['id']} reassigned" in out and "for qa" in out
+    assert json.loads(ok(cli("doc", "tasks", "echo", "--json"))) == []
+    assert "now REVIEWED" in ok(cli("doc", "review", "SOP-001", "recommend", "-m", "ok", actor="qa"))

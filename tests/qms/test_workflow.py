@@ -328,3 +328,32 @@ async def test_approving_an_sop_never_reaches_the_executable_states(store):
     doc_id = await drive(store, "SOP", "EFFECTIVE")
     with pytest.raises(IllegalTransition, match="allowed from EFFECTIVE: retire"):
         await store.release(doc_id, "operator")
+
+
+async def test_the_operator_reassigns_a_task_of_a_removed_agent(store, snapshot):
+    doc = await store.create_document("alice", "SOP", "T")
+    await store.route(doc.id, "alice", "review", ["bob", "carol"])
+    await store.review(doc.id, "bob", "recommend", "ok")
+    await store.remove_agent("carol", actor="roster")  # carol's task would strand the document
+    [task] = await store.pending_tasks("carol")
+    before = snapshot()
+    with pytest.raises(PermissionDenied, match="only the operator"):
+        await store.reassign_task(task.id, "dave", "alice")
+    with pytest.raises(NotFound):
+        await store.reassign_task(task.id, "ghost")
+    with pytest.raises(InvalidInput, match="bob already has a review task for SOP-001 in this round"):
+        await store.reassign_task(task.id, "bob")
+    with pytest.raises(NotFound, match="no task 999"):
+        await store.reassign_task(999, "dave")
+    assert snapshot() == before
+    new = await store.reassign_task(task.id, "dave")
+    assert (new.doc_id, new.kind, new.assignee, new.doc_state) == ("SOP-001", "review", "dave", "IN_REVIEW")
+    assert await store.pending_tasks("carol") == []
+    assert [t.id for t in await store.pending_tasks("dave")] == [new.id]
+    assert (await store.inbox("dave"))[0].thread == "SOP-001"
+    with pytest.raises(InvalidInput, match="is cancelled"):
+        await store.reassign_task(task.id, "operator")
+    await store.review(doc.id, "dave", "recommend", "fine")
+    assert await state(store, doc.id) == "REVIEWED"
+    ev = [e for e in await store.history(doc.id) if e.kind == "doc.task_reassigned"]
+    assert ev[0].detail["from"] == "carol" and ev[0].detail["to"] == "dave"
