@@ -9,6 +9,7 @@ when its files change) if the roster loader is available.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -42,19 +43,35 @@ DefinitionSource = Callable[[str], Any]
 
 
 def roster_definitions(workspace, max_age: float = 2.0) -> DefinitionSource:
-    """A definition source over the workspace roster, reloaded at most every ``max_age`` s."""
-    cache: dict[str, Any] = {"at": 0.0, "roster": None}
+    """A definition source over the workspace roster, refreshed at most every ``max_age`` s.
+
+    The first lookup loads the roster; later refreshes run in a thread (the event loop,
+    which may be the app's, never parses YAML) and lookups meanwhile use the last load.
+    """
+    lock = threading.Lock()
+    cache: dict[str, Any] = {"at": 0.0, "roster": None, "loaded": False, "loading": False}
+
+    def load() -> None:
+        try:
+            from crowdtui.roster import load_roster  # type: ignore[attr-defined]
+
+            roster = load_roster(workspace)
+        except Exception:
+            roster = None
+        with lock:
+            cache.update(roster=roster, at=time.monotonic(), loaded=True, loading=False)
 
     def lookup(name: str):
-        now = time.monotonic()
-        if cache["roster"] is None or now - cache["at"] > max_age:
-            try:
-                from crowdtui.roster import load_roster  # type: ignore[attr-defined]
-
-                cache["roster"] = load_roster(workspace)
-            except Exception:
-                cache["roster"] = None
-            cache["at"] = now
+        with lock:
+            first = not cache["loaded"]
+            stale = time.monotonic() - cache["at"] > max_age
+            refresh = stale and not first and not cache["loading"]
+            if refresh:
+                cache["loading"] = True
+        if first:
+            load()
+        elif refresh:
+            threading.Thread(target=load, name="hub-roster-refresh", daemon=True).start()
         roster = cache["roster"]
         if roster is None:
             return None

@@ -322,3 +322,34 @@ async def test_stopping_the_hub_ends_calls_that_are_still_waiting(workspace, sto
     await store.send_message("lead", "worker", "after the hub stopped")
     await asyncio.sleep(1.0)
     assert [e for e in await events(store, "hub.call", "worker")] == []
+
+
+async def test_grant_changes_in_agent_md_apply_without_restarting_anything(workspace):
+    from qms import Store
+
+    from crowdtui.hub.hub import Hub
+    from crowdtui.roster import load_roster, sync_roster
+
+    from .conftest import wait_for, write_roster
+
+    write_roster(workspace, {"solo": "name: solo\ndescription: alone\n"})
+    store = await Store.open(workspace.db_path)
+    try:
+        await sync_roster(store, load_roster(workspace))
+        async with Hub(workspace, store) as hub:
+            path = await hub.open_door("solo")
+            async with Client(unix_client(path)) as c:
+                await c.call_tool("create_document", {"doc_type": "SOP", "title": "allowed"})
+                write_roster(workspace, {"solo": "name: solo\ndescription: alone\ngrants: [get_messages]\n"})
+
+                async def refused():
+                    try:
+                        await c.call_tool("create_document", {"doc_type": "SOP", "title": "now refused"})
+                    except MCPError as exc:
+                        return "no grant rule" in str(exc)
+                    return False
+                assert await wait_for(refused, 30, interval=0.5, what="the new grant rules to apply")
+                assert {t.name for t in (await c.list_tools()).tools} == {"get_messages"}
+        assert [d.title for d in await store.list_documents()][0] == "allowed"
+    finally:
+        await store.close()
