@@ -39,6 +39,7 @@ class Emulator:
         self.screen.reply = self._reply
         #: Characters skipped by the fast path (for benchmarks and tests).
         self.skipped_chars = 0
+        self._scratch: Optional["Emulator"] = None
 
     # -- input ---------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -95,7 +96,7 @@ class Emulator:
                 screen._push_history(buffer.get(y))
             prefix = fastpath.row_text(buffer.get(y0), cols, upto=x0)
             # text[j-1] is the CR of the CR LF: nothing follows it on that line.
-            texts = fastpath.plain_rows(text[start : j - 1], cols, limit, prefix=prefix)
+            texts = fastpath.history_rows(text[start : j - 1], cols, limit, prefix=prefix)
             screen.history.extend(texts)
             screen.history_changed += len(texts)
         # Rows above the cursor are certain to scroll off before the run ends;
@@ -189,9 +190,20 @@ class Emulator:
         default = self.screen.default_char
         cols = self.cols
         if isinstance(row, str):
+            if "\x1b" in row or "\x08" in row:
+                return self._draw_text_row(row)
             cells = [default._replace(data=ch) for ch in row[:cols]]
             return cells + [default] * (cols - len(cells))
         return [row.get(x, default) for x in range(cols)]
+
+    def _draw_text_row(self, row: str) -> list[Cell]:
+        """Cells of a fast-path scrollback row kept with its escapes."""
+        scratch = self._scratch
+        if scratch is None or scratch.cols != self.cols:
+            scratch = self._scratch = Emulator(1, self.cols, scrollback=0, fast_path=False)
+        # Default attributes, home, clear, no autowrap: the row cannot spill.
+        scratch.feed_text("\x18\x1b[0m\x1b[H\x1b[2K\x1b[?7l" + row)
+        return scratch.line(0)
 
     def text(self) -> list[str]:
         """The screen as strings, one per row (wide-character stubs omitted)."""

@@ -17,7 +17,7 @@ the scrolling region the full screen:
 Hence the screen after the run is the same whether the emulator processes the
 bytes before ``j`` cell by cell, or jumps straight to: any rows above, cursor at
 (bottom, 0), attributes = replay of the SGRs since the last reset. Only the text
-of the skipped lines is kept, for scrollback (plain, without colours).
+of the skipped lines is kept, for scrollback (each line with its own SGRs).
 ``tests/terminal/test_flood.py`` checks the claim cell by cell against plain pyte.
 """
 
@@ -73,25 +73,33 @@ def sgr_replay(text: str, start: int, j: int) -> str:
     return "".join(found)
 
 
-def plain_rows(text: str, columns: int, limit: int, prefix: str = "") -> list[str]:
-    """Up to ``limit`` screen rows of ``text`` as plain strings (scrollback text).
+def history_rows(text: str, columns: int, limit: int, prefix: str = "") -> list[str]:
+    """Up to ``limit`` scrollback rows for ``text``, newest last.
 
-    Colours are dropped; CR overwrites from column 0, tabs expand to 8, lines wrap
-    at ``columns`` characters (wide characters are counted as one). The common case
-    (no bare CR, no tab, no long line) runs entirely in C string methods.
+    A line that fits in ``columns`` and has no bare CR or tab is kept as it came
+    (with its SGR/EL/BS bytes; ``Emulator.history_line`` draws it in colour, from
+    default attributes). Other lines become plain text: CR overwrites from column
+    0, tabs expand to 8, long lines wrap at ``columns`` characters (wide
+    characters counted as one). The common case runs in C string methods only.
     """
     if limit <= 0:
         return []
-    text = _CONTROLS.sub("", _ESCAPES.sub("", text)).replace("\r\n", "\n")
-    pieces = text.rsplit("\n", limit)
+    raw = text.replace("\r\n", "\n")
+    plain = _CONTROLS.sub("", _ESCAPES.sub("", raw))
+    raw_pieces = raw.rsplit("\n", limit)
+    pieces = plain.rsplit("\n", limit)
     if len(pieces) > limit:
-        del pieces[0]  # older than scrollback can hold
+        del pieces[0], raw_pieces[0]  # older than scrollback can hold
     elif prefix:
         pieces[0] = prefix + pieces[0]
-    if "\r" not in text and "\t" not in text and max(map(len, pieces), default=0) <= columns:
-        return pieces
+        raw_pieces[0] = prefix + raw_pieces[0]
+    if "\r" not in plain and "\t" not in plain and max(map(len, pieces), default=0) <= columns:
+        return raw_pieces
     out: list[str] = []
-    for piece in pieces:
+    for piece, raw_piece in zip(pieces, raw_pieces):
+        if len(piece) <= columns and "\r" not in piece and "\t" not in piece:
+            out.append(raw_piece)
+            continue
         if "\r" in piece:
             line = ""
             for seg in piece.split("\r"):

@@ -127,3 +127,19 @@ def test_fast_path_is_invisible(tokens, rows, cols, chunk):
         assert fast.line(y) == slow.line(y), f"row {y}"
     assert fast.cursor == slow.cursor
     assert_same_as_pyte(fast, plain_pyte(data, rows, cols, chunk))
+
+
+def test_flood_scrollback_keeps_each_lines_colours():
+    lines = [f"\x1b[3{1 + i % 6}m{i:05d}\x1b[0m plain \x1b[1mbold\x1b[22m\r\n" for i in range(20000)]
+    emu = Emulator(24, 80, scrollback=500)
+    data = "".join(lines).encode()
+    for k in range(0, len(data), 1 << 20):
+        emu.feed(data[k : k + (1 << 20)])
+    assert emu.skipped_chars > 0.9 * len(data)
+    names = ["red", "green", "brown", "blue", "magenta", "cyan"]
+    for k in range(emu.history_size):
+        cells = emu.history_line(k)
+        i = 20000 - 23 - emu.history_size + k
+        assert "".join(c.data for c in cells).rstrip() == f"{i:05d} plain bold"
+        assert cells[0].fg == names[i % 6] and cells[6].fg == "default"
+        assert cells[12].bold and not cells[6].bold
