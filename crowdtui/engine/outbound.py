@@ -52,9 +52,11 @@ async def enqueue(store, **kw) -> int:
 
 
 async def due(store, now: float, limit: int = 100) -> list[Outbound]:
+    """Items to try now, oldest first; an item waits while an older one for its chat waits."""
     rows = await store.query(
-        f"SELECT {COLS} FROM engine_outbound WHERE state = 'pending' AND next_at <= ? "
-        "ORDER BY id LIMIT ?", (now, limit))
+        f"SELECT {COLS} FROM engine_outbound o WHERE state = 'pending' AND next_at <= ? "
+        "AND NOT EXISTS (SELECT 1 FROM engine_outbound p WHERE p.chat = o.chat AND p.state = 'pending' "
+        "AND p.id < o.id AND p.next_at > ?) ORDER BY id LIMIT ?", (now, now, limit))
     return [_row(r) for r in rows]
 
 

@@ -197,9 +197,13 @@ class Engine:
         """Try every due outbound item once; returns how many were delivered."""
         now = self.clock.now()
         delivered = 0
+        stalled: set[str] = set()  # a chat whose earlier item failed: keep its order, try later
         for item in await outbound.due(self.store, now):
+            if item.chat in stalled:
+                continue
             ch = await chans.channel_for_chat(self.store, item.chat)
             if ch is None:
+                stalled.add(item.chat)
                 state = await outbound.mark_failed(
                     self.store, item.id, "no live channel owns this chat", now,
                     max_attempts=self.config.outbound_attempts)
@@ -214,6 +218,7 @@ class Engine:
                 delivered += 1
                 self.sent += 1
             else:
+                stalled.add(item.chat)
                 state = await outbound.mark_failed(self.store, item.id, err, self.clock.now(),
                                                    max_attempts=self.config.outbound_attempts)
                 self.log(f"outbound {item.id} to {ch.name}: {err} ({state})")

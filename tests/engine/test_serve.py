@@ -183,3 +183,10 @@ async def test_cli_routes_tasks_and_onboarding(store, workspace):
     await Engine(store, log=lambda line: None).route_pending()
     assert [m.body.splitlines()[1] for m in await store.inbox("qa")] == ["hi"]
     assert "no chats are waiting" in await run("onboard", "ls")
+
+
+def test_channel_local_without_a_running_serve_says_what_to_do(workspace):
+    r = cli(workspace, "channel", "local", stdin="hello\n", timeout=30)
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("crowdtui: no crowdtui serve runs for this workspace (no .crowd/run/serve.json); "
+                                "start one with `crowdtui serve`")

@@ -175,12 +175,13 @@ async def test_outbound_waits_retries_and_gives_up_bounded(engine, store, channe
     await engine.receive(ch, msg(1))
     await engine.route_pending()
     channel.fail_sends = 1
-    oid = await engine.reply("lead", "local:ann", "one")
-    assert await engine.send_due() == 0  # 503: kept, retried later
+    await engine.reply("lead", "local:ann", "one")
+    await engine.reply("lead", "local:ann", "two")
+    assert await engine.send_due() == 0  # 503: kept, retried later; "two" waits behind it
     assert await engine.send_due() == 0  # not due yet
     clock.advance(1)
-    assert await engine.send_due() == 1
-    assert [s["text"] for s in channel.sent] == ["one"]
+    assert await engine.send_due() == 2
+    assert [s["text"] for s in channel.sent] == ["one", "two"]  # order kept
     # no channel owns the chat: bounded attempts (3 in this engine), then failed
     oid = await engine.reply("operator", "other:1", "lost")
     for _ in range(5):
