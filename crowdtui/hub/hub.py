@@ -134,6 +134,7 @@ class Hub:
             except BaseException:
                 pass
         self._policy_tasks = []
+        self.announcer = self.launcher = None
         if self._follow_task is not None:
             self._follow_task.cancel()
             try:
