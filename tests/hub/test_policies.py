@@ -107,3 +107,21 @@ async def test_on_task_agent_starts_when_work_arrives_and_stops_when_its_inbox_i
     kinds = [(e.kind, e.subject) for e in await store.events_after(0, limit=10000, kinds=["hub.launch", "hub.shutdown"])]
     assert kinds == [("hub.launch", "helper"), ("hub.shutdown", "helper")]
     assert (await store.get_agent("helper")).state != "running"
+
+
+async def test_a_hub_running_its_policies_launches_an_on_task_agent_that_then_answers(setup, workspace):
+    store, runtime, pool, defs = setup
+    defs["helper"] = dataclasses.replace(
+        agent_def(workspace, "helper", "helper", 0, command=["crowd-agent", "--role", "echo"]), launch="on_task")
+    await store.upsert_agent("helper", path="helper", tier=0)
+    async with Hub(workspace, store, definitions=defs.get) as hub:
+        hub.follow_registry(interval=0.2)
+        hub.run_policies(runtime, pool)
+        await asyncio.sleep(0.5)  # the policies start from the events after this point
+        await store.send_message("operator", "helper", "are you there?")
+
+        async def answered():
+            return [m for m in await store.inbox("operator") if m.body == "echo: are you there?"]
+        await wait_for(answered, 90, what="the on_task agent to be launched and answer")
+    launches = await store.events_after(0, kinds=["hub.launch"])
+    assert [(e.subject, e.detail["reason"]) for e in launches] == [("helper", "work arrived in its inbox")]
