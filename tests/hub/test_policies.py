@@ -72,6 +72,15 @@ async def test_new_messages_are_announced_in_the_agents_terminal(setup, workspac
         assert b"[crowd]" not in bytes(sessions["quiet"].backlog)
         # the notice was not taken as a command, and no message was consumed
         assert [m.read_at for m in await store.inbox("lead")] == [None]
+        # a person at the terminal reads the inbox and answers
+        sessions["lead"].write(b"inbox\r")
+        await wait_for(lambda: _contains(sessions["lead"], b"operator: please look"), 30, what="the inbox listing")
+        sessions["lead"].write(b"send quiet hello from the terminal\r")
+
+        async def delivered():
+            return [m for m in await store.inbox("quiet") if m.sender == "lead"]
+        [m] = await wait_for(delivered, 30, what="the typed message")
+        assert m.body == "hello from the terminal"
 
 
 async def _contains(session, needle: bytes) -> bool:
