@@ -29,12 +29,34 @@ def info_path(workspace) -> Path:
 
 
 def read_info(workspace) -> dict | None:
-    """What a running serve wrote about itself (url, pid, register_key), or None."""
+    """What the running serve of ``workspace`` wrote about itself (url, pid, register_key),
+    or None when none runs (a file left by a killed serve does not count: its lock is free)."""
+    if not serve_running(workspace):
+        return None
     try:
         data = json.loads(info_path(workspace).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def serve_running(workspace) -> bool:
+    """True while some process holds the workspace's serve lock."""
+    import fcntl
+
+    try:
+        fd = os.open(workspace.crowd_dir / "run" / "serve.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def log_line(line: str) -> None:

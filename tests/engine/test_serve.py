@@ -19,6 +19,9 @@ async def test_serve_health_single_instance_and_clean_sigterm(workspace):
     try:
         info = await wait_ready(workspace, proc)
         assert info["url"].startswith("http://127.0.0.1:")
+        from crowdtui.engine.serve import read_info
+
+        assert read_info(workspace)["pid"] == proc.pid
         assert (workspace.crowd_dir / "run" / "serve.json").stat().st_mode & 0o077 == 0
         async with httpx.AsyncClient(trust_env=False) as client:
             health = (await client.get(info["url"] + "/health")).json()
@@ -84,6 +87,9 @@ async def test_sigkill_during_a_flood_loses_and_duplicates_nothing_acknowledged(
         proc.stdout.close()
         proc.stderr.close()
         assert len(acked) >= 300
+        from crowdtui.engine.serve import read_info
+
+        assert read_info(workspace) is None  # the file a killed serve left does not count
 
         proc = start_serve(workspace, "--no-runtime", "--no-hub", "--health-interval", "60")
         try:
