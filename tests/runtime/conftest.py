@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crowdtui.runtime.containers import Runtime
-from runtime_helpers import make_agent
+from .runtime_helpers import make_agent
 
 
 @pytest.fixture

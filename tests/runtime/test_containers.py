@@ -15,7 +15,7 @@ from crowdtui.runtime.containers import (
     Runtime,
     container_name,
 )
-from runtime_helpers import exec_in
+from .runtime_helpers import exec_in
 
 pytestmark = pytest.mark.docker
 
