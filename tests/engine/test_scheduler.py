@@ -28,6 +28,20 @@ async def test_interval_fires_when_due_and_records_runs(engine, store, clock):
     assert [r.outcome for r in await tasks.runs_of(store, "standup")] == ["sent"]
 
 
+async def test_a_fired_task_wakes_its_agent_by_launch_policy(engine, store, clock):
+    woken = []
+
+    async def delivered(name):
+        woken.append(name)
+
+    engine.router.delivered = delivered
+    await tasks.add_task(store, name="t", agent="qa", schedule="every:1m", text="x", actor="operator",
+                         now=clock.now())
+    clock.advance(60)
+    await engine.run_due_tasks()
+    assert woken == ["qa"]
+
+
 async def test_cron_fires_on_its_minutes(engine, store, clock):
     await tasks.add_task(store, name="quarter", agent="qa", schedule="cron:*/15 * * * *",
                          text="check", actor="operator", now=clock.now())
