@@ -270,13 +270,13 @@ class Router:
                     sticky[row.chat] = d.agent
                 elif d.kind == "command" and d.command == "new":
                     sticky.pop(row.chat, None)
-        await self._finish(statuses, after)
+        await self.finish(statuses, after)
 
     def _decide(self, row: StoredInbound, routes, agents, sticky) -> Decision:
         msg = Incoming(row.chat, row.text, platform=row.platform, room=row.room, sender=row.sender)
         return decide(msg, routes, sticky=sticky, agents=agents)
 
-    async def _finish(self, statuses, after) -> None:
+    async def finish(self, statuses, after) -> None:
         for status in statuses:
             if status is not None:
                 self.counts[status if status in self.counts else "routed"] += 1
@@ -307,7 +307,7 @@ class Router:
                     await self._say(db, row, f"could not deliver: {reason}")
             status = "refused"
             self.log(f"inbound {row.channel}/{row.msg_id} refused: {reason}")
-        await self._finish([status], after)
+        await self.finish([status], after)
         return d
 
     async def _apply_in(self, db, row: StoredInbound, d: Decision, sticky, after) -> str | None:

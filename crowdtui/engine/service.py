@@ -262,7 +262,7 @@ class Engine:
         runs = await tasks.fire_due(self.store, self.clock.now(), send)
         if self.router.delivered and any(r.outcome == "sent" for r in runs):
             by_id = {t.id: t.agent for t in await tasks.list_tasks(self.store)}
-            await self.router._finish([], [(self.router.delivered, by_id[r.task_id])
+            await self.router.finish([], [(self.router.delivered, by_id[r.task_id])
                                            for r in runs if r.outcome == "sent" and r.task_id in by_id])
         for run in runs:
             self.log(f"task run {run.id}: {run.outcome} {run.detail}"
