@@ -277,6 +277,7 @@ class Router:
         return decide(msg, routes, sticky=sticky, agents=agents)
 
     async def finish(self, statuses, after) -> None:
+        """Count what was done and run the after-commit hooks (launch, stop) once per agent."""
         for status in statuses:
             if status is not None:
                 self.counts[status if status in self.counts else "routed"] += 1

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from qms.errors import InvalidInput, NotFound, PermissionDenied
+from qms.errors import InvalidInput, PermissionDenied
 from qms.messages import check_body
 from qms.names import validate_name
 
