@@ -496,7 +496,13 @@ def _parse_file(path: Path, rel_file: str, folder: tuple[str, ...]) -> _Parsed:
         parsed.fields = fields
         return parsed
 
-    loader = yaml.SafeLoader(front)
+    try:
+        loader = yaml.SafeLoader(front)
+    except yaml.reader.ReaderError as exc:  # control characters: refused before parsing starts
+        line = front[: exc.position].count("\n") + 2
+        fail(line, None, f"front matter holds a control character (#x{exc.character:04x}) on this line; "
+                         "remove it")
+        return parsed
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -510,6 +516,9 @@ def _parse_file(path: Path, rel_file: str, folder: tuple[str, ...]) -> _Parsed:
         return parsed
     except yaml.YAMLError as exc:
         fail(1, None, f"front matter is not valid YAML ({exc}); fix the YAML")
+        return parsed
+    except RecursionError:  # hostile nesting (e.g. thousands of '[') must not take the loader down
+        fail(1, None, "front matter is nested too deeply to read; flatten the YAML")
         return parsed
     finally:
         loader.dispose()
