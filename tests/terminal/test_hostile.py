@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from hypothesis import HealthCheck, given, settings
@@ -92,3 +93,33 @@ async def test_widget_survives_hostile_streams():
         await pilot.pause(0.1)
         assert term.render_line(0).text.startswith("all good here")
 
+
+
+@settings(max_examples=12, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(st.one_of(HOSTILE, st.binary(max_size=300)), min_size=1, max_size=60),
+    size=st.sampled_from([(40, 10), (80, 24), (23, 7)]),
+)
+def test_widget_survives_hypothesis_streams(parts, size):
+    """Hypothesis drives the real widget in a real app: every line paints at full
+    width after each chunk, and normal text paints correctly afterwards."""
+    asyncio.run(_drive_widget(parts, size))
+
+
+async def _drive_widget(parts: list[bytes], size: tuple[int, int]) -> None:
+    app = TerminalTestApp(None)
+    async with app.run_test(size=size) as pilot:
+        term = app.query_one(Terminal)
+        await pilot.pause()
+        for part in parts:
+            term._on_output(part)
+        while term._pending:
+            term._flush()
+        for y in range(term.size.height):
+            assert term.render_line(y).cell_length == term.size.width
+        await pilot.pause()
+        term._on_output(RECOVER + b"ok \x1b[32mfine\x1b[0m")
+        term._flush()
+        await pilot.pause()
+        assert term.render_line(0).text.startswith("ok fine")
+        assert not term.emulator.alternate
