@@ -4,8 +4,10 @@ row) in the same run, on the same disk.
 
     .venv/bin/python bench/engine.py [--messages N] [--concurrency C]
 
-Three figures:
+Four figures:
   bare insert     sqlite3 INSERT + COMMIT per row (the floor for one durable write)
+  bare HTTP       the same HTTP stack and flooding channel against a handler that stores
+                  nothing (the floor for one request)
   engine direct   Engine.receive() (store, acknowledged) then the router (inbox + mark),
                   no HTTP: what the engine itself costs
   engine HTTP     POST /channels/inbound on 127.0.0.1 with C concurrent senders, until
@@ -117,6 +119,27 @@ async def flood(url: str, token: str, n: int, concurrency: int) -> None:
         await asyncio.gather(*(sender() for _ in range(concurrency)))
 
 
+async def bare_http(n: int, concurrency: int) -> float:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from crowdtui.engine.http_server import LocalServer
+
+    async def ok(request):
+        await request.body()
+        return JSONResponse({"ok": True, "seq": 0, "duplicate": False})
+
+    server = await LocalServer(Starlette(routes=[Route("/channels/inbound", ok, methods=["POST"])])).start()
+    t0 = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--client", server.url, "-", str(n),
+                                                str(concurrency))
+    assert await proc.wait() == 0
+    dt = time.perf_counter() - t0
+    await server.stop()
+    return n / dt
+
+
 def main() -> None:
     if len(sys.argv) == 6 and sys.argv[1] == "--client":
         asyncio.run(flood(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
@@ -130,11 +153,14 @@ def main() -> None:
         (root / "a").mkdir(), (root / "b").mkdir(), (root / "c").mkdir()
         bare = bare_inserts(root / "a" / "bare.db", args.messages)
         direct = asyncio.run(engine_direct(root / "b", args.messages))
+        floor = asyncio.run(bare_http(args.messages, args.concurrency))
         http = asyncio.run(engine_http(root / "c", args.messages, args.concurrency))
     print(f"messages: {args.messages}, HTTP senders: {args.concurrency}")
     print(f"bare insert loop      {bare:9.0f} rows/s")
     print(f"engine direct         {direct:9.0f} msgs/s stored+routed   ({direct / bare:.2f}x bare)")
-    print(f"engine HTTP           {http:9.0f} msgs/s stored+routed   ({http / bare:.2f}x bare)")
+    print(f"bare HTTP             {floor:9.0f} req/s  (no-op handler)")
+    print(f"engine HTTP           {http:9.0f} msgs/s stored+routed   ({http / bare:.2f}x bare insert, "
+          f"{http / floor:.2f}x bare HTTP)")
 
 
 if __name__ == "__main__":
