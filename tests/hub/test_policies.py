@@ -134,3 +134,29 @@ async def test_a_hub_running_its_policies_launches_an_on_task_agent_that_then_an
         await wait_for(answered, 90, what="the on_task agent to be launched and answer")
     launches = await store.events_after(0, kinds=["hub.launch"])
     assert [(e.subject, e.detail["reason"]) for e in launches] == [("helper", "work arrived in its inbox")]
+
+
+async def test_idle_agent_is_stopped_once_no_message_came_or_went_for_a_while(setup, workspace):
+    store, runtime, pool, defs = setup
+    defs["sleepy"] = dataclasses.replace(
+        agent_def(workspace, "sleepy", "sleepy", 0, command=["crowd-agent", "--role", "echo"]), shutdown="idle")
+    defs["busy"] = agent_def(workspace, "busy", "busy", 0, command=["crowd-agent", "--role", "echo"])  # shutdown: manual
+    for name in defs:
+        await store.upsert_agent(name, path=name, tier=0)
+    start, stop = runtime_actions(runtime, store, defs.get)
+    async with Hub(workspace, store, definitions=defs.get) as hub:
+        for name in defs:
+            await hub.open_door(name)
+            await start(name)
+        policy = LaunchPolicy(store, Directory(store, defs.get), start, stop, idle_after=1.5)
+        policy.last_event = await store.last_event_id()
+        assert await policy.step() == []  # just started: not idle yet
+
+        async def stopped():
+            await policy.step()
+            info = await runtime.info("sleepy")
+            return not info.running
+        await wait_for(stopped, 60, what="the idle agent to be stopped")
+        assert (await runtime.info("busy")).running  # manual shutdown: left alone
+    [event] = await store.events_after(0, kinds=["hub.shutdown"])
+    assert event.subject == "sleepy" and event.detail["reason"].startswith("idle for")
