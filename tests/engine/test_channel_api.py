@@ -144,6 +144,14 @@ async def test_bad_registrations_are_refused(api, store, channel, over, says):
     assert (await store.query("SELECT COUNT(*) FROM engine_channels"))[0][0] == 0
 
 
+@pytest.mark.parametrize("name", ["operator", "lead"])
+async def test_a_channel_cannot_take_the_name_of_the_operator_or_an_agent(api, store, channel, name):
+    body = {"name": name, "callback_url": channel.url, "prefixes": ["x:"]}
+    r = await api.post("/channels/register", json=body, headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 409 and "pick another name" in r.json()["error"]
+    assert (await store.query("SELECT COUNT(*) FROM engine_channels"))[0][0] == 0
+
+
 async def test_register_needs_the_key_and_prefixes_cannot_overlap(api, store, channel):
     body = {"name": "local", "callback_url": channel.url, "prefixes": ["local:"]}
     r = await api.post("/channels/register", json=body, headers={"Authorization": "Bearer wrong"})
