@@ -550,14 +550,14 @@ class CrowdApp(App[int]):
 
     def action_filter(self) -> None:
         if self.active_view == "logs":
-            self._main.query_one("#logs-search", Input).focus()
+            self._main.set_focus(self._main.query_one("#logs-search", Input))
             return
         if self.active_view == "activity":
-            self._main.query_one("#activity-agent", Input).focus()
+            self._main.set_focus(self._main.query_one("#activity-agent", Input))
             return
         f = self._main.query_one("#agent-filter", Input)
         f.display = True
-        f.focus()
+        self._main.set_focus(f)  # now, so keys typed right after / land in the filter
 
     def action_leave_terminal(self) -> None:
         if isinstance(self.screen, TerminalScreen):
