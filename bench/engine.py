@@ -52,6 +52,7 @@ async def setup(root: Path):
     await store.upsert_agent("bot", path="bot", tier=0)
     await add_route(store, "*", "bot", actor="operator", now=time.time())
     engine = Engine(store, config=EngineConfig(health_interval=3600), log=lambda line: None)
+    engine.router.typing = False  # no live channel callback here to show "typing" to
     return store, engine
 
 

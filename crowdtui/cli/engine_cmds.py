@@ -87,6 +87,10 @@ def register(sub) -> None:
     c.add_argument("--engine", default=None, metavar="URL", help="engine URL (default: from .crowd/run/serve.json)")
     c.add_argument("--register-key", default=None, help=argparse_suppress())
     c.set_defaults(func=cmd_channel_local)
+    c = cs.add_parser("ls", help="list registered channels (with those deregistered, --all)")
+    c.add_argument("--all", action="store_true", help="include channels that went down")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=cmd_channel_ls)
 
 
 def argparse_suppress():
@@ -256,3 +260,22 @@ async def cmd_channel_local(args) -> int:
 
     return await run_local_channel(workspace_of(args), name=args.name, user=args.user, chat=args.chat,
                                    engine_url=args.engine, register_key=args.register_key)
+
+
+async def cmd_channel_ls(args) -> int:
+    from crowdtui.engine.channels import list_channels
+
+    async with open_store(args) as store:
+        chans = await list_channels(store, include_down=args.all)
+    if args.json:
+        print_json([{"name": c.name, "platform": c.platform, "callback_url": c.callback_url,
+                     "prefixes": list(c.prefixes), "state": c.state, "failures": c.failures,
+                     "last_ok_at": c.last_ok_at} for c in chans])
+        return 0
+    if not chans:
+        print("no channels registered; start one, e.g. `crowdtui channel local` beside `crowdtui serve`")
+        return 0
+    for c in chans:
+        print(f"{c.name:<14} {c.state:<5} {c.platform:<10} {inert(', '.join(c.prefixes)):<20} "
+              f"{inert(c.callback_url)}  last ok {_when(c.last_ok_at)}")
+    return 0

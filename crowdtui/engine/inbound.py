@@ -222,6 +222,7 @@ class Router:
     stop_agent: Hook | None = None
     delivered: Hook | None = None
     log: Callable[[str], None] = lambda line: None
+    typing: bool = True  # tell the chat the agent is at work when a message reaches it
     counts: dict = field(default_factory=lambda: {"routed": 0, "held": 0, "command": 0, "refused": 0})
 
     async def route_pending(self, limit: int = 200) -> int:
@@ -328,6 +329,9 @@ class Router:
                 (row.chat, d.agent, now))
             await db.execute("UPDATE engine_inbound SET message_ids = ? WHERE seq = ?",
                              (json.dumps(ids), row.seq))
+            if self.typing:  # the chat shows the agent at work until its reply comes
+                await outbound.enqueue_in(db, self.store, chat=row.chat, text="", agent=d.agent, now=now,
+                                          kind="typing")
             if self.delivered:
                 after.append((self.delivered, d.agent))
         elif d.kind == "hold":

@@ -194,7 +194,8 @@ class Engine:
         return await self.router.route_pending()
 
     async def send_due(self) -> int:
-        """Try every due outbound item once; returns how many were delivered."""
+        """Try every due outbound item once; returns how many texts were delivered
+        (typing notices are sent too, but not counted)."""
         now = self.clock.now()
         delivered = 0
         stalled: set[str] = set()  # a chat whose earlier item failed: keep its order, try later
@@ -215,8 +216,9 @@ class Engine:
                 "from": item.agent})
             if err is None:
                 await outbound.mark_sent(self.store, item.id, ch.name, self.clock.now())
-                delivered += 1
-                self.sent += 1
+                if item.kind == "send":
+                    delivered += 1
+                    self.sent += 1
             else:
                 stalled.add(item.chat)
                 state = await outbound.mark_failed(self.store, item.id, err, self.clock.now(),

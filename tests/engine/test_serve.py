@@ -185,6 +185,8 @@ async def test_cli_routes_tasks_and_onboarding(store, workspace):
     await Engine(store, log=lambda line: None).route_pending()
     out = await run("onboard", "ls")
     assert "slack:new" in out and "1 message" in out
+    [c] = json.loads(await run("channel", "ls", "--json"))
+    assert (c["name"], c["state"], c["prefixes"]) == ("slack", "up", ["slack:"])
     await run("onboard", "approve", "slack:new", "qa")
     await Engine(store, log=lambda line: None).route_pending()
     assert [m.body.splitlines()[1] for m in await store.inbox("qa")] == ["hi"]

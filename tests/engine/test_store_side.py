@@ -167,6 +167,7 @@ async def test_reply_permission_follows_routing_and_children(engine, store, chan
     assert await engine.send_due() == 2
     assert [(s["from"], s["text"]) for s in channel.sent] == [
         ("helper", "hi Ann"), ("lead", "hello from the parent")]
+    assert [(t["from"], t["chat"]) for t in channel.typing] == [("helper", "local:ann")]  # when it got the message
 
 
 async def test_outbound_waits_retries_and_gives_up_bounded(engine, store, channel, clock):
