@@ -148,3 +148,34 @@ async def test_activity_feed_follows_events_and_filters(workspace, store):
         feed.set_filter(agent="alice", kind="")
         assert feed.shown and all("alice" in (e.actor + e.subject) for e in feed.shown)
         assert "message.sent" in {e.kind for e in feed.shown}
+
+
+async def test_route_for_review_and_break_a_lock_from_the_board(workspace, store):
+    for n in ("alice", "qa"):
+        add_agent(workspace, n)
+    app = store_app(workspace)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.query_one(AgentList).row("qa"))
+        doc = await store.create_document("alice", "SOP", "Backups", "v1\n")
+        await store.checkout(doc.id, "alice")
+        await pilot.press("a", "3")
+        board = app.query_one(DocumentsView)
+        await wait_for(pilot, lambda: board.current is not None and board.current.holder == "alice")
+        # routing while alice holds it is refused, and says why
+        await pilot.press("O")
+        form = await wait_for(pilot, lambda: isinstance(app.screen, FormScreen) and app.screen)
+        form.query_one("#form-assignees", Input).value = "qa"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any("checked out by alice" in str(n.message)
+                                          for n in app._notifications), what="refusal shown")
+        assert (await store.get_document(doc.id)).state == "DRAFT"
+        await pilot.press("L")  # the operator breaks the lock
+        await wait_for(pilot, lambda: board.current.holder is None, what="lock broken")
+        await pilot.press("O")
+        form = await wait_for(pilot, lambda: isinstance(app.screen, FormScreen) and app.screen)
+        form.query_one("#form-assignees", Input).value = "qa"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: board.current.state == "IN_REVIEW", what="routed")
+    assert [t.doc_id for t in await store.pending_tasks("qa")] == [doc.id]
+    kinds = [e.kind for e in await store.history(doc.id)]
+    assert "doc.lock_broken" in kinds and "doc.routed" in kinds

@@ -114,6 +114,14 @@ async def test_logs_of_running_agents_are_merged_and_searchable(workspace, docke
                        30, what="both agents' lines")
         logs.set_search("tick-2")
         assert logs.shown == [("ticker", "tick-2")]
+        # restart: a fresh container from the current definition, running again
+        old_id = agents.row("ticker").container_id
+        agents.select("ticker")
+        await pilot.pause()
+        await pilot.press("r")
+        row = await wait_for(pilot, lambda: (r := agents.row("ticker")).running
+                             and r.container_id not in (None, old_id) and r, 60, what="restarted")
+        assert container_status(docker_client, row.container_id) == "running"
 
 
 async def test_exec_opens_a_shell_tab_and_closing_it_leaves_the_agent_running(
@@ -143,3 +151,42 @@ async def test_exec_opens_a_shell_tab_and_closing_it_leaves_the_agent_running(
         panes = [p.id for p in app.query("#views TabPane")]
         assert not [p for p in panes if p.startswith("view-exec-")] and app.focused is agents
         assert container_status(docker_client, row.container_id) == "running"
+
+
+async def test_a_start_that_fails_says_why_and_changes_nothing(workspace, docker_client):
+    add_agent(workspace, "ghost", command="[sh]", image="crowdtui-test-missing:none")
+    app = console(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        agents = app.query_one(AgentList)
+        await wait_for(pilot, lambda: app.runtime is not None and agents.row("ghost"))
+        agents.select("ghost")
+        await pilot.pause()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any(n.severity == "error" and "start ghost failed" in str(n.message)
+                                          for n in app._notifications), 60, what="the failure")
+        message = next(str(n.message) for n in app._notifications if n.severity == "error")
+        assert "crowdtui-test-missing:none" in message and "\n" not in message
+        assert agents.row("ghost").state == "stopped"
+    from crowdtui.runtime import labels
+    assert docker_client.containers.list(all=True, filters={
+        "label": f"{labels.WORKSPACE}={workspace.id}"}) == []
+
+
+async def test_without_a_docker_engine_the_console_says_so_and_still_works(workspace, store,
+                                                                          monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    add_agent(workspace, "alice")
+    app = CrowdApp(workspace, hub=False, watch_roster=False, poll_interval=0.05)
+    async with app.run_test(size=(140, 40)) as pilot:
+        agents = app.query_one(AgentList)
+        await wait_for(pilot, lambda: app.docker_error and agents.row("alice"), 60)
+        assert "no Docker engine answers" in app.docker_error
+        assert "docker ✗" in str(app.query_one("#status-bar").render())
+        agents.select("alice")
+        await pilot.pause()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any("cannot start: containers are unavailable" in str(n.message)
+                                          for n in app._notifications))
+        # the store side keeps working
+        await store.send_message("alice", "operator", "still here")
+        await wait_for(pilot, lambda: agents.row("operator").unread == 1)
