@@ -10,7 +10,9 @@ absolute URL (one request per connection, ``Connection: close``). It resolves na
 itself, checks host and port against the agent's ``egress`` entries (``host-glob:port``,
 port may be ``*``; globs are case-insensitive and match the name as the agent asked for
 it), connects allowed destinations and refuses everything else with ``403`` and a one-line
-reason. Every decision is an event: ``egress.allowed`` / ``egress.denied`` (and
+reason. A name matched only by a wildcard may not resolve to an internal address (loopback,
+private, link-local): reaching those takes an entry naming the host exactly, so a hostile
+DNS answer cannot turn ``*.example.com`` towards the host's own services. Every decision is an event: ``egress.allowed`` / ``egress.denied`` (and
 ``egress.failed`` when an allowed destination cannot be reached) with agent, host, port
 and method — never the path or query, which may carry credentials.
 
@@ -70,6 +72,26 @@ def normalize_host(host: str) -> str:
 def allowed(rules: tuple[Rule, ...], host: str, port: int) -> bool:
     host = normalize_host(host)
     return any(rule.allows(host, port) for rule in rules)
+
+
+def named_exactly(rules: tuple[Rule, ...], host: str, port: int) -> bool:
+    """True when a rule names this host literally (no wildcard), e.g. ``127.0.0.1:8080``."""
+    host = normalize_host(host)
+    return any(rule.host == host and not any(c in rule.host for c in "*?[") and rule.allows(host, port)
+               for rule in rules)
+
+
+def internal(address: str) -> bool:
+    """Loopback, private, link-local and other non-public addresses (the host's own services live there)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
 
 
 class _Refused(Exception):
@@ -190,14 +212,21 @@ class EgressProxy:
             return
         detail = {"agent": door.agent, "host": host, "port": port, "method": method}
         if not allowed(door.rules, host, port):
-            await self._event(door.agent, "egress.denied", detail)
+            await self._event(door.agent, "egress.denied", {**detail, "reason": "not in the agent's egress list"})
             await _respond(writer, 403, "Forbidden",
                            f"egress to {host}:{port} is not allowed for agent {door.agent}; "
                            f"add '{host}:{port}' to egress in {door.where}")
             return
+        try:
+            addresses = await self._resolve(host, port, internal_ok=named_exactly(door.rules, host, port))
+        except _Refused as exc:
+            kind = "egress.denied" if exc.status == 403 else "egress.failed"
+            await self._event(door.agent, kind, {**detail, "reason": exc.line})
+            await _respond(writer, exc.status, exc.reason, exc.line)
+            return
         await self._event(door.agent, "egress.allowed", detail)
         try:
-            up_reader, up_writer = await self._connect(host, port)
+            up_reader, up_writer = await self._connect(host, port, addresses)
         except _Refused as exc:
             await self._event(door.agent, "egress.failed", {**detail, "error": exc.line})
             await _respond(writer, exc.status, exc.reason, exc.line)
@@ -230,15 +259,28 @@ class EgressProxy:
             raise _Refused(431, "Request Header Fields Too Large",
                            f"the request head is over {self.max_header} bytes; send smaller headers") from None
 
-    async def _connect(self, host: str, port: int):
+    async def _resolve(self, host: str, port: int, *, internal_ok: bool) -> list[tuple[int, tuple]]:
+        """The addresses to try. A name matched only by a wildcard may not lead to an internal
+        address (the host's own services, the local network): only a rule naming that host
+        literally allows that, so a hostile DNS answer cannot turn '*.example.com' inward."""
         loop = asyncio.get_running_loop()
         try:
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), self.connect_timeout)
         except (OSError, asyncio.TimeoutError, TimeoutError, UnicodeError) as exc:
             raise _Refused(502, "Bad Gateway", f"cannot resolve {host}: {exc}") from None
+        addresses = [(family, addr) for family, _t, _p, _c, addr in infos]
+        if not internal_ok:
+            inward = [addr[0] for _f, addr in addresses if internal(addr[0])]
+            if inward:
+                raise _Refused(403, "Forbidden",
+                               f"{host} resolves to the internal address {inward[0]}; only an egress entry naming "
+                               f"'{host}:{port}' exactly may reach internal addresses")
+        return addresses
+
+    async def _connect(self, host: str, port: int, addresses: list[tuple[int, tuple]]):
         last: Exception | None = None
-        for family, _type, _proto, _canon, addr in infos:
+        for family, addr in addresses:
             try:
                 return await asyncio.wait_for(
                     asyncio.open_connection(addr[0], addr[1], family=family), self.connect_timeout)

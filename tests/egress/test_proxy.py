@@ -196,3 +196,19 @@ async def test_bad_name_opens_nothing(workspace, store):
         with pytest.raises(EgressError, match="is not 'host:port'"):
             await proxy.open_door(agent(workspace, "alpha", ["bad"]))
         assert proxy.doors == {} and not (workspace.ipc_dir("alpha") / "egress.sock").exists()
+
+
+async def test_wildcards_never_reach_internal_addresses_exact_entries_may(workspace, store, http_server):
+    port = http_server("inside")
+    req = lambda host: f"GET http://{host}:{port}/ HTTP/1.1\r\n\r\n".encode()  # noqa: E731
+    async with EgressProxy(workspace, store) as proxy:
+        wide = await proxy.open_door(agent(workspace, "alpha", ["*:*", "*.localhost:*"]))
+        for host in ("localhost", "127.0.0.1", "[::ffff:127.0.0.1]"):
+            got = await ask(wide, req(host))
+            assert got.startswith(b"HTTP/1.1 403") and b"resolves to the internal address" in got, got[:200]
+        exact = await proxy.open_door(agent(workspace, "beta", [f"localhost:{port}"]))
+        assert (await ask(exact, req("localhost"))).startswith(b"HTTP/1.0 200")
+        denied = await egress_events(store, "egress.denied")
+        assert [(e.actor, e.detail["host"]) for e in denied] == [
+            ("alpha", "localhost"), ("alpha", "127.0.0.1"), ("alpha", "::ffff:127.0.0.1")]
+        assert all("internal address" in e.detail["reason"] for e in denied)
