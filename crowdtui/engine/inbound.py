@@ -33,6 +33,7 @@ ENGINE = "engine"
 
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LABEL_CTRL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_HEADER_SAFE = str.maketrans({"|": "/", "[": "(", "]": ")"})
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def message_body(row: StoredInbound, text: str) -> str:
     who = row.sender_name or row.sender or "someone"
     if row.sender and row.sender_name and row.sender != row.sender_name:
         who = f"{row.sender_name} ({row.sender})"
+    who = who.translate(_HEADER_SAFE)  # a sender's name cannot forge header fields
     lines = [f"[chat {row.chat} | from {who} | ref {row.channel}/{row.msg_id}]", text]
     for a in row.attachments:
         lines.append(f"attachment: {a.get('name') or 'file'} {a['url']}")
