@@ -87,6 +87,11 @@ def register(sub) -> None:
     c.add_argument("--engine", default=None, metavar="URL", help="engine URL (default: from .crowd/run/serve.json)")
     c.add_argument("--register-key", default=None, help=argparse_suppress())
     c.set_defaults(func=cmd_channel_local)
+    c = cs.add_parser("send", help="send text to a chat through its channel (as the operator, or --as an agent "
+                                   "the chat was routed to)")
+    c.add_argument("chat")
+    c.add_argument("text")
+    c.set_defaults(func=cmd_channel_send)
     c = cs.add_parser("ls", help="list registered channels (with those deregistered, --all)")
     c.add_argument("--all", action="store_true", help="include channels that went down")
     c.add_argument("--json", action="store_true", help="machine-readable output")
@@ -278,4 +283,13 @@ async def cmd_channel_ls(args) -> int:
     for c in chans:
         print(f"{c.name:<14} {c.state:<5} {c.platform:<10} {inert(', '.join(c.prefixes)):<20} "
               f"{inert(c.callback_url)}  last ok {_when(c.last_ok_at)}")
+    return 0
+
+
+async def cmd_channel_send(args) -> int:
+    from crowdtui.engine.service import Engine
+
+    async with open_store(args) as store:
+        oid = await Engine(store, log=lambda line: None).reply(args.actor, args.chat, args.text)
+    print(f"queued as outbound {oid} for {inert(args.chat)} (a running serve delivers it)")
     return 0

@@ -187,6 +187,12 @@ async def test_cli_routes_tasks_and_onboarding(store, workspace):
     assert "slack:new" in out and "1 message" in out
     [c] = json.loads(await run("channel", "ls", "--json"))
     assert (c["name"], c["state"], c["prefixes"]) == ("slack", "up", ["slack:"])
+    assert "queued" in await run("channel", "send", "slack:new", "welcome")
+    r = await asyncio.to_thread(cli, workspace, "--as", "qa", "channel", "send", "slack:new", "not yet")
+    assert r.returncode == 1 and "qa may not reply to chat 'slack:new'" in r.stderr
+    from crowdtui.engine.outbound import list_outbound
+
+    assert [(o.agent, o.text) for o in await list_outbound(store, chat="slack:new")] == [("operator", "welcome")]
     await run("onboard", "approve", "slack:new", "qa")
     await Engine(store, log=lambda line: None).route_pending()
     assert [m.body.splitlines()[1] for m in await store.inbox("qa")] == ["hi"]
