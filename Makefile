@@ -10,6 +10,11 @@ run: setup
 test: setup
 	.venv/bin/python -m pytest -q
 
+# Every figure the README quotes, each beside its reference run (see README "Measured").
 bench: setup
 	.venv/bin/python bench/store.py
 	.venv/bin/python bench/attach.py
+	.venv/bin/python bench/terminal.py
+	.venv/bin/python bench/hub.py
+	.venv/bin/python bench/engine.py
+	.venv/bin/python bench/tui.py

@@ -234,10 +234,15 @@ async def test_output_outlives_the_container_in_the_agent_log_folder(runtime, ag
     while b"first life" not in docker_client.containers.get(first.container_id).logs():
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
-    await runtime.restart(agent("alpha", command=("bash", "-c", "echo second life; sleep infinity")))
+    second = await runtime.restart(agent("alpha", command=("bash", "-c", "echo second life; sleep infinity")))
     files = archived_logs(workspace.log_dir("alpha"))
     assert len(files) == 1 and first.container_id[:12] in files[0].name
     assert files[0].read_text().rstrip().endswith(" first life")
+    # a container with no output yet leaves nothing to archive: wait for its line first
+    deadline = asyncio.get_running_loop().time() + 10
+    while b"second life" not in docker_client.containers.get(second.container_id).logs():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
     await runtime.remove("alpha")
     assert len(archived_logs(workspace.log_dir("alpha"))) == 2
     assert not archived_logs(workspace.log_dir("beta"))
