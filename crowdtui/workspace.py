@@ -29,9 +29,16 @@ name = "{name}"
 image = ""
 
 [hub]
-# Streamable HTTP for agents on other machines; 0 turns it off.
+# Streamable HTTP for agents on other machines (each with its own bearer token,
+# `crowdtui token issue NAME`); 0 turns it off.
 http_port = 0
 http_host = "127.0.0.1"
+# Host names accepted in requests besides the loopback names (DNS-rebinding guard).
+http_allowed_hosts = []
+
+[engine]
+# `crowdtui serve`: HTTP port on 127.0.0.1 for channels and /health; 0 picks a free one.
+port = 0
 """
 
 
