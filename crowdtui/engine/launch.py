@@ -12,11 +12,15 @@ from typing import Callable
 
 
 class Launcher:
-    def __init__(self, workspace, store, runtime, *, log: Callable[[str], None]) -> None:
+    """``on_task=False`` leaves ``on_task`` to someone else (the hub's launch policy, which
+    reacts to every message, chat or not, and also applies shutdown policies)."""
+
+    def __init__(self, workspace, store, runtime, *, log: Callable[[str], None], on_task: bool = True) -> None:
         self.workspace = workspace
         self.store = store
         self.runtime = runtime
         self.log = log
+        self.on_task = on_task
         self._locks: dict[str, asyncio.Lock] = {}
 
     def definition(self, name: str):
@@ -26,7 +30,7 @@ class Launcher:
 
     async def delivered(self, name: str) -> None:
         d = await asyncio.to_thread(self.definition, name)
-        if d is None or d.launch == "manual":
+        if d is None or d.launch == "manual" or (d.launch == "on_task" and not self.on_task):
             return
         async with self._locks.setdefault(name, asyncio.Lock()):
             if d.launch == "per_message":

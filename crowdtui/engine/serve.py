@@ -118,6 +118,17 @@ async def run_serve(workspace, options: ServeOptions | None = None, *, log=log_l
         hub = None
         if opts.hub:
             hub = await _start_hub(workspace, store, engine, log, cleanup)
+            if runtime is not None:
+                # announcements in agents' terminals, launch on_task and shutdown policies
+                hub.run_policies(runtime)
+                launcher.on_task = False
+        follow = asyncio.create_task(_follow_roster(workspace, store, log), name="serve-follow-roster")
+
+        async def stop_following() -> None:
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
+
+        cleanup.append(("roster", stop_following))
 
         await engine.start()
         cleanup.append(("engine", engine.stop))
@@ -176,6 +187,22 @@ async def _sync_roster(workspace, store, log) -> None:
     if diff:
         log(f"roster: {len(roster)} agents (added {len(diff.added)}, changed {len(diff.changed)}, "
             f"removed {len(diff.removed)})")
+
+
+async def _follow_roster(workspace, store, log) -> None:
+    """Register agents added to agents/ (and drop removed ones) while serve runs."""
+    from crowdtui.roster import record_roster_changes, watch_roster
+
+    try:
+        async for update in watch_roster(workspace):
+            if update.diff:
+                await record_roster_changes(store, update.roster, update.diff)
+                d = update.diff
+                log(f"roster: added {list(d.added)}, changed {list(d.changed)}, removed {list(d.removed)}")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # serve goes on with the agents it knows
+        log(f"stopped following the roster ({type(exc).__name__}: {exc})")
 
 
 async def _start_runtime(workspace, store, log, cleanup):

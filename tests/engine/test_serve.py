@@ -26,6 +26,15 @@ async def test_serve_health_single_instance_and_clean_sigterm(workspace):
         async with httpx.AsyncClient(trust_env=False) as client:
             health = (await client.get(info["url"] + "/health")).json()
         assert health["ok"] is True and health["pid"] == proc.pid and health["hub"] is True
+        # an agent added to the roster while serve runs is registered (routes can target it)
+        from qms import Store
+
+        write_agent(workspace, "late")
+        store = await Store.open(workspace.db_path)
+        try:
+            await wait_for(lambda: store.get_agent("late"), timeout=30, what="serve to register a new agent")
+        finally:
+            await store.close()
         second = cli(workspace, "serve", "--no-runtime", timeout=30)
         assert second.returncode == 1
         assert f"already runs for this workspace (pid {proc.pid}" in second.stderr
