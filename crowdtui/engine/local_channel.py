@@ -75,6 +75,8 @@ class LocalChannel:
         async def typing(request: Request):
             if not authorised(request):
                 return JSONResponse({"error": "wrong callback token"}, status_code=401)
+            body = await request.json()
+            self.status(f"({_inert(str(body.get('from') or 'crowd'))} is typing…)")
             return JSONResponse({"ok": True})
 
         async def health(request: Request):

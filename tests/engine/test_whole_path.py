@@ -74,3 +74,5 @@ async def test_chat_message_to_a_container_and_its_reply_back(workspace, agent_i
         rc, _, err = stop(serve)
     assert rc == 0, err
     assert channel.returncode == 0
+    status = channel.stderr.read()
+    assert "connected to http://127.0.0.1:" in status and "(echo is typing…)" in status
