@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from crowdtui.tui import backend
+from crowdtui.tui.attention import AttentionWatch
 from crowdtui.tui.commands import CrewCommands
 from crowdtui.tui.crew import OPERATOR, AgentRow, merge_rows, newly_waiting
 from crowdtui.tui.messages import (
@@ -131,6 +133,7 @@ class CrowdApp(App[int]):
         poll_interval: float = 0.4,
         time_format: Callable[[Any], str] | None = None,
         live_stats: bool = True,
+        idle_prompt_after: float = 20.0,
     ) -> None:
         super().__init__()
         self.workspace = workspace
@@ -163,7 +166,11 @@ class CrowdApp(App[int]):
         self._last_event_id = 0
         self._logged: set[str] = set()  # agents whose logs are followed now
         self._logs_seen: set[str] = set()  # agents whose logs were followed before
-        self.ready = asyncio.Event()
+        self.idle_prompt_after = idle_prompt_after
+        #: name -> (container id, viewer, AttentionWatch) on each running agent's terminal
+        self._watches: dict[str, tuple[str, Any, AttentionWatch]] = {}
+        #: name -> why its terminal looks like it waits for the operator
+        self.attention: dict[str, str] = {}
 
     @property
     def _main(self):
@@ -210,6 +217,7 @@ class CrowdApp(App[int]):
         self.load_roster_worker()
         if self.use_docker:
             self.connect_runtime()
+            self.set_interval(1.0, self._check_attention)
         if self.use_hub:
             self.start_hub()
 
@@ -265,7 +273,8 @@ class CrowdApp(App[int]):
             self.log.warning(f"refresh: {exc}")
             return
         rows = merge_rows(agents, roster=self.roster, containers=self.containers,
-                          unread=unread, stats=self.stats if self.live_stats else {})
+                          unread=unread, stats=self.stats if self.live_stats else {},
+                          attention=self.attention)
         self.post_message(CrewChanged(rows))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="docker")
@@ -396,6 +405,12 @@ class CrowdApp(App[int]):
         for name, info in message.containers.items():
             if info.state == "running" and name not in self._logged:
                 self.follow_logs(name, 0 if name in self._logs_seen else 100)
+            watched = self._watches.get(name)
+            if info.state == "running" and (watched is None or watched[0] != info.container_id):
+                self._unwatch(name)
+                self._watch_terminal(name, info.container_id)
+            elif info.state != "running" and watched is not None:
+                self._unwatch(name)
         if message.containers != self.containers:
             self.containers = message.containers
             self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
@@ -499,6 +514,58 @@ class CrowdApp(App[int]):
             pane.explain(name, f"{why} — {hint}.")
         elif pane.agent != name or pane.container_id != row.container_id:
             self._attach_terminal(name, row.container_id)
+
+    def _watch_terminal(self, name: str, container_id: str) -> None:
+        """Watch an agent's terminal for a bell or an idle prompt (one more viewer)."""
+        watch = AttentionWatch(self.idle_prompt_after, time.monotonic())
+        self._watches[name] = (container_id, None, watch)
+
+        async def attach() -> None:
+            session = await self._session(container_id)
+            if self._watches.get(name, (None,))[0] != container_id:
+                return
+
+            def on_output(data: bytes) -> None:
+                if watch.feed(data, time.monotonic()) or name in self.attention:
+                    self.call_later(self._check_attention)
+
+            def on_close() -> None:
+                if self._watches.get(name, (None,))[0] == container_id:
+                    self._watches.pop(name, None)
+
+            # what it printed since the session opened (output from before that is gone:
+            # the engine's log keeps only whole lines, and a prompt has no newline)
+            watch.prime(getattr(session, "backlog", b""), time.monotonic())
+            viewer = session.add_viewer(on_output, on_close)
+            self._watches[name] = (container_id, viewer, watch)
+
+        self.run_worker(attach(), group=f"watch-{name}", exclusive=True, exit_on_error=False)
+
+    def _unwatch(self, name: str) -> None:
+        entry = self._watches.pop(name, None)
+        if entry is not None and entry[1] is not None:
+            try:
+                entry[1].close()
+            except Exception:
+                pass
+        self.attention.pop(name, None)
+
+    @quiet_when_closing
+    def _check_attention(self) -> None:
+        now = time.monotonic()
+        looking = self.selected if self.active_view == "terminal" else None
+        attention = {}
+        for name, (_cid, _viewer, watch) in self._watches.items():
+            if name == looking:  # the operator is looking at it: nothing to flag
+                watch.seen()
+                continue
+            why = watch.reason(now)
+            if why:
+                attention[name] = why
+        if attention != self.attention:
+            self.attention = attention
+            self.run_worker(self.refresh_rows(), group="rows", exclusive=True,
+                            exit_on_error=False)
 
     @work(exclusive=True, group="attach", exit_on_error=False)
     async def _attach_terminal(self, name: str, container_id: str) -> None:

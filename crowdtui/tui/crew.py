@@ -93,13 +93,16 @@ def merge_rows(
     containers: Mapping[str, Any] | None = None,
     unread: Mapping[str, int] | None = None,
     stats: Mapping[str, Any] | None = None,
+    attention: Mapping[str, str] | None = None,
 ) -> list[AgentRow]:
     """Rows for the list, ordered.
 
     ``agents``: the store's registry (qms ``Agent``); ``roster``: name -> ``AgentDef``;
     ``containers``: name -> runtime ``ContainerInfo`` (has ``state``/``status``, ``id``);
-    ``unread``: name -> count; ``stats``: name -> object with ``cpu``/``memory``.
+    ``unread``: name -> count; ``stats``: name -> object with ``cpu``/``memory``;
+    ``attention``: name -> why its terminal looks like it waits (a bell, an idle prompt).
     """
+    attention = attention or {}
     roster = roster or {}
     containers = containers or {}
     unread = unread or {}
@@ -123,6 +126,10 @@ def merge_rows(
             state = "running"
         else:
             state = display_state(cstate, status)
+        note = str(_get(a, "status_note", "") or "")
+        if name in attention and state in ("running", "working"):
+            state = "waiting for input"
+            note = note or attention[name]
         rows[name] = AgentRow(
             name=name,
             tier=int(_get(d, "tier", None) if d is not None else _get(a, "tier", 0) or 0),
@@ -130,7 +137,7 @@ def merge_rows(
             parent=_get(d, "parent", None) if d is not None else _get(a, "parent"),
             state=state,
             status=status,
-            note=str(_get(a, "status_note", "") or ""),
+            note=note,
             unread=int(unread.get(name, 0)),
             cpu=_as_float(_get(st, "cpu", None) if st is not None else None),
             memory=_as_int(_get(st, "memory", None) if st is not None else None),

@@ -190,3 +190,44 @@ async def test_without_a_docker_engine_the_console_says_so_and_still_works(works
         # the store side keeps working
         await store.send_message("alice", "operator", "still here")
         await wait_for(pilot, lambda: agents.row("operator").unread == 1)
+
+
+class BellCounting(CrowdApp):
+    bells = 0
+
+    def bell(self) -> None:
+        self.bells += 1
+        super().bell()
+
+
+async def test_a_bell_or_an_idle_prompt_in_a_terminal_makes_the_agent_wait(
+        workspace, docker_client, agent_image):
+    add_agent(workspace, "asker", command="[sh, -c, 'sleep 4; printf \"Continue? [y/N] \"; "
+                                          "sleep 600']")
+    add_agent(workspace, "ringer", command="[sh, -c, 'sleep 4; printf \"done, need you\\a\\n\"; "
+                                           "sleep 600']")
+    add_agent(workspace, "quiet", command="[sh, -c, 'echo working; sleep 600']")
+    app = BellCounting(workspace, hub=False, watch_roster=False, poll_interval=0.1,
+                       live_stats=False, idle_prompt_after=2.0)
+    async with app.run_test(size=(140, 40)) as pilot:
+        agents = app.query_one(AgentList)
+        await wait_for(pilot, lambda: app.runtime is not None and agents.row("ringer"))
+        for name in ("asker", "quiet", "ringer"):
+            agents.select(name)
+            await pilot.pause()
+            await pilot.press("s")
+            await wait_for(pilot, lambda: agents.row(name).running, 60, what=f"{name} running")
+        agents.select("operator")
+        await pilot.pause()
+        await wait_for(pilot, lambda: agents.row("ringer").state == "waiting for input"
+                       and agents.row("asker").state == "waiting for input", 60,
+                       what="both flagged")
+        assert [r.name for r in agents.rows_shown][:3] == ["operator", "asker", "ringer"]
+        assert agents.row("ringer").note == "rang the bell"
+        assert agents.row("asker").note == "prompt waiting"
+        assert agents.row("quiet").state == "running"
+        assert app.bells >= 2
+        # looking at the terminal answers the bell
+        agents.select("ringer")
+        await wait_for(pilot, lambda: agents.row("ringer").state == "running", 30,
+                       what="bell answered")
