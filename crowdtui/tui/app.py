@@ -134,6 +134,8 @@ class CrowdApp(App[int]):
         time_format: Callable[[Any], str] | None = None,
         live_stats: bool = True,
         idle_prompt_after: float = 20.0,
+        containers_interval: float = 2.0,
+        stats_interval: float = 6.0,
     ) -> None:
         super().__init__()
         self.workspace = workspace
@@ -167,6 +169,8 @@ class CrowdApp(App[int]):
         self._logged: set[str] = set()  # agents whose logs are followed now
         self._logs_seen: set[str] = set()  # agents whose logs were followed before
         self.idle_prompt_after = idle_prompt_after
+        self.containers_interval = containers_interval  # engine states also arrive as events
+        self.stats_interval = stats_interval  # a stats sample costs the engine ~1 s per agent
         #: name -> (container id, viewer, AttentionWatch) on each running agent's terminal
         self._watches: dict[str, tuple[str, Any, AttentionWatch]] = {}
         #: name -> why its terminal looks like it waits for the operator
@@ -297,17 +301,21 @@ class CrowdApp(App[int]):
         except Exception as exc:
             self.notify(f"could not adopt running agents: {exc}", severity="warning",
                         markup=False)
-        tick = 0
+        last_stats = 0.0
         while True:
             try:
                 containers = await backend.list_containers(self.runtime)
                 self.post_message(ContainersChanged(containers))
             except Exception as exc:
                 self.log.warning(f"containers: {exc}")
-            if self.live_stats and tick % 3 == 0:
+            if self.live_stats and time.monotonic() - last_stats >= self.stats_interval:
+                last_stats = time.monotonic()
                 self.collect_stats()
-            tick += 1
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.containers_interval)
+
+    @work(exclusive=True, group="containers-now", exit_on_error=False)
+    async def refresh_containers(self) -> None:
+        self.post_message(ContainersChanged(await backend.list_containers(self.runtime)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stats")
     def collect_stats(self) -> None:
@@ -382,6 +390,8 @@ class CrowdApp(App[int]):
             self._main.query_one(ActivityView).add_events(message.events)
         except NoMatches:  # closing down
             return
+        if self.runtime is not None and any(e.kind == "agent.state" for e in message.events):
+            self.refresh_containers()  # the engine said something changed: look now
         kinds = {str(e.kind).split(".", 1)[0] for e in message.events}
         if "message" in kinds:
             self.refresh_inbox()
