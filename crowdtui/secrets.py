@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from crowdtui.errors import CrowdError
 
-NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
 MAX_VALUE_BYTES = 64 * 1024
 KEY_ENV = "CROWD_SECRET_KEY"
 
@@ -32,7 +32,7 @@ class SecretError(CrowdError):
 
 
 def validate_secret_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         shown = repr(name)[:40]
         raise SecretError(
             f"bad secret name {shown}: use an environment-variable name "
@@ -102,6 +102,9 @@ class Vault:
         data = value.encode()
         if not data:
             raise SecretError(f"secret {name} is empty; give a value on stdin or at the prompt")
+        if "\x00" in value:
+            raise SecretError(f"secret {name} holds a NUL byte, which no environment variable can carry; "
+                              "encode it (e.g. base64) and decode it in the agent")
         if len(data) > MAX_VALUE_BYTES:
             raise SecretError(f"secret {name} is {len(data)} bytes; the limit is {MAX_VALUE_BYTES}")
         nonce = os.urandom(12)

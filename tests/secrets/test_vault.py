@@ -114,3 +114,30 @@ def test_loose_key_file_mode_refused(workspace, env):
     os.chmod(path, 0o644)
     with pytest.raises(SecretError, match="chmod 600"):
         load_key(workspace)
+
+
+async def test_hostile_names_and_values_are_refused_in_one_line(workspace, env):
+    from qms import Store
+
+    store = await Store.open(workspace.db_path)
+    try:
+        vault = Vault.open(workspace, store)
+        for name in ["../KEY", "a", "KEY=1", "KEY\x00", "K" * 65, "", "KEY\n", "\x1b[2J"]:
+            with pytest.raises(SecretError) as err:
+                await vault.set(name, "v")
+            assert "\n" not in str(err.value)
+        for value, says in [("a\x00b", "NUL byte"), ("x" * (64 * 1024 + 1), "the limit is"), ("", "is empty")]:
+            with pytest.raises(SecretError, match=says):
+                await vault.set("GOOD_NAME", value)
+        assert await vault.names() == []
+        await vault.set("GOOD_NAME", "line1\nline2 = \u2603")  # newlines and '=' are fine in a value
+        assert await vault.reveal(["GOOD_NAME"]) == {"GOOD_NAME": "line1\nline2 = \u2603"}
+    finally:
+        await store.close()
+
+
+def test_cli_refuses_a_hostile_name_before_reading_anything(workspace, env):
+    out = cli(workspace, "secret", "set", "../../KEY", stdin="should-not-be-read\n", env=env)
+    assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1
+    assert "bad secret name" in out.stderr and "should-not-be-read" not in out.stdout + out.stderr
+    assert not key_file_path(workspace).exists()  # nothing was created, not even the key
