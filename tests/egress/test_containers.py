@@ -37,6 +37,21 @@ except Exception as e:
     print(json.dumps({"connected": False, "error": f"{type(e).__name__}: {e}"}))
 """
 
+# A CONNECT tunnel by hand through the forwarder at 127.0.0.1:3128, then HTTP inside it.
+CONNECT = r"""
+import json, socket, sys
+s = socket.create_connection(("127.0.0.1", 3128), timeout=15)
+s.sendall(f"CONNECT 127.0.0.1:{sys.argv[1]} HTTP/1.1\r\n\r\n".encode())
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+s.sendall(b"GET /t HTTP/1.0\r\nHost: t\r\n\r\n")
+body = b""
+while chunk := s.recv(65536):
+    body += chunk
+print(json.dumps({"status": head.decode().splitlines()[0], "body": body.decode()}))
+"""
+
 
 def agent(ws, name, **fields) -> AgentDef:
     return AgentDef(name=name, file=Path(ws.agents_dir) / name / "AGENT.md", rel_path=name, tier=0,
@@ -88,6 +103,9 @@ async def test_allowlisted_agent_fetches_only_what_its_list_allows(workspace, st
             ("egress.denied", "alpha", "127.0.0.1", other_port),
             ("egress.denied", "alpha", "host.not-listed.test", ok_port),
         ]
+        # a CONNECT tunnel through the forwarder (what HTTPS clients do), raw from inside the container
+        tunnel = await run_py(c, CONNECT, str(ok_port))
+        assert tunnel["status"].startswith("HTTP/1.1 200") and tunnel["body"].endswith("hello from allowed /t host=t")
         # straight out, bypassing the proxy: nothing leaves
         assert (await run_py(c, DIRECT, "127.0.0.1", str(ok_port)))["connected"] is False
 

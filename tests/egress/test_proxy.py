@@ -212,3 +212,26 @@ async def test_wildcards_never_reach_internal_addresses_exact_entries_may(worksp
         assert [(e.actor, e.detail["host"]) for e in denied] == [
             ("alpha", "localhost"), ("alpha", "127.0.0.1"), ("alpha", "::ffff:127.0.0.1")]
         assert all("internal address" in e.detail["reason"] for e in denied)
+
+
+async def test_idle_tunnels_are_closed(workspace, store):
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader, writer):  # accepts and never says anything
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with EgressProxy(workspace, store, idle_timeout=0.5) as proxy:
+            path = await proxy.open_door(agent(workspace, "alpha", [f"127.0.0.1:{port}"]))
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            writer.write(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n".encode())
+            assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 200")
+            # nobody speaks: the proxy ends the tunnel on its own (well before this generous wait)
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+            writer.close()
+    finally:
+        for w in held:
+            w.close()
+        server.close()
