@@ -473,7 +473,7 @@ class CrowdApp(App[int]):
         self._sync_terminal()
         self.refresh_inbox()
         self.refresh_documents()
-        self._main.query_one(LogsView).set_agent(None if self.scope_all else self._agent_scope())
+        self._main.query_one(LogsView).set_agent(self._logs_scope())
 
     @on(TabbedContent.TabActivated)
     @quiet_when_closing
@@ -502,6 +502,11 @@ class CrowdApp(App[int]):
         if self.scope_all:
             return None
         return self.selected
+
+    def _logs_scope(self) -> str | None:
+        """The operator has no logs: with the operator selected, Logs shows every agent."""
+        scope = self._agent_scope()
+        return None if scope == OPERATOR else scope
 
     @property
     def active_view(self) -> str:
@@ -622,7 +627,7 @@ class CrowdApp(App[int]):
                     "views show the selected agent", markup=False, timeout=2)
         self.refresh_inbox()
         self.refresh_documents()
-        self._main.query_one(LogsView).set_agent(self._agent_scope())
+        self._main.query_one(LogsView).set_agent(self._logs_scope())
         self._status()
 
     def action_filter(self) -> None:

@@ -108,12 +108,17 @@ async def test_logs_of_running_agents_are_merged_and_searchable(workspace, docke
             await pilot.pause()
             await pilot.press("s")
             await wait_for(pilot, lambda: agents.row(name).running, 60, what=f"{name} running")
-        await pilot.press("a", "5")
+        agents.select("operator")  # the operator has no logs of its own: every agent's show
+        await pilot.pause()
+        await pilot.press("5")
         logs = app.query_one(LogsView)
         await wait_for(pilot, lambda: {("ticker", "tick-3"), ("tocker", "tock-1")} <= set(logs.lines),
                        30, what="both agents' lines")
         logs.set_search("tick-2")
         assert logs.shown == [("ticker", "tick-2")]
+        logs.set_search("")
+        agents.select("tocker")  # one agent selected: its lines only
+        await wait_for(pilot, lambda: logs.shown and {a for a, _ in logs.shown} == {"tocker"})
         # restart: a fresh container from the current definition, running again
         old_id = agents.row("ticker").container_id
         agents.select("ticker")
