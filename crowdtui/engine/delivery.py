@@ -14,13 +14,19 @@ from qms.registry import agent_row
 
 
 async def deliver_in(store, db, *, sender: str, recipient: str, body: str, thread: str | None,
-                     now: float | None = None) -> list[int]:
-    """Deliver ``body`` from ``sender`` to ``recipient`` in the open transaction ``db``."""
+                     now: float | None = None, checked: set[str] | None = None) -> list[int]:
+    """Deliver ``body`` from ``sender`` to ``recipient`` in the open transaction ``db``.
+
+    ``checked``: recipients already found registered in this same transaction (skipped).
+    """
     validate_name(sender)
     validate_name(recipient)
     check_body(body)
     check_thread(thread)
-    if recipient != "operator" and await agent_row(db, recipient) is None:
-        raise NotFound(f"no agent named {recipient!r} is registered")
+    if recipient != "operator" and (checked is None or recipient not in checked):
+        if await agent_row(db, recipient) is None:
+            raise NotFound(f"no agent named {recipient!r} is registered")
+        if checked is not None:
+            checked.add(recipient)
     msg = await store.deliver_in(db, sender, recipient, body, thread=thread)
     return [msg.id]

@@ -265,10 +265,20 @@ class Router:
         after: list[tuple[Hook, str]] = []
         statuses = []
         async with self.store.write() as db:
+            # claim the batch in one statement (another router may have taken some rows)
+            seqs = [r.seq for r in rows]
+            cur = await db.execute(
+                f"SELECT seq FROM engine_inbound WHERE status = 'new' AND seq IN ({','.join('?' * len(seqs))})",
+                seqs)
+            mine = {r[0] for r in await cur.fetchall()}
+            checked: set[str] = set()  # recipients known to exist (we hold the write lock)
             for row in rows:
+                if row.seq not in mine:
+                    statuses.append(None)
+                    continue
                 current = sticky.get(row.chat)
                 d = self._decide(row, routes, agents, current)
-                statuses.append(await self._apply_in(db, row, d, current, after))
+                statuses.append(await self._apply_in(db, row, d, current, after, claimed=True, checked=checked))
                 if d.kind == "sticky":
                     sticky[row.chat] = d.agent
                 elif d.kind == "command" and d.command == "new":
@@ -314,23 +324,26 @@ class Router:
         await self.finish([status], after)
         return d
 
-    async def _apply_in(self, db, row: StoredInbound, d: Decision, sticky, after) -> str | None:
-        """Carry out ``d`` for ``row`` inside the open transaction ``db``; returns the row's status."""
+    async def _apply_in(self, db, row: StoredInbound, d: Decision, sticky, after, *,
+                        claimed: bool = False, checked: set[str] | None = None) -> str | None:
+        """Carry out ``d`` for ``row`` inside the open transaction ``db``; returns the row's status.
+        ``claimed``: the caller already saw the row still 'new' in this transaction."""
         now = self.now()
-        cur = await db.execute("SELECT status FROM engine_inbound WHERE seq = ?", (row.seq,))
-        current = await cur.fetchone()
-        if current is None or current[0] != "new":
-            return None  # another router took it
+        if not claimed:
+            cur = await db.execute("SELECT status FROM engine_inbound WHERE seq = ?", (row.seq,))
+            current = await cur.fetchone()
+            if current is None or current[0] != "new":
+                return None  # another router took it
         status, agent, detail = "routed", d.agent, d.how
+        message_ids = None
         if d.kind == "deliver":
             ids = await deliver_in(self.store, db, sender=row.channel, recipient=d.agent,
-                                   body=message_body(row, d.text), thread=row.chat, now=now)
+                                   body=message_body(row, d.text), thread=row.chat, now=now, checked=checked)
+            message_ids = json.dumps(ids)
             await db.execute(
                 "INSERT INTO engine_chat_agents (chat, agent, last_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(chat, agent) DO UPDATE SET last_at = excluded.last_at",
                 (row.chat, d.agent, now))
-            await db.execute("UPDATE engine_inbound SET message_ids = ? WHERE seq = ?",
-                             (json.dumps(ids), row.seq))
             if self.typing:  # the chat shows the agent at work until its reply comes
                 await outbound.enqueue_in(db, self.store, chat=row.chat, text="", agent=d.agent, now=now,
                                           kind="typing")
@@ -355,8 +368,9 @@ class Router:
         else:  # error
             status, detail = "refused", d.reason
             await self._say(db, row, d.reason)
-        await db.execute("UPDATE engine_inbound SET status = ?, agent = ?, detail = ? WHERE seq = ?",
-                         (status, agent, detail or "", row.seq))
+        await db.execute("UPDATE engine_inbound SET status = ?, agent = ?, detail = ?, "
+                         "message_ids = COALESCE(?, message_ids) WHERE seq = ?",
+                         (status, agent, detail or "", message_ids, row.seq))
         return status
 
     async def _command(self, db, row, d: Decision, sticky, now, after) -> str:
