@@ -43,7 +43,7 @@ async def engine(store, clock):
     eng.lines = lines  # type: ignore[attr-defined]
     import httpx
 
-    eng._http = httpx.AsyncClient(timeout=2, trust_env=False)  # steps only, no loops
+    eng._http = httpx.AsyncClient(timeout=10, trust_env=False)  # steps only, no loops
     yield eng
     await eng.stop()
 
