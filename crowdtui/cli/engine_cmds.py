@@ -85,6 +85,8 @@ def register(sub) -> None:
     c.add_argument("--user", default=None, help="your name in the chat (default: $USER)")
     c.add_argument("--chat", default=None, help="chat id (default NAME:USER)")
     c.add_argument("--engine", default=None, metavar="URL", help="engine URL (default: from .crowd/run/serve.json)")
+    c.add_argument("--web", action="store_true",
+                   help="chat from a web page on 127.0.0.1 instead of the terminal (prints its URL)")
     c.add_argument("--register-key", default=None, help=argparse_suppress())
     c.set_defaults(func=cmd_channel_local)
     c = cs.add_parser("send", help="send text to a chat through its channel (as the operator, or --as an agent "
@@ -264,7 +266,7 @@ async def cmd_channel_local(args) -> int:
     from crowdtui.engine.local_channel import run_local_channel
 
     return await run_local_channel(workspace_of(args), name=args.name, user=args.user, chat=args.chat,
-                                   engine_url=args.engine, register_key=args.register_key)
+                                   engine_url=args.engine, register_key=args.register_key, web=args.web)
 
 
 async def cmd_channel_ls(args) -> int:
