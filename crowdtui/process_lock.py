@@ -1,0 +1,69 @@
+"""One process of a kind per workspace: an ``fcntl`` lock file that names its holder.
+
+The kernel drops the lock when the holder dies, even by SIGKILL, so a crashed
+process never blocks the next one. The file holds a JSON object about the holder
+(pid, start time, anything ``note`` adds) for the error the next one shows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+
+class ProcessLock:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def holder_info(self) -> dict:
+        """What the current holder wrote about itself ({} when unknown)."""
+        try:
+            data = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+        if isinstance(data, int):  # files written by older versions held only the pid
+            return {"pid": data}
+        return data if isinstance(data, dict) else {}
+
+    def acquire(self, refuse: Callable[[dict], Exception]) -> None:
+        """Take the lock, or raise ``refuse(holder_info)`` when another process has it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise refuse(self.holder_info()) from None
+        self._fd = fd
+        self.note(pid=os.getpid(), started=time.time())
+
+    def note(self, **info) -> None:
+        """Record facts about the holder in the lock file (pid and start are kept)."""
+        if self._fd is None:
+            return
+        data = {**self.holder_info(), **info} if info.keys() - {"pid", "started"} else info
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, (json.dumps(data) + "\n").encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+def since(info: dict) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(info["started"])) if info.get("started") else "?"
