@@ -90,7 +90,7 @@ async def test_open_a_document_and_diff_two_versions(workspace, store):
         await pilot.press("enter")
         screen = await wait_for(pilot, lambda: isinstance(app.screen, DocumentScreen) and app.screen)
         await wait_for(pilot, lambda: len(screen.versions) == 2, what="versions listed")
-        await screen.show_diff(1, 2)
+        await screen.select_diff(1, 2)
         await pilot.pause()
         text = str(screen.query_one("#doc-text").render())
         assert "-two" in text and "+2" in text and "+three" in text

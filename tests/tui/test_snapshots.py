@@ -8,6 +8,7 @@ import pytest
 from qms import Store
 
 from crowdtui.tui.app import CrowdApp
+from crowdtui.tui.screens.document import DocumentScreen
 from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.agent_list import AgentList
 from crowdtui.tui.widgets.documents_view import DocumentsView
@@ -33,6 +34,8 @@ async def seed(ws) -> None:
         await store.send_message("qa", "operator", "Reviewed SOP-001: recommend.")
         await store.send_message("operator", "lead", "Go ahead.")
         doc = await store.create_document("lead", "SOP", "Backups", "keep three copies\n")
+        await store.checkout(doc.id, "lead")
+        await store.checkin(doc.id, "lead", "keep three copies\none off site\n", note="off site")
         await store.route(doc.id, "lead", "review", ["qa"])
         await store.review(doc.id, "qa", "recommend", "complete")
         await store.route(doc.id, "lead", "approval", ["operator"])
@@ -52,7 +55,8 @@ def ready(view: str):
         agents = app.query_one(AgentList)
         await wait_for(pilot, lambda: agents.row("researcher") and agents.row("operator").unread == 3,
                        what="rows loaded")
-        await pilot.press(view)
+        if view != "document":
+            await pilot.press(view)
         if view == "2":
             agents.select("operator")
             inbox = app.query_one(InboxView)
@@ -65,8 +69,18 @@ def ready(view: str):
             feed = app.query_one(ActivityView)
             await wait_for(pilot, lambda: any(e.kind == "doc.state" for e in feed.events))
             await pilot.pause(0.2)
-            feed.set_filter()  # one render at the final size
-        agents.focus()
+            feed.set_filter(kind="message.")  # checkout events carry lease times: left out
+        if view == "document":
+            await pilot.press("3")
+            board = app.query_one(DocumentsView)
+            await wait_for(pilot, lambda: board.tasks and board.agent == "operator")
+            app.push_screen(DocumentScreen("SOP-001"))
+            screen = await wait_for(pilot, lambda: isinstance(app.screen, DocumentScreen)
+                                    and app.screen)
+            await wait_for(pilot, lambda: len(screen.versions) == 2)
+            await screen.select_diff(1, 2)
+        else:
+            agents.focus()
         app.clear_notifications()
         await pilot.pause(0.3)
         await pilot.wait_for_scheduled_animations()
@@ -75,8 +89,8 @@ def ready(view: str):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("view", ["1", "2", "3", "4", "?"],
-                         ids=["terminal", "inbox", "documents", "activity", "help"])
+@pytest.mark.parametrize("view", ["1", "2", "3", "4", "?", "document"],
+                         ids=["terminal", "inbox", "documents", "activity", "help", "document"])
 def test_view_snapshot(sample_workspace, snap_compare, size, view):
     asyncio.run(seed(sample_workspace))
     assert snap_compare(make_app(sample_workspace), terminal_size=size, run_before=ready(view))

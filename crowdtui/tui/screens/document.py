@@ -73,11 +73,11 @@ class DocumentScreen(Screen[None]):
                 yield DataTable(cursor_type="row", id="doc-versions-table")
             with Vertical():
                 with Horizontal(id="doc-diffbar"):
-                    yield Select([], prompt="diff from version", id="doc-diff-from")
-                    yield Select([], prompt="to version", id="doc-diff-to")
+                    yield Select([], prompt="diff: from", id="doc-diff-from")
+                    yield Select([], prompt="to", id="doc-diff-to")
                 with VerticalScroll(id="doc-body"):
                     yield Static(id="doc-text")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     async def on_mount(self) -> None:
         t = self.query_one("#doc-versions-table", DataTable)
@@ -127,6 +127,12 @@ class DocumentScreen(Screen[None]):
             doc = await self.app.store.get_document(self.doc_id, version=number)
             self.contents[number] = doc.content or ""
         return self.contents[number]
+
+    async def select_diff(self, a: int, b: int) -> None:
+        """Choose the two versions in the diff bar and show their diff."""
+        self.query_one("#doc-diff-from", Select).value = a
+        self.query_one("#doc-diff-to", Select).value = b
+        await self.show_diff(a, b)
 
     async def show_diff(self, a: int, b: int) -> None:
         old, new = await self._content(a), await self._content(b)

@@ -50,8 +50,8 @@ class ActivityView(Vertical):
 
     DEFAULT_CSS = """
     ActivityView { height: 1fr; }
-    ActivityView > Horizontal { height: 3; }
-    ActivityView Input { width: 1fr; }
+    ActivityView > Horizontal { height: 1; }
+    ActivityView Input { width: 1fr; height: 1; border: none; padding: 0 1; background: $boost; }
     ActivityView > RichLog { height: 1fr; }
     """
 

@@ -23,7 +23,7 @@ class LogsView(Vertical):
 
     DEFAULT_CSS = """
     LogsView { height: 1fr; }
-    LogsView > Input { height: 3; }
+    LogsView > Input { height: 1; border: none; padding: 0 1; background: $boost; }
     LogsView > RichLog { height: 1fr; }
     """
 
