@@ -157,6 +157,7 @@ class CrowdApp(App[int]):
         self.stats: dict[str, Any] = {}
         self.runtime: Any = None
         self.docker_client: Any = None
+        self.session_pool: Any = None  # SessionPool: one shared PTY session per container
         self.docker_error: str | None = None
         self.hub_mode = "none"
         self.hub: Any = None
@@ -587,7 +588,9 @@ class CrowdApp(App[int]):
         await self._main.query_one(TerminalPane).attach(name, container_id, self._session)
 
     async def _session(self, container_id: str) -> Any:
-        return await backend.shared_session(self.docker_client, container_id)
+        if self.session_pool is None:
+            self.session_pool = backend.session_pool(self.docker_client)
+        return await backend.shared_session(self.session_pool, container_id)
 
     def _row(self, name: str | None) -> AgentRow | None:
         for r in self.rows:

@@ -113,16 +113,15 @@ async def follow_states(runtime, store, stop: asyncio.Event | None = None) -> No
 # --------------------------------------------------------------------------- terminals
 
 
-_pools: dict[int, Any] = {}
-
-
-async def shared_session(client, container_id: str) -> Any:
-    """The agent's shared PTY session (one per container, any number of viewers)."""
+def session_pool(client) -> Any:
+    """One shared PTY session per container for this app (any number of viewers each)."""
     from crowdtui.runtime.pty import SessionPool
 
-    pool = _pools.get(id(client))
-    if pool is None:
-        pool = _pools[id(client)] = SessionPool(client)
+    return SessionPool(client)
+
+
+async def shared_session(pool, container_id: str) -> Any:
+    """The agent's shared PTY session, opened on first use."""
     return await _maybe(pool.get(container_id))
 
 
@@ -142,16 +141,13 @@ async def close_session(session) -> None:
             log.debug("closing session: %s", exc)
 
 
-async def close_pools() -> None:
+async def close_pool(pool) -> None:
     """Detach the app's viewers; the agents keep running."""
-    for key, pool in list(_pools.items()):
-        close = getattr(pool, "close", None) or getattr(pool, "close_all", None)
-        if close is not None:
-            try:
-                await _maybe(close())
-            except Exception as exc:
-                log.debug("closing pool: %s", exc)
-        _pools.pop(key, None)
+    if pool is not None:
+        try:
+            await _maybe(pool.close())
+        except Exception as exc:
+            log.debug("closing pool: %s", exc)
 
 
 # --------------------------------------------------------------------------- logs
@@ -216,8 +212,12 @@ async def open_door(hub, name: str) -> None:
 
 
 async def shutdown(app) -> None:
-    """Quitting the app: detach terminals and stop our own hub. Agents keep running."""
-    await close_pools()
+    """Quitting the app: end its exec shells, detach terminals and stop our own hub.
+    Agents keep running."""
+    for session in list(getattr(app, "_exec_sessions", {}).values()):
+        await close_session(session)
+    await close_pool(getattr(app, "session_pool", None))
+    app.session_pool = None
     hub = getattr(app, "hub", None)
     if hub is not None:
         try:
