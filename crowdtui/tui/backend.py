@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, AsyncIterator, Callable
-
-from crowdtui.tui.crew import OPERATOR
+from typing import Any, AsyncIterator
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,6 @@ async def store(workspace):
     await s.close()
 
 
-@pytest.fixture
-async def sample_store(sample_workspace):
-    s = await Store.open(sample_workspace.db_path)
-    yield s
-    await s.close()
-
-
 def add_agent(ws, path: str, *, command: str | None = None, description: str = "test agent",
               image: str | None = None) -> None:
     """Write agents/<path>/AGENT.md (the name is the last folder)."""

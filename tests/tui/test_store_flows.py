@@ -1,8 +1,8 @@
-"""Console flows that need only the store: messages, documents, attention, activity."""
+"""Console flows that need only the store: compose, reply, broadcast, mark read."""
 
 from __future__ import annotations
 
-from textual.widgets import DataTable, TextArea, Input
+from textual.widgets import Input, TextArea
 
 from crowdtui.tui.screens.compose import ComposeScreen
 from crowdtui.tui.widgets.agent_list import AgentList
