@@ -159,7 +159,8 @@ class CrowdApp(App[int]):
         self.docker_client: Any = None
         self.session_pool: Any = None  # SessionPool: one shared PTY session per container
         self.docker_error: str | None = None
-        self.hub_mode = "none"
+        self.hub_mode = "none"  # own (in this app) | other (another process) | none
+        self.hub_detail = ""
         self.hub: Any = None
         self.scope_all = False
         self.selected: str | None = None
@@ -243,7 +244,9 @@ class CrowdApp(App[int]):
             (" crowdtui ", "bold reverse"), " ", safe(self.workspace.name, "bold"),
             f" · {running}/{n} running",
             (f" · {waiting} need you", "bold black on yellow") if waiting else "",
-            f" · hub: {self.hub_mode} · ", safe(docker),
+            f" · hub: {self.hub_mode}",
+            safe(f" ({self.hub_detail})") if self.hub_mode == "other" and self.hub_detail else "",
+            " · ", safe(docker),
             (f" · roster: {len(self.roster_problems)} problem(s)", "yellow")
             if self.roster_problems else "",
             (" · all agents" if self.scope_all else ""),
@@ -450,6 +453,7 @@ class CrowdApp(App[int]):
     @quiet_when_closing
     def on_hub_status(self, message: HubStatus) -> None:
         self.hub_mode = message.mode
+        self.hub_detail = message.detail
         if message.detail and message.mode == "none":
             self.notify(f"hub: {message.detail}", severity="warning", markup=False)
         self._status()
