@@ -158,6 +158,7 @@ class CrowdApp(App[int]):
         self.runtime: Any = None
         self.docker_client: Any = None
         self.session_pool: Any = None  # SessionPool: one shared PTY session per container
+        self._policies_started = False  # hub announcements and launch policies (own hub only)
         self.docker_error: str | None = None
         self.hub_mode = "none"  # own (in this app) | other (another process) | none
         self.hub_detail = ""
@@ -351,6 +352,20 @@ class CrowdApp(App[int]):
         mode, detail, hub = await backend.start_hub(self.workspace, self.store)
         self.hub = hub
         self.post_message(HubStatus(mode, detail))
+        self._start_hub_policies()
+
+    def _start_hub_policies(self) -> None:
+        """Our own hub announces new inbox items in agents' terminals (through the app's
+        shared sessions) and applies launch/shutdown policies, once it and the runtime are up."""
+        if self.hub is None or self.runtime is None or self._policies_started:
+            return
+        if self.session_pool is None:
+            self.session_pool = backend.session_pool(self.docker_client)
+        try:
+            self.hub.run_policies(self.runtime, self.session_pool)
+            self._policies_started = True
+        except Exception as exc:  # the console still works without them; say so
+            self.notify(f"hub policies not running: {exc}", severity="warning", markup=False)
 
     def follow_logs(self, name: str, tail: int) -> None:
         """One running agent's log lines into Logs, until its container stops."""
@@ -412,6 +427,7 @@ class CrowdApp(App[int]):
             self.docker_client = message.client
             self.follow_containers()
             self.follow_states()
+            self._start_hub_policies()
         self._status()
 
     @quiet_when_closing

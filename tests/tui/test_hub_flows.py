@@ -58,3 +58,29 @@ async def test_the_scripted_agent_answers_into_the_operators_inbox(workspace, st
 
 async def _answers(store):
     return [m.body for m in await store.inbox("operator") if m.sender == "echo"]
+
+
+@pytest.mark.docker
+async def test_own_hub_announces_new_mail_in_the_agents_terminal(workspace, store, docker_client,
+                                                                  agent_image):
+    """With its own hub, the console runs the hub's announcer through its shared sessions:
+    a message to an agent shows up as a typed ``[crowd]`` notice in that agent's terminal."""
+    from crowdtui.tui.widgets.terminal_pane import TerminalPane
+
+    add_agent(workspace, "shell", command="[cat]")  # cat echoes what is typed into it
+    app = CrowdApp(workspace, watch_roster=False, poll_interval=0.1, live_stats=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        agents = app.query_one(AgentList)
+        await wait_for(pilot, lambda: app.runtime is not None and app.hub_mode == "own"
+                       and agents.row("shell"), 30, what="runtime, hub and roster")
+        await wait_for(pilot, lambda: app._policies_started, what="hub policies running")
+        agents.select("shell")
+        await pilot.pause()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: agents.row("shell").running, 60, what="shell running")
+        pane = app.query_one(TerminalPane)
+        await wait_for(pilot, lambda: pane.terminal is not None, what="terminal attached")
+        await store.send_message("operator", "shell", "please look at SOP-001")
+        await wait_for(
+            pilot, lambda: "[crowd] 1 new message" in "\n".join(pane.terminal.emulator.text()), 30,
+            what="the notice typed into the agent's terminal")
