@@ -135,7 +135,12 @@ def init_workspace(root: Path, *, sample: bool = True) -> tuple[Workspace, list[
     agents = root / "agents"
     if not agents.exists():
         src = sample_roster_dir()
-        if sample and src.is_dir() and src.resolve() != agents.resolve():
+        if sample and not src.is_dir():
+            raise WorkspaceNotFound(
+                f"the sample roster is not at {src} (crowdtui was installed without its source "
+                "checkout); run `crowdtui init --empty` or install with `make setup`"
+            )
+        if sample and src.resolve() != agents.resolve():
             shutil.copytree(src, agents)
             created.append("agents/ (sample roster)")
         else:

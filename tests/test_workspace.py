@@ -76,3 +76,13 @@ def test_workspace_ids_differ_per_folder(tmp_path):
     assert a.id != b.id and len(a.id) == 12
     assert a.home_dir("lead") == a.root / ".crowd" / "homes" / "lead"
     assert a.ipc_dir("lead") == a.root / ".crowd" / "ipc" / "lead"
+
+
+def test_init_without_the_sample_roster_says_so(tmp_path, monkeypatch):
+    import crowdtui.workspace as wsmod
+
+    monkeypatch.setattr(wsmod, "sample_roster_dir", lambda: tmp_path / "nowhere")
+    with pytest.raises(WorkspaceNotFound, match="init --empty"):
+        init_workspace(tmp_path / "w", sample=True)
+    ws, created = init_workspace(tmp_path / "w", sample=False)
+    assert "agents/" in created and not any(ws.agents_dir.iterdir())

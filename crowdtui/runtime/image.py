@@ -45,8 +45,20 @@ class ImageError(CrowdError):
 
 
 def docker_dir() -> Path:
-    """The folder holding the Dockerfile and ``bin/`` (the build context)."""
-    return Path(__file__).resolve().parent.parent.parent / "docker"
+    """The folder holding the Dockerfile and ``bin/`` (the build context).
+
+    It lives in the source checkout beside the packages; crowdtui is installed from
+    that checkout in editable mode (``scripts/setup.sh``). A copy installed without
+    it cannot build the image, and says so rather than building something else.
+    """
+    folder = Path(__file__).resolve().parent.parent.parent / "docker"
+    if not (folder / "Dockerfile").is_file() or not (folder / "bin").is_dir():
+        raise ImageError(
+            f"the agent image's build files are not at {folder}; install crowdtui from its "
+            "source checkout with `make setup` (pip install -e .), or build docker/Dockerfile "
+            "yourself and set [runtime] image in crowd.toml"
+        )
+    return folder
 
 
 def cache_dir() -> Path:
