@@ -71,6 +71,14 @@ def write_mcp_config(home: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class _NoDefinition:
+    """An agent without a roster definition: no egress (network none)."""
+
+    name: str
+    network: str = "none"
+
+
 class Hub:
     def __init__(
         self,
@@ -90,6 +98,9 @@ class Hub:
         self.max_line = max_line
         self.lock = HubLock(workspace.crowd_dir / "run" / "hub.lock")
         self.doors: dict[str, Door] = {}
+        from crowdtui.hub.egress import EgressProxy
+
+        self.egress = EgressProxy(workspace, store)  # network: allowlist agents' proxy, beside their MCP door
         self.server = None
         self.http_url: str | None = None
         self._http = None
@@ -200,11 +211,16 @@ class Hub:
         door.server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.max_line)
         self.doors[agent] = door
         write_mcp_config(self.workspace.home_dir(agent))
+        try:  # the egress door (only for network: allowlist); a bad list must not keep the MCP door shut
+            await self.egress.open_door(self.directory.definition(agent) or _NoDefinition(agent))
+        except Exception as exc:
+            log.warning("could not open the egress door of %s: %s", agent, exc)
         await self._event("hub.door_opened", agent, {"socket": str(path)})
         log.info("door open for %s (%s)", agent, path)
         return path
 
     async def close_door(self, agent: str) -> None:
+        await self.egress.close_door(agent)
         door = self.doors.pop(agent, None)
         if door is None:
             return
