@@ -123,3 +123,81 @@ async def _drive_widget(parts: list[bytes], size: tuple[int, int]) -> None:
         await pilot.pause()
         assert term.render_line(0).text.startswith("ok fine")
         assert not term.emulator.alternate
+
+
+# -- window titles ---------------------------------------------------------------------
+
+TITLE_ECHO = r"""
+import os, sys, termios
+attrs = termios.tcgetattr(0)
+attrs[3] &= ~termios.ECHO
+termios.tcsetattr(0, termios.TCSANOW, attrs)
+os.write(1, b"ready\r\n")
+for n, line in enumerate(sys.stdin):
+    os.write(1, bytes.fromhex(line.strip()) + b"shown %d\r\n" % n)
+"""
+
+HOSTILE_TITLES = [
+    # (bytes the program prints, the title the emulator keeps)
+    (b"\x1b]0;[/broken\x07", "[/broken"),
+    (b"\x1b]2;[bold]open[/bold][/]\x07", "[bold]open[/bold][/]"),
+    (b"\x1b]0;[@click=app.quit]x[/]\x07", "[@click=app.quit]x[/]"),
+    (b"\x1b]0;[link=https://evil]l[/link] [on red]\x07", "[link=https://evil]l[/link] [on red]"),
+    ("\x1b]2;a\x08b\u202ec\x7fd\tz\x07".encode(), "a\x08b\u202ec\x7fd\tz"),
+]
+
+
+async def test_hostile_window_titles_are_plain_text_in_the_border():
+    """A program's OSC 0/2 title is shown literally in the border: it can neither
+    crash the app with broken markup nor add click actions, styles or control characters."""
+    import sys
+
+    from textual.geometry import Region
+
+    from crowdtui.tui.text import inert
+
+    from .local_pty import LocalPtySession
+
+    session = LocalPtySession([sys.executable, "-c", TITLE_ECHO])
+    app = TerminalTestApp(session)
+    try:
+        async with app.run_test(size=(100, 12)) as pilot:
+            term = app.query_one(Terminal)
+
+            async def until(predicate, what):
+                deadline = asyncio.get_running_loop().time() + 15
+                while not predicate():
+                    assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+                    await pilot.pause(0.05)
+
+            def border() -> list:
+                return list(term.render_lines(Region(0, 0, term.outer_size.width, 1))[0])
+
+            await until(lambda: "ready" in "\n".join(term.emulator.text()), "the program")
+            for n, (raw, title) in enumerate(HOSTILE_TITLES):
+                term.send(raw.hex().encode() + b"\r")
+                await until(lambda: f"shown {n}" in "\n".join(term.emulator.text()), f"title {n}")
+                await until(lambda: term._title == title, f"title {n} taken")
+                await pilot.pause()
+                for _ in range(2):  # the border is redrawn on blur and on focus too
+                    assert app.is_running and app.return_code is None
+                    text = "".join(seg.text for seg in border())
+                    assert f" {inert(title)} · ctrl+] releases " in text, text
+                    for seg in border():
+                        assert not (seg.style and seg.style.meta), seg  # no @click, no link
+                        assert not (seg.style and (seg.style.bold or seg.style.link)), seg
+                    await pilot.press("ctrl+right_square_bracket")
+                    await pilot.pause()
+                    assert not term.has_focus
+                    term.focus()
+                    await pilot.pause()
+                if "@click" in title:
+                    # Clicking where the title's "x" is drawn does nothing to the app.
+                    x = "".join(seg.text for seg in border()).index("]x[") + 1
+                    await pilot.click(Terminal, offset=(x, 0))
+                    await pilot.pause(0.1)
+                    assert app.is_running and app.return_code is None
+                assert "\x1b" not in app.export_screenshot() and "\x08" not in app.export_screenshot()
+            assert app.is_running
+    finally:
+        session.close()

@@ -17,12 +17,14 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual.content import Content
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
 from crowdtui.terminal import Cell, Emulator, TerminalSession, Viewer, encode_key, encode_mouse
+from crowdtui.tui.text import inert
 
 _ANSI_NAMES = {
     "black": 0, "red": 1, "green": 2, "brown": 3, "yellow": 3, "blue": 4, "magenta": 5, "cyan": 6, "white": 7,
@@ -330,8 +332,10 @@ class Terminal(Widget, can_focus=True):
         self.refresh()
 
     def _update_border(self) -> None:
+        # The title comes from the program (OSC 0/2): plain Content, never markup,
+        # and control characters made visible, so no title can break or script the app.
         title = self._title or self.label
-        self.border_title = f"{title} · {self.RELEASE_LABEL}"
+        self.border_title = Content(f"{inert(title)} · {self.RELEASE_LABEL}")
 
     # -- rendering ---------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
