@@ -45,8 +45,11 @@ AGENT_UID = AGENT_GID = 1000  # the user every agent container runs as
 def bind_unix(path: Path, mode: int | None = None) -> socket.socket:
     """A listening unix socket at ``path`` (replacing a stale one) the container user can use.
 
-    As root: owned by the agent user (1000:1000), mode 0660, so other host users cannot
-    speak as the agent. Otherwise mode 0666 (the agent's uid differs from ours).
+    Mode 0600 (owner only), so no other host user can speak as the agent. As root the
+    socket is owned by the agent user (1000:1000), the user agent containers run as;
+    otherwise it stays ours, and agent containers run as our uid (see
+    ``crowdtui.runtime.containers.agent_user``). The mode is set before ``listen()``,
+    so nobody can connect while it is still the umask's.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,9 +67,7 @@ def bind_unix(path: Path, mode: int | None = None) -> socket.socket:
     if mode is None:
         if os.geteuid() == 0:
             os.chown(path, AGENT_UID, AGENT_GID)
-            mode = 0o660
-        else:
-            mode = 0o666
+        mode = 0o600
     os.chmod(path, mode)
     sock.listen(64)
     sock.setblocking(False)

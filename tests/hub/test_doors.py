@@ -225,10 +225,11 @@ async def test_door_socket_is_connectable_by_the_container_user_and_mcp_json_poi
     assert path == workspace.ipc_dir("worker") / "mcp.sock"
     assert stat.S_ISSOCK(os.stat(path).st_mode)
     st = os.stat(path)
-    if os.geteuid() == 0:  # owned by the container user; no other host user may speak as the agent
-        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1000, 1000, 0o660)
-    else:
-        assert st.st_mode & 0o777 == 0o666
+    # owner only: no other host user may speak as the agent
+    if os.geteuid() == 0:  # owned by the user agent containers run as
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1000, 1000, 0o600)
+    else:  # ours; agent containers run as our uid
+        assert (st.st_uid, st.st_mode & 0o777) == (os.geteuid(), 0o600)
     config = json.loads((workspace.home_dir("worker") / ".mcp.json").read_text())
     assert config["mcpServers"]["crowd"] == {"command": "crowd-mcp-bridge"}
     await hub.close_door("worker")
