@@ -16,7 +16,7 @@ import aiosqlite
 
 from qms import workflow as wf
 from qms.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
-from qms.messages import MAX_MESSAGE_BYTES
+from qms.messages import MAX_MESSAGE_BYTES, check_id
 from qms.models import Document, Event, Task, Version
 from qms.names import OPERATOR, shown, validate_name, validate_text
 from qms.registry import require_principal
@@ -175,8 +175,8 @@ class DocumentsMixin:
     async def get_document(self, doc_id: str, version: int | None = None) -> Document:
         """The document with the content of ``version`` (default: the latest)."""
         doc_id = check_doc_id(doc_id)
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-            raise InvalidInput(f"version must be a positive integer, not '{shown(version)}'")
+        if version is not None:
+            check_id(version, "version")
         rows = await self.query(DOC_SELECT + " WHERE d.id = ?", (doc_id,))  # type: ignore[attr-defined]
         if not rows:
             raise no_such_doc(doc_id)
@@ -567,8 +567,7 @@ class DocumentsMixin:
     async def reassign_task(self, task_id: int, to: str, actor: str = OPERATOR) -> Task:
         """Operator only: move an open review/approval task to someone else (e.g. the
         assignee's agent was removed), so a routed document is never stranded."""
-        if isinstance(task_id, bool) or not isinstance(task_id, int):
-            raise InvalidInput(f"task id '{shown(task_id)}' is not an integer")
+        check_id(task_id, "task id")
         validate_name(to)
         validate_name(actor)
         if actor != OPERATOR:

@@ -21,6 +21,16 @@ PRIORITIES = {"high": 0, "normal": 1, "low": 2}
 PREVIEW_CHARS = 120
 
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer: ids (rowids) are never above it
+
+
+def check_id(value: object, what: str = "message id") -> int:
+    """``value`` if it is an integer id SQLite can hold (1 to 2**63-1), else InvalidInput."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise InvalidInput(f"{what} '{shown(value)}' is not a valid id: use a whole number from 1 to {MAX_ID}")
+    return value
+
+
 def message_from_row(row: sqlite3.Row) -> Message:
     return Message(
         id=row["id"], sender=row["sender"], recipient=row["recipient"], body=row["body"],
@@ -209,9 +219,7 @@ class MessagesMixin:
         validate_name(name)
         id_list = []
         for i in ids:
-            if isinstance(i, bool) or not isinstance(i, int) or i < 1:
-                raise InvalidInput(f"message id '{shown(i)}' is not a positive integer")
-            id_list.append(i)
+            id_list.append(check_id(i))
         id_list = sorted(set(id_list))
         if not id_list:
             return 0
@@ -243,8 +251,7 @@ class MessagesMixin:
         return counts
 
     async def get_message(self, id: int) -> Message:
-        if isinstance(id, bool) or not isinstance(id, int):
-            raise InvalidInput(f"message id '{shown(id)}' is not an integer")
+        check_id(id)
         rows = await self.query("SELECT * FROM messages WHERE id = ?", (id,))  # type: ignore[attr-defined]
         if not rows:
             raise NotFound(f"no message with id {id}; check the id (`crowdtui inbox` lists yours)")

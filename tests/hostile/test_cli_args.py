@@ -21,9 +21,7 @@ CASES = [
     ("inbox", TRAVERSE),
     ("read", "-1"),
     ("read", "not-a-number"),
-    pytest.param(("read", "99999999999999999999999"), marks=pytest.mark.xfail(
-        strict=True, reason="qms mark_read passes ids beyond SQLite's 64-bit range to SQLite: OverflowError "
-                            "traceback instead of InvalidInput (qms/messages.py)")),
+    ("read", "99999999999999999999999"),
     ("doc", "show", TRAVERSE),
     ("doc", "show", "SOP-001/../../x"),
     ("doc", "checkout", "SOP-999"),
