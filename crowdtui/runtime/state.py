@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 from crowdtui.errors import CrowdError
@@ -31,6 +32,8 @@ class StateFollower:
 
     ``await follower.run(stop_event)`` reconciles once, then follows until ``stop_event``
     is set (or the task is cancelled). ``reconcile()`` alone brings the registry up to date.
+    ``ready`` is set once ``run`` is subscribed to the engine's events: every container
+    event from then on is seen.
     """
 
     def __init__(self, runtime: Runtime, store, *, actor: str = "runtime"):
@@ -40,6 +43,8 @@ class StateFollower:
         self._stream = None
         self._stream_lock = threading.Lock()
         self._closed = False
+        #: set by :meth:`run` once the engine's event stream is open
+        self.ready = asyncio.Event()
 
     async def reconcile(self) -> list[ContainerInfo]:
         """Record the current state of every agent container of the workspace."""
@@ -56,6 +61,7 @@ class StateFollower:
         reader = threading.Thread(target=self._pump, args=(stream, loop, queue),
                                   name="crowdtui-state-events", daemon=True)
         reader.start()
+        self.ready.set()
         stopper = asyncio.create_task(stop_event.wait()) if stop_event else None
         try:
             await self.reconcile()
@@ -93,7 +99,12 @@ class StateFollower:
     def _open_stream(self):
         filters = {"type": "container", "label": [f"{labels.WORKSPACE}={self.runtime.workspace.id}"],
                    "event": list(WATCHED_ACTIONS)}
-        stream = self.runtime.client.events(decode=True, filters=filters)
+        # The engine answers with the response headers before it subscribes this request,
+        # so an event in between would be missed; asking for the events since a moment
+        # before (the engine replays its recent ones) closes that gap. Replayed events are
+        # harmless: each is handled by inspecting what is true now.
+        since = int(time.time()) - 1
+        stream = self.runtime.client.events(decode=True, filters=filters, since=since)
         with self._stream_lock:
             self._stream = stream
         return stream
