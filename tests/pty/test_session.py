@@ -141,10 +141,13 @@ async def test_large_input_is_queued_not_lost(start_container, docker_client):
     session = await PtySession.open(docker_client, c.id)
     screen = Screen()
     viewer = session.add_viewer(screen.on_output)
-    viewer.write(b"stty raw -echo; head -c 500000 | wc -c; stty sane\r")
-    await asyncio.sleep(0.5)
+    # the markers are computed by the shell, so the echoed command line does not match them
+    viewer.write(b"stty raw -echo; echo READY-$((20+22)); echo GOT-$(head -c 500000 | wc -c)-$((6*7)); "
+                 b"stty sane\r")
+    await screen.wait_for(r"READY-42")  # the tty is raw now: no line limit drops input
+    seen = len(screen.data)
     viewer.write(b"y" * 500000)  # far more than a socket buffer: the rest waits for the writer
-    await screen.wait_for(r"500000")
+    await screen.wait_for(r"GOT-\s*500000-42", start=seen)
     await session.close()
 
 
