@@ -178,7 +178,11 @@ def test_logs_of_an_agent_without_container_says_how_to_start_it(crew):
     assert "crowdtui up alpha" in out.stderr
     # once it has lived, its earlier output is pointed to
     assert crowd(crew, "up", "alpha").returncode == 0
-    time.sleep(0.5)
+    # only output is archived: wait until alpha has printed before removing it
+    deadline = time.monotonic() + 30
+    while "alpha two" not in (shown := crowd(crew, "logs", "alpha").stdout.splitlines()):
+        assert time.monotonic() < deadline, f"alpha printed nothing: {shown!r}"
+        time.sleep(0.1)
     assert crowd(crew, "down", "--rm", "alpha", "--timeout", "1").returncode == 0
     out = crowd(crew, "logs", "alpha")
     assert out.returncode == 1 and ".crowd/logs/alpha/" in out.stderr
