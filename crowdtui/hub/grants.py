@@ -49,6 +49,9 @@ ALL_TOOLS = HUB_TOOLS + ENGINE_TOOLS
 _CHANGE_ROUTING = ("!add_route", "!move_route", "!remove_route", "!add_task", "!pause_task",
                    "!resume_task", "!remove_task")
 # Tier defaults, written in the same rule language as the definitions' grants.
+# Whatever the grants say, `observe` reaches only the caller's own descendants (children,
+# grandchildren...): the tool checks the roster tree (crowdtui.hub.tools) and records a
+# refusal as a hub.denied event. Grants can only narrow that further.
 TIER_DEFAULTS: dict[int, tuple[str, ...]] = {
     0: ("*",),
     # tier 1: may look at routes and schedules, not change them

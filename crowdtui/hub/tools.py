@@ -18,7 +18,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
 from crowdtui.hub.directory import OPERATOR, Directory
-from crowdtui.hub.identity import caller
+from crowdtui.hub.identity import VIA, caller
 
 # JSON-RPC error codes the hub uses (server-defined range -32000..-32099).
 DENIED = -32001  # the caller may not do this
@@ -251,10 +251,30 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
             await store.append_event(me, "hub.escalated", parent, {"message_id": msgs[0].id})
         return {"escalated_to": parent, "message_id": msgs[0].id}
 
+    async def descendants(name: str) -> set[str]:
+        """``name``'s children, grandchildren and so on (each once, even if the tree loops)."""
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            info = await directory.info(todo.pop())
+            for child in info.children if info else ():
+                if child not in seen and child != name:
+                    seen.add(child)
+                    todo.append(child)
+        return seen
+
     @server.tool()
     async def observe(agent: str, limit: int = 20) -> dict[str, Any]:
-        """A read-only look at another agent: its status and latest inbox (nothing is marked read)."""
+        """A read-only look at one of my descendants (children, their children...): its
+        status and latest inbox (nothing is marked read)."""
+        me = caller()
         limit = max(1, min(int(limit), 200))
+        if me != OPERATOR and agent not in await descendants(me):
+            below = sorted(await descendants(me))
+            allowed = ", ".join(below) if below else "nobody (you have no children)"
+            reason = f"{agent!r} is not below {me} in the roster; you may observe only your descendants: {allowed}"
+            await store.append_event(me, "hub.denied", "observe", {"reason": reason, "via": VIA.get(), "args": {"agent": str(agent)[:80]}})
+            raise MCPError(code=DENIED, message=reason)
         with qms_errors():
             a = await store.get_agent(agent)
             if a is None:
