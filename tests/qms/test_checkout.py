@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 import pytest
 
@@ -66,10 +66,21 @@ async def test_cancel_checkout_keeps_the_content(store):
     await store.checkout(doc.id, "bob")  # free again
 
 
+async def expire_lease(store, doc_id):
+    """Make a held lease run out now (leases are long in tests, so a busy machine cannot
+    expire one early): its expiry time moves into the past, as time passing would."""
+    async with store.write() as db:
+        rows = await db.execute_fetchall(
+            "UPDATE documents SET lease_expires_at = ? WHERE id = ? AND holder IS NOT NULL RETURNING id",
+            (time.time() - 1, doc_id))
+    assert rows, f"{doc_id} was not held"
+
+
 async def test_an_expired_lease_counts_as_free(store):
     doc = await store.create_document("alice", "SOP", "T")
-    await store.checkout(doc.id, "alice", lease_seconds=0.05)
-    await asyncio.sleep(0.1)
+    await store.checkout(doc.id, "alice", lease_seconds=3600)
+    assert (await store.get_document(doc.id)).is_held()
+    await expire_lease(store, doc.id)
     assert not (await store.get_document(doc.id)).is_held()
     taken = await store.checkout(doc.id, "bob")
     assert taken.holder == "bob"
@@ -80,10 +91,10 @@ async def test_an_expired_lease_counts_as_free(store):
 
 async def test_expired_lease_does_not_block_routing(store):
     doc = await store.create_document("alice", "SOP", "T")
-    await store.checkout(doc.id, "alice", lease_seconds=0.05)
+    await store.checkout(doc.id, "alice", lease_seconds=3600)
     with pytest.raises(Conflict, match="checked out by alice"):
         await store.route(doc.id, "alice", "review", ["bob"])
-    await asyncio.sleep(0.1)
+    await expire_lease(store, doc.id)
     await store.route(doc.id, "alice", "review", ["bob"])
     doc = await store.get_document(doc.id)
     assert (doc.state, doc.holder) == ("IN_REVIEW", None)
