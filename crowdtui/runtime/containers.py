@@ -259,6 +259,15 @@ class Runtime:
             Mount(WORKSPACE_MOUNT, str(ws.root), type="bind",
                   read_only=agent.workspace_mode != "rw"),
             Mount(f"{WORKSPACE_MOUNT}/.crowd", str(self.empty_dir()), type="bind", read_only=True),
+        ]
+        if agent.workspace_mode == "rw":
+            # A writable workspace must not let the agent rewrite the roster or the
+            # configuration: that would let it widen its own grants, mounts or tier.
+            for guarded in ("agents", "crowd.toml"):
+                if (ws.root / guarded).exists():
+                    mounts.append(Mount(f"{WORKSPACE_MOUNT}/{guarded}", str(ws.root / guarded),
+                                        type="bind", read_only=True))
+        mounts += [
             Mount(f"{HOME}/CLAUDE.md", str(self.persona_dir(name) / "CLAUDE.md"), type="bind",
                   read_only=True),
         ]

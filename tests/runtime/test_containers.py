@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import asyncio
 import json
 
@@ -91,6 +93,9 @@ async def test_capabilities_network_and_workspace_mode_follow_the_definition(run
     assert cfg["network_mode"] == "bridge"
     ws_mount = next(m for m in cfg["mounts"] if m["Target"] == "/workspace")
     assert ws_mount["ReadOnly"] is False
+    # ...but never the roster or the configuration (an agent must not raise its own authority)
+    guarded = {m["Target"]: m["ReadOnly"] for m in cfg["mounts"]}
+    assert guarded["/workspace/agents"] is True and guarded["/workspace/crowd.toml"] is True
     assert cfg["environment"]["FOO"] == "bar" and cfg["environment"]["CROWD_AGENT"] == "alpha"
     # allowlist stays without a network until the egress proxy exists
     assert runtime.container_config(agent("beta", network="allowlist"))["network_mode"] == "none"
@@ -285,3 +290,19 @@ async def test_names_that_are_not_agent_names_are_refused_and_nothing_is_written
             await call()
     assert sorted(p.relative_to(workspace.root) for p in workspace.root.rglob("*")) == before
     assert not (workspace.root.parent / "escape").exists()
+
+
+async def test_writable_workspace_keeps_roster_and_config_read_only(runtime, agent, workspace):
+    work = workspace.root / "work"  # a folder the agent's uid owns, as a user's checkout would be
+    work.mkdir()
+    os.chown(work, 1000, 1000)
+    info = await runtime.start(agent("alpha", command=("sleep", "infinity"), workspace_mode="rw"))
+    assert info.running
+    container = await runtime.container("alpha")
+    code, out = exec_in(container, "echo x > /workspace/work/notes.txt && cat /workspace/work/notes.txt")
+    assert code == 0 and "x" in out
+    for target in ("/workspace/agents/evil/AGENT.md", "/workspace/crowd.toml"):
+        code, out = exec_in(container, f"mkdir -p $(dirname {target}) 2>&1; echo y >> {target}")
+        assert code != 0, f"{target} was writable: {out}"
+    assert "y" not in (workspace.root / "crowd.toml").read_text().splitlines()
+    assert not (workspace.root / "agents" / "evil").exists()
