@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,46 +23,97 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_web_serves_the_console_and_keeps_the_hub(workspace, store):
+async def read_console(ws, seen: bytearray, *needles: bytes, timeout: float = 60) -> None:
+    """Read what the console draws over the websocket until every needle is there."""
+    deadline = time.monotonic() + timeout
+    while not all(n in seen for n in needles):
+        assert time.monotonic() < deadline, f"no console drawn: {bytes(seen[-500:])!r}"
+        msg = await ws.receive(timeout=timeout)
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            seen += msg.data
+        elif msg.type == aiohttp.WSMsgType.TEXT:
+            seen += msg.data.encode()
+        else:
+            raise AssertionError(f"websocket ended: {msg.type} {bytes(seen[-500:])!r}")
+
+
+async def test_web_serves_the_console_only_with_its_key_and_keeps_the_hub(workspace, store, tmp_path):
     add_agent(workspace, "alice")
     port = free_port()
+    origin = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crowdtui", "--workspace", str(workspace.root), "web",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    out_path = tmp_path / "web.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crowdtui", "--workspace", str(workspace.root), "web",
+             "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
+        # The server prints the full URL, key included.
+        deadline = time.monotonic() + 30
+        while not re.search(rf"open {origin}/\?k=\S+\n", out_path.read_text()):
+            assert proc.poll() is None, out_path.read_text()
+            assert time.monotonic() < deadline, f"no URL printed: {out_path.read_text()!r}"
+            await asyncio.sleep(0.1)
+        url = re.search(rf"open ({origin}/\?k=(\S+))\n", out_path.read_text())
+        page_url, key = url.group(1), url.group(2)
+        assert len(key) >= 20
+
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    async with http.get(f"http://127.0.0.1:{port}/") as r:
+                    async with http.get(page_url) as r:
                         page = await r.text()
                         assert r.status == 200
                         break
                 except aiohttp.ClientConnectionError:
-                    assert proc.poll() is None, proc.stdout.read().decode()
+                    assert proc.poll() is None, out_path.read_text()
                     assert time.monotonic() < deadline, "the web server did not answer"
                     await asyncio.sleep(0.2)
-            assert "crowdtui" in page and f"ws://127.0.0.1:{port}/ws" in page
+            ws_url = f"ws://127.0.0.1:{port}/ws/{key}"
+            assert "crowdtui" in page and ws_url in page
+
+            # Refused: the page without the key or with a wrong one, a foreign Host (DNS rebinding).
+            for refused in (f"{origin}/", f"{origin}/?k=", f"{origin}/?k={key[:-1]}x"):
+                async with http.get(refused) as r:
+                    assert r.status == 403, refused
+                    assert "/ws/" not in await r.text() and key not in await r.text()
+            async with http.get(page_url, headers={"Host": f"rebound.example:{port}"}) as r:
+                assert r.status == 403
+            # Refused: websockets without the key, with a wrong key, from another origin, or
+            # with no Origin, or through a foreign Host.
+            for ws_try, headers in [
+                (f"{origin}/ws", {"Origin": origin}),
+                (f"{origin}/ws?k={key}", {"Origin": origin}),
+                (f"{origin}/ws/{key[:-1]}x", {"Origin": origin}),
+                (f"{origin}/ws/{key}", {"Origin": "http://evil.example"}),
+                (f"{origin}/ws/{key}", {"Origin": f"http://localhost.evil.example:{port}"}),
+                (f"{origin}/ws/{key}", {}),
+                (f"{origin}/ws/{key}", {"Origin": f"http://rebound.example:{port}",
+                                        "Host": f"rebound.example:{port}"}),
+            ]:
+                try:
+                    async with http.ws_connect(ws_try, headers=headers):
+                        raise AssertionError(f"websocket accepted: {ws_try} {headers}")
+                except aiohttp.WSServerHandshakeError as e:
+                    assert e.status == 403, (ws_try, headers, e.status)
+
             started = await wait_store(
                 lambda: store.events_after(0, kinds=["hub.started"]), 20, what="hub started")
             assert started[0].detail.get("pid") == proc.pid
 
-            # a browser visit: a console process drawn over the websocket
-            seen = b""
-            async with http.ws_connect(f"http://127.0.0.1:{port}/ws?width=100&height=30") as ws:
-                await ws.send_str(json.dumps(["resize", {"width": 100, "height": 30}]))
-                deadline = time.monotonic() + 60
-                while b"alice" not in seen or b"hub: other" not in seen:
-                    assert time.monotonic() < deadline, f"no console drawn: {seen[-500:]!r}"
-                    msg = await ws.receive(timeout=60)
-                    if msg.type == aiohttp.WSMsgType.BINARY:
-                        seen += msg.data
-                    elif msg.type == aiohttp.WSMsgType.TEXT:
-                        seen += msg.data.encode()
-                    else:
-                        raise AssertionError(f"websocket ended: {msg.type} {seen[-500:]!r}")
+            # Two browser visits at once: each a console drawn over its websocket, same crew.
+            async with http.ws_connect(f"{ws_url}?width=100&height=30", headers={"Origin": origin}) as one, \
+                    http.ws_connect(f"{ws_url}?width=90&height=28", headers={"Origin": origin}) as two:
+                await one.send_str(json.dumps(["resize", {"width": 100, "height": 30}]))
+                await two.send_str(json.dumps(["resize", {"width": 90, "height": 28}]))
+                seen_one, seen_two = bytearray(), bytearray()
+                await asyncio.gather(
+                    read_console(one, seen_one, b"alice", b"hub: other"),
+                    read_console(two, seen_two, b"alice", b"hub: other"),
+                )
+                assert not one.closed and not two.closed
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
