@@ -18,3 +18,4 @@ bench: setup
 	.venv/bin/python bench/hub.py
 	.venv/bin/python bench/engine.py
 	.venv/bin/python bench/tui.py
+	.venv/bin/python bench/egress.py
