@@ -18,6 +18,7 @@ import sys
 
 from crowdtui import __version__
 from crowdtui.errors import CrowdError
+from crowdtui.text_safety import inert
 
 COMMAND_MODULES = [
     "crowdtui.cli.workspace_cmds",
@@ -61,10 +62,33 @@ def run_handler(func, args) -> int:
     return int(result or 0)
 
 
+GLOBAL_OPTIONS_WITH_VALUE = ("--workspace", "-w", "--as")
+
+
+def rewrite_serve(argv: list[str]) -> list[str]:
+    """`crowdtui [GLOBAL OPTIONS] --serve [OPTIONS]` is `crowdtui ... serve [OPTIONS]`.
+
+    Only a ``--serve`` among the global options (before the command) is the flag: the
+    same text later on is an argument of its own (`crowdtui send lead -- --serve`).
+    """
+    argv = list(argv)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--serve":
+            argv[i] = "serve"
+            break
+        if arg in GLOBAL_OPTIONS_WITH_VALUE:  # its value may be any text, even "--serve"
+            i += 2
+        elif arg.startswith("-") and arg not in ("-", "--"):  # --version, -wDIR, --as=NAME...
+            i += 1
+        else:  # the command (or "--"): options after it are not ours
+            break
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--serve" in argv:  # `crowdtui --serve [OPTIONS]` is `crowdtui serve [OPTIONS]`
-        argv[argv.index("--serve")] = "serve"
+    argv = rewrite_serve(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -75,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_handler(func, args)
     except CrowdError as exc:
-        print(f"crowdtui: {exc}", file=sys.stderr)
+        print(f"crowdtui: {inert(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -89,6 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         from qms.errors import QmsError
 
         if isinstance(exc, QmsError):
-            print(f"crowdtui: {exc}", file=sys.stderr)
+            print(f"crowdtui: {inert(exc)}", file=sys.stderr)
             return 1
         raise

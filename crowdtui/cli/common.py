@@ -7,6 +7,7 @@ import sys
 from contextlib import asynccontextmanager
 from typing import Any
 
+from crowdtui.text_safety import inert  # noqa: F401  (the CLI modules import it from here)
 from crowdtui.workspace import Workspace, find_workspace
 
 
@@ -30,17 +31,3 @@ async def open_store(args):
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
-
-
-def inert(text: str) -> str:
-    """Make text safe to print on a terminal: control characters become visible escapes."""
-    out = []
-    for ch in str(text):
-        code = ord(ch)
-        if ch in "\n\t":
-            out.append(ch)
-        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(ch)
-    return "".join(out)

@@ -19,6 +19,7 @@ import time
 from typing import Callable
 
 from crowdtui.errors import CrowdError
+from crowdtui.text_safety import inert
 
 _SAFE = re.compile(r"[^a-z0-9_-]+")
 
@@ -29,11 +30,6 @@ def _default_user() -> str:
     except Exception:
         name = "me"
     return _SAFE.sub("-", name.lower()).strip("-") or "me"
-
-
-def _inert(text: str) -> str:
-    return "".join(ch if ch in "\n\t" or (ord(ch) >= 0x20 and ord(ch) != 0x7F and not 0x80 <= ord(ch) < 0xA0)
-                   else f"\\x{ord(ch):02x}" for ch in text)
 
 
 class LocalChannel:
@@ -71,8 +67,8 @@ class LocalChannel:
             body = await request.json()
             self.received.append(body)
             self._note(str(body.get("from") or "crowd"), str(body.get("text", "")))
-            who = _inert(str(body.get("from") or "crowd"))
-            text = _inert(str(body.get("text", ""))).replace("\n", "\n    ")
+            who = inert(str(body.get("from") or "crowd"))
+            text = inert(str(body.get("text", ""))).replace("\n", "\n    ")
             self.out(f"{who}: {text}")
             return JSONResponse({"ok": True})
 
@@ -80,7 +76,7 @@ class LocalChannel:
             if not authorised(request):
                 return JSONResponse({"error": "wrong callback token"}, status_code=401)
             body = await request.json()
-            self.status(f"({_inert(str(body.get('from') or 'crowd'))} is typing…)")
+            self.status(f"({inert(str(body.get('from') or 'crowd'))} is typing…)")
             return JSONResponse({"ok": True})
 
         async def health(request: Request):

@@ -11,6 +11,8 @@ import time
 
 from rich.text import Text
 
+from crowdtui.text_safety import inert as _inert
+
 _ESCAPES = {"\t": "    "}
 
 
@@ -19,21 +21,7 @@ def inert(text: object, *, multiline: bool = False) -> str:
 
     Newlines are kept when ``multiline`` is true, else shown as ``⏎``. Tabs become spaces.
     """
-    out: list[str] = []
-    for ch in str(text):
-        code = ord(ch)
-        if ch == "\n":
-            out.append("\n" if multiline else "⏎")
-        elif ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
-            out.append(f"\\x{code:02x}")
-        elif 0x200B <= code <= 0x200F or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
-            # zero-width and bidi overrides: visible too, so nothing hides or reorders text
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return _inert(text, multiline=multiline).replace("\t", _ESCAPES["\t"])
 
 
 def safe(text: object, style: str = "", *, multiline: bool = False) -> Text:
