@@ -64,3 +64,55 @@ async def test_hostile_message_document_and_log_text_stays_inert(workspace, stor
         assert_inert_screenshot(svg)
         assert "pwned" in svg
         assert app.title == "crowdtui · ws"
+
+
+async def test_hostile_window_title_in_the_console_terminal_stays_inert(workspace, store):
+    """An agent's program sets a window title made of broken markup, a click action and
+    control characters: the console keeps running and its terminal border shows it literally."""
+    import sys
+
+    from textual.geometry import Region
+
+    from crowdtui.tui.widgets.terminal import Terminal
+    from crowdtui.tui.widgets.terminal_pane import TerminalPane
+    from tests.terminal.local_pty import LocalPtySession
+
+    title = "[/broken [@click=app.quit]x[/] [bold]b\x08\u202e"
+    program = ("import os, sys, time\n"
+               f"os.write(1, b'\\x1b]0;' + {title.encode()!r} + b'\\x07title-set\\r\\n')\n"
+               "sys.stdin.read()\n")
+    add_agent(workspace, "alice")
+    session = LocalPtySession([sys.executable, "-c", program])
+    app = store_app(workspace)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            agents = app.query_one(AgentList)
+            await wait_for(pilot, lambda: agents.row("alice"))
+
+            async def get_session(container_id):
+                return session
+
+            await pilot.press("1")  # the terminal view
+            pane = app.query_one(TerminalPane)
+            await wait_for(pilot, lambda: pane.size.width > 60, what="the terminal view")
+            await pane.attach("alice", "local-pty", get_session, focus=True)
+            term = await wait_for(pilot, lambda: isinstance(pane.terminal, Terminal) and pane.terminal)
+            await wait_for(pilot, lambda: "title-set" in "\n".join(term.emulator.text()), what="the program")
+            await wait_for(pilot, lambda: term._title == title, what="the title taken")
+            await wait_for(pilot, lambda: term.size.width > 60 and pane.terminal is term, what="the terminal shown")
+            border = term.render_lines(Region(0, 0, term.outer_size.width, 1))[0]
+            assert f" {inert(title)} · ctrl+] releases" in border.text
+            assert not any(seg.style and seg.style.meta for seg in border)  # no @click
+            x = border.text.index("]x[") + 1
+            svg = app.export_screenshot()
+            assert_inert_screenshot(svg)
+            assert "@click=app.quit" in svg and "\\x08" in svg  # shown, literally
+            await pilot.click(term, offset=(x, 0))  # where the title's "x" is drawn: no action
+            await pilot.pause(0.2)
+            assert app.is_running and app.return_code is None
+            await pilot.press("ctrl+right_square_bracket")  # the border is redrawn unfocused
+            await pilot.pause(0.2)
+            assert app.is_running and app.return_code is None
+            assert app.title == "crowdtui · ws"
+    finally:
+        session.close()

@@ -171,6 +171,7 @@ class Terminal(Widget, can_focus=True):
         backlog = getattr(session, "backlog", b"") or b""
         if backlog:
             self.emulator.feed(backlog)
+            self._after_feed()  # a title the program set before we attached shows too
         self._viewer = session.add_viewer(self._on_output, self._on_close)
         self._sync_size()
         self._full_repaint = True
