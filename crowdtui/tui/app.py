@@ -48,6 +48,7 @@ from crowdtui.tui.widgets.agent_list import AgentList
 from crowdtui.tui.widgets.documents_view import DocumentsView
 from crowdtui.tui.widgets.inbox_view import InboxView
 from crowdtui.tui.widgets.logs_view import LogsView
+from crowdtui.tui.widgets.onboarding_view import OnboardingView
 from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal
 from crowdtui.workspace import Workspace
 
@@ -73,7 +74,9 @@ def quiet_when_closing(handler):
     return wrapper
 
 
-VIEWS = ("terminal", "inbox", "documents", "activity", "logs")
+VIEWS = ("terminal", "inbox", "documents", "activity", "logs", "held")
+#: event kinds (before the dot) after which the held chats are read again
+HELD_KINDS = {"onboard", "chat", "route", "inbound"}
 NARROW = 140  # below this many columns the list sits above the view
 EVENT_BACKLOG = 300  # events shown in Activity when the app opens
 
@@ -99,6 +102,7 @@ class CrowdApp(App[int]):
         Binding("3", "view('documents')", "docs", show=False),
         Binding("4", "view('activity')", "activity", show=False),
         Binding("5", "view('logs')", "logs", show=False),
+        Binding("6", "view('held')", "held", show=False),
         Binding("a", "toggle_scope", "all/one", show=False),
         Binding("s", "start", "start"),
         Binding("x", "stop", "stop"),
@@ -178,6 +182,8 @@ class CrowdApp(App[int]):
         self._watches: dict[str, tuple[str, Any, AttentionWatch]] = {}
         #: name -> why its terminal looks like it waits for the operator
         self.attention: dict[str, str] = {}
+        #: chats held by onboarding (no route accepts them), as last read from the store
+        self.holds: list[Any] = []
 
     @property
     def _main(self):
@@ -205,11 +211,13 @@ class CrowdApp(App[int]):
                     yield ActivityView(id="activity")
                 with TabPane("5 Logs", id="view-logs"):
                     yield LogsView(id="logs")
+                with TabPane("6 Held", id="view-held"):
+                    yield OnboardingView(id="held")
         yield Footer(show_command_palette=False)
 
     async def on_mount(self) -> None:
         self._main.query_one("#agent-filter", Input).display = False
-        for view in (InboxView, ActivityView):
+        for view in (InboxView, ActivityView, OnboardingView):
             self._main.query_one(view).time_format = self.time_format
         self._set_narrow(self.size.width)
         self._main.query_one(AgentList).focus()
@@ -221,6 +229,7 @@ class CrowdApp(App[int]):
         last = await self.store.last_event_id()
         self._last_event_id = max(0, last - EVENT_BACKLOG)
         self.poll_store()
+        self.refresh_held()
         self.load_roster_worker()
         if self.use_docker:
             self.connect_runtime()
@@ -245,6 +254,7 @@ class CrowdApp(App[int]):
             (" crowdtui ", "bold reverse"), " ", safe(self.workspace.name, "bold"),
             f" · {running}/{n} running",
             (f" · {waiting} need you", "bold black on yellow") if waiting else "",
+            (f" · {len(self.holds)} chat(s) held (6)", "bold black on yellow") if self.holds else "",
             f" · hub: {self.hub_mode}",
             safe(f" ({self.hub_detail})") if self.hub_mode == "other" and self.hub_detail else "",
             " · ", safe(docker),
@@ -416,6 +426,8 @@ class CrowdApp(App[int]):
             self.refresh_inbox()
         if "doc" in kinds:
             self.refresh_documents()
+        if kinds & HELD_KINDS:
+            self.refresh_held()
 
     @quiet_when_closing
     def on_runtime_ready(self, message: RuntimeReady) -> None:
@@ -505,6 +517,8 @@ class CrowdApp(App[int]):
             self.refresh_inbox()
         elif pane == "view-documents":
             self.refresh_documents()
+        elif pane == "view-held":
+            self.refresh_held()
 
     @on(Input.Changed, "#agent-filter")
     @quiet_when_closing
@@ -636,6 +650,25 @@ class CrowdApp(App[int]):
         docs = await self.store.list_documents()
         tasks = {t.doc_id: t.kind for t in await self.store.pending_tasks(OPERATOR)}
         self._main.query_one(DocumentsView).show(docs, tasks, self._agent_scope())
+
+    @work(exclusive=True, group="held", exit_on_error=False)
+    async def refresh_held(self) -> None:
+        from crowdtui.engine.inbound import list_holds
+
+        try:
+            holds = await list_holds(self.store)
+        except Exception as exc:  # a busy store: the next event or tick tries again
+            self.log.warning(f"holds: {exc}")
+            return
+        self.show_holds(holds)
+
+    @quiet_when_closing
+    def show_holds(self, holds: list[Any]) -> None:
+        self.holds = holds
+        self._main.query_one(OnboardingView).show(holds)
+        tabs = self._main.query_one(TabbedContent)
+        tabs.get_tab("view-held").label = f"6 Held ({len(holds)})" if holds else "6 Held"
+        self._status()
 
     # ------------------------------------------------------------------ actions
     def action_help(self) -> None:
@@ -856,8 +889,69 @@ class CrowdApp(App[int]):
         await self.store.mark_read(OPERATOR, [m.id])
         self.refresh_inbox()
 
+    # --- onboarding (held chats)
+    def action_held(self, action: str, chat: str | None = None) -> None:
+        """Approve (route to an agent) or deny the highlighted held chat, or ``chat``."""
+        if chat is None:
+            hold = self._main.query_one(OnboardingView).current
+            if hold is None:
+                self.notify("no chat is held: open Held (6) when one waits", severity="warning",
+                            markup=False)
+                return
+            chat = hold.chat
+        self.run_worker(self.held_action(action, chat), group="held-action", exclusive=True,
+                        exit_on_error=False)
+
+    async def held_action(self, action: str, chat: str) -> bool:
+        """Ask, then approve or deny ``chat`` as the operator. True when done."""
+        from crowdtui.engine.inbound import approve_chat, deny_chat
+
+        hold = next((h for h in self.holds if h.chat == chat), None)
+        count = hold.count if hold is not None else 0
+        what = f"{count} held message{'s' if count != 1 else ''}" if count else "its held messages"
+        if action == "approve":
+            names = sorted(r.name for r in self.rows if not r.is_operator)
+            if not names:
+                self.notify("no agents to route the chat to", severity="warning", markup=False)
+                return False
+            default = self.selected if self.selected in names else names[0]
+            vals = await self.push_screen_wait(FormScreen(
+                f"Approve chat {chat} ({what})",
+                [Field("agent", "route it to the agent", names, value=default)]))
+            if not vals:
+                return False
+            try:
+                route_id, n = await approve_chat(self.store, chat, vals["agent"], actor=OPERATOR,
+                                                 now=time.time())
+            except Exception as exc:
+                self.notify(inert(f"approve {chat}: {exc}"), severity="error", markup=False,
+                            timeout=8)
+                return False
+            self.notify(inert(f"chat {chat} -> {vals['agent']} (route {route_id}); {n} held "
+                              f"message{'s' if n != 1 else ''} released (a running serve "
+                              "delivers them)"), markup=False)
+        elif action == "deny":
+            vals = await self.push_screen_wait(FormScreen(
+                f"Deny chat {chat}: drop {what}?", []))
+            if vals is None:
+                return False
+            try:
+                n = await deny_chat(self.store, chat, actor=OPERATOR)
+            except Exception as exc:
+                self.notify(inert(f"deny {chat}: {exc}"), severity="error", markup=False, timeout=8)
+                return False
+            self.notify(inert(f"dropped {n} held message{'s' if n != 1 else ''} of chat {chat}"),
+                        markup=False)
+        else:
+            raise ValueError(f"unknown action {action}")
+        self.refresh_held()
+        return True
+
     # --- documents
     def action_doc(self, action: str) -> None:
+        if self.active_view == "held" and action in ("approve", "reject"):
+            self.action_held("approve" if action == "approve" else "deny")
+            return
         doc = self._main.query_one(DocumentsView).current
         if doc is None:
             self.notify("no document selected: open Documents (3) and pick one",

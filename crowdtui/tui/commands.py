@@ -1,4 +1,5 @@
-"""The command palette (``:``): start, stop, restart, shell, message any agent; switch views."""
+"""The command palette (``:``): start, stop, restart, shell, message any agent; switch views;
+approve or deny held chats."""
 
 from __future__ import annotations
 
@@ -16,8 +17,15 @@ class CrewCommands(Provider):
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         app: Any = self.app
         out: list[tuple[str, Callable[[], Any], str]] = []
-        for view in ("terminal", "inbox", "documents", "activity", "logs"):
+        for view in ("terminal", "inbox", "documents", "activity", "logs", "held"):
             out.append((f"view {view}", partial(app.action_view, view), f"show the {view} view"))
+        for hold in getattr(app, "holds", []):
+            chat = inert(hold.chat)
+            n = f"{hold.count} message{'s' if hold.count != 1 else ''}"
+            out.append((f"approve held chat {chat}", partial(app.action_held, "approve", hold.chat),
+                        f"route {chat} to an agent, who gets its {n}"))
+            out.append((f"deny held chat {chat}", partial(app.action_held, "deny", hold.chat),
+                        f"drop the {n} held for {chat}"))
         out.append(("compose message", app.action_compose, "write to the selected agent"))
         out.append(("broadcast", app.action_broadcast, "write to a selection of agents"))
         out.append(("toggle all agents / selected", app.action_toggle_scope,

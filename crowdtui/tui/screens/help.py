@@ -15,7 +15,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("Anywhere", "?", "this help"),
     ("Anywhere", ":  or  ctrl+p", "command palette (start, stop, restart, views, …)"),
     ("Anywhere", "/", "filter the agent list (in Logs: search the logs)"),
-    ("Anywhere", "1 2 3 4 5", "views: Terminal, Inbox, Documents, Activity, Logs"),
+    ("Anywhere", "1 2 3 4 5 6", "views: Terminal Inbox Docs Activity Logs Held"),
     ("Anywhere", "tab / shift+tab", "move focus between the list and the view"),
     ("Anywhere", "a", "views show the selected agent only / every agent"),
     ("Anywhere", "q  or  ctrl+q", "quit (agents keep running)"),
@@ -37,6 +37,8 @@ KEYS: list[tuple[str, str, str]] = [
     ("Documents", "V", "review (recommend or request updates)"),
     ("Documents", "O", "route for review or approval"),
     ("Documents", "L", "break the checkout lock"),
+    ("Held", "A", "approve a held chat: route it to an agent (asks which), deliver it"),
+    ("Held", "X", "deny a held chat: drop its held messages"),
     ("Dialogs", "ctrl+s", "send / submit"),
     ("Dialogs", "escape", "cancel"),
 ]
