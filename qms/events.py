@@ -96,24 +96,12 @@ class EventsMixin:
         """
         if isinstance(last_id, bool) or not isinstance(last_id, int) or last_id < 0:
             raise InvalidInput(f"last_id must be a non-negative integer, not '{shown(last_id)}'")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
-            raise InvalidInput(f"limit must be an integer from 1 to 100000, not '{shown(limit)}'")
-        sql = "SELECT * FROM events WHERE id > ?"
-        params: list[Any] = [last_id]
-        if kinds is not None:
-            kinds = [kinds] if isinstance(kinds, str) else list(kinds)
-            if not kinds:
-                return []
-            clause, kp = _kind_clause(kinds)
-            sql += " AND " + clause
-            params += kp
-        if subject is not None:
-            sql += " AND subject = ?"
-            params.append(subject)
-        if actor is not None:
-            sql += " AND actor = ?"
-            params.append(actor)
-        sql += " ORDER BY id LIMIT ?"
+        _check_limit(limit)
+        where = _event_filter(kinds, subject, actor)
+        if where is None:
+            return []
+        sql = "SELECT * FROM events WHERE id > ?" + where[0] + " ORDER BY id LIMIT ?"
+        params: list[Any] = [last_id, *where[1]]
         params.append(limit)
         rows = await self.query(sql, params)  # type: ignore[attr-defined]
         return [event_from_row(r) for r in rows]
@@ -123,24 +111,12 @@ class EventsMixin:
         subject: str | None = None, actor: str | None = None,
     ) -> list[Event]:
         """The newest ``limit`` events (matching the filters), oldest first."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
-            raise InvalidInput(f"limit must be an integer from 1 to 100000, not '{shown(limit)}'")
-        sql = "SELECT * FROM events WHERE 1"
-        params: list[Any] = []
-        if kinds is not None:
-            kinds = [kinds] if isinstance(kinds, str) else list(kinds)
-            if not kinds:
-                return []
-            clause, kp = _kind_clause(kinds)
-            sql += " AND " + clause
-            params += kp
-        if subject is not None:
-            sql += " AND subject = ?"
-            params.append(subject)
-        if actor is not None:
-            sql += " AND actor = ?"
-            params.append(actor)
-        sql += " ORDER BY id DESC LIMIT ?"
+        _check_limit(limit)
+        where = _event_filter(kinds, subject, actor)
+        if where is None:
+            return []
+        sql = "SELECT * FROM events WHERE 1" + where[0] + " ORDER BY id DESC LIMIT ?"
+        params: list[Any] = list(where[1])
         params.append(limit)
         rows = await self.query(sql, params)  # type: ignore[attr-defined]
         return [event_from_row(r) for r in reversed(rows)]
@@ -149,3 +125,28 @@ class EventsMixin:
         """The newest event id (0 when there are none): where a new reader starts."""
         rows = await self.query("SELECT COALESCE(MAX(id), 0) FROM events")  # type: ignore[attr-defined]
         return int(rows[0][0])
+
+
+def _check_limit(limit) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+        raise InvalidInput(f"limit must be an integer from 1 to 100000, not '{shown(limit)}'")
+
+
+def _event_filter(kinds, subject, actor) -> tuple[str, list[Any]] | None:
+    """The ``AND …`` clauses and parameters for the readers' filters; None when
+    ``kinds`` is empty (nothing can match)."""
+    sql, params = "", []
+    if kinds is not None:
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        if not kinds:
+            return None
+        clause, kp = _kind_clause(kinds)
+        sql += " AND " + clause
+        params += kp
+    if subject is not None:
+        sql += " AND subject = ?"
+        params.append(subject)
+    if actor is not None:
+        sql += " AND actor = ?"
+        params.append(actor)
+    return sql, params
