@@ -171,14 +171,8 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
         finally:
             await read_send.aclose()
 
-    async def pump_out() -> None:
-        try:
-            async for session_message in write_recv:
-                data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                send_raw(data.encode() + b"\n")
-                await writer.drain()
-        except (ConnectionError, anyio.ClosedResourceError):
-            pass
+    def pump_out():
+        return _write_messages(write_recv, send_raw, writer)
 
     try:
         async with anyio.create_task_group() as tg:
@@ -194,6 +188,17 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
             await writer.wait_closed()
         except Exception:
             pass
+
+
+async def _write_messages(write_recv, write, writer) -> None:
+    """Send each outgoing session message as one JSON line, until the stream closes."""
+    try:
+        async for session_message in write_recv:
+            data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
+            write(data.encode() + b"\n")
+            await writer.drain()
+    except (ConnectionError, anyio.ClosedResourceError):
+        pass
 
 
 @asynccontextmanager
@@ -220,14 +225,8 @@ async def unix_client(path: Path):
         finally:
             await read_send.aclose()
 
-    async def pump_out() -> None:
-        try:
-            async for session_message in write_recv:
-                data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                writer.write(data.encode() + b"\n")
-                await writer.drain()
-        except (ConnectionError, anyio.ClosedResourceError):
-            pass
+    def pump_out():
+        return _write_messages(write_recv, writer.write, writer)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump_in)
