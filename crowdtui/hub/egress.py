@@ -131,7 +131,7 @@ class EgressProxy:
     async def open_door(self, agent_def) -> Path | None:
         """Serve the agent's proxy socket; returns its host path, or None when the agent's
         network is not ``allowlist`` (it needs no proxy). Re-opening replaces the rules."""
-        from crowdtui.hub.unix_transport import bind_unix
+        from crowdtui.agent_folder import AgentFolder, finding_event
         from crowdtui.runtime.containers import check_name
 
         name = check_name(agent_def.name)
@@ -144,7 +144,16 @@ class EgressProxy:
             door.rules = rules
             return door.path
         path = self.socket_path(name)
-        sock = bind_unix(path)
+        ipc = AgentFolder(path.parent, agent=name, label="ipc")
+        try:
+            sock = ipc.bind_socket(SOCKET_NAME)
+        finally:
+            for finding in ipc.findings:  # what the agent left in the way: replaced, recorded
+                kind, subject, detail = finding_event(finding)
+                try:
+                    await self.store.append_event("hub", kind, subject, detail)
+                except Exception:
+                    log.exception("recording %s for %s failed", kind, name)
         door = _Door(agent=name, path=path, rules=rules,
                      where=f"agents/{getattr(agent_def, 'rel_path', name)}/AGENT.md")
 
@@ -179,10 +188,9 @@ class EgressProxy:
             task.cancel()
         if door.tasks:
             await asyncio.wait(list(door.tasks), timeout=5)
-        try:
-            door.path.unlink()
-        except FileNotFoundError:
-            pass
+        from crowdtui.agent_folder import AgentFolder
+
+        AgentFolder(door.path.parent, agent=name).unlink(door.path.name)
         await self._event(name, "egress.door_closed", {"agent": name})
 
     async def stop(self) -> None:

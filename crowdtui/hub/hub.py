@@ -21,15 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crowdtui.agent_folder import AgentFolder, UnsafeEntry, finding_event
 from crowdtui.errors import CrowdError
 from crowdtui.hub.directory import DefinitionSource, Directory, roster_definitions
 from crowdtui.hub.lock import HubLock
 from crowdtui.hub.server import build_server
-from crowdtui.hub.unix_transport import MAX_LINE, bind_unix, serve_connection
+from crowdtui.hub.unix_transport import MAX_LINE, serve_connection
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "mcp.sock"
+MCP_JSON = ".mcp.json"
 RUNNING = "running"
 MCP_CONFIG = {"command": "crowd-mcp-bridge"}
 
@@ -47,28 +49,31 @@ class Door:
     tasks: set = field(default_factory=set)
 
 
-def write_mcp_config(home: Path) -> Path:
-    """Point the agent's MCP client (Claude Code reads ``~/.mcp.json``) at the bridge."""
-    home.mkdir(parents=True, exist_ok=True)
-    path = home / ".mcp.json"
+def write_mcp_config(folder: AgentFolder) -> Path:
+    """Point the agent's MCP client (Claude Code reads ``~/.mcp.json``) at the bridge.
+
+    ``folder`` is the agent's home (:class:`crowdtui.agent_folder.AgentFolder`): the file is
+    read and written without following anything the agent placed there. A link, FIFO or
+    oversized file in its place is not read; crowdtui's own file replaces it (noted in
+    ``folder.findings``). The agent's other servers are kept.
+    """
     data: dict[str, Any] = {}
-    if path.exists():
+    try:
+        raw = folder.read(MCP_JSON)
+    except UnsafeEntry:
+        raw = None
+    if raw is not None:
         try:
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict):
-                data = {}
-        except (OSError, ValueError):
+            parsed = json.loads(raw)
+            data = parsed if isinstance(parsed, dict) else {}
+        except ValueError:
             data = {}
     servers = data.get("mcpServers") if isinstance(data.get("mcpServers"), dict) else {}
-    if servers.get("crowd") == MCP_CONFIG and path.exists():
-        return path
+    if servers.get("crowd") == MCP_CONFIG and raw is not None:
+        return folder.root / MCP_JSON
     servers["crowd"] = dict(MCP_CONFIG)
     data["mcpServers"] = servers
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return folder.write(MCP_JSON, json.dumps(data, indent=2) + "\n", mode=0o644)
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,11 @@ class Hub:
         if await self.directory.info(agent) is None:
             raise HubError(f"no agent named {agent!r} is registered; add it to the roster before opening its door")
         path = self.socket_path(agent)
-        sock = bind_unix(path)
+        ipc = AgentFolder(self.workspace.ipc_dir(agent), agent=agent, label="ipc")
+        try:
+            sock = ipc.bind_socket(SOCKET_NAME)
+        finally:
+            await self.record_findings(ipc)
         door = Door(agent=agent, path=path, server=None)  # type: ignore[arg-type]
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -210,7 +219,11 @@ class Hub:
 
         door.server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.max_line)
         self.doors[agent] = door
-        write_mcp_config(self.workspace.home_dir(agent))
+        home = AgentFolder(self.workspace.home_dir(agent), agent=agent, label="home")
+        try:
+            write_mcp_config(home)
+        finally:
+            await self.record_findings(home)
         try:  # the egress door (only for network: allowlist); a bad list must not keep the MCP door shut
             await self.egress.open_door(self.directory.definition(agent) or _NoDefinition(agent))
         except Exception as exc:
@@ -232,10 +245,7 @@ class Hub:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
-        try:
-            door.path.unlink()
-        except FileNotFoundError:
-            pass
+        AgentFolder(door.path.parent, agent=agent).unlink(door.path.name)
         await self._event("hub.door_closed", agent, {})
         log.info("door closed for %s", agent)
 
@@ -353,6 +363,15 @@ class Hub:
         self.http_url = f"http://{self.http_host}:{actual}/mcp"
 
     # ---- helpers ---------------------------------------------------------------------
+
+    async def record_findings(self, folder: AgentFolder) -> None:
+        """One ``agent.unsafe_file`` event for each thing the agent left in crowdtui's way."""
+        for finding in folder.findings:
+            kind, subject, detail = finding_event(finding)
+            log.warning("agent %s: %s in its %s is %s (%s)", finding.agent, finding.path, finding.folder,
+                        finding.found, finding.action)
+            await self._event(kind, subject, detail)
+        folder.findings.clear()
 
     async def _event(self, kind: str, subject: str, detail: dict) -> None:
         try:

@@ -6,8 +6,9 @@ that are not JSON, not JSON-RPC, or longer than ``MAX_LINE`` get a JSON-RPC erro
 (the connection keeps working). Client side: ``unix_client`` is an MCP client
 transport (for ``mcp.Client``) over such a socket.
 
-Socket paths can exceed the kernel's 108-byte limit in deep folders; ``bind_unix`` and
-``connect_unix`` then go through ``/proc/self/fd/<dirfd>/<name>``.
+Socket paths can exceed the kernel's 108-byte limit in deep folders; ``connect_unix`` then
+goes through ``/proc/self/fd/<dirfd>/<name>``. Doors are bound by
+:meth:`crowdtui.agent_folder.AgentFolder.bind_socket` (never by path in the agent's folder).
 """
 
 from __future__ import annotations
@@ -37,41 +38,6 @@ def _short_path(path: Path) -> tuple[str, int | None]:
         return str(path), None
     dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     return f"/proc/self/fd/{dirfd}/{path.name}", dirfd
-
-
-AGENT_UID = AGENT_GID = 1000  # the user every agent container runs as
-
-
-def bind_unix(path: Path, mode: int | None = None) -> socket.socket:
-    """A listening unix socket at ``path`` (replacing a stale one) the container user can use.
-
-    Mode 0600 (owner only), so no other host user can speak as the agent. As root the
-    socket is owned by the agent user (1000:1000), the user agent containers run as;
-    otherwise it stays ours, and agent containers run as our uid (see
-    ``crowdtui.runtime.containers.agent_user``). The mode is set before ``listen()``,
-    so nobody can connect while it is still the umask's.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    addr, dirfd = _short_path(path)
-    try:
-        sock.bind(addr)
-    finally:
-        if dirfd is not None:
-            os.close(dirfd)
-    if mode is None:
-        if os.geteuid() == 0:
-            os.chown(path, AGENT_UID, AGENT_GID)
-        mode = 0o600
-    os.chmod(path, mode)
-    sock.listen(64)
-    sock.setblocking(False)
-    return sock
 
 
 def connect_unix(path: Path) -> socket.socket:

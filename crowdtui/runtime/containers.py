@@ -21,13 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from crowdtui.agent_folder import AGENT_GID, AGENT_UID, AgentFolder, finding_event
 from crowdtui.errors import CrowdError
 from crowdtui.roster import AgentDef
 from crowdtui.runtime import labels
 from crowdtui.workspace import Workspace
 
-AGENT_UID = 1000
-AGENT_GID = 1000
 HOME = "/home/agent"
 IPC = "/run/crowd"
 WORKSPACE_MOUNT = "/workspace"
@@ -263,8 +262,10 @@ class Runtime:
         if agent.workspace_mode == "rw":
             # A writable workspace must not let the agent rewrite the roster or the
             # configuration: that would let it widen its own grants, mounts or tier.
+            # agents/ is always guarded (prepare_host makes it when missing, so the agent
+            # cannot create a roster of its own there); crowd.toml when the workspace has one.
             for guarded in ("agents", "crowd.toml"):
-                if (ws.root / guarded).exists():
+                if guarded == "agents" or (ws.root / guarded).exists():
                     mounts.append(Mount(f"{WORKSPACE_MOUNT}/{guarded}", str(ws.root / guarded),
                                         type="bind", read_only=True))
         mounts += [
@@ -340,20 +341,43 @@ class Runtime:
         ``restart`` applies it."""
         return info.config == self.config_hash(agent)
 
-    def prepare_host(self, agent: AgentDef) -> None:
-        """Create the folders and files the container mounts, writable by the agent user."""
+    def prepare_host(self, agent: AgentDef, findings: list | None = None) -> None:
+        """Create the folders and files the container mounts, writable by the agent user.
+
+        The agent's home and IPC folder are the agent's: everything in them is made through
+        :class:`crowdtui.agent_folder.AgentFolder`, which never follows what the agent placed
+        (a link where ``.claude`` should be is replaced, not chowned through). What stood in
+        the way is appended to ``findings``.
+        """
         ws = self.workspace
         name = check_name(agent.name)
-        home, ipc, persona = ws.home_dir(name), ws.ipc_dir(name), self.persona_dir(name)
-        for folder in (home, home / ".claude", ipc, persona, self.empty_dir()):
+        persona = self.persona_dir(name)
+        home = AgentFolder(ws.home_dir(name), agent=name, label="home")
+        ipc = AgentFolder(ws.ipc_dir(name), agent=name, label="ipc")
+        try:
+            ipc.ensure_dir("")
+            home.ensure_dir("")
+            home.ensure_dir(".claude")
+            # The bind-mount targets inside the home: created here, owned by the agent, so the
+            # engine never makes root-owned placeholders in a folder the agent must own.
+            home.ensure_file("CLAUDE.md")
+            if agent.skills:
+                home.ensure_dir(".claude/skills")
+        finally:
+            if findings is not None:
+                findings.extend(home.findings + ipc.findings)
+        if agent.workspace_mode == "rw":  # the workspace is the agent's too: guard the roster
+            roster = ws.agents_dir
+            if os.path.islink(roster) or (os.path.lexists(roster) and not roster.is_dir()):
+                raise ContainerFailed(f"agent {name}: {roster} is not a plain folder (a link or a file "
+                                      "an agent with a writable workspace may have left); replace it "
+                                      "with the roster folder before starting agents")
+            roster.mkdir(exist_ok=True)
+        for folder in (persona, self.empty_dir()):  # ours: never mounted writable
             folder.mkdir(parents=True, exist_ok=True)
-        # The bind-mount targets inside the home: created here, owned by the agent, so the
-        # engine never makes root-owned placeholders in a folder the agent must own.
-        (home / "CLAUDE.md").touch(exist_ok=True)
         _write_in_place(persona / "CLAUDE.md", agent.persona)
         skills = persona / "skills"
         if agent.skills:
-            (home / ".claude" / "skills").mkdir(exist_ok=True)
             skills.mkdir(exist_ok=True)
             for skill, text in agent.skills.items():
                 (skills / skill).mkdir(exist_ok=True)
@@ -367,12 +391,6 @@ class Runtime:
                     f"agent {name}: mount source {source} does not exist; create it or fix "
                     f"'mounts' in agents/{agent.rel_path}/AGENT.md"
                 )
-        if os.geteuid() == 0:
-            owned = [home, home / ".claude", home / "CLAUDE.md", ipc]
-            if agent.skills:
-                owned.append(home / ".claude" / "skills")
-            for path in owned:
-                _chown(path, AGENT_UID, AGENT_GID)
         for path in (persona, self.empty_dir()):
             os.chmod(path, 0o755)
 
@@ -414,7 +432,8 @@ class Runtime:
             return self._info(existing)
         return None
 
-    def _start_sync(self, agent: AgentDef, secrets: dict[str, str] | None = None) -> ContainerInfo:
+    def _start_sync(self, agent: AgentDef, secrets: dict[str, str] | None = None,
+                    findings: list | None = None) -> ContainerInfo:
         from docker.errors import APIError, ImageNotFound
 
         existing = self._find(agent.name)
@@ -422,7 +441,7 @@ class Runtime:
             return self._info(existing)  # already up (maybe started by another process)
         if existing is not None:
             self._discard(agent.name, existing)
-        self.prepare_host(agent)
+        self.prepare_host(agent, findings)
         config = self.container_config(agent)
         self._ensure_image(config["image"])
         if config["command"] == [ENTRY]:  # no command of its own: the image's, through crowd-entry
@@ -451,7 +470,11 @@ class Runtime:
             from crowdtui.runtime.secrets_handoff import SecretHandoff
 
             handoff = SecretHandoff(self.workspace.ipc_dir(agent.name), dict(secrets or {}), agent=agent.name)
-            handoff.open()
+            try:
+                handoff.open()
+            finally:
+                if findings is not None:
+                    findings.extend(handoff.findings)
         try:
             try:
                 container.start()
@@ -553,7 +576,25 @@ class Runtime:
             return running
         if secrets is None and agent.secrets:
             secrets = await self.reveal_secrets(agent)
-        return await _in_thread(self._start_sync, agent, secrets)
+        findings: list = []
+        try:
+            return await _in_thread(self._start_sync, agent, secrets, findings)
+        finally:
+            if findings:
+                await self._record_findings(findings)
+
+    async def _record_findings(self, findings: list) -> None:
+        """One ``agent.unsafe_file`` event per thing an agent left in crowdtui's way."""
+        from qms import Store
+
+        store = self.store if self.store is not None else await Store.open(self.workspace.db_path)
+        try:
+            for finding in findings:
+                kind, subject, detail = finding_event(finding)
+                await store.append_event("runtime", kind, subject, detail)
+        finally:
+            if store is not self.store:
+                await store.close()
 
     async def reveal_secrets(self, agent: AgentDef) -> dict[str, str]:
         """The values of the secrets ``agent`` names, from the vault (SecretError if one is missing)."""
@@ -650,10 +691,3 @@ def _write_in_place(path: Path, text: str) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.chmod(path, 0o644)
-
-
-def _chown(path: Path, uid: int, gid: int) -> None:
-    """Give the agent user a path we created (files it makes itself are already its own)."""
-    st = os.lstat(path)
-    if st.st_uid != uid or st.st_gid != gid:
-        os.lchown(path, uid, gid)

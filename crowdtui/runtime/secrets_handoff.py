@@ -17,19 +17,17 @@ container.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from crowdtui.agent_folder import AgentFolder, Finding
 from crowdtui.errors import CrowdError
 
 SOCKET_NAME = "secrets.sock"
 HANDOFF_TIMEOUT = 20.0  # seconds the container gets to take its secrets
-AGENT_UID = AGENT_GID = 1000
-_SUN_PATH_MAX = 100
 
 
 class HandoffFailed(CrowdError):
@@ -68,38 +66,19 @@ class SecretHandoff:
     def __init__(self, ipc_dir: Path, secrets: dict[str, str], *, agent: str = "") -> None:
         self.path = Path(ipc_dir) / SOCKET_NAME
         self.agent = agent
+        self.folder = AgentFolder(Path(ipc_dir), agent=agent, label="ipc")
         self._payload = json.dumps(secrets, ensure_ascii=False).encode("utf-8")
         self._sock: socket.socket | None = None
 
     def open(self) -> Path:
-        """Bind and listen (replacing a stale socket); the agent user may connect."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        dirfd = None
-        try:
-            addr = str(self.path)
-            if len(os.fsencode(addr)) > _SUN_PATH_MAX:
-                dirfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-                addr = f"/proc/self/fd/{dirfd}/{self.path.name}"
-            old = os.umask(0o177)  # never world-connectable, not even for a moment
-            try:
-                sock.bind(addr)
-            finally:
-                os.umask(old)
-        except BaseException:
-            sock.close()
-            raise
-        finally:
-            if dirfd is not None:
-                os.close(dirfd)
-        if os.geteuid() == 0:
-            os.chown(self.path, AGENT_UID, AGENT_GID)
-            os.chmod(self.path, 0o600)
-        else:  # agents run as our own uid then (see containers.agent_user)
-            os.chmod(self.path, 0o600)
-        sock.listen(4)
-        self._sock = sock
+        """Bind and listen (replacing a stale socket); the agent user may connect.
+
+        Bound through :meth:`crowdtui.agent_folder.AgentFolder.bind_socket`: mode 0600 and
+        owner are set where the agent cannot swap the socket for a link, then it is renamed
+        into the IPC folder. What stood in the way is in ``self.findings``.
+        """
+        self._sock = self.folder.bind_socket(SOCKET_NAME, backlog=4)
+        self._sock.setblocking(True)
         return self.path
 
     def serve(self, container_id: str, alive: Callable[[], str | None] = lambda: None,
@@ -153,10 +132,11 @@ class SecretHandoff:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+            self.folder.unlink(SOCKET_NAME)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.folder.findings
 
     def __enter__(self) -> "SecretHandoff":
         self.open()

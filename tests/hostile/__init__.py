@@ -8,6 +8,9 @@ Doors and where they are covered:
   CLI names and ids (subprocess crowdtui)                                     test_cli_args.py
   document ids, titles and types (the store)                                  test_documents.py
   egress proxy requests (an agent's egress.sock)                              test_egress_door.py
+  the agent's home (/home/agent) and IPC folder (/run/crowd): links, FIFOs and
+    folders it plants where crowdtui reads, writes or binds (crowdtui.agent_folder)
+                                            test_agent_folders.py, test_agent_folder_unit.py
   terminal byte streams: tests/terminal/test_hostile.py (random bytes and escape sequences, split
   anywhere, through the emulator and the widget) -- reused there, not duplicated here.
 """
