@@ -77,6 +77,18 @@ def finding_event(finding: Finding) -> tuple[str, str, dict]:
     }
 
 
+def home_folder(workspace, agent: str) -> "AgentFolder":
+    """The agent's home (``/home/agent``): the agent's own, read-write."""
+    return AgentFolder(workspace.home_dir(agent), agent=agent, label="home")
+
+
+def ipc_folder(workspace_or_path, agent: str) -> "AgentFolder":
+    """The agent's IPC folder (``/run/crowd``): crowdtui's (0755 as root), the agent may only
+    connect to the sockets in it, which crowdtui binds owned by the agent user."""
+    root = workspace_or_path if isinstance(workspace_or_path, Path) else workspace_or_path.ipc_dir(agent)
+    return AgentFolder(root, agent=agent, label="ipc", own_root=False)
+
+
 def agent_owner() -> tuple[int, int] | None:
     """Owner of what crowdtui creates for agents: the agent user as root, else ours (None)."""
     return (AGENT_UID, AGENT_GID) if os.geteuid() == 0 else None
@@ -120,8 +132,9 @@ class AgentFolder:
     """
 
     def __init__(self, root: Path, *, agent: str = "", label: str = "", owner: tuple[int, int] | None | str = "agent",
-                 staging: Path | None = None):
+                 staging: Path | None = None, own_root: bool = True):
         self.root = Path(root)
+        self.own_root = own_root  # False: the folder itself stays crowdtui's (the IPC folder)
         self.agent = agent or self.root.name
         self.label = label or self.root.parent.name  # "homes" / "ipc" from the workspace layout
         self.owner = agent_owner() if owner == "agent" else owner
@@ -150,7 +163,8 @@ class AgentFolder:
             except FileExistsError:
                 pass
             fd = os.open(self.root, _O_DIR)
-            self._own(fd)
+            if self.own_root:
+                self._own(fd)
             return fd
         try:
             return os.open(self.root, _O_DIR)
@@ -232,7 +246,13 @@ class AgentFolder:
     def ensure_dir(self, rel: str | os.PathLike) -> None:
         """Make ``rel`` a real folder of the agent's (links and files in the way are cleared)."""
         with self.directory(rel, create=True) as fd:
-            self._own(fd)
+            if _parts(rel) or self.own_root:
+                self._own(fd)
+            elif os.geteuid() == 0:  # crowdtui's own folder: the agent may use it, not write it
+                st = os.fstat(fd)
+                if (st.st_uid, st.st_gid) != (0, 0):
+                    os.fchown(fd, 0, 0)
+                os.fchmod(fd, 0o755)
 
     # ---- files -----------------------------------------------------------------------
 

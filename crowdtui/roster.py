@@ -72,6 +72,7 @@ class Resources:
     cpus: float = 1.0
     memory: str = "512m"
     pids: int = 256
+    disk: str = "1g"  # the home's own filesystem (crowdtui.runtime.disk); "none" = unlimited
 
 
 @dataclass(frozen=True)
@@ -344,9 +345,9 @@ _UNIT = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 def _resources(value: Any, node: yaml.Node) -> Resources:
     if not isinstance(value, dict):
-        raise _Invalid(node, f"{_kind(value)} is not allowed; give a mapping with cpus, memory, pids")
+        raise _Invalid(node, f"{_kind(value)} is not allowed; give a mapping with cpus, memory, pids, disk")
     base = Resources()
-    cpus, memory, pids = base.cpus, base.memory, base.pids
+    cpus, memory, pids, disk = base.cpus, base.memory, base.pids, base.disk
     for key_node, value_node in node.value:
         key, val = key_node.value, value.get(key_node.value)
         sub = f"resources.{key}"
@@ -363,13 +364,24 @@ def _resources(value: Any, node: yaml.Node) -> Resources:
                 raise _Invalid(value_node, f"{val!r} is too small; the engine needs at least 6m", key=sub)
             size = int(size)
             memory = f"{size // 1024**2}m" if size % 1024**2 == 0 else f"{size}b"
+        elif key == "disk":
+            if isinstance(val, str) and val.strip().lower() == "none":
+                disk = "none"
+                continue
+            m = _MEMORY_RE.fullmatch(str(val)) if isinstance(val, (str, int)) and not isinstance(val, bool) else None
+            if not m:
+                raise _Invalid(value_node, f"{val!r} is not a size; give e.g. 1g or 200m, or none for no limit", key=sub)
+            size = int(float(m.group(1)) * _UNIT[m.group(2).lower()])
+            if not 32 * 1024**2 <= size <= 16 * 1024**4:
+                raise _Invalid(value_node, f"{val!r} is not allowed; give a size from 32m to 16384g, or none", key=sub)
+            disk = f"{size // 1024**2}m" if size % 1024**2 == 0 else f"{size}b"
         elif key == "pids":
             if isinstance(val, bool) or not isinstance(val, int) or not 16 <= val <= 1_000_000:
                 raise _Invalid(value_node, f"{val!r} is not allowed; give a whole number of processes, at least 16", key=sub)
             pids = val
         else:
-            raise _Invalid(key_node, f"unknown key; resources has cpus, memory, pids", key=sub)
-    return Resources(cpus=cpus, memory=memory, pids=pids)
+            raise _Invalid(key_node, f"unknown key; resources has cpus, memory, pids, disk", key=sub)
+    return Resources(cpus=cpus, memory=memory, pids=pids, disk=disk)
 
 
 def _capabilities(value: Any, node: yaml.Node) -> tuple[str, ...]:

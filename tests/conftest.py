@@ -29,6 +29,7 @@ def sample_workspace(tmp_path) -> Workspace:
 
 
 def _remove_containers_of(ws: Workspace) -> None:
+    """Remove the workspace's containers, then unmount its agents' home filesystems."""
     try:
         import docker
 
@@ -43,6 +44,19 @@ def _remove_containers_of(ws: Workspace) -> None:
         client.close()
     except Exception:
         pass
+    from crowdtui.runtime.disk import release_all
+
+    release_all(ws)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _unmount_leftover_homes(tmp_path_factory):
+    """Agents started by subprocesses (the CLI, `make run`) mount homes in workspaces no
+    fixture knows: at the end, unmount whatever is still mounted under this run's tmp."""
+    yield
+    from crowdtui.runtime.disk import unmount_below
+
+    unmount_below(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -131,7 +131,7 @@ class EgressProxy:
     async def open_door(self, agent_def) -> Path | None:
         """Serve the agent's proxy socket; returns its host path, or None when the agent's
         network is not ``allowlist`` (it needs no proxy). Re-opening replaces the rules."""
-        from crowdtui.agent_folder import AgentFolder, finding_event
+        from crowdtui.agent_folder import finding_event, ipc_folder
         from crowdtui.runtime.containers import check_name
 
         name = check_name(agent_def.name)
@@ -144,7 +144,7 @@ class EgressProxy:
             door.rules = rules
             return door.path
         path = self.socket_path(name)
-        ipc = AgentFolder(path.parent, agent=name, label="ipc")
+        ipc = ipc_folder(self.workspace, name)
         try:
             sock = ipc.bind_socket(SOCKET_NAME)
         finally:
@@ -188,9 +188,9 @@ class EgressProxy:
             task.cancel()
         if door.tasks:
             await asyncio.wait(list(door.tasks), timeout=5)
-        from crowdtui.agent_folder import AgentFolder
+        from crowdtui.agent_folder import ipc_folder
 
-        AgentFolder(door.path.parent, agent=name).unlink(door.path.name)
+        ipc_folder(self.workspace, name).unlink(door.path.name)
         await self._event(name, "egress.door_closed", {"agent": name})
 
     async def stop(self) -> None:

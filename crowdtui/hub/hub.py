@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crowdtui.agent_folder import AgentFolder, UnsafeEntry, finding_event
+from crowdtui.agent_folder import AgentFolder, UnsafeEntry, finding_event, home_folder, ipc_folder
 from crowdtui.errors import CrowdError
 from crowdtui.hub.directory import DefinitionSource, Directory, roster_definitions
 from crowdtui.hub.lock import HubLock
@@ -196,7 +196,7 @@ class Hub:
         if await self.directory.info(agent) is None:
             raise HubError(f"no agent named {agent!r} is registered; add it to the roster before opening its door")
         path = self.socket_path(agent)
-        ipc = AgentFolder(self.workspace.ipc_dir(agent), agent=agent, label="ipc")
+        ipc = ipc_folder(self.workspace, agent)
         try:
             sock = ipc.bind_socket(SOCKET_NAME)
         finally:
@@ -219,7 +219,7 @@ class Hub:
 
         door.server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.max_line)
         self.doors[agent] = door
-        home = AgentFolder(self.workspace.home_dir(agent), agent=agent, label="home")
+        home = home_folder(self.workspace, agent)
         try:
             write_mcp_config(home)
         finally:
@@ -245,7 +245,7 @@ class Hub:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
-        AgentFolder(door.path.parent, agent=agent).unlink(door.path.name)
+        ipc_folder(self.workspace, agent).unlink(door.path.name)
         await self._event("hub.door_closed", agent, {})
         log.info("door closed for %s", agent)
 

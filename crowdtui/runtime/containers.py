@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -21,11 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from crowdtui.agent_folder import AGENT_GID, AGENT_UID, AgentFolder, finding_event
+from crowdtui.agent_folder import AGENT_GID, AGENT_UID, finding_event, home_folder, ipc_folder
 from crowdtui.errors import CrowdError
 from crowdtui.roster import AgentDef
 from crowdtui.runtime import labels
+from crowdtui.runtime.disk import ensure_home_disk
 from crowdtui.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 HOME = "/home/agent"
 IPC = "/run/crowd"
@@ -352,8 +356,10 @@ class Runtime:
         ws = self.workspace
         name = check_name(agent.name)
         persona = self.persona_dir(name)
-        home = AgentFolder(ws.home_dir(name), agent=name, label="home")
-        ipc = AgentFolder(ws.ipc_dir(name), agent=name, label="ipc")
+        disk = ensure_home_disk(ws, name, agent.resources.disk)
+        if disk.startswith("unlimited") and agent.resources.disk != "none":
+            log.warning("agent %s: home %s", name, disk)
+        home, ipc = home_folder(ws, name), ipc_folder(ws, name)
         try:
             ipc.ensure_dir("")
             home.ensure_dir("")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from crowdtui.agent_folder import AgentFolder, Finding
+from crowdtui.agent_folder import Finding, ipc_folder
 from crowdtui.errors import CrowdError
 
 SOCKET_NAME = "secrets.sock"
@@ -66,7 +66,7 @@ class SecretHandoff:
     def __init__(self, ipc_dir: Path, secrets: dict[str, str], *, agent: str = "") -> None:
         self.path = Path(ipc_dir) / SOCKET_NAME
         self.agent = agent
-        self.folder = AgentFolder(Path(ipc_dir), agent=agent, label="ipc")
+        self.folder = ipc_folder(Path(ipc_dir), agent)
         self._payload = json.dumps(secrets, ensure_ascii=False).encode("utf-8")
         self._sock: socket.socket | None = None
 

@@ -11,6 +11,7 @@ Doors and where they are covered:
   the agent's home (/home/agent) and IPC folder (/run/crowd): links, FIFOs and
     folders it plants where crowdtui reads, writes or binds (crowdtui.agent_folder)
                                             test_agent_folders.py, test_agent_folder_unit.py
+  the disk through the agent's home and IPC folder (filling them)            test_disk_limits.py
   terminal byte streams: tests/terminal/test_hostile.py (random bytes and escape sequences, split
   anywhere, through the emulator and the widget) -- reused there, not duplicated here.
 """

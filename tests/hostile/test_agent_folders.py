@@ -150,16 +150,22 @@ async def test_a_link_as_dot_claude_chowns_and_creates_nothing_on_the_host(mole,
 async def test_swapping_door_sockets_for_links_never_changes_a_host_file(mole, host_secret, workspace):
     """A process in the container keeps replacing mcp.sock, egress.sock and secrets.sock with
     links to a host file while the hub closes and reopens the doors (and the runtime binds the
-    secrets socket) many times: the file's owner and mode never change."""
+    secrets socket) many times: the file's owner and mode never change.
+
+    As root the IPC folder is crowdtui's and the agent user cannot write it at all (checked
+    first); the swapper then runs as the container's uid 0 (no capabilities, but the folder's
+    owner), the strongest position an agent could reach there, so the binding itself is raced."""
     store, hub, runtime, definition = mole
     container = await start(hub, runtime, definition)
     before = snapshot(host_secret)
+    refused = sh(container, "ln -s /etc/shadow /run/crowd/mcp.sock.new 2>&1 || echo REFUSED")
+    assert "REFUSED" in refused and "Permission denied" in refused
     swapper = (
-        "end=$((SECONDS+60)); while [ $SECONDS -lt $end ]; do for s in mcp egress secrets; do "
+        "end=$((SECONDS+60)); while [ $SECONDS -lt $end ] && [ ! -e /tmp/stop-swapping ]; do for s in mcp egress secrets; do "
         f"ln -sfn {host_secret} /run/crowd/$s.sock.new 2>/dev/null && mv -fT /run/crowd/$s.sock.new /run/crowd/$s.sock 2>/dev/null; "
-        "done; done"
+        "done; done; touch /tmp/swapper-done"
     )
-    exec_id = container.client.api.exec_create(container.id, ["bash", "-c", swapper], user=f"{AGENT_UID}:{AGENT_UID}")
+    exec_id = container.client.api.exec_create(container.id, ["bash", "-c", swapper], user="0:0")
     container.client.api.exec_start(exec_id, detach=True)
     try:
         await asyncio.sleep(0.5)
@@ -179,7 +185,12 @@ async def test_swapping_door_sockets_for_links_never_changes_a_host_file(mole, h
         assert rounds >= 20
         assert seen_links, "the swapper never got a link in: the race was not exercised"
     finally:
-        await asyncio.to_thread(container.exec_run, ["pkill", "-f", "SECONDS"], user=f"{AGENT_UID}:{AGENT_UID}")
+        await asyncio.to_thread(container.exec_run, ["touch", "/tmp/stop-swapping"], user="0:0")
+        for _ in range(100):
+            code, _out = await asyncio.to_thread(container.exec_run, ["test", "-e", "/tmp/swapper-done"])
+            if code == 0:
+                break
+            await asyncio.sleep(0.1)
     assert snapshot(host_secret) == before
     replaced = [e for e in await store.events_after(0, limit=100000, kinds=["agent.unsafe_file"])
                 if e.detail.get("folder") == "ipc" and e.detail.get("found") == "a symbolic link"]
