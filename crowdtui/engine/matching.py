@@ -249,13 +249,13 @@ def choose_route(routes: Iterable[Route], fields: dict[str, str | None]) -> Rout
     routes = list(routes)
     route = first_match(routes, fields, owner=OPERATOR)
     seen = {OPERATOR}
-    while route is not None and route.agent not in seen:
+    while route is not None:
         seen.add(route.agent)
         onward = first_match(routes, fields, owner=route.agent)
-        if onward is None:
-            break
+        if onward is None or onward.agent in seen:  # each agent once: no loops
+            return route
         route = onward
-    return route
+    return None
 
 
 def decide(
