@@ -114,6 +114,8 @@ def _not_yours(actor: str, row, action: str) -> str | None:
 async def _get_in(db, route_id: int):
     if not isinstance(route_id, int) or isinstance(route_id, bool):
         raise InvalidInput(f"route id {route_id!r} must be a whole number; `crowdtui route ls` lists them")
+    if not 0 < route_id < 2 ** 63:
+        raise NotFound(f"no route {route_id}; `crowdtui route ls` lists them")
     row = await (await db.execute(f"SELECT {ROUTE_COLUMNS} FROM engine_routes WHERE id = ?",
                                   (route_id,))).fetchone()
     if row is None:
