@@ -72,9 +72,12 @@ def add_engine_tools(server, engine) -> None:
             raise
 
     def _below_note(me: str, route, asked: int | None) -> str:
-        where = f"placed at {route.position}" + (f" (you asked for {asked})" if asked and asked != route.position else "")
+        where = f"placed at {route.position}"
+        if asked and asked != route.position:
+            where += f" (you asked for {asked})"
         return (f"{where}: routes an agent adds always stay below every operator route, and they only pass on "
-                f"messages the routes already give to {me}; only the operator's routes let a chat in (others stay held)")
+                f"messages the routes already give to {me}; only the operator's routes let a chat in "
+                "(others stay held)")
 
     @server.tool()
     async def list_routes() -> dict[str, Any]:
