@@ -44,6 +44,12 @@ def register(sub) -> None:
     r = rs.add_parser("rm", help="remove a route")
     r.add_argument("id", type=int)
     r.set_defaults(func=cmd_route_rm)
+    for action, helptext in (("approve", "let an agent's pending (wide) route take part in routing"),
+                             ("reject", "drop an agent's pending (wide) route")):
+        r = rs.add_parser(action, help=helptext)
+        r.add_argument("id", type=int)
+        r.add_argument("--json", action="store_true", help="machine-readable output")
+        r.set_defaults(func=cmd_route_decide, approve=action == "approve")
 
     p = sub.add_parser("task", help="scheduled tasks: messages to agents on a cron, interval or one-shot schedule")
     ts = p.add_subparsers(dest="task_command", metavar="ACTION", required=True)
@@ -128,14 +134,43 @@ async def cmd_route_ls(args) -> int:
     async with open_store(args) as store:
         routes = await list_routes(store)
     if args.json:
-        print_json([{"id": r.id, "position": r.position, "match": r.match, "agent": r.agent} for r in routes])
+        print_json([_route_json(r) for r in routes])
         return 0
     if not routes:
         print("no routes: every chat message is held for `crowdtui onboard`; add one with `crowdtui route add`")
         return 0
-    print(f"{'#':>3}  {'id':>4}  {'agent':<20} match")
+    print(f"{'#':>3}  {'id':>4}  {'agent':<20} {'owner':<20} {'state':<8} match")
     for r in routes:
-        print(f"{r.position:>3}  {r.id:>4}  {inert(r.agent):<20} {inert(r.match)}")
+        print(f"{r.position:>3}  {r.id:>4}  {inert(r.agent):<20} {inert(r.owner):<20} {r.state:<8} {inert(r.match)}")
+    pending = [r.id for r in routes if r.state == "pending"]
+    if pending:
+        print(f"pending routes (agents' wide matches) route nothing until approved: `crowdtui route approve ID` "
+              f"or `crowdtui route reject ID` ({', '.join(map(str, pending))})")
+    return 0
+
+
+def _asked(asked: int | None, got: int) -> str:
+    if not asked or asked == got:
+        return ""
+    return f" (asked {asked}; operator routes come first, agents' routes after them)"
+
+
+def _route_json(r) -> dict:
+    return {"id": r.id, "position": r.position, "match": r.match, "agent": r.agent, "owner": r.owner,
+            "state": r.state}
+
+
+async def cmd_route_decide(args) -> int:
+    from crowdtui.engine.routes import decide_pending
+
+    async with open_store(args) as store:
+        r = await decide_pending(store, args.id, args.approve, actor=args.actor)
+    if args.json:
+        print_json(_route_json(r))
+    elif args.approve:
+        print(f"route {r.id} approved, active at {r.position}: {inert(r.match)} -> {r.agent} (owner {r.owner})")
+    else:
+        print(f"route {r.id} rejected and removed: {inert(r.match)} -> {r.agent} (owner {r.owner})")
     return 0
 
 
@@ -150,7 +185,9 @@ async def cmd_route_add(args) -> int:
             raise CrowdError(f"no agent named {inert(args.agent)!r} is registered; `crowdtui ls` lists them")
         r = await add_route(store, args.match, args.agent, actor=args.actor, position=args.position,
                             now=time.time())
-    print(f"route {r.id} at {r.position}: {inert(r.match)} -> {r.agent}")
+    asked = _asked(args.position, r.position)
+    state = " PENDING: a wide match by an agent waits for `crowdtui route approve`" if r.state == "pending" else ""
+    print(f"route {r.id} at {r.position}{asked}: {inert(r.match)} -> {r.agent}{state}")
     return 0
 
 
@@ -159,7 +196,7 @@ async def cmd_route_mv(args) -> int:
 
     async with open_store(args) as store:
         r = await move_route(store, args.id, args.position, actor=args.actor)
-    print(f"route {r.id} now at {r.position}")
+    print(f"route {r.id} now at {r.position}{_asked(args.position, r.position)}")
     return 0
 
 

@@ -15,14 +15,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from qms.errors import InvalidInput, NotFound, QmsError
-from qms.names import validate_name
+from qms.errors import InvalidInput, NotFound, PermissionDenied, QmsError
+from qms.names import OPERATOR, validate_name
 
 from crowdtui.engine import outbound
 from crowdtui.engine.channels import Channel
 from crowdtui.engine.delivery import deliver_in
 from crowdtui.engine.matching import Decision, Incoming, decide, glob_escape
-from crowdtui.engine.routes import add_route, list_routes
+from crowdtui.engine.routes import add_route, list_routes, record_refusal
 
 MAX_ID = 200
 MAX_CHAT = 200
@@ -414,10 +414,19 @@ async def list_holds(store) -> list[Hold]:
                  r["n"], r["first_at"], r["last_text"] or "") for r in rows]
 
 
+async def _operator_only(store, actor: str, action: str, chat: str) -> None:
+    if actor != OPERATOR:
+        reason = f"only the operator may {action} a held chat; {actor} asked to {action} {chat!r}"
+        await record_refusal(store, actor, f"onboard.{action}", chat[:MAX_CHAT], reason)
+        raise PermissionDenied(reason)
+
+
 async def approve_chat(store, chat: str, agent: str, *, actor: str, now: float) -> tuple[int, int]:
     """Let ``chat`` in: a route ``chat=<chat>`` to ``agent`` goes first in the table and the
-    held messages go back to the router. Returns (route id, messages released)."""
+    held messages go back to the router. Returns (route id, messages released).
+    Only the operator may: an agent's route never lets an unknown sender in."""
     validate_name(agent)
+    await _operator_only(store, actor, "approve", chat)
     held = await store.query("SELECT COUNT(*) FROM engine_inbound WHERE chat = ? AND status = 'held'", (chat,))
     if not held[0][0]:
         raise NotFound(f"no messages are held for chat {chat!r}; `crowdtui onboard ls` lists them")
@@ -435,6 +444,7 @@ async def approve_chat(store, chat: str, agent: str, *, actor: str, now: float) 
 
 async def deny_chat(store, chat: str, *, actor: str) -> int:
     """Drop the messages held for ``chat`` (kept as ``denied`` for the record)."""
+    await _operator_only(store, actor, "deny", chat)
     async with store.write() as db:
         cur = await db.execute(
             "UPDATE engine_inbound SET status = 'denied' WHERE chat = ? AND status = 'held'", (chat,))

@@ -10,11 +10,21 @@ ANDed over the message's fields::
 anything else is a case-sensitive glob (``*``, ``?``, ``[...]``). A lone ``*``
 matches every message. Values with spaces are quoted: ``sender="Ann Lee"``.
 
-The route table is also the door: a message that no route accepts is held for the
-operator (onboarding). For a message the table accepts, the target is chosen in
-this order: an engine command (``/new``, ``/who``, ``/stop``), an ``@name text``
-prefix (that agent, this message only), a bare ``@name`` (makes ``name`` the
-chat's sticky agent), the chat's sticky agent, then the first matching route.
+Every route has an owner: ``operator`` (added from the CLI or the console) or the
+agent that added it through its MCP tools. Only *active* routes take part; an
+agent's wide route (see :func:`wide_reason`) is *pending* until the operator
+approves it.
+
+The operator's routes are the door: a message that no active operator route
+accepts is held for the operator (onboarding), whatever agents' routes exist, so
+no agent can let an unknown sender in. Agents' routes always sit below the
+operator's and only pass on what the routes already give their owner: after the
+operator route picked agent A, the first active route *owned by A* that matches
+(if any) picks the next agent, and so on down the chain (each agent once). For a
+message the door accepts, the target is chosen in this order: an engine command
+(``/new``, ``/who``, ``/stop``), an ``@name text`` prefix (that agent, this message
+only), a bare ``@name`` (makes ``name`` the chat's sticky agent), the chat's sticky
+agent, then the route chain.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
+
+from qms.names import OPERATOR
 
 FIELDS = ("platform", "room", "chat", "sender", "verb")
 COMMANDS = ("new", "who", "stop")
@@ -112,16 +124,64 @@ def glob_escape(value: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in value)
 
 
+def literal(pattern: str) -> str | None:
+    """The one value glob ``pattern`` matches, or None when it matches more than one
+    (``*``, ``?``, a set like ``[ab]``) or means present/absent (``*``, empty).
+    A one-character set such as ``[*]`` (what :func:`glob_escape` writes) is literal."""
+    if pattern in ("", "*"):
+        return None
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c in "*?":
+            return None
+        if c == "[":
+            if i + 2 < len(pattern) and pattern[i + 2] == "]" and pattern[i + 1] != "!":
+                out.append(pattern[i + 1])
+                i += 3
+                continue
+            return None
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def wide_reason(expression: Expression) -> str | None:
+    """Why a match is *wide* (None: it is narrow).
+
+    Narrow means it pins one platform AND one room or one chat: a ``platform=`` term and
+    a ``room=`` or ``chat=`` term whose values are literal (no ``*``, ``?`` or ``[..]``
+    set; see :func:`literal`). Everything else is wide -- ``*``, ``platform=local``,
+    ``chat=local:*``, ``sender=ann`` across rooms. Sender and verb terms only narrow a
+    match further; they never make it narrow on their own. An agent's wide route waits
+    for the operator's approval.
+    """
+    def pinned(key: str) -> bool:
+        return any(t.key == key and literal(t.pattern) is not None for t in expression.terms)
+
+    if not pinned("platform"):
+        return "it does not pin one platform (platform=NAME, no glob characters)"
+    if not (pinned("room") or pinned("chat")):
+        return "it does not pin one room or chat (room=ID or chat=ID, no glob characters)"
+    return None
+
+
 @dataclass(frozen=True)
 class Route:
     id: int
     match: str
     agent: str
     position: int = 0
+    owner: str = OPERATOR  # "operator" or the agent that added it
+    state: str = "active"  # "active" or "pending" (an agent's wide route, not yet approved)
 
     @property
     def expression(self) -> Expression:
         return parse_expression(self.match)
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
 
 
 @dataclass(frozen=True)
@@ -174,10 +234,27 @@ class Decision:
     extra: dict = field(default_factory=dict)
 
 
-def first_match(routes: Iterable[Route], fields: dict[str, str | None]) -> Route | None:
+def first_match(routes: Iterable[Route], fields: dict[str, str | None], *,
+                owner: str | None = None) -> Route | None:
+    """The first active route (of ``owner``, if given) whose expression holds."""
     for route in sorted(routes, key=lambda r: (r.position, r.id)):
-        if route.expression.matches(fields):
+        if route.active and (owner is None or route.owner == owner) and route.expression.matches(fields):
             return route
+    return None
+
+
+def choose_route(routes: Iterable[Route], fields: dict[str, str | None]) -> Route | None:
+    """The route that picks the agent: the first operator route that accepts the message
+    (None: nobody let it in, hold it), passed on through its target's own routes."""
+    routes = list(routes)
+    route = first_match(routes, fields, owner=OPERATOR)
+    seen = {OPERATOR}
+    while route is not None:
+        seen.add(route.agent)
+        onward = first_match(routes, fields, owner=route.agent)
+        if onward is None or onward.agent in seen:  # each agent once: no loops
+            return route
+        route = onward
     return None
 
 
@@ -190,9 +267,9 @@ def decide(
 ) -> Decision:
     """Choose what to do with ``msg``. ``agents``: names that may be addressed (None: any)."""
     known = None if agents is None else set(agents)
-    route = first_match(routes, msg.fields())
+    route = choose_route(routes, msg.fields())
     if route is None:
-        return Decision("hold", reason="no route accepts this message")
+        return Decision("hold", reason="no operator route accepts this message")
     current = sticky if sticky and (known is None or sticky in known) else None
     default = current or route.agent
     text = msg.text.strip()

@@ -59,9 +59,30 @@ def add_engine_tools(server, engine) -> None:
             oid = await engine.reply(me, chat, text, reply_to=reply_to)
         return {"queued": oid, "chat": chat}
 
+    async def _route_authority(me: str, action: str, subject: str, target: str | None = None) -> None:
+        """Tier 0, and for a new route a target in the caller's tree; else a route.refused event."""
+        try:
+            await _require_tier(store, me, 0, f"{action}_route")
+            if target is not None:
+                await _require_own(store, me, target)
+        except MCPError as exc:
+            from crowdtui.engine.routes import record_refusal
+
+            await record_refusal(store, me, action, subject[:80], exc.error.message)
+            raise
+
+    def _below_note(me: str, route, asked: int | None) -> str:
+        where = f"placed at {route.position}"
+        if asked and asked != route.position:
+            where += f" (you asked for {asked})"
+        return (f"{where}: routes an agent adds always stay below every operator route, and they only pass on "
+                f"messages the routes already give to {me}; only the operator's routes let a chat in "
+                "(others stay held)")
+
     @server.tool()
     async def list_routes() -> dict[str, Any]:
-        """The route table in order: match expression -> agent."""
+        """The route table in order: match expression -> agent, with each route's owner and state
+        (active, or pending: an agent's wide route waiting for the operator's approval)."""
         await _require_tier(store, caller(), 1, "list_routes")
         from crowdtui.engine.routes import list_routes as _list
 
@@ -69,35 +90,41 @@ def add_engine_tools(server, engine) -> None:
 
     @server.tool()
     async def add_route(match: str, agent: str, position: int | None = None) -> dict[str, Any]:
-        """Add a route (position 1 is tried first; default last), e.g. match="platform=local"."""
+        """Add a route you own for messages the routes give you, e.g. match="platform=local chat=local:ann".
+        It goes below every operator route (position counts from the top; default last). A wide match (one
+        that does not pin one platform AND one room or chat, without glob characters) waits for the
+        operator's approval before it routes anything."""
         me = caller()
-        await _require_tier(store, me, 0, "add_route")
-        await _require_own(store, me, agent)
+        await _route_authority(me, "add", str(agent), target=agent)
+        from crowdtui.engine.matching import parse_expression, wide_reason
         from crowdtui.engine.routes import add_route as _add
 
         with qms_errors():
-            return {"route": plain(await _add(store, match, agent, actor=me, position=position, now=now()))}
+            route = await _add(store, match, agent, actor=me, position=position, now=now())
+        note = _below_note(me, route, position)
+        if route.state == "pending":
+            note = (f"pending: this match is wide ({wide_reason(parse_expression(route.match))}), so it routes "
+                    f"nothing until the operator approves it (`crowdtui route approve {route.id}`); {note}")
+        return {"route": plain(route), "note": note}
 
     @server.tool()
     async def move_route(route_id: int, position: int) -> dict[str, Any]:
-        """Move a route to a position (1 is tried first)."""
+        """Move a route you added (1 is tried first; yours stay below every operator route)."""
         me = caller()
-        await _require_tier(store, me, 0, "move_route")
+        await _route_authority(me, "move", str(route_id))
         from crowdtui.engine.routes import move_route as _move
 
         with qms_errors():
-            return {"route": plain(await _move(store, route_id, position, actor=me))}
+            route = await _move(store, route_id, position, actor=me)
+        return {"route": plain(route), "note": _below_note(me, route, position)}
 
     @server.tool()
     async def remove_route(route_id: int) -> dict[str, Any]:
-        """Remove a route by id."""
+        """Remove a route you added, by id (pending ones too)."""
         me = caller()
-        await _require_tier(store, me, 0, "remove_route")
-        from crowdtui.engine.routes import list_routes as _list, remove_route as _rm
+        await _route_authority(me, "remove", str(route_id))
+        from crowdtui.engine.routes import remove_route as _rm
 
-        target = next((r for r in await _list(store) if r.id == route_id), None)
-        if target is not None:
-            await _require_own(store, me, target.agent)
         with qms_errors():
             return {"removed": plain(await _rm(store, route_id, actor=me))}
 

@@ -148,6 +148,8 @@ async def _at_least(items: set, n: int) -> bool:
     (("route", "add", "*", "ghost"), "no agent named 'ghost'"),
     (("route", "add", "*", "lead", "--position", "0"), "1 or more"),
     (("route", "mv", "99", "1"), "no route 99"),
+    (("route", "approve", "99"), "no route 99"),
+    (("route", "reject", "99", "--json"), "no route 99"),
     (("task", "add", "t", "lead", "every:soon", "x"), "not understood"),
     (("task", "pause", "nope"), "no task named 'nope'"),
     (("onboard", "approve", "local:x", "lead"), "no messages are held"),
@@ -170,11 +172,24 @@ async def test_cli_routes_tasks_and_onboarding(store, workspace):
     await run("route", "add", "platform=local", "lead")
     await run("route", "add", "chat=local:ops*", "qa", "--position", "1")
     out = await run("route", "ls")
-    assert out.splitlines()[1].split()[2:] == ["qa", "chat=local:ops*"]
+    assert out.splitlines()[1].split()[2:] == ["qa", "operator", "active", "chat=local:ops*"]  # owner, state
     await run("route", "mv", "1", "1")
     assert [r["agent"] for r in json.loads(await run("route", "ls", "--json"))] == ["lead", "qa"]
     await run("route", "rm", "1")
     assert [r["agent"] for r in json.loads(await run("route", "ls", "--json"))] == ["qa"]
+    # an agent's wide route (here added with --as) waits below the operator's until approved
+    out = await run("--as", "lead", "route", "add", "*", "lead", "--position", "1")
+    assert "at 2 (asked 1;" in out and "PENDING" in out
+    out = await run("route", "ls")
+    assert out.splitlines()[2].split()[2:] == ["lead", "lead", "pending", "*"]
+    assert "route approve ID" in out.splitlines()[-1]
+    r = await asyncio.to_thread(cli, workspace, "--as", "lead", "route", "approve", "3")
+    assert r.returncode != 0 and "only the operator may approve" in r.stderr
+    assert json.loads(await run("route", "approve", "3", "--json"))["state"] == "active"
+    await run("--as", "lead", "route", "add", "sender=ann", "lead")
+    assert "rejected and removed" in await run("route", "reject", "4")
+    assert [(r["owner"], r["state"]) for r in json.loads(await run("route", "ls", "--json"))] == [
+        ("operator", "active"), ("lead", "active")]
 
     await run("task", "add", "standup", "lead", "every:1d", "post the standup")
     await run("task", "pause", "standup")
