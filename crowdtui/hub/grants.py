@@ -246,7 +246,7 @@ class Grants:
     def refuse_name(self, tool: str, known: Iterable[str] | None = ALL_TOOLS) -> Decision | None:
         """The refusal that holds whatever the arguments (an unknown tool, or one none of
         whose calls this agent may make); None when some call of ``tool`` may be allowed."""
-        if known is not None and tool not in known or not self.visible(tool):
+        if (known is not None and tool not in known) or not self.visible(tool):
             decision = self.check(tool, {}, known=known)
             if decision.allowed:  # visible() is stricter than any one call; keep its answer
                 return Decision(False, f"no grant rule of yours allows {tool}; ask the operator to extend your grants")

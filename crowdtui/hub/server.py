@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, NoReturn
 
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -40,7 +40,7 @@ from qms.names import shown
 log = logging.getLogger(__name__)
 
 UNAUTHENTICATED = -32002
-AUDIT_FAILED = -32603
+AUDIT_FAILED = -32603  # internal error: the hub could not check or record the call
 # Arguments are summarised in events, never stored whole: at most this many keys, each
 # name and value cut to these lengths (the store caps a whole event detail at 64 KiB too).
 _SUMMARY_KEYS = 32
@@ -144,7 +144,8 @@ class HubMiddleware:
             if required:
                 raise
 
-    async def _refuse(self, who: str, tool: str, reason: str, via: str, args: Any, code: int = DENIED):
+    async def _refuse(self, who: str, tool: str, reason: str, via: str, args: Any, code: int = DENIED) -> NoReturn:
+        """Record the refusal (hub.denied) and raise it to the caller."""
         await self._event(who, "hub.denied", tool, {"reason": reason, "via": via, "args": summarise(args)})
         raise MCPError(code=code, message=reason)
 
@@ -213,7 +214,14 @@ class HubMiddleware:
         if args is not None and not isinstance(args, Mapping):
             await self._event(who, "hub.denied", tool, {"reason": "arguments must be an object", "via": via})
             raise MCPError(code=-32602, message=f"arguments of {tool} must be a JSON object of named parameters")
-        decision, values = await self._admit(who, grants, tool, args or {}, via)
+        try:
+            decision, values = await self._admit(who, grants, tool, args or {}, via)
+        except MCPError:
+            raise
+        except Exception:  # a check that crashed refuses the call, on the record
+            log.exception("checking a call of %s by %s failed", tool, who)
+            await self._refuse(who, tool, f"the hub could not check this call of {tool}; tell the operator",
+                               via, args, AUDIT_FAILED)
         try:  # no effect without an audit record: the call runs only once this is stored
             await self._event(who, "hub.calling", tool, {"via": via, "grant": decision.reason, "args": summarise(args)},
                               required=True)
@@ -222,8 +230,7 @@ class HubMiddleware:
                       "try again later, and tell the operator if it keeps failing")
             await self._event(who, "hub.denied", tool, {"reason": reason, "via": via})  # likely fails too
             raise MCPError(code=AUDIT_FAILED, message=reason) from exc
-        if self.tool_spec(tool) is not None:  # the tool receives exactly the values the grants saw
-            ctx = dataclasses.replace(ctx, params={**params, "arguments": values})
+        ctx = dataclasses.replace(ctx, params={**params, "arguments": values})  # what the grants saw
         token = CALLER.set(who)
         via_token = VIA.set(via)
         try:
