@@ -1,5 +1,6 @@
 """Grant bypasses and audit dodges (issue 18, items 3 and 6), spoken as a hostile agent speaks
-them: raw JSON-RPC lines on its own MCP socket, to a real hub over a real store file.
+them: raw JSON-RPC lines on its own MCP socket, to a real hub over a real store file (and the
+main ones from inside a real agent container, on /run/crowd/mcp.sock).
 
 Each bypass that once passed a narrowing rule (values the SDK coerces, a list with one bad
 element, a JSON string that becomes a list, another case of a document id) is now denied
@@ -289,3 +290,84 @@ async def test_a_call_whose_audit_record_cannot_be_written_does_not_run(crew, wo
     assert [(e.kind, e.subject) for e in events] == [
         ("hub.denied", "send_message"), ("hub.calling", "send_message"), ("hub.call", "send_message")]
     assert "audit record" in events[0].detail["reason"]
+
+
+# ---- from inside a real agent container -------------------------------------------------------
+
+IN_CONTAINER = r'''
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect("/run/crowd/mcp.sock")
+f = s.makefile("rwb")
+def send(o):
+    f.write(json.dumps(o).encode() + b"\n"); f.flush()
+def reply(i):
+    while True:
+        m = json.loads(f.readline())
+        if m.get("id") == i:
+            return m
+send(json.loads(sys.argv[1])); reply(0)
+send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+out = []
+for i, (name, args) in enumerate(json.loads(sys.argv[2]), 1):
+    send({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": args}})
+    out.append(reply(i))
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.docker
+async def test_from_inside_a_container_the_bypasses_are_denied_and_recorded(workspace, agent_image):
+    from qms import Store
+
+    from crowdtui.hub.hub import Hub
+    from crowdtui.roster import load_roster, sync_roster
+    from crowdtui.runtime.containers import Runtime
+
+    for rel, front in {"lead": "name: lead\ndescription: leads\n",
+                       "mallory": "name: mallory\ndescription: hostile\ncommand: [crowd-agent, --role, interactive]\n"
+                                  f"grants: {json.dumps(list(MALLORY_GRANTS))}\n"}.items():
+        folder = workspace.agents_dir / rel
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "AGENT.md").write_text(f"---\n{front}---\nA test agent.\n")
+    roster = load_roster(workspace)
+    assert not roster.problems, roster.problems
+    store = await Store.open(workspace.db_path)
+    await sync_roster(store, roster)
+    await store.create_document("mallory", "SOP", "mine", "mallory's draft")  # SOP-001
+    hub = Hub(workspace, store)
+    await hub.start()
+    runtime = Runtime(workspace)
+    try:
+        await hub.open_door("mallory")
+        await runtime.start(roster.agents["mallory"])
+        container = await runtime.container("mallory")
+        calls = [
+            ["route_document", {"doc_id": "SOP-001", "kind": "review", "assignees": ["lead", "operator"]}],
+            ["route_document", {"doc_id": "sop-001", "kind": "review", "assignees": '["operator"]'}],
+            ["read_document", {"doc_id": "SOP-001", "version": "01"}],
+            ["get_messages", {"unread_only": "no"}],
+            ["send_message", {"to": "lead", "body": "x", **extra_keys(700, 20)}],
+            ["read_document", {"doc_id": "SOP-001"}],
+        ]
+        code, output = await asyncio.to_thread(
+            container.exec_run, ["python3", "-c", IN_CONTAINER, json.dumps(INIT), json.dumps(calls)], user="1000:1000")
+        assert code == 0, output.decode()
+        replies = json.loads(output.decode().strip().splitlines()[-1])
+    finally:
+        try:
+            await runtime.remove("mallory")
+        finally:
+            await hub.stop()
+    try:
+        assert [r.get("error", {}).get("code") for r in replies] == [DENIED] * 4 + [INVALID_PARAMS, None]
+        assert replies[-1]["result"]["isError"] is False
+        events = await audit(store, "mallory")
+        assert [(e.kind, e.subject) for e in events] == [
+            ("hub.denied", "route_document"), ("hub.denied", "route_document"), ("hub.denied", "read_document"),
+            ("hub.denied", "get_messages"), ("hub.denied", "send_message"),
+            ("hub.calling", "read_document"), ("hub.call", "read_document")]
+        assert (await store.get_document("SOP-001")).state == "DRAFT"  # never routed
+        assert await store.inbox("operator") == [] and await store.inbox("lead") == []
+    finally:
+        await store.close()
