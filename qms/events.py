@@ -110,13 +110,11 @@ class EventsMixin:
                 f"invalid event kind '{shown(kind)}': use dotted lower-case words like doc.created"
             )
         validate_text(subject, "event subject", max_chars=200, allow_empty=True)
-        try:
-            data = {**fit_detail(dict(detail or {})), **(self.event_meta or {})}
-            text = _json(data)
+        meta = self.event_meta or {}
+        try:  # the meta first (kept in a summary) and winning
+            text = _json(fit_detail({**meta, **dict(detail or {}), **meta}))
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidInput(f"event detail is not JSON-serialisable ({exc}); pass plain data") from exc
-        if len(text.encode()) > MAX_DETAIL_BYTES:  # only the store's own meta could do this
-            raise InvalidInput(f"event detail is over {MAX_DETAIL_BYTES} bytes; keep details short")
         return (time.time(), actor, kind, subject, text)
 
     async def append_event_in(

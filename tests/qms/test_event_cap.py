@@ -48,3 +48,12 @@ def test_the_summary_fits_whatever_the_keys_and_values():
 def test_a_detail_that_fits_is_kept_as_it_is():
     detail = {"a": "x" * 60_000, "b": [1, 2, 3]}
     assert fit_detail(detail) is detail
+
+
+async def test_a_detail_just_under_the_cap_still_fits_with_the_stores_meta(store):
+    store.event_meta = {"by_operator": True}
+    filler = "x" * (MAX_DETAIL_BYTES - len('{"a": ""}'))  # exactly at the cap on its own
+    eid = await store.append_event("hub", "hub.call", "x", {"a": filler})
+    [event] = [e for e in await store.events_after(eid - 1) if e.id == eid]
+    assert event.detail["by_operator"] is True and event.detail["truncated"]["sizes"]["a"]["bytes"] == len(filler) + 2
+    assert stored_size(event) <= MAX_DETAIL_BYTES
