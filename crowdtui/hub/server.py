@@ -149,7 +149,9 @@ class HubMiddleware:
         await self._event(who, "hub.denied", tool, {"reason": reason, "via": via, "args": summarise(args)})
         raise MCPError(code=code, message=reason)
 
-    async def _admit(self, who: str, grants: Any, tool: str, args: Mapping[str, Any], via: str) -> tuple[Decision, dict]:
+    async def _admit(
+        self, who: str, grants: Any, tool: str, args: Mapping[str, Any], via: str,
+    ) -> tuple[Decision, dict]:
         """Check a call (name, keys, types, grants); return the grant decision and the
         validated arguments the tool will receive, or raise the refusal (recorded)."""
         known = self.tool_names()
