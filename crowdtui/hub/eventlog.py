@@ -1,7 +1,8 @@
 """Group commit for the hub's audit events.
 
-Every tool call is an event (``hub.call`` / ``hub.denied``), written before the call's
-answer goes back, so an answered call is always in the audit trail. With many agents
+Every tool call is recorded: ``hub.denied`` when refused; ``hub.calling`` before an
+allowed call runs (the hub refuses the call if that write fails) and ``hub.call`` with
+its outcome before the answer goes back (see ``crowdtui.hub.server``). With many agents
 calling at once, the events that queue up while one transaction commits are written
 together in the next one: one fsync for many calls instead of one each.
 """

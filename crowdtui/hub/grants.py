@@ -11,13 +11,22 @@ Two layers, both must allow a call:
    the tier default alone decides. Rules can therefore narrow the tier default but
    never widen it.
 
-A parameter named in a rule matches the call's value converted to text (absent
-parameters are the empty string; a list matches when every element matches).
+Rules are checked against the values the tool will receive: the hub validates the
+arguments with the tool's own argument model first (``crowdtui.hub.server``), so a
+parameter the call leaves out has its default, ``"01"`` has become ``1`` and a JSON
+string has become a list. A parameter named in a rule matches that value written in
+one canonical way (:func:`canonical`): ``None`` is the empty string, booleans are
+``true``/``false``, numbers are plain decimals (``1.0`` is ``1``), document ids and
+types are upper case. The glob is read the same way for that value (``False``, ``no``
+or ``0`` for a boolean, ``01`` for a number, ``sop-*`` for a document id). Over a list,
+an allow rule matches when every element matches and a deny rule when any element
+does; an empty list is matched like an absent value.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -86,7 +95,9 @@ class Rule:
     def matches(self, tool: str, args: Mapping[str, Any]) -> bool:
         if not self.matches_name(tool):
             return False
-        return all(_value_matches(args.get(name), glob) for name, glob in self.params)
+        # deny rules fire on any element of a list, allow rules need every element
+        return all(_value_matches(args.get(name), glob, name, any_element=not self.allow)
+                   for name, glob in self.params)
 
 
 @dataclass(frozen=True)
@@ -95,11 +106,62 @@ class Decision:
     reason: str
 
 
-def _value_matches(value: Any, glob: str) -> bool:
+# Parameters the store reads case-insensitively (``sop-001`` is ``SOP-001``).
+CASE_INSENSITIVE_PARAMS = frozenset({"doc_id", "doc_type"})
+# Boolean words as pydantic reads them (its lax mode), so a rule may say False, no or 0.
+_TRUE_WORDS = frozenset({"true", "t", "yes", "y", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "f", "no", "n", "off", "0"})
+
+
+def canonical(value: Any, name: str = "") -> str:
+    """One (non-list) argument value as the text a rule's glob is matched against."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, str):
+        return value.upper() if name in CASE_INSENSITIVE_PARAMS else value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _number_text(text: str) -> str | None:
+    """``01``, ``+1``, ``1.0`` -> ``1``; ``0.50`` -> ``0.5``; None when not a number."""
+    try:
+        return str(int(text))
+    except ValueError:
+        pass
+    try:
+        return canonical(float(text))
+    except ValueError:
+        return None
+
+
+def _glob_for(value: Any, glob: str, name: str) -> str:
+    """The rule's glob written the way :func:`canonical` writes ``value``."""
+    if isinstance(value, bool):
+        word = glob.strip().lower()
+        return "true" if word in _TRUE_WORDS else "false" if word in _FALSE_WORDS else word
+    if isinstance(value, (int, float)):
+        return _number_text(glob.strip()) or glob
+    if isinstance(value, str) and name in CASE_INSENSITIVE_PARAMS:
+        return glob.upper()
+    return glob
+
+
+def _value_matches(value: Any, glob: str, name: str = "", any_element: bool = False) -> bool:
     if isinstance(value, (list, tuple)):
-        return bool(value) and all(_value_matches(v, glob) for v in value)
-    text = "" if value is None else str(value)
-    return fnmatch.fnmatchcase(text, glob)
+        if not value:
+            return fnmatch.fnmatchcase("", glob)
+        test = any if any_element else all
+        return test(_value_matches(v, glob, name) for v in value)
+    return fnmatch.fnmatchcase(canonical(value, name), _glob_for(value, glob, name))
 
 
 def parse_rule(text: str) -> Rule:
@@ -180,6 +242,16 @@ class Grants:
         if not rule.allow:
             return Decision(False, f"{tool} is denied by your grant rule {rule.text!r}; ask the operator")
         return Decision(True, f"grant rule {rule.text!r}")
+
+    def refuse_name(self, tool: str, known: Iterable[str] | None = ALL_TOOLS) -> Decision | None:
+        """The refusal that holds whatever the arguments (an unknown tool, or one none of
+        whose calls this agent may make); None when some call of ``tool`` may be allowed."""
+        if (known is not None and tool not in known) or not self.visible(tool):
+            decision = self.check(tool, {}, known=known)
+            if decision.allowed:  # visible() is stricter than any one call; keep its answer
+                return Decision(False, f"no grant rule of yours allows {tool}; ask the operator to extend your grants")
+            return decision
+        return None
 
     def visible(self, tool: str) -> bool:
         """Could some call of ``tool`` be allowed (so it belongs in this agent's tools/list)?"""

@@ -1,33 +1,52 @@
 """The hub's MCP server: the tools, plus a middleware that binds the caller and checks grants.
 
 For every request the middleware finds the caller (the door the connection came in
-on, or the bearer token of an HTTP request), filters ``tools/list`` to what the
-caller may call, checks ``tools/call`` against the caller's grants, and records every
-call as an event: ``hub.call`` (allowed; with ``ok`` and the error if it failed) or
-``hub.denied`` (with the reason).
+on, or the bearer token of an HTTP request) and filters ``tools/list`` to what the
+caller may call. A ``tools/call`` goes through, in order:
+
+1. the tool name: unknown, or none of its calls granted -> refused;
+2. the argument keys: a key the tool has no parameter for -> refused (the SDK would
+   drop it silently);
+3. the tool's own argument model (the SDK's ``fn_metadata``): wrong types -> refused
+   with the SDK's "wrong arguments" message;
+4. the grants, checked against the validated values (defaults filled in, JSON strings
+   parsed, ``"01"`` read as ``1``), which are then what the tool receives.
+
+Every refusal is a ``hub.denied`` event (with the reason). An allowed call is recorded
+as ``hub.calling`` BEFORE it runs and is refused if that record cannot be written, so
+no call has an effect without an audit record, even when the hub dies or the client
+cancels mid-call; when it ends, ``hub.call`` records the outcome (``ok`` and the error).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, NoReturn
 
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import ListToolsResult
+from pydantic import ValidationError
 
 from crowdtui.hub.directory import Directory
 from crowdtui.hub.eventlog import EventLog
-from crowdtui.hub.grants import GrantRuleError
+from crowdtui.hub.grants import Decision, GrantRuleError
 from crowdtui.hub.identity import CALLER, DOOR_AGENT, VIA
-from crowdtui.hub.tools import DENIED, build_tools
+from crowdtui.hub.tools import DENIED, INVALID_PARAMS, build_tools
+from qms.names import shown
 
 log = logging.getLogger(__name__)
 
 UNAUTHENTICATED = -32002
-# Arguments are summarised in events, never stored whole.
+AUDIT_FAILED = -32603  # internal error: the hub could not check or record the call
+# Arguments are summarised in events, never stored whole: at most this many keys, each
+# name and value cut to these lengths (the store caps a whole event detail at 64 KiB too).
+_SUMMARY_KEYS = 32
+_SUMMARY_KEY_CHARS = 40
 _SUMMARY_CHARS = 120
+_SHOWN_UNKNOWN_KEYS = 5
 
 HttpIdentity = Callable[[Any], Awaitable[str | None]]
 
@@ -47,11 +66,33 @@ def clear_tool_error(tool: str, text: str) -> str:
 
 
 def summarise(args: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Arguments as an event keeps them: the first keys, each name and value cut short,
+    and how many more keys there were."""
     out: dict[str, Any] = {}
-    for k, v in (args or {}).items() if isinstance(args, Mapping) else ():
+    items = list(args.items()) if isinstance(args, Mapping) else []
+    for k, v in items[:_SUMMARY_KEYS]:
         text = v if isinstance(v, str) else repr(v)
-        out[str(k)[:40]] = text if len(text) <= _SUMMARY_CHARS else text[:_SUMMARY_CHARS] + f"... ({len(text)} chars)"
+        key = str(k)
+        if len(key) > _SUMMARY_KEY_CHARS:
+            key = key[:_SUMMARY_KEY_CHARS] + f"... ({len(key)} chars)"
+        out[key] = text if len(text) <= _SUMMARY_CHARS else text[:_SUMMARY_CHARS] + f"... ({len(text)} chars)"
+    if len(items) > _SUMMARY_KEYS:
+        out["..."] = f"{len(items) - _SUMMARY_KEYS} more keys ({len(items)} in all)"
     return out
+
+
+def _parameters(spec: Any) -> set[str]:
+    """The argument keys a registered tool accepts (field names and aliases)."""
+    fields = spec.fn_metadata.arg_model.model_fields
+    return set(fields) | {f.alias for f in fields.values() if f.alias}
+
+
+def _unknown_keys_reason(tool: str, unknown: list[str], accepted: set[str]) -> str:
+    named = ", ".join(repr(shown(k, 40)) for k in unknown[:_SHOWN_UNKNOWN_KEYS])
+    more = f" and {len(unknown) - _SHOWN_UNKNOWN_KEYS} more" if len(unknown) > _SHOWN_UNKNOWN_KEYS else ""
+    params = ", ".join(sorted(accepted)) or "none"
+    return (f"{tool} has no parameter {named}{more}; its parameters are: {params}. "
+            "Send only those (see its input schema in tools/list)")
 
 
 class HubMiddleware:
@@ -62,14 +103,20 @@ class HubMiddleware:
         self.http_identity = http_identity
         self.events = EventLog(store)
 
+    def _manager(self):
+        return getattr(self.server, "_tool_manager", None) if self.server is not None else None
+
     def tool_names(self):
         """Names of the tools registered on the server now (others may add theirs later)."""
-        if self.server is None:
-            return None
-        manager = getattr(self.server, "_tool_manager", None)
+        manager = self._manager()
         if manager is None:
             return None
         return {t.name for t in manager.list_tools()}
+
+    def tool_spec(self, name: str):
+        """The SDK's registration of a tool (its argument model), or None."""
+        manager = self._manager()
+        return manager.get_tool(name) if manager is not None else None
 
     async def _who(self, ctx) -> str | None:
         name = DOOR_AGENT.get()
@@ -84,7 +131,9 @@ class HubMiddleware:
                 return await self.http_identity(request)
         return None
 
-    async def _event(self, actor: str, kind: str, subject: str, detail: dict) -> None:
+    async def _event(self, actor: str, kind: str, subject: str, detail: dict, required: bool = False) -> None:
+        """Record an event. ``required``: a failure is raised (the caller refuses the call);
+        otherwise it is logged, since the call it describes is refused or over already."""
         if not _SAFE_SUBJECT.fullmatch(subject or ""):
             detail = {**detail, "name": repr(subject)[:80]}
             subject = "bad-tool-name"
@@ -92,6 +141,48 @@ class HubMiddleware:
             await self.events.append(actor, kind, subject, detail)
         except Exception:  # an audit write must never take the hub down
             log.exception("could not record %s for %s", kind, actor)
+            if required:
+                raise
+
+    async def _refuse(self, who: str, tool: str, reason: str, via: str, args: Any, code: int = DENIED) -> NoReturn:
+        """Record the refusal (hub.denied) and raise it to the caller."""
+        await self._event(who, "hub.denied", tool, {"reason": reason, "via": via, "args": summarise(args)})
+        raise MCPError(code=code, message=reason)
+
+    async def _admit(
+        self, who: str, grants: Any, tool: str, args: Mapping[str, Any], via: str,
+    ) -> tuple[Decision, dict]:
+        """Check a call (name, keys, types, grants); return the grant decision and the
+        validated arguments the tool will receive, or raise the refusal (recorded)."""
+        known = self.tool_names()
+        refusal = grants.refuse_name(tool, known)
+        spec = self.tool_spec(tool) if refusal is None else None
+        if refusal is None and spec is None and known is not None:
+            refusal = Decision(False, f"unknown tool {tool!r}; call tools/list to see the tools you may call")
+        if refusal is not None:
+            await self._refuse(who, tool, refusal.reason, via, args)
+        if spec is None:  # no server to ask (a bare middleware): the raw arguments decide
+            decision = grants.check(tool, args, known=known)
+            if not decision.allowed:
+                await self._refuse(who, tool, decision.reason, via, args)
+            return decision, dict(args)
+        accepted = _parameters(spec)
+        unknown = [str(k) for k in args if k not in accepted]
+        if unknown:
+            await self._refuse(who, tool, _unknown_keys_reason(tool, unknown, accepted), via, args, INVALID_PARAMS)
+        try:
+            values = spec.fn_metadata.validate_arguments(dict(args))
+        except ValidationError as exc:
+            message = clear_tool_error(tool, f"Error executing tool {tool}: {exc}")
+            await self._refuse(who, tool, message[:1000], via, args, INVALID_PARAMS)
+        except Exception as exc:  # a validator that crashed: say so without its text
+            log.warning("validating arguments of %s raised %r", tool, exc)
+            await self._refuse(who, tool, f"arguments of {tool} could not be read; check them against tools/list",
+                               via, args, INVALID_PARAMS)
+        decision = grants.check(tool, values, known=known)
+        if not decision.allowed:
+            await self._refuse(who, tool, decision.reason, via, args)
+        return decision, values
 
     async def __call__(self, ctx, call_next):
         method = getattr(ctx, "method", "")
@@ -125,10 +216,23 @@ class HubMiddleware:
         if args is not None and not isinstance(args, Mapping):
             await self._event(who, "hub.denied", tool, {"reason": "arguments must be an object", "via": via})
             raise MCPError(code=-32602, message=f"arguments of {tool} must be a JSON object of named parameters")
-        decision = grants.check(tool, args or {}, known=self.tool_names())
-        if not decision.allowed:
-            await self._event(who, "hub.denied", tool, {"reason": decision.reason, "via": via, "args": summarise(args)})
-            raise MCPError(code=DENIED, message=decision.reason)
+        try:
+            decision, values = await self._admit(who, grants, tool, args or {}, via)
+        except MCPError:
+            raise
+        except Exception:  # a check that crashed refuses the call, on the record
+            log.exception("checking a call of %s by %s failed", tool, who)
+            await self._refuse(who, tool, f"the hub could not check this call of {tool}; tell the operator",
+                               via, args, AUDIT_FAILED)
+        try:  # no effect without an audit record: the call runs only once this is stored
+            await self._event(who, "hub.calling", tool, {"via": via, "grant": decision.reason, "args": summarise(args)},
+                              required=True)
+        except Exception as exc:
+            reason = ("the hub could not write the audit record of this call, so it did not run it; "
+                      "try again later, and tell the operator if it keeps failing")
+            await self._event(who, "hub.denied", tool, {"reason": reason, "via": via})  # likely fails too
+            raise MCPError(code=AUDIT_FAILED, message=reason) from exc
+        ctx = dataclasses.replace(ctx, params={**params, "arguments": values})  # what the grants saw
         token = CALLER.set(who)
         via_token = VIA.set(via)
         try:

@@ -71,7 +71,9 @@ async def test_reply_only_to_chats_routed_to_the_caller_or_its_children(doors, e
 
     await engine.receive(ch, parse_inbound({"id": "1", "chat": "local:ann", "text": "hi"}))
     await engine.route_pending()
-    r = structured(await call(doors["helper"], "reply", {"chat": "local:ann", "text": "hello Ann", "as": "qa"}))
+    with pytest.raises(MCPError, match="reply has no parameter 'as'"):  # refused, not ignored (issue 18)
+        await call(doors["helper"], "reply", {"chat": "local:ann", "text": "hello Ann", "as": "qa"})
+    r = structured(await call(doors["helper"], "reply", {"chat": "local:ann", "text": "hello Ann"}))
     assert r["chat"] == "local:ann"
     structured(await call(doors["lead"], "reply", {"chat": "local:ann", "text": "from the parent"}))
     with pytest.raises(MCPError, match="qa may not reply to chat"):

@@ -3,6 +3,7 @@
 Doors and where they are covered:
   MCP tool arguments (every tool's input schema, over an agent's real socket)  test_mcp_tools.py
   raw JSON-RPC frames on an agent's MCP socket                                 test_mcp_frames.py
+  grant bypasses (coerced values, lists, unknown keys) and audit dodges       test_grant_bypass.py
   agent definition files (AGENT.md)                                           test_agent_files.py
   channel bodies, registrations and tokens (engine HTTP API on 127.0.0.1)     test_channel_bodies.py
   CLI names and ids (subprocess crowdtui)                                     test_cli_args.py

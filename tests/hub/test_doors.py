@@ -39,10 +39,18 @@ async def test_calls_act_as_the_door_owner_whatever_the_arguments_say(hub, store
     path = await hub.open_door("worker")
     await store.send_message("lead", "reviewer", "private to reviewer")
     async with Client(unix_client(path)) as c:
-        r = await c.call_tool("send_message", {"to": "lead", "body": "hello", "from": "reviewer", "user": "reviewer", "as": "reviewer"})
+        # arguments naming someone else are not parameters: refused (issue 18), not ignored
+        for tool, args in [("send_message", {"to": "lead", "body": "hello", "from": "reviewer", "user": "reviewer", "as": "reviewer"}),
+                           ("get_messages", {"unread_only": False, "as": "reviewer", "name": "reviewer"}),
+                           ("create_document", {"doc_type": "SOP", "title": "Mine", "author": "reviewer"})]:
+            with pytest.raises(MCPError) as err:
+                await c.call_tool(tool, args)
+            assert f"{tool} has no parameter" in str(err.value)
+        assert len(await events(store, "hub.denied", "worker")) == 3
+        r = await c.call_tool("send_message", {"to": "lead", "body": "hello"})
         assert structured(r)["recipients"] == ["lead"]
-        inbox = structured(await c.call_tool("get_messages", {"unread_only": False, "as": "reviewer", "name": "reviewer"}))
-        doc = structured(await c.call_tool("create_document", {"doc_type": "SOP", "title": "Mine", "author": "reviewer"}))
+        inbox = structured(await c.call_tool("get_messages", {"unread_only": False}))
+        doc = structured(await c.call_tool("create_document", {"doc_type": "SOP", "title": "Mine"}))
     [msg] = await store.inbox("lead")
     assert msg.sender == "worker" and msg.body == "hello"
     assert inbox["messages"] == []  # the worker's inbox, not the reviewer's

@@ -46,6 +46,8 @@ async def test_a_valid_token_acts_as_its_agent(http_hub, store):
     token = await issue_token(store, "worker")
     await session(http_hub, token)
     r = await post(http_hub, tool_call(2, "send_message", to="lead", body="over http", **{"from": "reviewer"}), token)
+    assert "has no parameter 'from'" in r.json()["error"]["message"]  # refused, not ignored (issue 18)
+    r = await post(http_hub, tool_call(2, "send_message", to="lead", body="over http"), token)
     assert r.status_code == 200, r.text
     assert r.json()["result"]["isError"] is False
     r = await post(http_hub, {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, token)
