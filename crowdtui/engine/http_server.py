@@ -33,7 +33,9 @@ class LocalServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> "LocalServer":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP;
+        # with proto 0 every response waited for the client's delayed ACK (~40 ms, Nagle).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
