@@ -25,6 +25,42 @@ from qms.messages import MessagesMixin
 from qms.registry import RegistryMixin
 
 T = TypeVar("T")
+MAX_GROUP = 256  # jobs sharing one transaction at most
+
+
+def _run_group(conn: sqlite3.Connection, jobs: list[Callable[[sqlite3.Connection], Any]],
+               path: Path) -> list[tuple[Any, BaseException | None]]:
+    """One transaction for ``jobs`` (on the writer's thread): each in its own savepoint."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):
+            raise Busy(f"the store {path} is locked by another writer for too long; try again") from exc
+        raise
+    outcomes: list[tuple[Any, BaseException | None]] = []
+    try:
+        for job in jobs:
+            if len(jobs) == 1:
+                outcomes.append((job(conn), None))
+                continue
+            conn.execute("SAVEPOINT job")
+            try:
+                result = job(conn)
+            except Exception as exc:
+                if not conn.in_transaction:  # SQLite gave up the whole transaction (e.g. disk full)
+                    raise
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((None, exc))
+                continue
+            conn.execute("RELEASE job")
+            outcomes.append((result, None))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
 
 
 class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
@@ -39,6 +75,8 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future]] = []
+        self._committer: asyncio.Task | None = None
         self._closed = False
         self.event_meta: dict[str, Any] = {}
 
@@ -71,6 +109,8 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
         if self._closed:
             return
         self._closed = True
+        if self._committer is not None and not self._committer.done():
+            await asyncio.wait([self._committer])  # what was accepted is committed (or failed) first
         async with self._write_lock:
             await self._writer.close()
         await self._reader.close()
@@ -115,32 +155,44 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                 raise
 
     async def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` inside one ``BEGIN IMMEDIATE`` transaction on the writer's own
-        thread: commit if it returns, roll back if it raises. One thread hop for the whole
-        transaction (the hot paths use this); ``fn`` must not touch the event loop."""
+        """Run ``fn(conn)`` in a ``BEGIN IMMEDIATE`` transaction on the writer's own thread and
+        return its result once that transaction has committed (group commit).
+
+        Writes that arrive while a transaction commits wait together and share the next
+        one: one thread hop and one fsync for the group. Each job runs inside its own
+        savepoint, so a job that raises is rolled back alone and its caller gets the
+        error; the others commit. Nobody is answered before the commit that holds their
+        write (a crash before it loses only unacknowledged writes). ``fn`` must not touch
+        the event loop.
+        """
         self._check_open()
-        async with self._write_lock:
-            conn = self._writer._conn  # aiosqlite runs _execute's function on this connection's thread
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups(), name="qms-group-commit")
+        return await asyncio.shield(future)
 
-            def transaction() -> T:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    if is_busy(exc):
-                        raise Busy(
-                            f"the store {self.path} is locked by another writer for too long; try again"
-                        ) from exc
+    async def _commit_groups(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+            try:
+                async with self._write_lock:
+                    conn = self._writer._conn  # aiosqlite runs _execute's function on this connection's thread
+                    outcomes = await self._writer._execute(_run_group, conn, [fn for fn, _ in batch], self.path)
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else QmsError("the write was cancelled"))
+                if not isinstance(exc, Exception):
                     raise
-                try:
-                    result = fn(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                return result
-
-            return await self._writer._execute(transaction)
+                continue
+            for (_, future), (result, error) in zip(batch, outcomes):
+                if future.done():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
 
     async def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run a read on the reader connection and return all rows."""

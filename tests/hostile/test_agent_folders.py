@@ -88,6 +88,20 @@ def sh(container, script: str) -> str:
     return text
 
 
+def stop_swapper(container) -> None:
+    """Ask the swapper to end and wait until it has (a cleanup: never masks the test's error)."""
+    import docker.errors
+
+    try:
+        container.exec_run(["touch", "/tmp/stop-swapping"], user="0:0")
+        for _ in range(100):
+            if container.exec_run(["test", "-e", "/tmp/swapper-done"]).exit_code == 0:
+                return
+            time.sleep(0.1)
+    except docker.errors.APIError:
+        pass
+
+
 async def unsafe_events(store, path: str):
     events = await store.events_after(0, limit=100000, kinds=["agent.unsafe_file"])
     return [e for e in events if e.subject == "mole" and e.detail.get("path") == path]
@@ -185,12 +199,7 @@ async def test_swapping_door_sockets_for_links_never_changes_a_host_file(mole, h
         assert rounds >= 20
         assert seen_links, "the swapper never got a link in: the race was not exercised"
     finally:
-        await asyncio.to_thread(container.exec_run, ["touch", "/tmp/stop-swapping"], user="0:0")
-        for _ in range(100):
-            code, _out = await asyncio.to_thread(container.exec_run, ["test", "-e", "/tmp/swapper-done"])
-            if code == 0:
-                break
-            await asyncio.sleep(0.1)
+        await asyncio.to_thread(stop_swapper, container)
     assert snapshot(host_secret) == before
     replaced = [e for e in await store.events_after(0, limit=100000, kinds=["agent.unsafe_file"])
                 if e.detail.get("folder") == "ipc" and e.detail.get("found") == "a symbolic link"]

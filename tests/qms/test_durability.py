@@ -21,6 +21,15 @@ async def main():
     path, mode = sys.argv[1], sys.argv[2]
     s = await Store.open(path)
     await s.upsert_agent("sink", path="sink", tier=0)
+    if mode == "concurrent":  # 8 senders sharing one Store: their writes are group-committed
+        async def sender(k):
+            n = 0
+            while True:
+                n += 1
+                [m] = await s.send_message("operator", "sink", f"message {k}.{n}")
+                sys.stdout.write(f"{m.id}\n")  # acknowledged (after its group's commit): only now say so
+                sys.stdout.flush()
+        await asyncio.gather(*(sender(k) for k in range(8)))
     n = 0
     while True:
         n += 1
@@ -36,7 +45,7 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("mode", ["single", "batch"])
+@pytest.mark.parametrize("mode", ["single", "batch", "concurrent"])
 async def test_every_acknowledged_message_is_there_after_sigkill(tmp_path, mode):
     path = tmp_path / "crowd.db"
     proc = subprocess.Popen(
