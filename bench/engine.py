@@ -6,8 +6,9 @@ row) in the same run, on the same disk.
 
 Four figures:
   bare insert     sqlite3 INSERT + COMMIT per row (the floor for one durable write)
-  bare HTTP       the same HTTP stack and flooding channel against a handler that stores
-                  nothing (the floor for one request)
+  bare HTTP       plain uvicorn (binding its own port; no crowdtui code) serving a no-op
+                  Starlette handler, flooded by the same channel client (the floor for one
+                  request)
   engine direct   Engine.receive() (store, acknowledged) then the router (inbox + mark),
                   no HTTP: what the engine itself costs
   engine HTTP     POST /channels/inbound on 127.0.0.1 with C concurrent senders, until
@@ -121,23 +122,34 @@ async def flood(url: str, token: str, n: int, concurrency: int) -> None:
 
 
 async def bare_http(n: int, concurrency: int) -> float:
+    """The floor: plain uvicorn (its own binding, nothing of crowdtui's) serving a no-op
+    Starlette handler, flooded by the same channel client."""
+    import socket
+
+    import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
-
-    from crowdtui.engine.http_server import LocalServer
 
     async def ok(request):
         await request.body()
         return JSONResponse({"ok": True, "seq": 0, "duplicate": False})
 
-    server = await LocalServer(Starlette(routes=[Route("/channels/inbound", ok, methods=["POST"])])).start()
+    with socket.socket() as probe:  # a free port for uvicorn to bind itself
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = Starlette(routes=[Route("/channels/inbound", ok, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
     t0 = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--client", server.url, "-", str(n),
-                                                str(concurrency))
+    proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--client", f"http://127.0.0.1:{port}",
+                                                "-", str(n), str(concurrency))
     assert await proc.wait() == 0
     dt = time.perf_counter() - t0
-    await server.stop()
+    server.should_exit = True
+    await task
     return n / dt
 
 
@@ -159,7 +171,7 @@ def main() -> None:
     print(f"messages: {args.messages}, HTTP senders: {args.concurrency}")
     print(f"bare insert loop      {bare:9.0f} rows/s")
     print(f"engine direct         {direct:9.0f} msgs/s stored+routed   ({direct / bare:.2f}x bare)")
-    print(f"bare HTTP             {floor:9.0f} req/s  (no-op handler)")
+    print(f"bare HTTP             {floor:9.0f} req/s  (plain uvicorn, no-op handler)")
     print(f"engine HTTP           {http:9.0f} msgs/s stored+routed   ({http / bare:.2f}x bare insert, "
           f"{http / floor:.2f}x bare HTTP)")
 
