@@ -17,6 +17,12 @@ import aiohttp
 from tests.tui.conftest import add_agent, wait_store
 
 
+def wrong_key(key: str) -> str:
+    """The key with its last character changed: always a different key (a key that ends
+    in "x" stayed the same when the last character was simply replaced by "x")."""
+    return key[:-1] + ("y" if key.endswith("x") else "x")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,7 +81,7 @@ async def test_web_serves_the_console_only_with_its_key_and_keeps_the_hub(worksp
             assert "crowdtui" in page and ws_url in page
 
             # Refused: the page without the key or with a wrong one, a foreign Host (DNS rebinding).
-            for refused in (f"{origin}/", f"{origin}/?k=", f"{origin}/?k={key[:-1]}x"):
+            for refused in (f"{origin}/", f"{origin}/?k=", f"{origin}/?k={wrong_key(key)}"):
                 async with http.get(refused) as r:
                     assert r.status == 403, refused
                     assert "/ws/" not in await r.text() and key not in await r.text()
@@ -86,7 +92,7 @@ async def test_web_serves_the_console_only_with_its_key_and_keeps_the_hub(worksp
             for ws_try, headers in [
                 (f"{origin}/ws", {"Origin": origin}),
                 (f"{origin}/ws?k={key}", {"Origin": origin}),
-                (f"{origin}/ws/{key[:-1]}x", {"Origin": origin}),
+                (f"{origin}/ws/{wrong_key(key)}", {"Origin": origin}),
                 (f"{origin}/ws/{key}", {"Origin": "http://evil.example"}),
                 (f"{origin}/ws/{key}", {"Origin": f"http://localhost.evil.example:{port}"}),
                 (f"{origin}/ws/{key}", {}),
