@@ -5,6 +5,9 @@ One writer connection, used only inside ``async with store.write() as db:`` (a
 connection for ``store.query``. Sends run their whole transaction in one call on
 the writer's thread (``write_sync``). Several Store instances, in one process or
 many, may open the same file: SQLite's busy timeout makes writers queue.
+
+A change refused by a quota (``qms.quotas.QuotaExceeded``, raised inside the transaction)
+rolls back like any error, and its ``quota.refused`` event is then committed on its own.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import aiosqlite
 from qms.db import DEFAULT_BUSY_TIMEOUT, connect, is_busy, migrate, rollback_quietly
 from qms.documents import DocumentsMixin
 from qms.errors import Busy, QmsError
-from qms.events import EventsMixin
+from qms.events import INSERT_EVENT, EventsMixin
 from qms.messages import MessagesMixin
+from qms.quotas import QuotaExceeded, Quotas
 from qms.registry import RegistryMixin
 
 T = TypeVar("T")
@@ -32,6 +36,7 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
 
     ``event_meta`` is merged into the detail of every event this instance writes
     (the CLI sets ``{"by_operator": True}`` when the operator acts ``--as`` an agent).
+    ``quotas`` are the per-agent limits (``qms.quotas``); hosts set them from crowd.toml.
     """
 
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
@@ -41,6 +46,7 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
         self._write_lock = asyncio.Lock()
         self._closed = False
         self.event_meta: dict[str, Any] = {}
+        self.quotas = Quotas()
 
     @classmethod
     async def open(cls, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> "Store":
@@ -105,6 +111,10 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                 raise
             try:
                 yield self._writer
+            except QuotaExceeded as exc:
+                await rollback_quietly(self._writer)
+                await self._writer._execute(self._record_refusal, self._writer._conn, exc)
+                raise
             except BaseException:
                 await rollback_quietly(self._writer)
                 raise
@@ -134,6 +144,11 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                 try:
                     result = fn(conn)
                     conn.execute("COMMIT")
+                except QuotaExceeded as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._record_refusal(conn, exc)
+                    raise
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -141,6 +156,18 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                 return result
 
             return await self._writer._execute(transaction)
+
+    def _record_refusal(self, conn: sqlite3.Connection, exc: QuotaExceeded) -> None:
+        """Commit ``exc``'s ``quota.refused`` event in a transaction of its own (writer thread,
+        write lock held). If even that fails, the refusal still stands."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(INSERT_EVENT, self.event_row(*exc.refusal()))
+            conn.execute("COMMIT")
+        except Exception as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            exc.add_note(f"the quota.refused event could not be written: {err}")
 
     async def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run a read on the reader connection and return all rows."""
