@@ -8,6 +8,7 @@ Doors and where they are covered:
   CLI names and ids (subprocess crowdtui)                                     test_cli_args.py
   document ids, titles and types (the store)                                  test_documents.py
   egress proxy requests (an agent's egress.sock)                              test_egress_door.py
+  quotas: broadcast floods, task floods, document versions (an agent's socket) test_quotas.py
   terminal byte streams: tests/terminal/test_hostile.py (random bytes and escape sequences, split
   anywhere, through the emulator and the widget) -- reused there, not duplicated here.
 """
