@@ -125,9 +125,9 @@ def _refuse(agent: str, limit: str, cap: float, used: float, asked: float, *, by
 
 # ---- messages ------------------------------------------------------------------------
 
+IS_AGENT = "SELECT 1 FROM agents WHERE name = ?"  # first: nothing is counted for anyone else
 MESSAGES_USE = (
-    "SELECT EXISTS (SELECT 1 FROM agents WHERE name = :who) AS agent,"
-    " COUNT(*) AS n_day, TOTAL(size) AS b_day, MIN(created_at) AS first_day,"
+    "SELECT COUNT(*) AS n_day, TOTAL(size) AS b_day, MIN(created_at) AS first_day,"
     " TOTAL(created_at >= :minute) AS n_min,"
     " TOTAL(CASE WHEN created_at >= :minute THEN size END) AS b_min,"
     " MIN(CASE WHEN created_at >= :minute THEN created_at END) AS first_min"
@@ -139,11 +139,11 @@ def check_messages(conn: sqlite3.Connection, quotas: Quotas, sender: str, count:
                    now: float | None = None) -> None:
     """Refuse (QuotaExceeded) if ``sender``, an agent, may not store ``count`` more message
     rows of ``size`` bytes in all now. Call inside the send's write transaction."""
+    if conn.execute(IS_AGENT, (sender,)).fetchone() is None:
+        return  # the operator, a channel, the engine: not limited
     now = time.time() if now is None else now
     row = conn.execute(MESSAGES_USE, {"who": sender, "minute": now - MINUTE, "day": now - DAY}).fetchone()
-    if not row[0]:
-        return  # the operator, a channel, the engine: not limited
-    n_day, b_day, first_day, n_min, b_min, first_min = row[1:]
+    n_day, b_day, first_day, n_min, b_min, first_min = row
     advice = "send to fewer recipients or put the text in a document and send its id"
     for limit, cap, used, asked, first, window, is_bytes in (
         ("messages_per_minute", quotas.messages_per_minute, n_min, count, first_min, MINUTE, False),
@@ -161,8 +161,7 @@ def check_messages(conn: sqlite3.Connection, quotas: Quotas, sender: str, count:
 # ---- document versions ---------------------------------------------------------------
 
 VERSIONS_USE = (
-    "SELECT EXISTS (SELECT 1 FROM agents WHERE name = :who) AS agent,"
-    " COUNT(*) FILTER (WHERE created_at >= :hour) AS n_hour,"
+    "SELECT COUNT(*) FILTER (WHERE created_at >= :hour) AS n_hour,"
     " MIN(created_at) FILTER (WHERE created_at >= :hour) AS first_hour,"
     " TOTAL(size) AS b_total"
     " FROM doc_versions WHERE author = :who"
@@ -173,12 +172,12 @@ async def check_version_in(db: Any, quotas: Quotas, author: str, content: str,
                            now: float | None = None) -> None:
     """Refuse (QuotaExceeded) a new document version (create or checkin) by ``author``, an
     agent, past its quota. Call first inside the change's ``store.write()`` transaction."""
+    if not await db.execute_fetchall(IS_AGENT, (author,)):
+        return
     now = time.time() if now is None else now
     size = len(content.encode("utf-8"))
     rows = await db.execute_fetchall(VERSIONS_USE, {"who": author, "hour": now - HOUR})
-    agent, n_hour, first_hour, b_total = rows[0]
-    if not agent:
-        return
+    n_hour, first_hour, b_total = rows[0]
     if n_hour + 1 > quotas.doc_versions_per_hour:
         raise _refuse(author, "doc_versions_per_hour", quotas.doc_versions_per_hour, n_hour, 1, now=now,
                       retry_at=None if first_hour is None else first_hour + HOUR,
@@ -191,10 +190,7 @@ async def check_version_in(db: Any, quotas: Quotas, author: str, content: str,
 
 # ---- scheduled tasks -----------------------------------------------------------------
 
-TASKS_USE = (
-    "SELECT EXISTS (SELECT 1 FROM agents WHERE name = :who) AS agent,"
-    " (SELECT COUNT(*) FROM engine_tasks WHERE created_by = :who) AS n"
-)
+TASKS_USE = "SELECT COUNT(*) FROM engine_tasks WHERE created_by = ?"
 
 
 async def check_task_in(db: Any, quotas: Quotas, creator: str, *, shortest_gap: float, text_bytes: int,
@@ -202,11 +198,10 @@ async def check_task_in(db: Any, quotas: Quotas, creator: str, *, shortest_gap: 
     """Refuse (QuotaExceeded) a scheduled task ``creator`` (an agent) may not add; returns
     whether the creator is an agent (its tasks are then bound to it: see engine.tasks).
     Call inside the insert's ``store.write()`` transaction."""
-    now = time.time() if now is None else now
-    rows = await db.execute_fetchall(TASKS_USE, {"who": creator})
-    agent, n = rows[0]
-    if not agent:
+    if not await db.execute_fetchall(IS_AGENT, (creator,)):
         return False
+    now = time.time() if now is None else now
+    n = (await db.execute_fetchall(TASKS_USE, (creator,)))[0][0]
     if text_bytes > quotas.task_max_text:
         raise _refuse(creator, "task_max_text", quotas.task_max_text, 0, text_bytes, bytes_=True, now=now,
                       what="bytes of a task's text", advice="shorten the text or put details in a document")

@@ -13,3 +13,5 @@ CREATE INDEX doc_versions_author_quota ON doc_versions (author, created_at, size
 ALTER TABLE engine_tasks ADD COLUMN by_agent INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE engine_tasks ADD COLUMN min_gap REAL NOT NULL DEFAULT 0;
 CREATE INDEX engine_tasks_creator ON engine_tasks (created_by);
+-- Tasks agents created before this migration are bound to them as well.
+UPDATE engine_tasks SET by_agent = 1, min_gap = 60 WHERE created_by IN (SELECT name FROM agents);
