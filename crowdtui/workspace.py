@@ -82,6 +82,13 @@ class Workspace:
     def log_dir(self, agent: str) -> Path:
         return self.crowd_dir / "logs" / agent
 
+    def quotas(self):
+        """The per-agent limits of ``[quotas]`` in crowd.toml (qms.quotas.Quotas; defaults
+        for keys not given). Every process that opens the store for agents sets them."""
+        from qms.quotas import Quotas
+
+        return Quotas.from_config(self.config.get("quotas"))
+
     def setting(self, section: str, key: str, default=None):
         return self.config.get(section, {}).get(key, default)
 

@@ -19,6 +19,7 @@ from qms.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLa
 from qms.messages import MAX_MESSAGE_BYTES, check_id
 from qms.models import Document, Event, Task, Version
 from qms.names import OPERATOR, shown, validate_name, validate_text
+from qms.quotas import check_version_in
 from qms.registry import require_principal
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -147,6 +148,7 @@ class DocumentsMixin:
         check_content(content)
         now = time.time()
         async with self.write() as db:  # type: ignore[attr-defined]
+            await check_version_in(db, self.quotas, actor, content, now)  # type: ignore[attr-defined]
             rows = await db.execute_fetchall(
                 "UPDATE doc_types SET next_number = next_number + 1 WHERE code = ?"
                 " RETURNING next_number - 1 AS n",
@@ -302,6 +304,7 @@ class DocumentsMixin:
             validate_text(note, "note", max_chars=500, allow_empty=True)
         now = time.time()
         async with self.write() as db:  # type: ignore[attr-defined]
+            await check_version_in(db, self.quotas, actor, content, now)  # type: ignore[attr-defined]
             rows = await db.execute_fetchall(
                 "UPDATE documents SET version = version + 1, holder = NULL, taken_at = NULL,"
                 " lease_expires_at = NULL, updated_at = ? WHERE id = ? AND holder = ?"

@@ -13,6 +13,7 @@ from qms.errors import InvalidInput, NotFound, TooLarge
 from qms.events import INSERT_EVENT
 from qms.models import Message
 from qms.names import BROADCAST, OPERATOR, shown, validate_name, validate_target, validate_text
+from qms.quotas import check_messages
 from qms.registry import agent_row, no_such_agent
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -119,6 +120,7 @@ class MessagesMixin:
                 rows.append((sender, rcpt, body, priority, PRIORITIES[priority], thread, now, to == BROADCAST))
         if not rows:
             return []
+        check_messages(conn, self.quotas, sender, len(rows), sum(len(r[2].encode()) for r in rows), now)  # type: ignore[attr-defined]
         # We hold the write lock: every id above the current maximum is one of ours.
         before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
         conn.executemany(

@@ -5,6 +5,9 @@ One writer connection, used only inside ``async with store.write() as db:`` (a
 connection for ``store.query``. Sends run their whole transaction in one call on
 the writer's thread (``write_sync``). Several Store instances, in one process or
 many, may open the same file: SQLite's busy timeout makes writers queue.
+
+A change refused by a quota (``qms.quotas.QuotaExceeded``, raised inside the transaction)
+rolls back like any error, and its ``quota.refused`` event is then committed on its own.
 """
 
 from __future__ import annotations
@@ -20,17 +23,19 @@ import aiosqlite
 from qms.db import DEFAULT_BUSY_TIMEOUT, connect, is_busy, migrate, rollback_quietly
 from qms.documents import DocumentsMixin
 from qms.errors import Busy, QmsError
-from qms.events import EventsMixin
+from qms.events import INSERT_EVENT, EventsMixin
 from qms.messages import MessagesMixin
+from qms.quotas import QuotaExceeded, Quotas
 from qms.registry import RegistryMixin
 
 T = TypeVar("T")
 MAX_GROUP = 256  # jobs sharing one transaction at most
 
 
-def _run_group(conn: sqlite3.Connection, jobs: list[Callable[[sqlite3.Connection], Any]],
-               path: Path) -> list[tuple[Any, BaseException | None]]:
-    """One transaction for ``jobs`` (on the writer's thread): each in its own savepoint."""
+def _run_group(conn: sqlite3.Connection, jobs: list[Callable[[sqlite3.Connection], Any]], path: Path,
+               refused: Callable[[sqlite3.Connection, QuotaExceeded], None]) -> list[tuple[Any, BaseException | None]]:
+    """One transaction for ``jobs`` (on the writer's thread): each in its own savepoint.
+    A job refused by a quota leaves only its ``quota.refused`` event (``refused``)."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
@@ -40,9 +45,6 @@ def _run_group(conn: sqlite3.Connection, jobs: list[Callable[[sqlite3.Connection
     outcomes: list[tuple[Any, BaseException | None]] = []
     try:
         for job in jobs:
-            if len(jobs) == 1:
-                outcomes.append((job(conn), None))
-                continue
             conn.execute("SAVEPOINT job")
             try:
                 result = job(conn)
@@ -51,6 +53,11 @@ def _run_group(conn: sqlite3.Connection, jobs: list[Callable[[sqlite3.Connection
                     raise
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
+                if isinstance(exc, QuotaExceeded):
+                    try:
+                        refused(conn, exc)
+                    except sqlite3.Error as err:
+                        exc.add_note(f"the quota.refused event could not be written: {err}")
                 outcomes.append((None, exc))
                 continue
             conn.execute("RELEASE job")
@@ -68,6 +75,7 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
 
     ``event_meta`` is merged into the detail of every event this instance writes
     (the CLI sets ``{"by_operator": True}`` when the operator acts ``--as`` an agent).
+    ``quotas`` are the per-agent limits (``qms.quotas``); hosts set them from crowd.toml.
     """
 
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
@@ -79,6 +87,7 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
         self._committer: asyncio.Task | None = None
         self._closed = False
         self.event_meta: dict[str, Any] = {}
+        self.quotas = Quotas()
 
     @classmethod
     async def open(cls, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> "Store":
@@ -145,6 +154,10 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                 raise
             try:
                 yield self._writer
+            except QuotaExceeded as exc:
+                await rollback_quietly(self._writer)
+                await self._writer._execute(self._record_refusal, self._writer._conn, exc)
+                raise
             except BaseException:
                 await rollback_quietly(self._writer)
                 raise
@@ -178,7 +191,8 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
             try:
                 async with self._write_lock:
                     conn = self._writer._conn  # aiosqlite runs _execute's function on this connection's thread
-                    outcomes = await self._writer._execute(_run_group, conn, [fn for fn, _ in batch], self.path)
+                    outcomes = await self._writer._execute(_run_group, conn, [fn for fn, _ in batch], self.path,
+                                                           self._refusal_in)
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
@@ -193,6 +207,23 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                     future.set_exception(error)
                 else:
                     future.set_result(result)
+
+    def _refusal_in(self, conn: sqlite3.Connection, exc: QuotaExceeded) -> None:
+        """Write ``exc``'s ``quota.refused`` event in the open transaction (after the refused
+        job was rolled back to its savepoint): it commits with the group."""
+        conn.execute(INSERT_EVENT, self.event_row(*exc.refusal()))
+
+    def _record_refusal(self, conn: sqlite3.Connection, exc: QuotaExceeded) -> None:
+        """Commit ``exc``'s ``quota.refused`` event in a transaction of its own (writer thread,
+        write lock held). If even that fails, the refusal still stands."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(INSERT_EVENT, self.event_row(*exc.refusal()))
+            conn.execute("COMMIT")
+        except Exception as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            exc.add_note(f"the quota.refused event could not be written: {err}")
 
     async def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run a read on the reader connection and return all rows."""

@@ -23,6 +23,7 @@ async def open_store(args):
     ws = workspace_of(args)
     store = await Store.open(ws.db_path)
     try:
+        store.quotas = ws.quotas()
         yield store
     finally:
         await store.close()

@@ -59,7 +59,7 @@ def register(sub) -> None:
     t.add_argument("schedule", help="cron:'*/5 * * * *' (UTC), every:10m, or at:2026-01-01T09:00:00Z")
     t.add_argument("text", help="the message the agent gets when the task is due")
     t.set_defaults(func=cmd_task_add)
-    t = ts.add_parser("ls", help="list tasks (with their last run)")
+    t = ts.add_parser("ls", help="list tasks (with who created them and their last run)")
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_task_ls)
     for action, helptext in (("pause", "pause a task"), ("resume", "resume a paused task (no backlog)"),
@@ -231,7 +231,7 @@ async def cmd_task_ls(args) -> int:
         last = {t.name: (await runs_of(store, t.name, limit=1) or [None])[-1] for t in tasks}
     if args.json:
         print_json([{"name": t.name, "agent": t.agent, "schedule": t.schedule, "state": t.state,
-                     "next_due": t.next_due, "text": t.text,
+                     "next_due": t.next_due, "text": t.text, "created_by": t.created_by, "by_agent": t.by_agent,
                      "last_run": last[t.name].__dict__ if last[t.name] else None} for t in tasks])
         return 0
     if not tasks:
@@ -240,7 +240,8 @@ async def cmd_task_ls(args) -> int:
     for t in tasks:
         run = last[t.name]
         ran = f"last {run.outcome} {_when(run.ran_at)}" if run else "never ran"
-        print(f"{t.name:<16} {t.state:<7} {t.agent:<14} {inert(t.schedule):<22} next {_when(t.next_due)}  {ran}")
+        by = f"by {t.created_by}" + (" (agent)" if t.by_agent else "")
+        print(f"{t.name:<16} {t.state:<7} {t.agent:<14} {inert(t.schedule):<22} {by:<24} next {_when(t.next_due)}  {ran}")
     return 0
 
 

@@ -138,7 +138,11 @@ def add_engine_tools(server, engine) -> None:
 
     @server.tool()
     async def add_task(name: str, agent: str, schedule: str, text: str) -> dict[str, Any]:
-        """Schedule a message to an agent: schedule is cron:'*/5 * * * *', every:10m or at:2026-01-01T09:00:00Z."""
+        """Schedule a message to an agent: schedule is cron:'*/5 * * * *', every:10m or at:2026-01-01T09:00:00Z.
+
+        Your tasks fire only while you are running, count against your quotas (how many
+        tasks, how often, how long a text; a refusal says which) and go when you leave.
+        """
         me = caller()
         await _require_tier(store, me, 0, "add_task")
         await _require_own(store, me, agent)

@@ -57,6 +57,22 @@ class Schedule:
         base = datetime.fromtimestamp(t, timezone.utc)
         return float(croniter(self.spec, base).get_next(float))
 
+    def shortest_gap(self, now: float, samples: int = 48) -> float:
+        """The shortest time between two runs over the next ``samples`` runs from ``now``
+        (``inf`` for a one-shot). Exact for intervals; for cron, a look ahead — the
+        scheduler still holds an agent's task to its ``min_gap`` when it fires."""
+        if self.kind == "at":
+            return math.inf
+        if self.kind == "every":
+            return float(self.spec)
+        gap, t = math.inf, self.next_after(now)
+        for _ in range(samples):
+            nxt = self.next_after(t) if t is not None else None
+            if nxt is None:
+                break
+            gap, t = min(gap, nxt - t), nxt
+        return gap
+
     def after_run(self, due: float, now: float) -> tuple[float | None, int]:
         """Next due time after running the run that was due at ``due`` at time ``now``.
 

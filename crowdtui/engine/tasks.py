@@ -4,6 +4,17 @@ A due task becomes one message to its agent (from the task's creator, thread
 ``task:<name>``). The step claims a task (moves its next due time on and records a
 run) in one transaction before sending, so a crash never fires a run twice; a run
 left unfinished by a crash is marked ``interrupted`` on the next start.
+
+Tasks an agent created (``by_agent``) are bound to their creator and to the quotas of
+``qms.quotas`` (how many, how often, how long a text, checked when added):
+
+- they fire only while the creator's state is ``running``: stopping an agent stops its
+  schedules, starting it again resumes them (missed runs fold into one, as after downtime);
+- never closer than their ``min_gap`` (the quota's ``task_min_interval`` when added);
+- they are removed (``task.removed``, actor ``engine``) once the creator leaves the roster;
+- their messages are sent in the creator's name, so they count against its message quota.
+
+Tasks the operator created fire whatever state anyone is in, as before.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from dataclasses import dataclass
 
 from qms.errors import InvalidInput, NotFound
 from qms.names import validate_name
+from qms.quotas import check_task_in
 
 from crowdtui.engine.schedules import BadSchedule, parse_schedule
 
@@ -28,6 +40,8 @@ class Task:
     state: str  # active | paused | done
     next_due: float | None
     created_by: str
+    by_agent: bool = False  # created by an agent: bound to it (see the module's docstring)
+    min_gap: float = 0.0  # seconds the scheduler keeps between two runs (0: the schedule's own)
 
 
 @dataclass(frozen=True)
@@ -41,13 +55,16 @@ class Run:
     detail: str
 
 
-COLS = "id, name, agent, schedule, text, state, next_due, created_by"
+COLS = "id, name, agent, schedule, text, state, next_due, created_by, by_agent, min_gap"
+RUNNING = "running"  # the registry state in which an agent's own tasks fire
+#: the condition under which a task may fire: the operator's always, an agent's while it runs
+MAY_FIRE = f"(by_agent = 0 OR created_by IN (SELECT name FROM agents WHERE state = '{RUNNING}'))"
 RUN_COLS = "id, task_id, due_at, ran_at, missed, outcome, detail"
 
 
 def _task(r) -> Task:
     return Task(r["id"], r["name"], r["agent"], r["schedule"], r["text"], r["state"],
-                r["next_due"], r["created_by"])
+                r["next_due"], r["created_by"], bool(r["by_agent"]), r["min_gap"])
 
 
 def _run(r) -> Run:
@@ -67,17 +84,22 @@ async def add_task(store, *, name: str, agent: str, schedule: str, text: str, ac
     except BadSchedule as exc:
         raise InvalidInput(str(exc)) from None
     due = sched.first_due(now)
-    async with store.write() as db:
+    async with store.write() as db:  # counted and inserted in one transaction: no race past the quota
+        by_agent = await check_task_in(db, store.quotas, actor, shortest_gap=sched.shortest_gap(now),
+                                       text_bytes=len(text.encode()))
+        min_gap = store.quotas.task_min_interval if by_agent else 0.0
         cur = await db.execute(
-            "INSERT INTO engine_tasks (name, agent, schedule, text, next_due, created_by, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING RETURNING id",
-            (name, agent, sched.text, text, due, actor, now))
+            "INSERT INTO engine_tasks (name, agent, schedule, text, next_due, created_by, created_at, "
+            "by_agent, min_gap) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING RETURNING id",
+            (name, agent, sched.text, text, due, actor, now, int(by_agent), min_gap))
         row = await cur.fetchone()
         if row is None:
             raise InvalidInput(f"a task named {name!r} exists; pick another name or remove it first")
-        await store.append_event_in(db, actor, "task.added", name,
-                                    {"agent": agent, "schedule": sched.text, "next_due": due})
-    return Task(row[0], name, agent, sched.text, text, "active", due, actor)
+        detail = {"agent": agent, "schedule": sched.text, "next_due": due}
+        if by_agent:
+            detail["by_agent"] = True
+        await store.append_event_in(db, actor, "task.added", name, detail)
+    return Task(row[0], name, agent, sched.text, text, "active", due, actor, by_agent, min_gap)
 
 
 async def get_task(store, name: str) -> Task:
@@ -136,26 +158,47 @@ async def recover_runs(store) -> int:
 
 
 async def next_due_at(store) -> float | None:
-    rows = await store.query("SELECT MIN(next_due) FROM engine_tasks WHERE state = 'active'", ())
+    """The earliest due time of a task that may fire now (an agent's waits for it to run)."""
+    rows = await store.query(f"SELECT MIN(next_due) FROM engine_tasks WHERE state = 'active' AND {MAY_FIRE}", ())
     return rows[0][0] if rows else None
+
+
+async def remove_orphans(store) -> list[str]:
+    """Remove the tasks whose creating agent left the roster; returns their names."""
+    orphans = "by_agent = 1 AND created_by NOT IN (SELECT name FROM agents)"
+    if not await store.query(f"SELECT 1 FROM engine_tasks WHERE {orphans} LIMIT 1", ()):
+        return []  # the usual case: a read, no write transaction
+    async with store.write() as db:
+        rows = await db.execute_fetchall(
+            f"DELETE FROM engine_tasks WHERE {orphans} RETURNING name, agent, created_by")
+        for r in rows:
+            await store.append_event_in(db, "engine", "task.removed", r["name"], {
+                "agent": r["agent"], "created_by": r["created_by"],
+                "reason": f"its creator {r['created_by']} left the roster"})
+    return sorted(r["name"] for r in rows)
 
 
 async def fire_due(store, now: float, send) -> list[Run]:
     """Fire every active task due at ``now``: one run each, however many due times passed.
 
     ``send(task) -> str`` delivers the task's message (returns a detail line) and may raise.
+    Tasks of agents that left the roster are removed first; an agent's tasks wait while it
+    is not running, and are held to their ``min_gap``.
     """
+    await remove_orphans(store)
     rows = await store.query(
-        f"SELECT {COLS} FROM engine_tasks WHERE state = 'active' AND next_due <= ? ORDER BY next_due, id",
-        (now,))
+        f"SELECT {COLS} FROM engine_tasks WHERE state = 'active' AND next_due <= ? AND {MAY_FIRE} "
+        "ORDER BY next_due, id", (now,))
     runs = []
     for task in map(_task, rows):
         sched = parse_schedule(task.schedule)
         nxt, missed = sched.after_run(task.next_due, now)
+        if nxt is not None and task.min_gap:
+            nxt = max(nxt, now + task.min_gap)
         async with store.write() as db:
-            cur = await db.execute(
+            cur = await db.execute(  # the creator's state is checked again in the claim itself
                 "UPDATE engine_tasks SET next_due = ?, state = ? WHERE id = ? AND next_due = ? "
-                "AND state = 'active' RETURNING id",
+                f"AND state = 'active' AND {MAY_FIRE} RETURNING id",
                 (nxt, "done" if nxt is None else "active", task.id, task.next_due))
             if await cur.fetchone() is None:
                 continue  # someone else (another engine, a pause) got there first
