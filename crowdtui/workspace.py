@@ -82,6 +82,19 @@ class Workspace:
     def log_dir(self, agent: str) -> Path:
         return self.crowd_dir / "logs" / agent
 
+    async def open_store(self):
+        """The workspace's store (``qms.Store``, migrated) with crowd.toml's ``[quotas]`` set:
+        every process opens it this way, so an agent meets the same limits at every door."""
+        from qms import Store
+
+        store = await Store.open(self.db_path)
+        try:
+            store.quotas = self.quotas()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
     def quotas(self):
         """The per-agent limits of ``[quotas]`` in crowd.toml (qms.quotas.Quotas; defaults
         for keys not given). Every process that opens the store for agents sets them."""

@@ -18,12 +18,10 @@ def workspace_of(args) -> Workspace:
 @asynccontextmanager
 async def open_store(args):
     """Open the workspace's store (migrated) for one CLI command."""
-    from qms import Store
 
     ws = workspace_of(args)
-    store = await Store.open(ws.db_path)
+    store = await ws.open_store()
     try:
-        store.quotas = ws.quotas()
         yield store
     finally:
         await store.close()

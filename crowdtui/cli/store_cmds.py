@@ -80,13 +80,12 @@ FOLLOW_INTERVAL = 0.5  # seconds between polls of `events -f`
 @asynccontextmanager
 async def acting_store(args) -> AsyncIterator[tuple[Any, str]]:
     """The workspace's store with the roster synced, and the acting principal's name."""
-    from qms import Store
     from qms.errors import NotFound
     from qms.names import OPERATOR, validate_name
 
     ws = workspace_of(args)
     actor = validate_name(getattr(args, "actor", None) or OPERATOR)
-    store = await Store.open(ws.db_path)
+    store = await ws.open_store()
     try:
         await _sync_roster(ws, store)
         if actor != OPERATOR:

@@ -133,11 +133,10 @@ def cmd_web(args) -> int:
             self.console.print("Press Ctrl+C to quit", highlight=False, markup=False)
             if args.no_hub:
                 return
-            from qms import Store
 
             from crowdtui.tui.backend import start_hub
 
-            self.store = await Store.open(ws.db_path)
+            self.store = await ws.open_store()
             mode, detail, self.hub = await start_hub(ws, self.store)
             where = {"own": "hub: running in this server", "other": f"hub: already running ({detail})",
                      "none": f"hub: not started ({detail})"}[mode]

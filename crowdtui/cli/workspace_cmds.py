@@ -16,10 +16,9 @@ def register(sub) -> None:
 
 
 async def cmd_init(args) -> int:
-    from qms import Store
 
     ws, created = init_workspace(Path(args.dir), sample=not args.empty)
-    store = await Store.open(ws.db_path)
+    store = await ws.open_store()
     await store.close()
     if created:
         print(f"initialised workspace {ws.root}: created {', '.join(created)}")

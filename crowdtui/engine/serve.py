@@ -87,7 +87,6 @@ def _write_private(path: Path, data: dict) -> None:
 async def run_serve(workspace, options: ServeOptions | None = None, *, log=log_line,
                     stop: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set). Returns the exit status."""
-    from qms import Store
 
     from crowdtui.engine.api import build_app
     from crowdtui.engine.http_server import LocalServer
@@ -102,7 +101,7 @@ async def run_serve(workspace, options: ServeOptions | None = None, *, log=log_l
         loop.add_signal_handler(sig, stop.set)
     cleanup: list = []
     try:
-        store = await Store.open(workspace.db_path)
+        store = await workspace.open_store()
         cleanup.append(("store", store.close))
         await _sync_roster(workspace, store, log)
 

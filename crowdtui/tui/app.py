@@ -223,9 +223,7 @@ class CrowdApp(App[int]):
         self._main.query_one(AgentList).focus()
         self._status()
         if self.store is None:
-            from qms import Store
-
-            self.store = await Store.open(self.workspace.db_path)
+            self.store = await self.workspace.open_store()
         last = await self.store.last_event_id()
         self._last_event_id = max(0, last - EVENT_BACKLOG)
         self.poll_store()

@@ -324,3 +324,33 @@ def test_quotas_from_crowd_toml_are_checked():
     for bad in (-1, "10", True, 1.5):
         with pytest.raises(InvalidInput, match="messages_per_minute must be a number"):
             Quotas.from_config({"messages_per_minute": bad})
+
+
+async def test_the_hub_and_the_cli_apply_crowd_toml_quotas(tmp_path):
+    """[quotas] in crowd.toml is what the hub (and `crowdtui --as AGENT`) enforce."""
+    from qms import Store
+
+    from crowdtui.hub.hub import Hub
+    from crowdtui.workspace import init_workspace, load_workspace
+
+    ws, _ = init_workspace(tmp_path / "ws", sample=False)
+    (ws.root / "crowd.toml").write_text((ws.root / "crowd.toml").read_text() + "\n[quotas]\nmessages_per_minute = 3\n")
+    (ws.agents_dir / "lead").mkdir(parents=True, exist_ok=True)
+    (ws.agents_dir / "lead" / "AGENT.md").write_text("---\nname: lead\ndescription: leads\n---\nLead.\n")
+    ws = load_workspace(ws.root)
+    store = await Store.open(ws.db_path)
+    for name, rel, tier, parent in CREW:
+        await store.upsert_agent(name, path=rel, tier=tier, parent=parent, description=f"the {name}")
+    hub = Hub(ws, store, definitions=definitions(ws).get)
+    await hub.start()
+    try:
+        door = await hub.open_door("lead")
+        async with client(door) as c:
+            outcomes = [await attempt(c, "send_message", {"to": "operator", "body": f"m{i}"}) for i in range(5)]
+        assert outcomes[:3] == [None, None, None]
+        assert outcomes[3] and "messages_per_minute" in outcomes[3], outcomes
+    finally:
+        await hub.stop()
+        await store.close()
+    result = cli(ws, "--as", "lead", "send", "operator", "one more")
+    assert result.returncode != 0 and "messages_per_minute" in result.stderr, result.stderr
