@@ -36,8 +36,14 @@ class ProcessLock:
 
     def acquire(self, refuse: Callable[[dict], Exception]) -> None:
         """Take the lock, or raise ``refuse(holder_info)`` when another process has it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            from crowdtui.errors import CrowdError
+
+            raise CrowdError(f"cannot take the lock {self.path} ({exc.strerror}); the workspace must be "
+                             "writable by this user (a read-only or full disk?)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

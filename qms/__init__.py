@@ -5,7 +5,8 @@ Imports neither textual, docker nor crowdtui. Start with ``await Store.open(path
 
 from qms import errors
 from qms.errors import (
-    Busy, Conflict, IllegalTransition, InvalidInput, NotFound, PermissionDenied, QmsError, TooLarge,
+    Busy, Conflict, IllegalTransition, InvalidInput, NotFound, PermissionDenied, QmsError, StoreUnavailable,
+    TooLarge,
 )
 from qms.messages import MAX_MESSAGE_BYTES
 from qms.documents import MAX_DOCUMENT_BYTES
@@ -15,6 +16,6 @@ from qms.store import Store
 
 __all__ = [
     "Store", "errors", "QmsError", "Busy", "NotFound", "InvalidInput", "TooLarge", "Conflict",
-    "IllegalTransition", "PermissionDenied", "Agent", "Document", "Event", "Message", "Task",
+    "IllegalTransition", "PermissionDenied", "StoreUnavailable", "Agent", "Document", "Event", "Message", "Task",
     "Version", "MAX_MESSAGE_BYTES", "MAX_DOCUMENT_BYTES", "OPERATOR", "validate_name",
 ]

@@ -71,6 +71,29 @@ def discover_migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+_UNAVAILABLE = {
+    sqlite3.SQLITE_FULL: "the disk holding it is full; free space, then retry",
+    sqlite3.SQLITE_READONLY: "it is read-only; give this process write access to it and its folder, then retry",
+    sqlite3.SQLITE_IOERR: "the disk failed to read or write it (I/O error); check the disk, then retry",
+    sqlite3.SQLITE_CANTOPEN: "its files cannot be opened for writing; check the folder's permissions and space",
+}
+
+
+def unavailable(exc: BaseException, path) -> "StoreUnavailable | None":
+    """The one-line error for a store that cannot take writes, or None for other errors."""
+    from qms.errors import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):
+        return exc
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None:
+        return None
+    why = _UNAVAILABLE.get(code & 0xFF)
+    if why is None:
+        return None
+    return StoreUnavailable(f"the store {path} cannot take writes: {why} (nothing of this change was written)")
+
+
 def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         "locked" in str(exc) or "busy" in str(exc)

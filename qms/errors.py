@@ -33,3 +33,8 @@ class PermissionDenied(QmsError):
 
 class Busy(QmsError):
     """The database stayed locked by another writer for longer than the busy timeout."""
+
+
+class StoreUnavailable(QmsError):
+    """The database cannot take writes now (its disk is full, it is read-only, or the disk
+    fails). Nothing of the refused change was written; it works again once that is fixed."""

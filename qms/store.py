@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
 import aiosqlite
 
-from qms.db import DEFAULT_BUSY_TIMEOUT, connect, is_busy, migrate, rollback_quietly
+from qms.db import DEFAULT_BUSY_TIMEOUT, connect, is_busy, migrate, rollback_quietly, unavailable
 from qms.documents import DocumentsMixin
 from qms.errors import Busy, QmsError
 from qms.events import INSERT_EVENT, EventsMixin
@@ -148,7 +148,7 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                     raise Busy(
                         f"the store {self.path} is locked by another writer for too long; try again"
                     ) from exc
-                raise
+                raise self._unavailable(exc)
             except BaseException:
                 await rollback_quietly(self._writer)
                 raise
@@ -158,14 +158,22 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                 await rollback_quietly(self._writer)
                 await self._writer._execute(self._record_refusal, self._writer._conn, exc)
                 raise
-            except BaseException:
+            except BaseException as exc:
                 await rollback_quietly(self._writer)
-                raise
+                raise self._unavailable(exc)
             try:
                 await self._writer.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 await rollback_quietly(self._writer)
-                raise
+                raise self._unavailable(exc)
+
+    def _unavailable(self, exc: BaseException) -> BaseException:
+        """``exc``, or the store's one-line StoreUnavailable when the disk or file refused."""
+        mapped = unavailable(exc, self.path)
+        if mapped is None or mapped is exc:
+            return exc
+        mapped.__cause__ = exc
+        return mapped
 
     async def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in a ``BEGIN IMMEDIATE`` transaction on the writer's own thread and
@@ -194,9 +202,10 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                     outcomes = await self._writer._execute(_run_group, conn, [fn for fn, _ in batch], self.path,
                                                            self._refusal_in)
             except BaseException as exc:
+                error = self._unavailable(exc)
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else QmsError("the write was cancelled"))
+                        future.set_exception(error if isinstance(error, Exception) else QmsError("the write was cancelled"))
                 if not isinstance(exc, Exception):
                     raise
                 continue
@@ -204,7 +213,7 @@ class Store(EventsMixin, RegistryMixin, MessagesMixin, DocumentsMixin):
                 if future.done():
                     continue
                 if error is not None:
-                    future.set_exception(error)
+                    future.set_exception(self._unavailable(error))
                 else:
                     future.set_result(result)
 

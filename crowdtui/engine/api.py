@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from qms.errors import QmsError
+from qms.errors import QmsError, StoreUnavailable
 from qms.names import NAME_RE
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -123,6 +123,8 @@ def build_app(engine: Engine, *, register_key: str, status: Callable[[], dict] |
         fields = _check_register(await _json_body(request))
         try:
             ch, chan_token = await engine.register(**fields)
+        except StoreUnavailable:
+            raise
         except QmsError as exc:
             raise ApiError(409, str(exc)) from None
         return JSONResponse({"name": ch.name, "token": chan_token, "prefixes": list(ch.prefixes)})
@@ -166,6 +168,11 @@ def build_app(engine: Engine, *, register_key: str, status: Callable[[], dict] |
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
         return _err(exc.status, str(exc))
 
+    async def on_store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        response = _err(503, str(exc))  # nothing was stored: the channel keeps the message and retries
+        response.headers["Retry-After"] = "5"
+        return response
+
     return Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
@@ -173,5 +180,5 @@ def build_app(engine: Engine, *, register_key: str, status: Callable[[], dict] |
             Route("/channels/inbound", inbound, methods=["POST"]),
             Route("/channels/deregister", deregister, methods=["POST"]),
         ],
-        exception_handlers={ApiError: on_api_error},
+        exception_handlers={ApiError: on_api_error, StoreUnavailable: on_store_unavailable},
     )

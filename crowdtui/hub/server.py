@@ -228,8 +228,12 @@ class HubMiddleware:
             await self._event(who, "hub.calling", tool, {"via": via, "grant": decision.reason, "args": summarise(args)},
                               required=True)
         except Exception as exc:
+            from qms.errors import StoreUnavailable
+
             reason = ("the hub could not write the audit record of this call, so it did not run it; "
                       "try again later, and tell the operator if it keeps failing")
+            if isinstance(exc, StoreUnavailable):
+                reason = f"{exc}; the hub did not run this call (no audit record could be written)"
             await self._event(who, "hub.denied", tool, {"reason": reason, "via": via})  # likely fails too
             raise MCPError(code=AUDIT_FAILED, message=reason) from exc
         ctx = dataclasses.replace(ctx, params={**params, "arguments": values})  # what the grants saw

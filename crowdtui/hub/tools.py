@@ -23,6 +23,7 @@ from crowdtui.hub.identity import VIA, caller
 # JSON-RPC error codes the hub uses (server-defined range -32000..-32099).
 DENIED = -32001  # the caller may not do this
 CONFLICT = -32009  # state does not allow it now (lock held, wrong workflow state)
+STORE_UNAVAILABLE = -32010  # the store cannot take writes (disk full, read-only): retry later
 INVALID_PARAMS = -32602
 
 MAX_WAIT = 60.0  # seconds get_messages may hold a call open
@@ -62,6 +63,8 @@ def qms_errors():
         raise MCPError(code=DENIED, message=str(exc)) from exc
     except (errors.Conflict, errors.IllegalTransition) as exc:
         raise MCPError(code=CONFLICT, message=str(exc)) from exc
+    except errors.StoreUnavailable as exc:  # disk full, read-only: nothing was done; retry later
+        raise MCPError(code=STORE_UNAVAILABLE, message=str(exc)) from exc
     except errors.QmsError as exc:
         raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
 
