@@ -140,10 +140,10 @@ async def duties(db: aiosqlite.Connection, row, cycle: str) -> tuple[set[str], s
 def check_router(row, actor: str) -> None:
     """Only the document's author (owner) or the operator routes it."""
     if actor not in (row["author"], OPERATOR):
+        owner = "the operator" if row["author"] == OPERATOR else f"its author ({row['author']}) or the operator"
         raise Refused(
             ONLY_OWNER_ROUTES,
-            f"only {row['id']}'s author ({row['author']}) or the operator can route it, not {actor}; "
-            f"ask {row['author']} to route it",
+            f"only {owner} can route {row['id']}, not {actor}; ask {row['author']} to route it",
         )
 
 
