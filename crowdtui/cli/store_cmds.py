@@ -83,10 +83,13 @@ async def acting_store(args) -> AsyncIterator[tuple[Any, str]]:
     from qms import Store
     from qms.errors import NotFound
     from qms.names import OPERATOR, validate_name
+    from qms.policy import DocPolicy
 
     ws = workspace_of(args)
     actor = validate_name(getattr(args, "actor", None) or OPERATOR)
+    policy = DocPolicy.from_config(ws.config.get("documents"))  # crowd.toml's [documents]
     store = await Store.open(ws.db_path)
+    store.doc_policy = policy
     try:
         await _sync_roster(ws, store)
         if actor != OPERATOR:
