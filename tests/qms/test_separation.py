@@ -323,3 +323,46 @@ async def test_an_agent_alone_cannot_make_its_rewrite_of_the_operators_sop_effec
     final = await store.get_document(doc.id)
     assert (final.state, final.author) == ("IN_REVIEW", "operator")
     assert final.state != "EFFECTIVE"
+
+
+# ---- tasks made before migration 041 ------------------------------------------------------
+
+
+async def test_tasks_from_before_migration_041_get_their_version_and_still_count(tmp_path):
+    """A store migrated up to 030 with a document mid-workflow: after 041, the old review
+    task knows the version it was made for, and its reviewer may not approve that version."""
+    import shutil
+
+    from qms.db import MIGRATIONS_DIR, connect, migrate
+
+    old = tmp_path / "old-migrations"
+    old.mkdir()
+    for f in MIGRATIONS_DIR.glob("*.sql"):
+        if int(f.name[:3]) < 41:
+            shutil.copy(f, old / f.name)
+    path = tmp_path / "crowd.db"
+    db = await connect(path)
+    try:
+        await migrate(db, old)
+        for sql, params in [
+            ("INSERT INTO agents (name, path, tier, created_at, updated_at) VALUES (?, ?, 0, 0, 0)", ("bob", "bob")),
+            ("INSERT INTO agents (name, path, tier, created_at, updated_at) VALUES (?, ?, 0, 0, 0)", ("carol", "carol")),
+            ("INSERT INTO documents (id, doc_type, title, state, version, author, created_at, updated_at, round)"
+             " VALUES ('SOP-001', 'SOP', 'T', 'REVIEWED', 2, 'alice', 1, 3, 1)", ()),
+            ("INSERT INTO doc_versions (doc_id, number, author, created_at, content) VALUES ('SOP-001', 1, 'alice', 1, 'a')", ()),
+            ("INSERT INTO doc_versions (doc_id, number, author, created_at, content) VALUES ('SOP-001', 2, 'alice', 2, 'b')", ()),
+            ("INSERT INTO tasks (doc_id, kind, assignee, round, routed_by, status, outcome, created_at)"
+             " VALUES ('SOP-001', 'review', 'bob', 1, 'alice', 'done', 'recommend', 2.5)", ()),
+        ]:
+            await db.execute(sql, params)
+    finally:
+        await db.close()
+    s = await Store.open(path)
+    try:
+        [(version, cycle)] = [tuple(r) for r in await s.query("SELECT version, cycle FROM tasks")]
+        assert (version, cycle) == (2, None)
+        with pytest.raises(PermissionDenied, match="bob reviewed version 2 of SOP-001"):
+            await s.route("SOP-001", "alice", "approval", ["bob"])
+        await s.route("SOP-001", "alice", "approval", ["carol"])
+    finally:
+        await s.close()
