@@ -83,13 +83,16 @@ class Workspace:
         return self.crowd_dir / "logs" / agent
 
     async def open_store(self):
-        """The workspace's store (``qms.Store``, migrated) with crowd.toml's ``[quotas]`` set:
-        every process opens it this way, so an agent meets the same limits at every door."""
+        """The workspace's store (``qms.Store``, migrated) with crowd.toml's ``[quotas]`` and
+        ``[documents]`` set: every process opens it this way, so an agent meets the same
+        limits and document rules at every door."""
         from qms import Store
+        from qms.policy import DocPolicy
 
         store = await Store.open(self.db_path)
         try:
             store.quotas = self.quotas()
+            store.doc_policy = DocPolicy.from_config(self.config.get("documents"))
         except BaseException:
             await store.close()
             raise

@@ -167,7 +167,12 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
 
     @server.tool()
     async def route_document(doc_id: str, kind: RouteKind, assignees: list[str]) -> dict[str, Any]:
-        """Route a document for review or approval; each assignee gets a task and a message."""
+        """Route a document for review or approval; each assignee gets a task and a message.
+
+        Only the document's author or the operator routes it. Whoever checked in the current
+        version may not be an assignee, nor may a reviewer of it be an approver; a document
+        the operator owns needs "operator" among the approvers.
+        """
         with qms_errors():
             await store.route(doc_id, caller(), kind, list(assignees))
             doc = await store.get_document(doc_id)
@@ -175,7 +180,8 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
 
     @server.tool()
     async def review_document(doc_id: str, outcome: ReviewOutcome, comment: str) -> dict[str, Any]:
-        """Review a document routed to me: recommend or request-updates, with a comment."""
+        """Review a document routed to me: recommend or request-updates, with a comment
+        (not a version I checked in, nor one I approved)."""
         with qms_errors():
             await store.review(doc_id, caller(), outcome, comment)
             doc = await store.get_document(doc_id)
@@ -183,7 +189,7 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
 
     @server.tool()
     async def approve_document(doc_id: str, comment: str | None = None) -> dict[str, Any]:
-        """Approve a document routed to me for approval."""
+        """Approve a document routed to me for approval (not a version I checked in or reviewed)."""
         with qms_errors():
             await store.approve(doc_id, caller(), comment)
             doc = await store.get_document(doc_id)

@@ -24,11 +24,26 @@ DOC_KEYS = {"id", "doc_type", "title", "state", "version", "latest_version", "au
             "updated_at", "holder", "taken_at", "lease_expires_at", "executable"}
 
 
-def dump(db: Path) -> dict:
+def dump(db: Path, *, without_refusals: bool = False) -> dict:
+    """Every table; ``without_refusals`` leaves out the doc.refused events (and the event
+    id counter) that a refused document command records."""
     con = sqlite3.connect(str(db))
     try:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        return {t: con.execute(f'SELECT * FROM "{t}" ORDER BY rowid').fetchall() for t in tables}
+        out = {t: con.execute(f'SELECT * FROM "{t}" ORDER BY rowid').fetchall() for t in tables}
+        if without_refusals:
+            out["events"] = con.execute("SELECT * FROM events WHERE kind != 'doc.refused' ORDER BY rowid").fetchall()
+            out.pop("sqlite_sequence", None)
+        return out
+    finally:
+        con.close()
+
+
+def refusals(db: Path) -> list[tuple]:
+    con = sqlite3.connect(str(db))
+    try:
+        return con.execute("SELECT actor, subject, json_extract(detail, '$.rule') FROM events"
+                           " WHERE kind = 'doc.refused' ORDER BY id").fetchall()
     finally:
         con.close()
 
@@ -163,8 +178,9 @@ def test_sop_lifecycle_through_the_cli(cli, ws, tmp_path):
                              "routed_by", "round"}
     ok(cli("doc", "review", "SOP-001", "recommend", "-m", "clear", actor="qa"))
     assert "now REVIEWED" in ok(cli("doc", "review", "SOP-001", "recommend", "-m", "fine", actor="lead"))
-    ok(cli("doc", "route", "SOP-001", "approval", "--to", "operator"))
-    assert "now EFFECTIVE" in ok(cli("doc", "approve", "SOP-001", "-m", "go"))
+    # the operator checked in version 2, so someone else approves it (separation of duties)
+    ok(cli("doc", "route", "SOP-001", "approval", "--to", "echo"))
+    assert "now EFFECTIVE" in ok(cli("doc", "approve", "SOP-001", "-m", "go", actor="echo"))
     assert "now RETIRED" in ok(cli("doc", "retire", "SOP-001"))
     shown = json.loads(ok(cli("doc", "show", "SOP-001", "--version", "1", "--json")))
     assert (shown["version"], shown["latest_version"], shown["content"]) == (1, 2, "# Returns\nstep 1\n")
@@ -176,7 +192,7 @@ def test_sop_lifecycle_through_the_cli(cli, ws, tmp_path):
     assert [(e["kind"], e["actor"]) for e in history if e["kind"] != "doc.state"] == [
         ("doc.created", "operator"), ("doc.checkout", "operator"), ("doc.checkin", "operator"),
         ("doc.routed", "operator"), ("doc.reviewed", "qa"), ("doc.reviewed", "lead"),
-        ("doc.routed", "operator"), ("doc.approved", "operator"),
+        ("doc.routed", "operator"), ("doc.approved", "echo"),
     ]
     assert "doc.reviewed" in ok(cli("doc", "history", "SOP-001"))
 
@@ -187,9 +203,9 @@ def test_cr_lifecycle_with_rejection_and_request_updates(cli, tmp_path):
     ok(cli("doc", "new", "CR", "Upgrade", "--file", str(f)))
     ok(cli("doc", "route", "CR-001", "review", "--to", "qa"))
     assert "now DRAFT" in ok(cli("doc", "review", "CR-001", "request-updates", "-m", "add rollback", actor="qa"))
-    ok(cli("doc", "checkout", "CR-001", actor="lead"))
+    ok(cli("doc", "checkout", "CR-001"))
     f.write_text("plan + rollback")
-    ok(cli("doc", "checkin", "CR-001", "--file", str(f), actor="lead"))
+    ok(cli("doc", "checkin", "CR-001", "--file", str(f)))
     ok(cli("doc", "route", "CR-001", "review", "--to", "qa"))
     ok(cli("doc", "review", "CR-001", "recommend", "-m", "ok", actor="qa"))
     ok(cli("doc", "route", "CR-001", "approval", "--to", "lead"))
@@ -200,9 +216,38 @@ def test_cr_lifecycle_with_rejection_and_request_updates(cli, tmp_path):
     assert "now IN_EXECUTION" in ok(cli("doc", "release", "CR-001"))
     assert "now POST_REVIEW" in ok(cli("doc", "route", "CR-001", "review", "--to", "qa"))
     ok(cli("doc", "review", "CR-001", "recommend", "-m", "done", actor="qa"))
-    ok(cli("doc", "route", "CR-001", "approval", "--to", "operator"))
-    assert "now POST_APPROVED" in ok(cli("doc", "approve", "CR-001"))
+    # the operator checked in version 2: someone else approves it (separation of duties)
+    ok(cli("doc", "route", "CR-001", "approval", "--to", "lead"))
+    assert "now POST_APPROVED" in ok(cli("doc", "approve", "CR-001", actor="lead"))
     assert "now CLOSED" in ok(cli("doc", "close", "CR-001"))
+
+
+def test_separation_of_duties_through_the_cli(cli, ws, db, tmp_path):
+    """The CLI gets the store's rules, and crowd.toml's [documents] policy."""
+    f = tmp_path / "sop.md"
+    f.write_text("only the operator grants access")
+    ok(cli("doc", "new", "SOP", "Access"))
+    ok(cli("doc", "checkout", "SOP-001", actor="qa"))
+    f.write_text("everyone grants access")
+    ok(cli("doc", "checkin", "SOP-001", "--file", str(f), actor="qa"))
+    fails(cli("doc", "route", "SOP-001", "review", "--to", "qa", actor="qa"),
+          "only the operator can route SOP-001, not qa; ask operator to route it")
+    fails(cli("doc", "route", "SOP-001", "review", "--to", "qa"),
+          "qa checked in version 2 of SOP-001 and may not review it; route it to someone else")
+    ok(cli("doc", "route", "SOP-001", "review", "--to", "lead"))
+    ok(cli("doc", "review", "SOP-001", "recommend", "-m", "ok", actor="lead"))
+    fails(cli("doc", "route", "SOP-001", "approval", "--to", "echo"), "needs the operator's approval",
+          "add operator to the approvers")
+    assert [r[2] for r in refusals(db)] == ["only-owner-routes", "author-may-not-review", "operator-approval"]
+    config = ws / "crowd.toml"
+    text = config.read_text()
+    config.write_text(text + "\n[documents.SOP]\noperator_approval = flase\n")
+    fails(cli("doc", "ls"), "crowd.toml")  # a broken policy is reported, not ignored
+    config.write_text(text + "\n[documents.SOP]\noperator_aproval = false\n")
+    fails(cli("doc", "ls"), "unknown key documents.SOP.operator_aproval in crowd.toml")
+    config.write_text(text + "\n[documents.SOP]\noperator_approval = false\n")
+    assert "now IN_APPROVAL" in ok(cli("doc", "route", "SOP-001", "approval", "--to", "echo"))
+    assert "now EFFECTIVE" in ok(cli("doc", "approve", "SOP-001", actor="echo"))
 
 
 def test_checkout_conflict_cancel_and_break_lock(cli, tmp_path):
@@ -245,10 +290,12 @@ def test_bad_document_commands_are_one_line_and_change_nothing(cli, db, tmp_path
     draft = tmp_path / "d.md"
     draft.write_text("text")
     ok(cli("doc", "new", "SOP", "Existing"))
-    before = dump(db)
+    before = dump(db, without_refusals=True)
     argv = tuple(a.replace("{draft}", str(draft)) for a in argv)
     fails(cli(*argv, actor=actor), *needles)
-    assert dump(db) == before
+    assert dump(db, without_refusals=True) == before
+    # a permission refusal (here: checking in what qa does not hold) is recorded; others are not
+    assert refusals(db) == ([("qa", "SOP-001", "holder-only")] if argv[1] == "checkin" else [])
 
 
 def test_oversized_checkin_is_refused(cli, db, tmp_path):

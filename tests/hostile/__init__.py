@@ -8,6 +8,7 @@ Doors and where they are covered:
   channel bodies, registrations and tokens (engine HTTP API on 127.0.0.1)     test_channel_bodies.py
   CLI names and ids (subprocess crowdtui)                                     test_cli_args.py
   document ids, titles and types (the store)                                  test_documents.py
+  self-approval: a tier-2 agent making its rewrite of the operator's SOP effective  test_self_approval.py
   egress proxy requests (an agent's egress.sock)                              test_egress_door.py
   the agent's home (/home/agent) and IPC folder (/run/crowd): links, FIFOs and
     folders it plants where crowdtui reads, writes or binds (crowdtui.agent_folder)

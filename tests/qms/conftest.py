@@ -30,5 +30,16 @@ async def store(db_path):
 
 @pytest.fixture
 def snapshot(db_path):
-    """``snap = snapshot()`` then ``assert snapshot() == snap``."""
-    return lambda: dump(db_path)
+    """``snap = snapshot()`` then ``assert snapshot() == snap``; ``snapshot(without_refusals=True)``
+    leaves out the ``doc.refused`` events a refusal adds."""
+    return lambda **kw: dump(db_path, **kw)
+
+
+@pytest.fixture
+def refusals(store):
+    """``await refusals()``: the ``doc.refused`` events so far as (actor, subject, action, rule)."""
+
+    async def read():
+        return [(e.actor, e.subject, e.detail["action"], e.detail["rule"])
+                for e in await store.events_after(0, limit=100_000, kinds=["doc.refused"])]
+    return read

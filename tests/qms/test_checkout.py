@@ -38,13 +38,12 @@ async def test_second_checkout_is_a_conflict_naming_holder_and_expiry(store, sna
     assert renewed.holder == "alice"
 
 
-async def test_checkin_by_a_non_holder_is_refused_and_nothing_changes(store, snapshot):
+async def test_checkin_by_a_non_holder_is_refused_and_nothing_changes(store, snapshot, refusals):
     doc = await store.create_document("alice", "SOP", "T", "original")
-    before = snapshot()
     with pytest.raises(PermissionDenied, match="not checked out; check it out first"):
         await store.checkin(doc.id, "alice", "sneaky")
     await store.checkout(doc.id, "alice")
-    before = snapshot()
+    before = snapshot(without_refusals=True)
     with pytest.raises(PermissionDenied, match="checked out by alice, not bob"):
         await store.checkin(doc.id, "bob", "sneaky")
     with pytest.raises(PermissionDenied, match="checked out by alice, not bob"):
@@ -53,8 +52,10 @@ async def test_checkin_by_a_non_holder_is_refused_and_nothing_changes(store, sna
         await store.checkin(doc.id, "alice", "x" * (1024 * 1024 + 1))
     with pytest.raises(InvalidInput):
         await store.checkin(doc.id, "alice", "fine", note="bad\x1b[1mnote")
-    assert snapshot() == before
+    assert snapshot(without_refusals=True) == before  # nothing changed but the refusals' events
     assert (await store.get_document(doc.id)).content == "original"
+    assert await refusals() == [("alice", doc.id, "check in", "holder-only"), ("bob", doc.id, "check in", "holder-only"),
+                                ("bob", doc.id, "cancel the checkout", "holder-only")]
 
 
 async def test_cancel_checkout_keeps_the_content(store):
@@ -100,13 +101,14 @@ async def test_expired_lease_does_not_block_routing(store):
     assert (doc.state, doc.holder) == ("IN_REVIEW", None)
 
 
-async def test_only_the_operator_breaks_a_lock(store, snapshot):
+async def test_only_the_operator_breaks_a_lock(store, snapshot, refusals):
     doc = await store.create_document("alice", "SOP", "T")
     await store.checkout(doc.id, "bob")
-    before = snapshot()
+    before = snapshot(without_refusals=True)
     with pytest.raises(PermissionDenied, match="only the operator can break a lock"):
         await store.break_lock(doc.id, "alice")
-    assert snapshot() == before
+    assert snapshot(without_refusals=True) == before
+    assert await refusals() == [("alice", doc.id, "break the lock", "operator-only")]
     await store.break_lock(doc.id, "operator")
     assert (await store.get_document(doc.id)).holder is None
     ev = (await store.history(doc.id))[-1]

@@ -20,14 +20,14 @@ async def edit(store, doc_id, text, who="alice"):
     return await store.checkin(doc_id, who, text, note=f"{who} edit")
 
 
-async def review_round(store, doc_id, outcomes=("recommend", "recommend"), reviewers=("bob", "carol")):
-    await store.route(doc_id, "alice", "review", list(reviewers))
+async def review_round(store, doc_id, outcomes=("recommend", "recommend"), reviewers=("bob", "carol"), author="alice"):
+    await store.route(doc_id, author, "review", list(reviewers))
     for who, outcome in zip(reviewers, outcomes):
         await store.review(doc_id, who, outcome, f"{who} says {outcome}")
 
 
-async def approval_round(store, doc_id, approvers=("dave",)):
-    await store.route(doc_id, "alice", "approval", list(approvers))
+async def approval_round(store, doc_id, approvers=("dave",), author="alice"):
+    await store.route(doc_id, author, "approval", list(approvers))
     for who in approvers:
         await store.approve(doc_id, who, "fine")
 
@@ -156,45 +156,51 @@ async def test_ids_count_per_type_and_types_are_a_table(store):
 # ---- who may do what -------------------------------------------------------------------
 
 
-async def test_only_assignees_with_open_tasks_review_and_approve(store, snapshot):
+async def test_only_assignees_with_open_tasks_review_and_approve(store, snapshot, refusals):
     doc = await store.create_document("alice", "SOP", "T")
     await store.route(doc.id, "alice", "review", ["bob"])
-    before = snapshot()
+    before = snapshot(without_refusals=True)
     for call in (
         store.review(doc.id, "carol", "recommend", "me too"),
         store.review(doc.id, "operator", "recommend", "me too"),
     ):
         with pytest.raises(PermissionDenied, match="no open review task"):
             await call
-    assert snapshot() == before
+    assert snapshot(without_refusals=True) == before
     await store.review(doc.id, "bob", "recommend", "ok")
     await store.route(doc.id, "alice", "approval", ["dave"])
-    before = snapshot()
+    before = snapshot(without_refusals=True)
     for call in (store.approve(doc.id, "bob"), store.reject(doc.id, "carol", "no")):
         with pytest.raises(PermissionDenied, match="no open approval task"):
             await call
-    assert snapshot() == before
+    assert snapshot(without_refusals=True) == before
+    assert await refusals() == [
+        ("carol", doc.id, "review", "assignees-only"), ("operator", doc.id, "review", "assignees-only"),
+        ("bob", doc.id, "approve", "assignees-only"), ("carol", doc.id, "reject", "assignees-only"),
+    ]
     await store.approve(doc.id, "dave")
     with pytest.raises(IllegalTransition):  # already effective: a second approval is not a thing
         await store.approve(doc.id, "dave")
 
 
-async def test_release_close_retire_need_the_author_or_operator(store, snapshot):
+async def test_release_close_retire_need_the_author_or_operator(store, snapshot, refusals):
     cr = await store.create_document("alice", "CR", "T")
     await review_round(store, cr.id)
     await approval_round(store, cr.id)
-    before = snapshot()
+    before = snapshot(without_refusals=True)
     with pytest.raises(PermissionDenied, match="only the author"):
         await store.release(cr.id, "bob")
-    assert snapshot() == before
+    assert snapshot(without_refusals=True) == before
     await store.release(cr.id, "alice")
     sop = await store.create_document("carol", "SOP", "T")
-    await review_round(store, sop.id)
-    await approval_round(store, sop.id)
-    before = snapshot()
+    await review_round(store, sop.id, reviewers=("bob",), author="carol")
+    await approval_round(store, sop.id, author="carol")
+    before = snapshot(without_refusals=True)
     with pytest.raises(PermissionDenied):
         await store.retire(sop.id, "alice")
-    assert snapshot() == before
+    assert snapshot(without_refusals=True) == before
+    assert await refusals() == [("bob", cr.id, "release", "author-or-operator"),
+                                ("alice", sop.id, "retire", "author-or-operator")]
     await store.retire(sop.id, "operator")
 
 
@@ -330,13 +336,13 @@ async def test_approving_an_sop_never_reaches_the_executable_states(store):
         await store.release(doc_id, "operator")
 
 
-async def test_the_operator_reassigns_a_task_of_a_removed_agent(store, snapshot):
+async def test_the_operator_reassigns_a_task_of_a_removed_agent(store, snapshot, refusals):
     doc = await store.create_document("alice", "SOP", "T")
     await store.route(doc.id, "alice", "review", ["bob", "carol"])
     await store.review(doc.id, "bob", "recommend", "ok")
     await store.remove_agent("carol", actor="roster")  # carol's task would strand the document
     [task] = await store.pending_tasks("carol")
-    before = snapshot()
+    before = snapshot(without_refusals=True)
     with pytest.raises(PermissionDenied, match="only the operator"):
         await store.reassign_task(task.id, "dave", "alice")
     with pytest.raises(NotFound):
@@ -345,7 +351,8 @@ async def test_the_operator_reassigns_a_task_of_a_removed_agent(store, snapshot)
         await store.reassign_task(task.id, "bob")
     with pytest.raises(NotFound, match="no task 999"):
         await store.reassign_task(999, "dave")
-    assert snapshot() == before
+    assert snapshot(without_refusals=True) == before
+    assert await refusals() == [("alice", doc.id, "reassign a task", "operator-only")]
     new = await store.reassign_task(task.id, "dave")
     assert (new.doc_id, new.kind, new.assignee, new.doc_state) == ("SOP-001", "review", "dave", "IN_REVIEW")
     assert await store.pending_tasks("carol") == []

@@ -1,6 +1,12 @@
 """The workflow against an independent model: hypothesis drives random sequences of
 actions by random people; every outcome (new state, or which error) must match the
-model, and every refused action must leave the database byte-for-byte unchanged."""
+model, and every refused action must leave the database byte-for-byte unchanged (but
+for the doc.refused event a permission refusal records).
+
+The model knows the separation of duties: only the author or the operator routes; whoever
+checked in the current version neither reviews nor approves it; within one cycle
+(pre/post execution) nobody both reviews and approves a version; a document the
+operator owns needs the operator's approval unless the operator checked in the version."""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from qms.errors import Conflict, IllegalTransition, InvalidInput, PermissionDeni
 from store_dump import dump
 
 PEOPLE = ("alice", "bob", "carol", "operator")
-AUTHOR = "alice"
+POST = ("IN_EXECUTION", "POST_REVIEW", "POST_REVIEWED", "POST_APPROVAL", "POST_APPROVED")
 
 REVIEW_FROM = {"DRAFT": "IN_REVIEW", "IN_EXECUTION": "POST_REVIEW"}
 APPROVAL_FROM = {"REVIEWED": "IN_APPROVAL", "POST_REVIEWED": "POST_APPROVAL"}
@@ -52,24 +58,51 @@ class Workflow(RuleBasedStateMachine):
         self.loop.close()
         self.dir.cleanup()
 
-    @initialize(executable=st.booleans())
-    def create(self, executable):
+    @initialize(executable=st.booleans(), author=st.sampled_from(["alice", "operator"]))
+    def create(self, executable, author):
         self.executable = executable
-        self.doc = self.run(self.store.create_document(AUTHOR, "CR" if executable else "SOP", "modelled")).id
+        self.author = author
+        self.doc = self.run(self.store.create_document(author, "CR" if executable else "SOP", "modelled")).id
         self.state, self.holder, self.version = "DRAFT", None, 1
+        self.wrote = {1: author}  # version -> who checked it in
+        self.done: set[tuple[int, str, str, str]] = set()  # (version, cycle, kind, person) of finished tasks
+        self.operator_approved = False  # in the open approval round
         self.open: dict[str, str] = {}  # person -> open task kind
         self.outcomes: list[str] = []
         self.last_reviewers: list[str] = []
 
     def attempt(self, coro, expected_error):
-        """Run the action; it must fail with ``expected_error`` (and change nothing) or succeed."""
-        before = dump(self.path)
+        """Run the action; it must fail with ``expected_error`` (and change nothing but, for a
+        permission refusal, add one doc.refused event) or succeed."""
+        before = dump(self.path, without_refusals=True)
+        refused = self.refusals()
         if expected_error is None:
             self.run(coro)
             return
-        with pytest.raises(expected_error):
+        with pytest.raises(expected_error) as info:
             self.run(coro)
-        assert dump(self.path) == before
+        assert dump(self.path, without_refusals=True) == before
+        expected = refused + (1 if isinstance(info.value, PermissionDenied) else 0)
+        assert self.refusals() == expected, str(info.value)
+
+    def refusals(self) -> int:
+        return len(self.run(self.store.events_after(0, limit=100_000, kinds=["doc.refused"])))
+
+    # ---- the separation of duties, written out independently of qms.policy ---------------
+
+    def cycle(self) -> str:
+        return "post" if self.state in POST else "pre"
+
+    def did(self, kind: str) -> set[str]:
+        return {p for v, c, k, p in self.done if v == self.version and c == self.cycle() and k == kind}
+
+    def may_not(self, who: str, kind: str) -> bool:
+        """``who`` may not take the ``kind`` duty of the current version."""
+        other = "approval" if kind == "review" else "review"
+        return who == self.wrote[self.version] or who in self.did(other)
+
+    def needs_operator(self) -> bool:
+        return self.author == "operator" and self.wrote[self.version] != "operator"
 
     # ---- rules: compute the model's answer, then compare with the store ----------------
 
@@ -90,7 +123,9 @@ class Workflow(RuleBasedStateMachine):
         self.attempt(call, err)
         if err is None:
             self.holder = None
-            self.version += 0 if cancel else 1
+            if not cancel:
+                self.version += 1
+                self.wrote[self.version] = who
 
     @rule(who=people)
     def break_lock(self, who):
@@ -103,12 +138,17 @@ class Workflow(RuleBasedStateMachine):
     def route(self, who, to, kind):
         table = REVIEW_FROM if kind == "review" else APPROVAL_FROM
         err = (IllegalTransition if self.state not in table
-               else Conflict if kind == "review" and self.holder is not None else None)
+               else PermissionDenied if who not in (self.author, "operator")
+               else Conflict if kind == "review" and self.holder is not None
+               else PermissionDenied if any(self.may_not(p, kind) for p in to)
+               else PermissionDenied if kind == "approval" and self.needs_operator() and "operator" not in to
+               else None)
         self.attempt(self.store.route(self.doc, who, kind, to), err)
         if err is None:
             self.state = table[self.state]
             self.open = {p: kind for p in to}
             self.outcomes = []
+            self.operator_approved = False
             if kind == "review":
                 self.last_reviewers = list(to)
 
@@ -123,9 +163,11 @@ class Workflow(RuleBasedStateMachine):
     def review(self, data, outcome):
         who = self.pick(data, "review")
         err = (IllegalTransition if self.state not in REVIEWED
-               else PermissionDenied if self.open.get(who) != "review" else None)
+               else PermissionDenied if self.open.get(who) != "review"
+               else PermissionDenied if self.may_not(who, "review") else None)
         self.attempt(self.store.review(self.doc, who, outcome, "because"), err)
         if err is None:
+            self.done.add((self.version, self.cycle(), "review", who))
             del self.open[who]
             self.outcomes.append(outcome)
             if not self.open:
@@ -136,10 +178,16 @@ class Workflow(RuleBasedStateMachine):
     def approve(self, data):
         who = self.pick(data, "approval")
         table = APPROVED_EXEC if self.executable else APPROVED_NONEXEC
+        last = set(self.open) == {who}
         err = (IllegalTransition if self.state not in table
-               else PermissionDenied if self.open.get(who) != "approval" else None)
+               else PermissionDenied if self.open.get(who) != "approval"
+               else PermissionDenied if self.may_not(who, "approval")
+               else PermissionDenied if last and self.needs_operator() and not (self.operator_approved or who == "operator")
+               else None)
         self.attempt(self.store.approve(self.doc, who), err)
         if err is None:
+            self.done.add((self.version, self.cycle(), "approval", who))
+            self.operator_approved |= who == "operator"
             del self.open[who]
             if not self.open:
                 self.state = table[self.state]
@@ -151,6 +199,7 @@ class Workflow(RuleBasedStateMachine):
                else PermissionDenied if self.open.get(who) != "approval" else None)
         self.attempt(self.store.reject(self.doc, who, "no"), err)
         if err is None:
+            self.done.add((self.version, self.cycle(), "approval", who))
             self.state = REJECTED[self.state]
             self.open = {p: "review" for p in self.last_reviewers}
             self.outcomes = []
@@ -159,10 +208,28 @@ class Workflow(RuleBasedStateMachine):
     def author_step(self, who, step):
         src, dst = STEPS[step]
         err = (IllegalTransition if self.state != src
-               else PermissionDenied if who not in (AUTHOR, "operator") else None)
+               else PermissionDenied if who not in (self.author, "operator") else None)
         self.attempt(getattr(self.store, step)(self.doc, who), err)
         if err is None:
             self.state = dst
+
+    def router(self, data) -> str:
+        """Mostly someone allowed to route (the author or the operator)."""
+        return data.draw(st.sampled_from([self.author, "operator"])) if data.draw(st.integers(0, 4)) else data.draw(people)
+
+    def assignees(self, data, kind: str) -> list[str]:
+        """Mostly people allowed to take ``kind`` (and the operator when the rule wants it)."""
+        if not data.draw(st.integers(0, 9)):
+            return data.draw(groups)
+        fit = [p for p in PEOPLE if not self.may_not(p, kind)]
+        if not fit:
+            return data.draw(groups)
+        chosen = data.draw(st.lists(st.sampled_from(fit), min_size=1, max_size=3, unique=True))
+        if kind == "review" and len(chosen) > 1 and set(chosen) == set(fit):
+            chosen.pop()  # leave someone who may approve
+        if kind == "approval" and self.needs_operator() and "operator" in fit and "operator" not in chosen:
+            chosen.append("operator")
+        return chosen
 
     @rule(data=st.data())
     def advance(self, data):
@@ -172,9 +239,9 @@ class Workflow(RuleBasedStateMachine):
             if self.holder is not None:
                 self.checkin_or_cancel(self.holder, cancel=False)
             else:
-                self.route(who, data.draw(groups), "review")
+                self.route(self.router(data), self.assignees(data, "review"), "review")
         elif self.state in ("REVIEWED", "POST_REVIEWED"):
-            self.route(who, data.draw(groups), "approval")
+            self.route(self.router(data), self.assignees(data, "approval"), "approval")
         elif self.state in ("IN_REVIEW", "POST_REVIEW") and self.open:
             self.review(data, data.draw(st.sampled_from(["recommend"] * 5 + ["request-updates"])))
         elif self.state in ("IN_APPROVAL", "POST_APPROVAL") and self.open:
