@@ -87,16 +87,22 @@ class Workspace:
         ``[documents]`` set: every process opens it this way, so an agent meets the same
         limits and document rules at every door."""
         from qms import Store
-        from qms.policy import DocPolicy
 
         store = await Store.open(self.db_path)
         try:
-            store.quotas = self.quotas()
-            store.doc_policy = DocPolicy.from_config(self.config.get("documents"))
+            self.configure_store(store)
         except BaseException:
             await store.close()
             raise
         return store
+
+    def configure_store(self, store) -> None:
+        """Set crowd.toml's ``[quotas]`` and ``[documents]`` on an open store (the one home of
+        that rule: ``open_store`` and the hub use it)."""
+        from qms.policy import DocPolicy
+
+        store.quotas = self.quotas()
+        store.doc_policy = DocPolicy.from_config(self.config.get("documents"))
 
     def quotas(self):
         """The per-agent limits of ``[quotas]`` in crowd.toml (qms.quotas.Quotas; defaults

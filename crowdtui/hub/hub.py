@@ -97,10 +97,7 @@ class Hub:
     ):
         self.workspace = workspace
         self.store = store
-        store.quotas = workspace.quotas()  # [quotas] of crowd.toml for every agent this hub serves
-        from qms.policy import DocPolicy
-
-        store.doc_policy = DocPolicy.from_config(workspace.config.get("documents"))  # and [documents]
+        workspace.configure_store(store)  # crowd.toml's [quotas] and [documents] for every agent it serves
         self.directory = Directory(store, definitions if definitions is not None else roster_definitions(workspace))
         self.http_port = http_port if http_port is not None else int(workspace.setting("hub", "http_port", 0) or 0)
         self.http_host = http_host or str(workspace.setting("hub", "http_host", "127.0.0.1") or "127.0.0.1")
