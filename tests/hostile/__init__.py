@@ -8,6 +8,7 @@ Doors and where they are covered:
   CLI names and ids (subprocess crowdtui)                                     test_cli_args.py
   document ids, titles and types (the store)                                  test_documents.py
   egress proxy requests (an agent's egress.sock)                              test_egress_door.py
+  resource exhaustion of the hub (connections, unread answers, half lines, fds)  test_hub_exhaustion.py
   terminal byte streams: tests/terminal/test_hostile.py (random bytes and escape sequences, split
   anywhere, through the emulator and the widget) -- reused there, not duplicated here.
 """
