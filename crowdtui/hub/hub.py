@@ -377,7 +377,8 @@ class Hub:
         config = uvicorn.Config(
             app, host=self.http_host, port=port, log_level="warning", lifespan="on",
             http=bounded_h11_protocol(limits.http_connections, limits.http_head_timeout),
-            limit_concurrency=limits.http_connections, timeout_keep_alive=limits.http_keep_alive,
+            # uvicorn counts the connection itself: one more, so the last admitted one is served
+            limit_concurrency=limits.http_connections + 1, timeout_keep_alive=limits.http_keep_alive,
             h11_max_incomplete_event_size=limits.http_max_head, backlog=64,
         )
         server = uvicorn.Server(config)

@@ -31,7 +31,7 @@ HUB = r"""
 import asyncio, json, resource, sys
 from pathlib import Path
 
-async def main(root, limits, nofile, seed):
+async def main(root, limits, nofile, seed, http_port):
     from qms import Store
     from crowdtui.hub.hub import Hub
     from crowdtui.hub.limits import Limits
@@ -48,15 +48,15 @@ async def main(root, limits, nofile, seed):
         await store.upsert_agent(n, path=n, tier=0)
     for _ in range(seed // 50):  # a sends itself 60 KB messages
         await store.send_messages_batch("a", [("a", "x" * 60000)] * 50)
-    hub = Hub(ws, store, definitions=defs.get, limits=Limits(**limits))
+    hub = Hub(ws, store, definitions=defs.get, limits=Limits(**limits), http_port=http_port or None)
     await hub.start()
     paths = {n: str(await hub.open_door(n)) for n in names}
-    print(json.dumps({"paths": paths, "db": str(ws.db_path)}), flush=True)
+    print(json.dumps({"paths": paths, "db": str(ws.db_path), "http": hub.http_url}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await hub.stop()
     await store.close()
 
-asyncio.run(main(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+asyncio.run(main(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
 """
 
 INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
@@ -73,13 +73,14 @@ def call(i, name, args) -> bytes:
 
 
 class HubProcess:
-    def __init__(self, tmp_path, limits: dict, nofile: int = 0, seed: int = 0):
+    def __init__(self, tmp_path, limits: dict, nofile: int = 0, seed: int = 0, http_port: int = 0):
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", HUB, str(tmp_path / "ws"), json.dumps(limits), str(nofile), str(seed)],
+            [sys.executable, "-c", HUB, str(tmp_path / "ws"), json.dumps(limits), str(nofile), str(seed),
+             str(http_port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         ready = json.loads(self.proc.stdout.readline() or b"null")
         assert ready, "the hub subprocess did not start"
-        self.paths, self.db = ready["paths"], ready["db"]
+        self.paths, self.db, self.http_url = ready["paths"], ready["db"], ready["http"]
 
     def rss_mb(self) -> float:
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -295,3 +296,28 @@ async def test_descriptors_cannot_be_exhausted(start_hub):
     assert by_agent == {"a": 975 // 2 - 60, "c": 975 // 2 - 60}, by_agent
     assert len(refusals) <= 12, f"{len(refusals)} refusal events for two agents in ~3 s"
     assert all(e.detail["door"] == "mcp" and e.detail["reason"] == "connections" for e in refusals)
+
+
+async def test_http_side_caps_connections_and_closes_silent_ones(start_hub):
+    from urllib.parse import urlsplit
+
+    from tests.hub.conftest import free_port
+
+    hub = start_hub({"http_connections": 8, "http_head_timeout": 1.5}, http_port=free_port())
+    url = urlsplit(hub.http_url)
+    conns = [await asyncio.open_connection(url.hostname, url.port) for _ in range(20)]
+    await conns[0][1].drain()
+    conns[1][1].write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # a head never finished
+    t0 = time.monotonic()
+    ends = []
+    for reader, writer in conns:
+        data = await asyncio.wait_for(reader.read(), 10)  # every one ends: 503 at once, or closed silent
+        ends.append((data.split(b"\r\n", 1)[0], time.monotonic() - t0))
+        writer.close()
+    assert sum(1 for first, _ in ends if first == b"HTTP/1.1 503 Service Unavailable") == 12, ends
+    assert all(first == b"" and t < 6 for first, t in ends[:8]), ends
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)  # and it still serves
+    writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}")
+    status = (await asyncio.wait_for(reader.readline(), 10)).split()[1]
+    assert status == b"401", status  # no bearer token: the token guard answers
+    writer.close()
