@@ -132,6 +132,9 @@ def return_memory(delay: float = 0.5) -> None:
     def run() -> None:
         global _trim_pending
         _trim_pending = False
-        loop.run_in_executor(None, _malloc_trim)
+        try:
+            loop.run_in_executor(None, _malloc_trim)
+        except RuntimeError:  # the loop is shutting down
+            pass
 
     loop.call_later(delay, run)

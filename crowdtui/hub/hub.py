@@ -240,7 +240,8 @@ class Hub:
         door.writers.add(writer)
         door.tasks.add(task)
         try:
-            await serve_connection(self.server, door.agent, reader, writer, self.limits, door.calls)
+            await serve_connection(self.server, door.agent, reader, writer, self.limits, door.calls,
+                                   lambda reason, detail: self.refusals.refused(door.agent, "mcp", reason, detail))
         except asyncio.CancelledError:
             pass
         except Exception:

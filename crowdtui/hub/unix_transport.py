@@ -3,7 +3,8 @@
 Server side: ``serve_connection`` runs one MCP server session over an accepted
 connection, with ``DOOR_AGENT`` bound to the agent whose socket it arrived on. Lines
 that are not JSON, not JSON-RPC, or longer than ``MAX_LINE`` get a JSON-RPC error
-(the connection keeps working). Client side: ``unix_client`` is an MCP client
+(the connection keeps working). It is bounded by ``crowdtui.hub.limits``: calls running
+at once, answer size, idle and slow-reader timeouts, every write drained. Client side: ``unix_client`` is an MCP client
 transport (for ``mcp.Client``) over such a socket.
 
 Socket paths can exceed the kernel's 108-byte limit in deep folders; ``bind_unix`` and
@@ -17,6 +18,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -183,25 +185,30 @@ def _text_size(value: Any, budget: int) -> int:
     return total
 
 
-def _answer_too_large(msg_id: Any, size: int | str, limit: int) -> bytes:
-    return _error_line(
-        ANSWER_TOO_LARGE,
-        f"the answer to this call was {size} bytes, over the hub's limit of {limit} bytes per answer, and "
-        f"was not sent (nothing was marked read); ask for less: a smaller limit for get_messages or "
-        f"observe, one document at a time", msg_id)
+class AnswerTooLarge(Exception):
+    """An answer over the per-answer byte cap; ``line`` is the error to send instead."""
+
+    def __init__(self, msg_id: Any, size: int | str, limit: int):
+        super().__init__(f"answer of {size} bytes over {limit}")
+        self.size, self.limit = size, limit
+        self.line = _error_line(
+            ANSWER_TOO_LARGE,
+            f"the answer to this call was {size} bytes, over the hub's limit of {limit} bytes per answer, "
+            f"and was not sent (nothing was marked read); ask for less: a smaller limit for get_messages "
+            f"or observe, one document at a time", msg_id)
 
 
 def encode_message(message: Any, max_answer: int | None = None) -> bytes:
     """One outgoing JSON-RPC message as bytes (no newline). An answer bigger than
-    ``max_answer`` becomes an error for the same id, measured before it is serialised
-    when its strings alone are already too many bytes."""
+    ``max_answer`` raises ``AnswerTooLarge`` -- before it is serialised when its strings
+    alone are already too many bytes, so no copy of it is made."""
     if max_answer is not None and isinstance(message, types.JSONRPCResponse):
         estimate = _text_size(message.result, max_answer)
         if estimate > max_answer:
-            return _answer_too_large(message.id, f"more than {estimate}", max_answer).rstrip(b"\n")
+            raise AnswerTooLarge(message.id, f"more than {estimate}", max_answer)
     data = type(message).__pydantic_serializer__.to_json(message, by_alias=True, exclude_unset=True)
     if max_answer is not None and len(data) > max_answer and isinstance(message, types.JSONRPCResponse):
-        return _answer_too_large(message.id, len(data), max_answer).rstrip(b"\n")
+        raise AnswerTooLarge(message.id, len(data), max_answer)
     return data
 
 
@@ -253,7 +260,8 @@ class _Calls:
 
 
 async def serve_connection(server, agent: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           limits: Limits = DEFAULT, calls: asyncio.Semaphore | None = None) -> None:
+                           limits: Limits = DEFAULT, calls: asyncio.Semaphore | None = None,
+                           refused: Callable[[str, dict], None] | None = None) -> None:
     """Serve one MCP session for ``agent`` over an accepted unix-socket connection, bounded:
 
     * a line over ``limits.max_request`` is dropped with an error (at most that much of an
@@ -265,7 +273,8 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
     * an answer over ``limits.max_answer`` bytes is replaced by an error saying so;
     * no complete request for ``limits.idle_timeout`` seconds while no call runs: closed.
 
-    When it ends, the session's tasks are cancelled and its buffers dropped.
+    When it ends, the session's tasks are cancelled and its buffers dropped. ``refused(reason,
+    detail)`` hears of each request, answer or reader refused (for a rate-limited event).
     """
     DOOR_AGENT.set(agent)
     lowlevel = server._lowlevel_server  # the MCPServer's protocol engine (what run_stdio_async drives)
@@ -277,12 +286,17 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
     max_line = limits.max_request
     last_request = time.monotonic()
 
+    def report(reason: str, **detail: Any) -> None:
+        if refused is not None:
+            refused(reason, detail)
+
     async def pump_in() -> None:
         nonlocal last_request
         try:
             async for line in read_lines(reader, max_line, limits.read_chunk):
                 last_request = time.monotonic()
                 if line is None:
+                    report("request_too_large", limit=max_line)
                     await out.send(_error_line(
                         -32600, f"request larger than {max_line} bytes was dropped; send smaller requests "
                                 f"(messages are limited to 64 KiB, documents to 1 MiB)"))
@@ -318,7 +332,11 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
             async for session_message in write_recv:
                 message = session_message.message
                 del session_message
-                data = encode_message(message, limits.max_answer)
+                try:
+                    data = encode_message(message, limits.max_answer)
+                except AnswerTooLarge as exc:
+                    report("answer_too_large", limit=exc.limit, size=exc.size)
+                    data = exc.line.rstrip(b"\n")
                 if isinstance(message, (types.JSONRPCResponse, types.JSONRPCError)):
                     answered = message.id
                 else:
@@ -330,6 +348,8 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
                     del data
                     if answered is not None:
                         running.give(answered)
+        except SlowReader:
+            report("slow_reader", timeout=limits.slow_reader_timeout)
         except (ConnectionError, anyio.ClosedResourceError):
             pass
         finally:

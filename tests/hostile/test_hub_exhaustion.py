@@ -227,6 +227,11 @@ async def test_answers_nobody_reads_are_bounded_and_others_keep_their_pace(start
         if after - base < 100:
             break
     assert after - base < 100, f"after the attack the hub kept {after - base:.0f} MB (peak {peak:.0f} MB)"
+    # the refusals are events, one per reason and 10 s window (32 answers were refused)
+    refusals = await events(hub.db, "hub.refused")
+    reasons = [e.detail["reason"] for e in refusals if e.subject == "a"]
+    assert "answer_too_large" in reasons and "slow_reader" in reasons, reasons
+    assert reasons.count("answer_too_large") <= 3, reasons
 
 
 async def test_half_sent_lines_and_idle_connections_are_closed(start_hub):
