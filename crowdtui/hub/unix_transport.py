@@ -285,6 +285,7 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
     running = _Calls(calls if calls is not None else asyncio.Semaphore(limits.calls_per_door))
     max_line = limits.max_request
     last_request = time.monotonic()
+    closing = False  # closed as idle: lines read after that are not run (the peer may send them again)
 
     def report(reason: str, **detail: Any) -> None:
         if refused is not None:
@@ -294,6 +295,8 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
         nonlocal last_request
         try:
             async for line in read_lines(reader, max_line, limits.read_chunk):
+                if closing:
+                    break
                 last_request = time.monotonic()
                 if line is None:
                     report("request_too_large", limit=max_line)
@@ -316,6 +319,8 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
                 del line
                 if isinstance(message, types.JSONRPCRequest):
                     await running.take(message.id)
+                    if closing:
+                        break
                 elif isinstance(message, types.JSONRPCNotification) and message.method == "notifications/cancelled":
                     params = message.params or {}
                     if isinstance(params, dict) and "requestId" in params:
@@ -356,11 +361,13 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
             tg.cancel_scope.cancel()  # the peer is gone or too slow: end the session
 
     async def watch_idle() -> None:
+        nonlocal closing
         while True:
             remaining = last_request + limits.idle_timeout - time.monotonic()
             if remaining > 0 or running:  # a running call (a waiting get_messages) is not idleness
                 await anyio.sleep(remaining if remaining > 0 else min(1.0, limits.idle_timeout))
                 continue
+            closing = True
             try:
                 await out.send(_error_line(IDLE_CLOSED, f"closed: no request for {limits.idle_timeout:.0f} s; "
                                                         f"connect again when you have one"))

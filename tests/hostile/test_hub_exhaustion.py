@@ -326,3 +326,39 @@ async def test_http_side_caps_connections_and_closes_silent_ones(start_hub):
     status = (await asyncio.wait_for(reader.readline(), 10)).split()[1]
     assert status == b"401", status  # no bearer token: the token guard answers
     writer.close()
+
+
+async def test_the_bridge_rides_out_idle_closes_and_refusals(start_hub, tmp_path):
+    from tests.hub.conftest import BRIDGE
+    from tests.hub.test_bridge import BridgeProc
+
+    hub = start_hub({"idle_timeout": 3.0, "connections_per_door": 1})
+    squatter = socket.socket(socket.AF_UNIX)  # holds a's only place: the bridge is refused at first
+    squatter.connect(hub.paths["a"])
+    log = open(tmp_path / "bridge.log", "wb")
+    env = {**os.environ, "CROWD_MCP_SOCKET": hub.paths["a"], "CROWD_BRIDGE_QUIET": "0"}
+    bridge = BridgeProc(await asyncio.create_subprocess_exec(
+        sys.executable, str(BRIDGE), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
+        env=env))
+    try:
+        await bridge.send(INIT)
+        with pytest.raises(asyncio.TimeoutError):  # refusals are not passed to the client
+            await bridge.recv(timeout=1.5)
+        squatter.close()
+        assert (await bridge.recv(timeout=20))["id"] == 0  # the bridge got in and the session started
+        await bridge.send(INITIALIZED)
+        await bridge.send(json.loads(call(1, "discover_agents", {})))
+        assert "result" in await bridge.recv()
+        with pytest.raises(asyncio.TimeoutError):  # the hub closes it as idle; the client sees nothing
+            await bridge.recv(timeout=4.0)
+        await bridge.send(json.loads(call(2, "discover_agents", {})))  # reconnects when needed
+        reply = await bridge.recv()
+        assert reply["id"] == 2 and "result" in reply, reply
+    except BaseException:
+        print((tmp_path / "bridge.log").read_text())  # what the bridge said, for the failure report
+        raise
+    finally:
+        await bridge.close()
+        log.close()
+    refusals = await events(hub.db, "hub.refused")
+    assert any(e.subject == "a" and e.detail["reason"] == "connections" for e in refusals)
