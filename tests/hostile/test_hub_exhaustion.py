@@ -31,7 +31,7 @@ HUB = r"""
 import asyncio, json, resource, sys
 from pathlib import Path
 
-async def main(root, limits, nofile, seed, http_port):
+async def main(root, limits, nofile, seed, http_port, upstream):
     from qms import Store
     from crowdtui.hub.hub import Hub
     from crowdtui.hub.limits import Limits
@@ -42,8 +42,10 @@ async def main(root, limits, nofile, seed, http_port):
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
     ws, _ = init_workspace(Path(root), sample=False)
     store = await Store.open(ws.db_path)
-    names = ("a", "b", "c")
+    names = ("a", "b", "c", "e")
     defs = {n: AgentDef(name=n, file=ws.agents_dir / n / "AGENT.md", rel_path=n, tier=0) for n in names}
+    defs["e"] = AgentDef(name="e", file=ws.agents_dir / "e" / "AGENT.md", rel_path="e", tier=0,
+                         network="allowlist", egress=(f"127.0.0.1:{upstream or 9}",))
     for n in names:
         await store.upsert_agent(n, path=n, tier=0)
     for _ in range(seed // 50):  # a sends itself 60 KB messages
@@ -51,12 +53,13 @@ async def main(root, limits, nofile, seed, http_port):
     hub = Hub(ws, store, definitions=defs.get, limits=Limits(**limits), http_port=http_port or None)
     await hub.start()
     paths = {n: str(await hub.open_door(n)) for n in names}
+    paths["egress"] = str(hub.egress.socket_path("e"))
     print(json.dumps({"paths": paths, "db": str(ws.db_path), "http": hub.http_url}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await hub.stop()
     await store.close()
 
-asyncio.run(main(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
+asyncio.run(main(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])))
 """
 
 INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
@@ -73,10 +76,10 @@ def call(i, name, args) -> bytes:
 
 
 class HubProcess:
-    def __init__(self, tmp_path, limits: dict, nofile: int = 0, seed: int = 0, http_port: int = 0):
+    def __init__(self, tmp_path, limits: dict, nofile: int = 0, seed: int = 0, http_port: int = 0, upstream: int = 0):
         self.proc = subprocess.Popen(
             [sys.executable, "-c", HUB, str(tmp_path / "ws"), json.dumps(limits), str(nofile), str(seed),
-             str(http_port)],
+             str(http_port), str(upstream)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         ready = json.loads(self.proc.stdout.readline() or b"null")
         assert ready, "the hub subprocess did not start"
@@ -362,3 +365,52 @@ async def test_the_bridge_rides_out_idle_closes_and_refusals(start_hub, tmp_path
         log.close()
     refusals = await events(hub.db, "hub.refused")
     assert any(e.subject == "a" and e.detail["reason"] == "connections" for e in refusals)
+
+
+async def test_egress_door_caps_connections_and_cuts_readers_that_do_not_read(start_hub):
+    async def flood(reader, writer):  # the destination: sends without end
+        try:
+            while True:
+                writer.write(b"z" * 65536)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+
+    upstream = await asyncio.start_server(flood, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    hub = start_hub({"egress_connections_per_door": 8, "egress_header_timeout": 2.0, "slow_reader_timeout": 2.0,
+                     "refusal_event_every": 1.0}, upstream=port)
+    base = hub.rss_mb()
+    # a tunnel whose client never reads: the proxy stops after its buffers fill and cuts it
+    tunnel = socket.socket(socket.AF_UNIX)
+    tunnel.connect(hub.paths["egress"])
+    tunnel.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    silent = []
+    for _ in range(30):  # connections that never send a request head
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(hub.paths["egress"])
+        silent.append(s)
+    t0 = time.monotonic()
+    statuses = []
+    for s in silent:
+        s.settimeout(10)
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        statuses.append((data.split(b" ", 2)[1] if data else b"", time.monotonic() - t0))
+        s.close()
+    assert sorted(code for code, _ in statuses).count(b"503") == 30 - 7, statuses  # the tunnel holds one place
+    assert all(code == b"408" and t < 6 for code, t in statuses if code != b"503"), statuses
+    await asyncio.sleep(3.0)  # past the slow-reader timeout
+    peak = hub.rss_mb()
+    tunnel.settimeout(10)
+    received = 0
+    while chunk := tunnel.recv(1 << 20):  # what was buffered, then the end
+        received += len(chunk)
+    tunnel.close()
+    upstream.close()
+    assert received < 16 * MB, f"the tunnel delivered {received} bytes; it should have been cut"
+    assert peak - base < 30, f"the hub grew from {base:.0f} MB to {peak:.0f} MB"
+    await asyncio.sleep(1.5)
+    refusals = [e for e in await events(hub.db, "hub.refused") if e.detail["door"] == "egress"]
+    assert sum(e.detail["refused"] for e in refusals) == 30 - 7 and len(refusals) <= 4, refusals
