@@ -380,7 +380,7 @@ class Hub:
             http=bounded_h11_protocol(limits.http_connections, limits.http_head_timeout),
             # uvicorn counts the connection itself: one more, so the last admitted one is served
             limit_concurrency=limits.http_connections + 1, timeout_keep_alive=limits.http_keep_alive,
-            h11_max_incomplete_event_size=limits.http_max_head, backlog=limits.http_connections,
+            h11_max_incomplete_event_size=limits.http_max_head, backlog=limits.http_backlog,
         )
         server = uvicorn.Server(config)
         self._http = server

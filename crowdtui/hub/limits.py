@@ -58,6 +58,7 @@ class Limits:
     http_head_timeout: float = 10.0  # an idle connection must start a request within this
     http_keep_alive: int = 5  # seconds an idle keep-alive connection stays open
     http_max_head: int = 16 * KIB  # h11's largest unfinished event (request line + headers)
+    http_backlog: int = 128  # connections the kernel queues before the hub accepts them
 
     def connection_budget(self, fd_limit: int | None = None) -> int:
         """Connections across all doors: ``connections_total``, but never more than half the

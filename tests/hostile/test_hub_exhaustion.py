@@ -8,7 +8,9 @@ Bounds asserted (measured on a 2-core machine: peak +150 MB, after +10..30 MB, p
   * half-sent 1 MB lines on 300 connections: 16 admitted, RSS grows by less than 60 MB,
     all closed after the idle timeout;
   * 975 connections: the hub's open descriptors stay under its limit, b is still served,
-    refusals are a handful of hub.refused events that count every refused connection.
+    refusals are a handful of hub.refused events that count every refused connection;
+  * the egress door and the HTTP side: connections past the cap refused, silent ones closed,
+    a tunnel nobody reads cut off; the bridge rides out refusals and idle closes.
 """
 
 from __future__ import annotations
@@ -193,7 +195,7 @@ async def test_answers_nobody_reads_are_bounded_and_others_keep_their_pace(start
     slow.connect(hub.paths["a"])
     slow.sendall(line(INIT) + line(INITIALIZED) + b"".join(call(10 + k, "get_messages", {"limit": 50}) for k in range(8)))
     peak = base
-    for _ in range(20):
+    for _ in range(12):
         await asyncio.sleep(0.5)
         peak = max(peak, hub.rss_mb())
     lat = await victim.finish()
@@ -378,7 +380,7 @@ async def test_egress_door_caps_connections_and_cuts_readers_that_do_not_read(st
 
     upstream = await asyncio.start_server(flood, "127.0.0.1", 0)
     port = upstream.sockets[0].getsockname()[1]
-    hub = start_hub({"egress_connections_per_door": 8, "egress_header_timeout": 2.0, "slow_reader_timeout": 2.0,
+    hub = start_hub({"egress_connections_per_door": 8, "egress_header_timeout": 1.5, "slow_reader_timeout": 1.5,
                      "refusal_event_every": 1.0}, upstream=port)
     base = hub.rss_mb()
     # a tunnel whose client never reads: the proxy stops after its buffers fill and cuts it
@@ -400,8 +402,8 @@ async def test_egress_door_caps_connections_and_cuts_readers_that_do_not_read(st
         statuses.append((data.split(b" ", 2)[1] if data else b"", time.monotonic() - t0))
         s.close()
     assert sorted(code for code, _ in statuses).count(b"503") == 30 - 7, statuses  # the tunnel holds one place
-    assert all(code == b"408" and t < 6 for code, t in statuses if code != b"503"), statuses
-    await asyncio.sleep(3.0)  # past the slow-reader timeout
+    assert all(code == b"408" and t < 5 for code, t in statuses if code != b"503"), statuses
+    await asyncio.sleep(2.0)  # past the slow-reader timeout
     peak = hub.rss_mb()
     tunnel.settimeout(10)
     received = 0
