@@ -16,9 +16,12 @@ DNS answer cannot turn ``*.example.com`` towards the host's own services. Every 
 ``egress.failed`` when an allowed destination cannot be reached) with agent, host, port
 and method — never the path or query, which may carry credentials.
 
-Bounded: request heads up to ``max_header`` bytes, ``header_timeout`` to send them,
-``connect_timeout`` to reach the destination, ``idle_timeout`` without bytes in either
-direction, at most ``max_connections`` at once per agent.
+Bounded (numbers in ``crowdtui.hub.limits``): request heads up to ``max_header`` bytes,
+``header_timeout`` to send them, ``connect_timeout`` to reach the destination,
+``idle_timeout`` without bytes in either direction, ``slow_reader_timeout`` for a side to
+take what was written to it, at most ``max_connections`` at once per agent and, shared with
+the hub's MCP doors, a budget of descriptors across all agents; refusals are ``hub.refused``
+events, at most one per agent and window.
 """
 
 from __future__ import annotations
@@ -114,15 +117,24 @@ class _Door:
 class EgressProxy:
     """Per-agent egress doors: ``await proxy.open_door(agent_def)``, ``close_door(name)``, ``stop()``."""
 
-    def __init__(self, workspace, store, *, connect_timeout: float = 10.0, header_timeout: float = 10.0,
-                 idle_timeout: float = 300.0, max_header: int = MAX_HEADER, max_connections: int = 64):
+    def __init__(self, workspace, store, *, connect_timeout: float | None = None, header_timeout: float | None = None,
+                 idle_timeout: float | None = None, max_header: int | None = None,
+                 max_connections: int | None = None, limits=None, budget=None, refusals=None):
+        from crowdtui.hub.bounds import ConnectionBudget, RefusalReporter
+        from crowdtui.hub.limits import DEFAULT
+
+        limits = limits or DEFAULT
         self.workspace = workspace
         self.store = store
-        self.connect_timeout = connect_timeout
-        self.header_timeout = header_timeout
-        self.idle_timeout = idle_timeout
-        self.max_header = max_header
-        self.max_connections = max_connections
+        self.connect_timeout = limits.egress_connect_timeout if connect_timeout is None else connect_timeout
+        self.header_timeout = limits.egress_header_timeout if header_timeout is None else header_timeout
+        self.idle_timeout = limits.egress_idle_timeout if idle_timeout is None else idle_timeout
+        self.max_header = limits.egress_max_header if max_header is None else max_header
+        self.max_connections = limits.egress_connections_per_door if max_connections is None else max_connections
+        self.slow_reader_timeout = limits.slow_reader_timeout  # a write not drained in this long ends the tunnel
+        # shared with the hub's MCP doors when the hub runs us: one budget of descriptors
+        self.budget = budget or ConnectionBudget(limits.connection_budget())
+        self.refusals = refusals or RefusalReporter(self._refusal_event, limits.refusal_event_every)
         self.doors: dict[str, _Door] = {}
 
     def socket_path(self, agent: str) -> Path:
@@ -158,19 +170,7 @@ class EgressProxy:
                      where=f"agents/{getattr(agent_def, 'rel_path', name)}/AGENT.md")
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            door.tasks.add(task)
-            door.active += 1
-            try:
-                await self._serve(door, reader, writer)
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("egress connection of %s failed", name)
-            finally:
-                door.active -= 1
-                door.tasks.discard(task)
-                writer.close()
+            await self._serve_door(door, reader, writer)
 
         door.server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.max_header)
         self.doors[name] = door
@@ -205,50 +205,77 @@ class EgressProxy:
 
     # ---- one connection --------------------------------------------------------------
 
-    async def _serve(self, door: _Door, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if door.active > self.max_connections:
+    async def _serve_door(self, door: _Door, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection on an agent's proxy door: admitted within the limits (a tunnel holds
+        two descriptors), or refused with 503 and a rate-limited ``hub.refused`` event."""
+        key = f"egress:{door.agent}"
+        reason = self.budget.admit(key, self.max_connections, weight=2)
+        if reason is not None:
+            self.refusals.refused(door.agent, "egress", "connections",
+                                  {"limit": self.max_connections, "total": self.budget.total})
             await _respond(writer, 503, "Service Unavailable",
-                           f"agent {door.agent} has {self.max_connections} proxy connections open; retry later")
+                           f"proxy connection refused: {reason.replace('this door', f'agent {door.agent}')}; "
+                           f"retry later", self.slow_reader_timeout)
+            await _close(writer, self.slow_reader_timeout)
             return
+        task = asyncio.current_task()
+        door.tasks.add(task)
+        door.active += 1
+        try:
+            await self._serve(door, reader, writer)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("egress connection of %s failed", door.agent)
+        finally:
+            door.active -= 1
+            door.tasks.discard(task)
+            self.budget.release(key, weight=2)
+            await _close(writer, self.slow_reader_timeout)
+
+    async def _serve(self, door: _Door, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        timeout = self.slow_reader_timeout
         try:
             head = await self._read_head(reader)
             if head is None:
                 return  # closed before sending anything
             method, host, port, forward = _parse_head(head)
         except _Refused as exc:
-            await _respond(writer, exc.status, exc.reason, exc.line)
+            await _respond(writer, exc.status, exc.reason, exc.line, timeout)
             return
         detail = {"agent": door.agent, "host": host, "port": port, "method": method}
         if not allowed(door.rules, host, port):
             await self._event(door.agent, "egress.denied", {**detail, "reason": "not in the agent's egress list"})
             await _respond(writer, 403, "Forbidden",
                            f"egress to {host}:{port} is not allowed for agent {door.agent}; "
-                           f"add '{host}:{port}' to egress in {door.where}")
+                           f"add '{host}:{port}' to egress in {door.where}", timeout)
             return
         try:
             addresses = await self._resolve(host, port, internal_ok=named_exactly(door.rules, host, port))
         except _Refused as exc:
             kind = "egress.denied" if exc.status == 403 else "egress.failed"
             await self._event(door.agent, kind, {**detail, "reason": exc.line})
-            await _respond(writer, exc.status, exc.reason, exc.line)
+            await _respond(writer, exc.status, exc.reason, exc.line, timeout)
             return
         await self._event(door.agent, "egress.allowed", detail)
         try:
             up_reader, up_writer = await self._connect(host, port, addresses)
         except _Refused as exc:
             await self._event(door.agent, "egress.failed", {**detail, "error": exc.line})
-            await _respond(writer, exc.status, exc.reason, exc.line)
+            await _respond(writer, exc.status, exc.reason, exc.line, timeout)
             return
         try:
             if forward is None:  # CONNECT: the tunnel is open
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), timeout)
             else:
                 up_writer.write(forward)
-                await up_writer.drain()
+                await asyncio.wait_for(up_writer.drain(), timeout)
             await self._pipe(reader, writer, up_reader, up_writer)
+        except (asyncio.TimeoutError, TimeoutError):
+            pass
         finally:
-            up_writer.close()
+            up_writer.transport.abort()
 
     async def _read_head(self, reader: asyncio.StreamReader) -> bytes | None:
         try:
@@ -304,7 +331,7 @@ class EgressProxy:
                     if not chunk:
                         break
                     dst.write(chunk)
-                    await dst.drain()
+                    await asyncio.wait_for(dst.drain(), self.slow_reader_timeout)  # a side that does not read
             except (OSError, asyncio.TimeoutError, TimeoutError):
                 pass
             finally:
@@ -322,6 +349,9 @@ class EgressProxy:
             for task in (up, down):
                 task.cancel()
             await asyncio.gather(up, down, return_exceptions=True)
+
+    async def _refusal_event(self, kind: str, agent: str, detail: dict) -> None:
+        await self._event(agent, kind, {"agent": agent, **detail})
 
     async def _event(self, agent: str, kind: str, detail: dict) -> None:
         try:
@@ -398,12 +428,21 @@ def _host_port(target: str, default: int | None) -> tuple[str, int]:
     return host, int(port_text)
 
 
-async def _respond(writer: asyncio.StreamWriter, status: int, reason: str, line: str) -> None:
+async def _close(writer: asyncio.StreamWriter, timeout: float) -> None:
+    """Close after what is buffered is sent; a peer that does not take it within ``timeout`` is cut off."""
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), timeout)
+    except (OSError, asyncio.TimeoutError, TimeoutError):
+        writer.transport.abort()
+
+
+async def _respond(writer: asyncio.StreamWriter, status: int, reason: str, line: str, timeout: float = 10.0) -> None:
     body = (line.replace("\r", " ").replace("\n", " ") + "\n").encode("utf-8", "replace")
     head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\nX-Crowd-Egress: {status}\r\n\r\n")
     try:
         writer.write(head.encode("latin-1") + body)
-        await writer.drain()
-    except OSError:
+        await asyncio.wait_for(writer.drain(), timeout)
+    except (OSError, asyncio.TimeoutError, TimeoutError):
         pass

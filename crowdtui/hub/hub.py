@@ -17,13 +17,16 @@ import asyncio
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from crowdtui.agent_folder import AgentFolder, UnsafeEntry, finding_event, home_folder, ipc_folder
 from crowdtui.errors import CrowdError
+from crowdtui.hub.bounds import ConnectionBudget, RefusalReporter, refuse_connection, return_memory
 from crowdtui.hub.directory import DefinitionSource, Directory, roster_definitions
+from crowdtui.hub.limits import DEFAULT as DEFAULT_LIMITS
+from crowdtui.hub.limits import TOO_MANY_CONNECTIONS, Limits, raise_open_file_limit
 from crowdtui.hub.lock import HubLock
 from crowdtui.hub.server import build_server
 from crowdtui.hub.unix_transport import MAX_LINE, serve_connection
@@ -47,6 +50,7 @@ class Door:
     server: asyncio.AbstractServer
     writers: set = field(default_factory=set)
     tasks: set = field(default_factory=set)
+    calls: asyncio.Semaphore | None = None  # the agent's calls running at once, over all its connections
 
 
 def write_mcp_config(folder: AgentFolder) -> Path:
@@ -94,6 +98,7 @@ class Hub:
         http_port: int | None = None,
         http_host: str | None = None,
         max_line: int = MAX_LINE,
+        limits: Limits | None = None,
     ):
         self.workspace = workspace
         self.store = store
@@ -101,12 +106,18 @@ class Hub:
         self.directory = Directory(store, definitions if definitions is not None else roster_definitions(workspace))
         self.http_port = http_port if http_port is not None else int(workspace.setting("hub", "http_port", 0) or 0)
         self.http_host = http_host or str(workspace.setting("hub", "http_host", "127.0.0.1") or "127.0.0.1")
-        self.max_line = max_line
+        self.limits = limits or DEFAULT_LIMITS
+        if max_line != MAX_LINE:
+            self.limits = replace(self.limits, max_request=max_line)
+        self.max_line = self.limits.max_request
+        self.budget = ConnectionBudget(self.limits.connection_budget())  # set again at start()
+        self.refusals = RefusalReporter(self._refusal_event, self.limits.refusal_event_every)
         self.lock = HubLock(workspace.crowd_dir / "run" / "hub.lock")
         self.doors: dict[str, Door] = {}
         from crowdtui.hub.egress import EgressProxy
 
-        self.egress = EgressProxy(workspace, store)  # network: allowlist agents' proxy, beside their MCP door
+        self.egress = EgressProxy(workspace, store, limits=self.limits, budget=self.budget,
+                                  refusals=self.refusals)  # network: allowlist agents' proxy, beside their MCP door
         self.server = None
         self.http_url: str | None = None
         self._http = None
@@ -123,6 +134,10 @@ class Hub:
         if self._started:
             return
         self.lock.acquire()
+        before, after = raise_open_file_limit()
+        if after != before:
+            log.info("raised the open-file limit from %d to %d", before, after)
+        self.budget.total = self.limits.connection_budget(after)
         try:
             from crowdtui.hub.tokens import agent_for_token
 
@@ -205,20 +220,9 @@ class Hub:
         door = Door(agent=agent, path=path, server=None)  # type: ignore[arg-type]
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            door.writers.add(writer)
-            door.tasks.add(task)
-            try:
-                await serve_connection(self.server, agent, reader, writer, self.max_line)
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("connection of %s failed", agent)
-            finally:
-                door.writers.discard(writer)
-                door.tasks.discard(task)
+            await self._serve_door(door, reader, writer)
 
-        door.server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.max_line)
+        door.server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.limits.read_chunk)
         self.doors[agent] = door
         home = home_folder(self.workspace, agent)
         try:
@@ -233,6 +237,38 @@ class Hub:
         log.info("door open for %s (%s)", agent, path)
         return path
 
+    async def _serve_door(self, door: Door, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection on an agent's door: admitted within the limits, or refused with one line."""
+        key = f"mcp:{door.agent}"
+        reason = self.budget.admit(key, self.limits.connections_per_door)
+        if reason is not None:
+            self.refusals.refused(door.agent, "mcp", "connections",
+                                  {"limit": self.limits.connections_per_door, "total": self.budget.total})
+            await refuse_connection(writer, TOO_MANY_CONNECTIONS,
+                                    f"connection refused: {reason}; close connections you no longer use, "
+                                    f"or retry later")
+            return
+        if door.calls is None:
+            door.calls = asyncio.Semaphore(self.limits.calls_per_door)
+        task = asyncio.current_task()
+        door.writers.add(writer)
+        door.tasks.add(task)
+        try:
+            await serve_connection(self.server, door.agent, reader, writer, self.limits, door.calls,
+                                   lambda reason, detail: self.refusals.refused(door.agent, "mcp", reason, detail))
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("connection of %s failed", door.agent)
+        finally:
+            door.writers.discard(writer)
+            door.tasks.discard(task)
+            self.budget.release(key)
+            return_memory()
+
+    async def _refusal_event(self, kind: str, agent: str, detail: dict) -> None:
+        await self._event(kind, agent, detail)
+
     async def close_door(self, agent: str) -> None:
         await self.egress.close_door(agent)
         door = self.doors.pop(agent, None)
@@ -240,7 +276,7 @@ class Hub:
             return
         door.server.close()
         for writer in list(door.writers):
-            writer.close()
+            writer.transport.abort()  # drop what an unread answer left buffered
         tasks = list(door.tasks)
         for task in tasks:  # calls still running (a waiting get_messages) end with the door
             task.cancel()
@@ -325,6 +361,7 @@ class Hub:
         from mcp.server.transport_security import TransportSecuritySettings
 
         from crowdtui.hub.http_app import token_guard
+        from crowdtui.hub.http_limits import bounded_h11_protocol
 
         port = self.http_port
         loopback = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
@@ -348,7 +385,14 @@ class Hub:
             stateless_http=True, json_response=True, max_request_body_size=self.max_line,
         )
         app = token_guard(mcp_app, self.store)
-        config = uvicorn.Config(app, host=self.http_host, port=port, log_level="warning", lifespan="on")
+        limits = self.limits
+        config = uvicorn.Config(
+            app, host=self.http_host, port=port, log_level="warning", lifespan="on",
+            http=bounded_h11_protocol(limits.http_connections, limits.http_head_timeout),
+            # uvicorn counts the connection itself: one more, so the last admitted one is served
+            limit_concurrency=limits.http_connections + 1, timeout_keep_alive=limits.http_keep_alive,
+            h11_max_incomplete_event_size=limits.http_max_head, backlog=limits.http_backlog,
+        )
         server = uvicorn.Server(config)
         self._http = server
         self._http_task = asyncio.create_task(server.serve(), name="hub-http")

@@ -3,7 +3,8 @@
 Server side: ``serve_connection`` runs one MCP server session over an accepted
 connection, with ``DOOR_AGENT`` bound to the agent whose socket it arrived on. Lines
 that are not JSON, not JSON-RPC, or longer than ``MAX_LINE`` get a JSON-RPC error
-(the connection keeps working). Client side: ``unix_client`` is an MCP client
+(the connection keeps working). It is bounded by ``crowdtui.hub.limits``: calls running
+at once, answer size, idle and slow-reader timeouts, every write drained. Client side: ``unix_client`` is an MCP client
 transport (for ``mcp.Client``) over such a socket.
 
 Socket paths can exceed the kernel's 108-byte limit in deep folders; ``connect_unix`` then
@@ -17,6 +18,8 @@ import asyncio
 import json
 import os
 import socket
+import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,8 +30,10 @@ from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
 from crowdtui.hub.identity import DOOR_AGENT
+from crowdtui.hub.limits import ANSWER_TOO_LARGE, DEFAULT, IDLE_CLOSED, Limits
 
-MAX_LINE = 1024 * 1024  # one JSON-RPC message; qms caps message bodies at 64 KiB anyway
+MAX_LINE = DEFAULT.max_request  # one JSON-RPC request line (see crowdtui.hub.limits)
+CLIENT_WRITE_TIMEOUT = 300.0  # unix_client: seconds the hub may take to read a request
 _SUN_PATH_MAX = 100
 
 
@@ -58,12 +63,16 @@ def _error_line(code: int, message: str, msg_id: Any = None) -> bytes:
     return (json.dumps({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}) + "\n").encode()
 
 
-async def read_lines(reader: asyncio.StreamReader, max_line: int = MAX_LINE):
-    """Yield complete lines (bytes, without the newline); an oversized line yields ``None``."""
+async def read_lines(reader: asyncio.StreamReader, max_line: int = MAX_LINE, chunk_size: int = 65536):
+    """Yield complete lines (bytes, without the newline); an oversized line yields ``None``.
+
+    At most ``max_line`` bytes of an unfinished line are kept; the rest of an oversized
+    line is read and dropped up to its newline.
+    """
     buf = bytearray()
     discarding = False
     while True:
-        chunk = await reader.read(65536)
+        chunk = await reader.read(chunk_size)
         if not chunk:
             if buf and not discarding:
                 yield bytes(buf)
@@ -75,7 +84,7 @@ async def read_lines(reader: asyncio.StreamReader, max_line: int = MAX_LINE):
                 if not discarding:
                     buf += chunk[start:]
                     if len(buf) > max_line:
-                        buf.clear()
+                        buf = bytearray()  # drop the memory, not just the contents
                         discarding = True
                         yield None
                 break
@@ -87,8 +96,86 @@ async def read_lines(reader: asyncio.StreamReader, max_line: int = MAX_LINE):
                     yield None
                 else:
                     yield bytes(buf)
+            buf = bytearray() if len(buf) > chunk_size else buf
             buf.clear()
             start = nl + 1
+
+
+class SlowReader(ConnectionError):
+    """The peer did not read an answer within the slow-reader timeout; the connection is cut."""
+
+
+class LineWriter:
+    """The one writer of a connection: whole lines, each drained within ``timeout`` seconds.
+
+    Every line (answers, error replies, refusals) goes through ``send``, which waits until
+    the peer has taken it (the transport's buffer is under its low-water mark); a peer that
+    does not read in time is cut off (``SlowReader``) and its buffered bytes dropped.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter, timeout: float):
+        self.writer = writer
+        self.timeout = timeout
+        self._lock = asyncio.Lock()
+
+    async def send(self, *parts: bytes) -> None:
+        async with self._lock:
+            if self.writer.is_closing():
+                raise ConnectionResetError("the connection is closed")
+            for part in parts:
+                self.writer.write(part)
+            try:
+                await asyncio.wait_for(self.writer.drain(), self.timeout)
+            except (asyncio.TimeoutError, TimeoutError):
+                self.writer.transport.abort()
+                raise SlowReader(f"the peer did not read an answer within {self.timeout:.0f} s") from None
+
+
+def _text_size(value: Any, budget: int) -> int:
+    """A lower bound of ``value``'s JSON size (its strings' lengths), stopping past ``budget``."""
+    total = 0
+    stack = [value]
+    while stack and total <= budget:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            total += len(item)
+            stack.extend(item)
+        else:
+            total += 4
+    return total
+
+
+class AnswerTooLarge(Exception):
+    """An answer over the per-answer byte cap; ``line`` is the error to send instead."""
+
+    def __init__(self, msg_id: Any, size: int | str, limit: int):
+        super().__init__(f"answer of {size} bytes over {limit}")
+        self.size, self.limit = size, limit
+        self.line = _error_line(
+            ANSWER_TOO_LARGE,
+            f"the answer to this call was {size} bytes, over the hub's limit of {limit} bytes per answer, "
+            f"and was not sent (nothing was marked read); ask for less: a smaller limit for get_messages "
+            f"or observe, one document at a time", msg_id)
+
+
+def encode_message(message: Any, max_answer: int | None = None) -> bytes:
+    """One outgoing JSON-RPC message as bytes (no newline). An answer bigger than
+    ``max_answer`` raises ``AnswerTooLarge`` -- before it is serialised when its strings
+    alone are already too many bytes, so no copy of it is made."""
+    if max_answer is not None and isinstance(message, types.JSONRPCResponse):
+        estimate = _text_size(message.result, max_answer)
+        if estimate > max_answer:
+            raise AnswerTooLarge(message.id, f"more than {estimate}", max_answer)
+    data = type(message).__pydantic_serializer__.to_json(message, by_alias=True, exclude_unset=True)
+    if max_answer is not None and len(data) > max_answer and isinstance(message, types.JSONRPCResponse):
+        raise AnswerTooLarge(message.id, len(data), max_answer)
+    return data
 
 
 def _request_id(line: bytes) -> Any:
@@ -101,23 +188,87 @@ def _request_id(line: bytes) -> Any:
     return None
 
 
+class _Calls:
+    """The calls of one connection that hold a place of the door's ``calls`` semaphore, by id.
+
+    A place is taken before a request reaches the session and given back when its answer
+    (result or error) is written or dropped, when the peer cancels it (a cancelled request
+    is never answered), or when the connection ends."""
+
+    def __init__(self, calls: asyncio.Semaphore):
+        self.calls = calls
+        self.held: dict[Any, int] = {}
+
+    async def take(self, msg_id: Any) -> None:
+        await self.calls.acquire()
+        key = str(msg_id)  # as the session correlates ids: 7 and "7" are one
+        self.held[key] = self.held.get(key, 0) + 1
+
+    def give(self, msg_id: Any) -> None:
+        key = str(msg_id)
+        n = self.held.get(key, 0)
+        if n <= 0:
+            return
+        if n == 1:
+            del self.held[key]
+        else:
+            self.held[key] = n - 1
+        self.calls.release()
+
+    def give_all(self) -> None:
+        for n in self.held.values():
+            for _ in range(n):
+                self.calls.release()
+        self.held.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self.held)
+
+
 async def serve_connection(server, agent: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           max_line: int = MAX_LINE) -> None:
-    """Serve one MCP session for ``agent`` over an accepted unix-socket connection."""
+                           limits: Limits = DEFAULT, calls: asyncio.Semaphore | None = None,
+                           refused: Callable[[str, dict], None] | None = None) -> None:
+    """Serve one MCP session for ``agent`` over an accepted unix-socket connection, bounded:
+
+    * a line over ``limits.max_request`` is dropped with an error (at most that much of an
+      unfinished line is kept);
+    * at most ``calls`` (a semaphore shared by the agent's connections; default
+      ``limits.calls_per_door`` for this one) requests run at once; more wait unread;
+    * every line out goes through one ``LineWriter``: a peer that does not read an answer
+      within ``limits.slow_reader_timeout`` is cut off;
+    * an answer over ``limits.max_answer`` bytes is replaced by an error saying so;
+    * no complete request for ``limits.idle_timeout`` seconds while no call runs: closed.
+
+    When it ends, the session's tasks are cancelled and its buffers dropped. ``refused(reason,
+    detail)`` hears of each request, answer or reader refused (for a rate-limited event).
+    """
     DOOR_AGENT.set(agent)
     lowlevel = server._lowlevel_server  # the MCPServer's protocol engine (what run_stdio_async drives)
-    read_send, read_recv = create_context_streams[SessionMessage | Exception](16)
-    write_send, write_recv = create_context_streams[SessionMessage](16)
+    # No slack in the streams: a message waits in the sender (bounded by ``calls``), not in a queue.
+    read_send, read_recv = create_context_streams[SessionMessage | Exception](0)
+    write_send, write_recv = create_context_streams[SessionMessage](0)
+    out = LineWriter(writer, limits.slow_reader_timeout)
+    running = _Calls(calls if calls is not None else asyncio.Semaphore(limits.calls_per_door))
+    max_line = limits.max_request
+    last_request = time.monotonic()
+    closing = False  # closed as idle: lines read after that are not run (the peer may send them again)
 
-    def send_raw(data: bytes) -> None:
-        if not writer.is_closing():
-            writer.write(data)
+    def report(reason: str, **detail: Any) -> None:
+        if refused is not None:
+            refused(reason, detail)
 
     async def pump_in() -> None:
+        nonlocal last_request
         try:
-            async for line in read_lines(reader, max_line):
+            async for line in read_lines(reader, max_line, limits.read_chunk):
+                if closing:
+                    break
+                last_request = time.monotonic()
                 if line is None:
-                    send_raw(_error_line(-32600, f"request larger than {max_line} bytes was dropped; send smaller requests (message bodies are limited to 64 KiB)"))
+                    report("request_too_large", limit=max_line)
+                    await out.send(_error_line(
+                        -32600, f"request larger than {max_line} bytes was dropped; send smaller requests "
+                                f"(messages are limited to 64 KiB, documents to 1 MiB)"))
                     continue
                 if not line.strip():
                     continue
@@ -127,42 +278,93 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
                     try:
                         json.loads(line)
                     except ValueError:
-                        send_raw(_error_line(-32700, "parse error: a line was not JSON; send one JSON-RPC message per line"))
+                        await out.send(_error_line(-32700, "parse error: a line was not JSON; send one JSON-RPC message per line"))
                         continue
-                    send_raw(_error_line(-32600, "invalid request: not a JSON-RPC 2.0 message (needs jsonrpc, method or result/error)", _request_id(line)))
+                    await out.send(_error_line(-32600, "invalid request: not a JSON-RPC 2.0 message (needs jsonrpc, method or result/error)", _request_id(line)))
                     continue
+                del line
+                if isinstance(message, types.JSONRPCRequest):
+                    await running.take(message.id)
+                    if closing:
+                        break
+                elif isinstance(message, types.JSONRPCNotification) and message.method == "notifications/cancelled":
+                    params = message.params or {}
+                    if isinstance(params, dict) and "requestId" in params:
+                        running.give(params["requestId"])  # never answered: its place is free
                 await read_send.send(SessionMessage(message))
-        except (ConnectionError, anyio.ClosedResourceError):
+                del message
+        except (ConnectionError, anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
         finally:
             await read_send.aclose()
 
-    def pump_out():
-        return _write_messages(write_recv, send_raw, writer)
+    async def pump_out() -> None:
+        try:
+            async for session_message in write_recv:
+                message = session_message.message
+                del session_message
+                try:
+                    data = encode_message(message, limits.max_answer)
+                except AnswerTooLarge as exc:
+                    report("answer_too_large", limit=exc.limit, size=exc.size)
+                    data = exc.line.rstrip(b"\n")
+                if isinstance(message, (types.JSONRPCResponse, types.JSONRPCError)):
+                    answered = message.id
+                else:
+                    answered = None
+                del message
+                try:
+                    await out.send(data, b"\n")
+                finally:
+                    del data
+                    if answered is not None:
+                        running.give(answered)
+        except SlowReader:
+            report("slow_reader", timeout=limits.slow_reader_timeout)
+        except (ConnectionError, anyio.ClosedResourceError):
+            pass
+        finally:
+            tg.cancel_scope.cancel()  # the peer is gone or too slow: end the session
+
+    async def watch_idle() -> None:
+        nonlocal closing
+        while True:
+            remaining = last_request + limits.idle_timeout - time.monotonic()
+            if remaining > 0 or running:  # a running call (a waiting get_messages) is not idleness
+                await anyio.sleep(remaining if remaining > 0 else min(1.0, limits.idle_timeout))
+                continue
+            closing = True
+            try:
+                await out.send(_error_line(IDLE_CLOSED, f"closed: no request for {limits.idle_timeout:.0f} s; "
+                                                        f"connect again when you have one"))
+            except ConnectionError:
+                pass
+            tg.cancel_scope.cancel()
+            return
 
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump_in)
             tg.start_soon(pump_out)
+            tg.start_soon(watch_idle)
             await lowlevel.run(read_recv, write_send, lowlevel.create_initialization_options())
             tg.cancel_scope.cancel()
     except (ConnectionError, anyio.ClosedResourceError, anyio.BrokenResourceError):
         pass
     finally:
+        running.give_all()
         writer.close()
         try:
-            await writer.wait_closed()
+            await asyncio.wait_for(writer.wait_closed(), 1)
         except Exception:
-            pass
+            writer.transport.abort()
 
 
-async def _write_messages(write_recv, write, writer) -> None:
+async def _write_messages(write_recv, out: LineWriter) -> None:
     """Send each outgoing session message as one JSON line, until the stream closes."""
     try:
         async for session_message in write_recv:
-            data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
-            write(data.encode() + b"\n")
-            await writer.drain()
+            await out.send(encode_message(session_message.message), b"\n")
     except (ConnectionError, anyio.ClosedResourceError):
         pass
 
@@ -192,7 +394,7 @@ async def unix_client(path: Path):
             await read_send.aclose()
 
     def pump_out():
-        return _write_messages(write_recv, writer.write, writer)
+        return _write_messages(write_recv, LineWriter(writer, CLIENT_WRITE_TIMEOUT))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump_in)

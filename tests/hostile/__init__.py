@@ -16,6 +16,7 @@ Doors and where they are covered:
   the disk through the agent's home and IPC folder (filling them)            test_disk_limits.py
   chat route takeover by a tier-0 agent (raw JSON-RPC from its container, real serve)  test_route_takeover.py
   quotas: broadcast floods, task floods, document versions (an agent's socket) test_quotas.py
+  resource exhaustion of the hub (connections, unread answers, half lines, fds)  test_hub_exhaustion.py
   terminal byte streams: tests/terminal/test_hostile.py (random bytes and escape sequences, split
   anywhere, through the emulator and the widget) -- reused there, not duplicated here.
 """
