@@ -45,6 +45,9 @@ if [ -n "${ANTHROPIC_API_KEY:-}" ]; then
     export CROWD_ANTHROPIC_API_KEY
     unset ANTHROPIC_API_KEY
 fi
+# The engine creates the terminal with no size (0x0) until a viewer resizes it; Claude Code
+# draws nothing on a 0x0 terminal, so give it a size to start with (viewers change it).
+if [ "$(stty size 2>/dev/null)" = "0 0" ]; then stty rows 40 cols 120 2>/dev/null || true; fi
 exec claude "$@"
 """
 
