@@ -1,0 +1,202 @@
+"""Claude Code as a crew member: the real claude-code image, the real ``claude`` binary in its
+terminal (not print mode), driven by the Anthropic stand-in reached only through the agent's
+egress proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+
+import pytest
+
+from crowdtui.hub.hub import Hub
+from crowdtui.roster import load_roster, sync_roster
+from crowdtui.runtime.containers import Runtime
+from tests.standins.anthropic import AnthropicStandIn, Turn, last_user_text, system_text
+
+pytestmark = pytest.mark.docker
+
+KEY = "sk-ant-test-" + "k3y" * 12  # a fake key: it must appear nowhere but in the agent's process
+MODEL = "claude-sonnet-4-5"
+PERSONA = "You are Quill, the crew's careful editor (persona marker 7f3a)."
+# The stand-in listens on a loopback address that is not in the container's NO_PROXY
+# (localhost, 127.0.0.1): Claude Code's requests go to the forwarder and the hub's egress
+# proxy, which connects it because the egress entry names it exactly.
+STANDIN_HOST = "127.0.0.2"
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def write_agent(ws, port: int, **extra) -> None:
+    folder = ws.agents_dir / "quill"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["---", "name: quill", "runner: claude-code", f"model: {MODEL}", "tools: [mcp__crowd]",
+             f"base_url: http://{STANDIN_HOST}:{port}", "resources: {memory: 1g, pids: 512}"]
+    lines += [f"{k}: {v}" for k, v in extra.items()]
+    (folder / "AGENT.md").write_text("\n".join(lines + ["---", PERSONA, ""]))
+
+
+async def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78c])")
+
+
+class Screen:
+    """Every byte the agent's terminal printed since we attached (through crowdtui's PtySession)."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    def text(self) -> str:
+        return ANSI.sub(b"", bytes(self.data)).decode("utf-8", "replace")
+
+
+@pytest.fixture
+async def crew(workspace, store, claude_image, docker_client):
+    """quill (runner: claude-code) defined, its key in the vault, a hub; yields a starter."""
+    from crowdtui.runtime.pty import SessionPool
+    from crowdtui.secrets import Vault
+
+    port = free_port(STANDIN_HOST)
+    write_agent(workspace, port)
+    roster = load_roster(workspace)
+    assert not roster.errors, roster.problems
+    await sync_roster(store, roster)
+    await Vault.open(workspace, store).set("ANTHROPIC_API_KEY", KEY)
+    hub = Hub(workspace, store)
+    await hub.start()
+    runtime = Runtime(workspace, store=store)
+    pool = SessionPool(docker_client)
+    yield {"port": port, "roster": roster, "hub": hub, "runtime": runtime, "pool": pool}
+    try:
+        await pool.close()
+        await runtime.remove("quill")
+    finally:
+        await hub.stop()
+
+
+async def start_quill(crew):
+    """Start quill; attach like the console does (a viewer, a resize) and wait for the prompt."""
+    await crew["hub"].open_door("quill")
+    info = await crew["runtime"].start(crew["roster"].get("quill"))
+    container = await crew["runtime"].container("quill")
+    session = await crew["pool"].get(info.container_id)
+    screen = Screen()
+    session.add_viewer(screen.feed)
+    await session.resize_now(40, 120)
+
+    async def ready():
+        text = screen.text()
+        return "shift+tab" in text or "for shortcuts" in text
+
+    try:
+        await wait_for(ready, 60, "Claude Code's prompt")
+    except AssertionError:
+        await asyncio.to_thread(container.reload)
+        raise AssertionError(f"no prompt; {container.status}; screen: {screen.text()[-2000:]!r}") from None
+    return info, container, screen
+
+
+async def test_claude_mcp_list_no_network_and_the_key_nowhere(crew, workspace, store, docker_client):
+    standin = AnthropicStandIn([], host=STANDIN_HOST, port=crew["port"]).start()
+    try:
+        info, container, screen = await start_quill(crew)
+        code, out = await asyncio.to_thread(container.exec_run, ["claude", "mcp", "list"], user="1000:1000",
+                                            workdir="/workspace", environment={"HOME": "/home/agent"})
+        text = out.decode()
+        assert code == 0, text
+        assert "crowd: crowd-mcp-bridge" in text and "Connected" in text, text
+        code, out = await asyncio.to_thread(container.exec_run, ["ls", "/sys/class/net"])
+        assert out.decode().split() == ["lo"]
+        attrs = docker_client.api.inspect_container(info.container_id)
+        assert attrs["HostConfig"]["NetworkMode"] == "none"
+        assert KEY not in json.dumps(attrs)
+        assert KEY not in (await asyncio.to_thread(container.logs)).decode("utf-8", "replace")
+        since = attrs["Created"]
+        events = docker_client.api.events(since=int(time.time()) - 600, until=int(time.time()), decode=True)
+        assert KEY not in json.dumps(list(events)), since
+        for e in await store.events_after(0, limit=100000):
+            assert KEY not in json.dumps([e.kind, e.subject, e.detail], default=str)
+        for path in workspace.crowd_dir.glob("crowd.db*"):
+            assert KEY.encode() not in path.read_bytes()
+        # nothing of the key was written into the home either (no "approved keys" list)
+        home = workspace.home_dir("quill")
+        for f in (home / ".claude.json", home / ".claude" / "settings.json"):
+            assert KEY[-20:] not in f.read_text()
+    finally:
+        standin.stop()
+
+
+async def test_operator_message_drives_a_real_claude_code_turn_through_the_hub(crew, workspace, store,
+                                                                               docker_client):
+    from crowdtui.hub.announce import Announcer, pty_typist
+    from crowdtui.hub.directory import Directory, roster_definitions
+    doc = await store.create_document("operator", "SOP", "Style guide", "v1 by the operator\n")
+    turns = [
+        Turn(name="get", when="call get_messages", tool="mcp__crowd__get_messages", input={}),
+        Turn(name="checkout", when="toolu_get", tool="mcp__crowd__checkout_document", input={"doc_id": doc.id}),
+        Turn(name="checkin", when="toolu_checkout", tool="mcp__crowd__checkin_document",
+             input={"doc_id": doc.id, "content": "v2 by quill\n", "note": "tightened"}),
+        Turn(name="reply", when="toolu_checkin", tool="mcp__crowd__send_message",
+             input={"to": "operator", "body": f"{doc.id} is now v2"}),
+        Turn(name="done", when="toolu_reply", text="Done: the style guide is updated."),
+    ]
+    standin = AnthropicStandIn(turns, host=STANDIN_HOST, port=crew["port"]).start()
+    pool = crew["pool"]
+    announcer = None
+    try:
+        info, container, screen = await start_quill(crew)
+        directory = Directory(store, roster_definitions(workspace))
+        announcer = asyncio.create_task(Announcer(store, directory, pty_typist(crew["runtime"], pool),
+                                                  min_interval=0.5).run())
+        await asyncio.sleep(1)
+        await store.send_message("operator", "quill", f"please update {doc.id}: make it tighter")
+
+        async def replied():
+            return [m for m in await store.inbox("operator") if m.sender == "quill"]
+
+        try:
+            [reply] = await wait_for(replied, 120, "quill's answer")
+        except AssertionError:
+            raise AssertionError(f"used: {[t.name for t in turns if t.used]}; screen: "
+                                 f"{screen.text()[-1500:]!r}") from None
+        assert reply.body == f"{doc.id} is now v2"
+        assert standin.wait_used(len(turns), 60), [last_user_text(r["body"])[-300:] for r in standin.main_requests()]
+        latest = await store.get_document(doc.id)
+        assert (latest.version, latest.content, latest.holder) == (2, "v2 by quill\n", None)
+        assert [v.author for v in await store.versions(doc.id)] == ["operator", "quill"]
+        calls = [e.subject for e in await store.events_after(0, limit=100000, kinds=["hub.call"]) if e.actor == "quill"]
+        for tool in ("get_messages", "checkout_document", "checkin_document", "send_message"):
+            assert tool in calls, calls
+        main = standin.main_requests()
+        assert main and all(r["body"]["model"] == MODEL for r in main)
+        assert all(PERSONA in system_text(r["body"]) for r in main)
+        # the hub's typed notice started the turn: the first turn's request carries it
+        assert "[crowd] 1 new message from operator: call get_messages" in json.dumps(main[0]["body"]["messages"])
+        # the inbox item was read through the tool (the body reached the model in a tool result)
+        assert any(f"please update {doc.id}" in json.dumps(r["body"]["messages"]) for r in main)
+        egress = [e for e in await store.events_after(0, limit=100000, kinds=["egress.allowed"])
+                  if e.detail.get("agent") == "quill"]
+        assert egress and {e.detail["host"] for e in egress} == {STANDIN_HOST}
+    finally:
+        if announcer is not None:
+            announcer.cancel()
+        standin.stop()
