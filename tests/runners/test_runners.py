@@ -106,3 +106,17 @@ def test_codex_and_gemini_seed_the_crowd_server(workspace, name, file, needle):
     runner_for(agent).seed_home(home, agent, {})  # twice: still one entry
     text = (workspace.home_dir("x") / file).read_text()
     assert text.count(needle) == 1
+
+
+def test_runners_sit_between_roster_and_runtime():
+    """crowdtui.runners loads roster, agent_folder and errors, never runtime, hub or the engine."""
+    import ast
+    import subprocess
+    import sys
+
+    code = ("import sys, crowdtui.runners as r; r.all_runners(); "
+            "print(sorted(m for m in sys.modules if m.startswith('crowdtui.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    loaded = ast.literal_eval(out.stdout.strip())
+    assert not [m for m in loaded if m.split(".")[1] in ("runtime", "hub", "engine", "tui", "cli")], loaded
+    assert "docker" not in out.stdout
