@@ -120,3 +120,19 @@ def test_runners_sit_between_roster_and_runtime():
     loaded = ast.literal_eval(out.stdout.strip())
     assert not [m for m in loaded if m.split(".")[1] in ("runtime", "hub", "engine", "tui", "cli")], loaded
     assert "docker" not in out.stdout
+
+
+def test_init_with_claude_code_gives_a_loadable_claude_code_member(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "crowdtui", "init", str(tmp_path / "w"), "--empty",
+                          "--with", "claude-code"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "crowdtui secret set ANTHROPIC_API_KEY" in out.stdout
+    roster = load_roster(tmp_path / "w")
+    assert not roster.problems and roster.get("claude").runner == "claude-code"
+    bad = subprocess.run([sys.executable, "-m", "crowdtui", "init", str(tmp_path / "x"), "--with", "cursor"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip() == "crowdtui: no sample for runner 'cursor'; --with takes claude-code"
+    assert not (tmp_path / "x").exists()
