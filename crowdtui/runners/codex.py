@@ -1,7 +1,7 @@
 """Codex CLI (``runner: codex``).
 
 Image: ``@openai/codex@<version>-linux-x64`` ships the Rust ``codex`` binary (no Node) under
-``package/vendor/<target>/codex/``; ``crowd-codex`` finds and runs it.
+``package/vendor/<target>/bin/``; ``crowd-codex`` finds and runs it.
 Configuration: ``~/.codex/config.toml`` gets ``[mcp_servers.crowd]`` (the bridge) and marks
 /workspace trusted; the persona is ``~/.codex/AGENTS.md`` (Codex's global instructions).
 Flags: ``model`` -> ``--model``; ``permission_mode`` -> ``--ask-for-approval``. Codex has no
@@ -18,7 +18,11 @@ from crowdtui.runners import HOME, SERVER_NAME, WORKSPACE, Layer, NpmPackage, Ru
 
 LAUNCHER = """#!/bin/sh
 # crowd-codex: run the codex binary unpacked from @openai/codex-linux-x64
-for exe in /opt/crowd/codex/package/vendor/*/codex/codex; do exec "$exe" "$@"; done
+# (layout 1: vendor/<target>/bin/codex, with codex-path/ (rg) on the PATH; older: codex/codex)
+for dir in /opt/crowd/codex/package/vendor/*; do
+    if [ -x "$dir/bin/codex" ]; then PATH="$dir/codex-path:$PATH" exec "$dir/bin/codex" "$@"; fi
+    if [ -x "$dir/codex/codex" ]; then exec "$dir/codex/codex" "$@"; fi
+done
 echo "crowd-codex: no codex binary under /opt/crowd/codex; rebuild with crowdtui image build --runner codex" >&2
 exit 127
 """
