@@ -5,6 +5,7 @@ egress proxy."""
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 import re
 import socket
@@ -100,7 +101,7 @@ async def start_quill(crew):
     container = await crew["runtime"].container("quill")
     session = await crew["pool"].get(info.container_id)
     screen = Screen()
-    session.add_viewer(screen.feed)
+    session.add_viewer(screen.feed, replay=True)
     await session.resize_now(40, 120)
 
     async def ready():
@@ -200,3 +201,70 @@ async def test_operator_message_drives_a_real_claude_code_turn_through_the_hub(c
         if announcer is not None:
             announcer.cancel()
         standin.stop()
+
+
+def tmux_screen(data: bytes, rows: int, cols: int, tmp_path) -> dict:
+    """The screen tmux shows after the same bytes (a private server; output post-processing
+    off, so the bytes reach tmux as the container's terminal sent them)."""
+    import subprocess
+
+    sock = f"crowdtui-cc-{os.getpid()}"
+    stream, conf = tmp_path / "stream.bin", tmp_path / "tmux.conf"
+    stream.write_bytes(data)
+    conf.write_text("set -g status off\nset -g escape-time 0\nset -g history-limit 0\n")
+
+    def tmux(*args: str) -> str:
+        done = subprocess.run(["tmux", "-L", sock, "-f", str(conf), *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    tmux("new-session", "-d", "-s", "cc", "-x", str(cols), "-y", str(rows),
+         f"stty -opost -echo; cat {stream}; touch {stream}.done; sleep 60")
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "stream.bin.done").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        capture = tmux("capture-pane", "-e", "-p", "-N", "-t", "cc")
+        x, y, visible, alternate = tmux("display", "-p", "-t", "cc",
+                                        "#{cursor_x} #{cursor_y} #{cursor_flag} #{alternate_on}").split()
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+    return {"rows": rows, "cols": cols, "capture": capture.split("\n")[:rows],
+            "cursor": {"x": int(x), "y": int(y), "visible": visible == "1"}, "alternate": alternate == "1"}
+
+
+async def test_claude_code_screen_in_the_console_terminal_equals_tmux(crew, tmp_path):
+    """Claude Code's own bytes (synchronized output, bracketed paste, focus and keyboard-protocol
+    queries), taken from the shared PTY session, give the console's emulator the screen tmux gives."""
+    from crowdtui.terminal import Emulator
+    from tests.terminal.expected_screens import emulator_cells, parse_capture
+
+    standin = AnthropicStandIn([Turn(name="t", when="tell me", text="Here is **one** answer,\nover two lines.")],
+                               host=STANDIN_HOST, port=crew["port"]).start()
+    try:
+        info, container, screen = await start_quill(crew)
+        session = await crew["pool"].get(info.container_id)
+        session.write(b"tell me something")
+        await asyncio.sleep(0.5)
+        session.write(b"\r")
+        await wait_for(lambda: _async(standin.wait_used(1, 0)), 60, "the turn")
+        await asyncio.sleep(2)  # let it finish drawing the answer
+        data = bytes(screen.data)
+    finally:
+        standin.stop()
+    rows, cols = 40, 120
+    expected = await asyncio.to_thread(tmux_screen, data, rows, cols, tmp_path)
+    emu = Emulator(rows, cols)
+    emu.feed(data)
+    want = parse_capture(expected["capture"], rows, cols)
+    got = emulator_cells(emu)
+    differ = [(y, x, got[y][x], want[y][x]) for y in range(rows) for x in range(cols) if got[y][x] != want[y][x]]
+    assert not differ, f"{len(differ)} cells differ, first: {differ[:5]}"
+    assert "Here is" in "\n".join(expected["capture"])  # the answer is on the screen compared
+    assert emu.cursor == (expected["cursor"]["x"], expected["cursor"]["y"])
+    assert emu.alternate == expected["alternate"]
+
+
+async def _async(value):
+    return value
