@@ -17,6 +17,8 @@ Starting straight into the prompt (checked against the real binary, 2.1.333):
   ``crowd-claude`` moves the key (handed over by crowd-entry) to ``CROWD_ANTHROPIC_API_KEY``
   and ``~/.claude/settings.json`` names ``apiKeyHelper: printenv CROWD_ANTHROPIC_API_KEY``:
   a key from a helper is used without a dialog and nothing of it is written anywhere.
+- ``preferredNotifChannel: terminal_bell``: a permission or question prompt rings the
+  bell, which the console's attention watch counts as "needs me" (without it: no bell).
 - ``ENABLE_TOOL_SEARCH=false`` offers the MCP tools to the model directly (not behind a
   deferred tool search); ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`` and
   ``DISABLE_AUTOUPDATER=1`` stop side traffic a hardened container cannot make anyway.
@@ -92,6 +94,8 @@ class ClaudeCodeRunner(Runner):
         state = read_json(home, ".claude.json")
         state["hasCompletedOnboarding"] = True
         state.setdefault("theme", "dark")
+        # permission and question prompts ring the terminal bell: the console's "needs me"
+        state["preferredNotifChannel"] = "terminal_bell"
         if agent.permission_mode == "bypassPermissions":
             state["bypassPermissionsModeAccepted"] = True
         projects = state.get("projects") if isinstance(state.get("projects"), dict) else {}

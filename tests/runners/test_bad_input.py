@@ -77,21 +77,22 @@ def test_unknown_runner_on_the_command_line(workspace):
 
 
 def test_unreachable_npm_registry_is_one_line_and_nothing_cached(workspace, tmp_path, agent_image):
-    (workspace.root / "crowd.toml").write_text('[runners.codex]\nversion = "0.171.0"\n')
+    (workspace.root / "crowd.toml").write_text('[runners.codex]\nversion = "0.170.9"\n')  # never built here
     env = {"npm_config_registry": "http://127.0.0.1:9/", "npm_config_fetch_retries": "0",
            "npm_config_cache": str(tmp_path / "npm-cache"), "CROWD_CACHE": str(tmp_path / "cache")}
     out = cli(workspace, "image", "build", "--runner", "codex", env=env)
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()
     assert len(last) == 1, out.stderr
-    assert last[0].startswith("crowdtui: npm could not fetch @openai/codex@0.171.0-linux-x64 (")
+    assert last[0].startswith("crowdtui: npm could not fetch @openai/codex@0.170.9-linux-x64 (")
     assert last[0].endswith("check that the registry (`npm config get registry`) is reachable from this "
                             "machine, then retry")
     pkg = runner_named("codex").packages[0]
-    assert not (tmp_path / "cache" / "npm" / tarball_name(pkg, "0.171.0")).exists()
+    assert not (tmp_path / "cache" / "npm" / tarball_name(pkg, "0.170.9")).exists()
 
 
 def test_no_npm_at_all(workspace, tmp_path):
+    (workspace.root / "crowd.toml").write_text('[runners.gemini]\nversion = "0.60.9"\n')  # never built here
     out = cli(workspace, "image", "build", "--runner", "gemini",
               env={"CROWD_NPM": "npm-that-is-not-here", "CROWD_CACHE": str(tmp_path / "cache")})
     assert out.returncode != 0

@@ -268,3 +268,53 @@ async def test_claude_code_screen_in_the_console_terminal_equals_tmux(crew, tmp_
 
 async def _async(value):
     return value
+
+
+async def test_a_permission_prompt_counts_as_needs_me(workspace, store, claude_image, docker_client):
+    """A tool the definition did not pre-approve stops Claude Code at its permission prompt; the
+    console's attention watch (fed the same terminal bytes) says the agent waits for the operator."""
+    from crowdtui.runtime.pty import SessionPool
+    from crowdtui.secrets import Vault
+    from crowdtui.tui.attention import AttentionWatch
+
+    port = free_port(STANDIN_HOST)
+    write_agent(workspace, port, permission_mode="default")
+    roster = load_roster(workspace)
+    assert not roster.errors, roster.problems
+    await sync_roster(store, roster)
+    await Vault.open(workspace, store).set("ANTHROPIC_API_KEY", KEY)
+    hub = Hub(workspace, store)
+    await hub.start()
+    crew = {"port": port, "roster": roster, "hub": hub, "runtime": Runtime(workspace, store=store),
+            "pool": SessionPool(docker_client)}
+    standin = AnthropicStandIn([Turn(name="b", when="make a file", tool="Bash",
+                                     input={"command": "touch /tmp/made-by-quill", "description": "make a file"})],
+                               host=STANDIN_HOST, port=port).start()
+    try:
+        info, container, screen = await start_quill(crew)
+        watch = AttentionWatch(idle_after=3600)
+        watch.prime(bytes(screen.data), 0)
+        seen = len(screen.data)
+        session = await crew["pool"].get(info.container_id)
+        session.write(b"make a file")
+        await asyncio.sleep(0.5)
+        session.write(b"\r")
+
+        async def asked():
+            nonlocal seen
+            chunk = bytes(screen.data[seen:])
+            seen += len(chunk)
+            watch.feed(chunk, 1)
+            return watch.reason(2) == "rang the bell" and "proceed?" in screen.text()
+
+        try:
+            await wait_for(asked, 60, "the permission prompt and its bell")
+        except AssertionError:
+            raise AssertionError(f"screen: {screen.text()[-1500:]!r}") from None
+        code, _ = await asyncio.to_thread(container.exec_run, ["test", "-e", "/tmp/made-by-quill"])
+        assert code != 0  # nothing ran before the operator answered
+    finally:
+        standin.stop()
+        await crew["pool"].close()
+        await crew["runtime"].remove("quill")
+        await hub.stop()
