@@ -92,8 +92,8 @@ def _npm() -> str:
 def _npm_failure(spec: str, output: str) -> ImageError:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     codes = [ln for ln in lines if re.match(r"npm (ERR!|error) code ", ln)]
-    detail = next((ln.split(None, 2)[-1] for ln in lines if re.match(r"npm (ERR!|error) (request to|network|errno)", ln)),
-                  codes[0].split()[-1] if codes else (lines[-1] if lines else "no output"))
+    network = [ln.split(None, 2)[-1] for ln in lines if re.match(r"npm (ERR!|error) (request to|network|errno)", ln)]
+    detail = network[0] if network else (codes[0].split()[-1] if codes else (lines[-1] if lines else "no output"))
     if any(c.endswith(("E404", "ETARGET")) for c in codes):
         return ImageError(f"npm has no {spec}; check the version pinned in crowd.toml ([runners.*]) "
                           "or run `crowdtui image build --runner NAME --upgrade`")

@@ -32,7 +32,8 @@ def test_unknown_runner_and_wrong_permission_mode_are_located_problems(workspace
         "agents/a/AGENT.md:2: key 'runner': 'cursor' is not one of script, claude-code, codex, gemini",
         "agents/b/AGENT.md:3: key 'permission_mode': 'yolo' is not a permission mode of runner claude-code; "
         "give one of default, acceptEdits, plan, auto, dontAsk, bypassPermissions",
-        "agents/c/AGENT.md:2: key 'base_url': 'ftp://x' is not an http(s) URL; give e.g. https://gateway.example.com:8443",
+        "agents/c/AGENT.md:2: key 'base_url': 'ftp://x' is not an http(s) URL; "
+        "give e.g. https://gateway.example.com:8443",
     ]
     assert not roster.agents
 
@@ -134,5 +135,6 @@ def test_init_with_claude_code_gives_a_loadable_claude_code_member(tmp_path):
     assert not roster.problems and roster.get("claude").runner == "claude-code"
     bad = subprocess.run([sys.executable, "-m", "crowdtui", "init", str(tmp_path / "x"), "--with", "cursor"],
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.strip() == "crowdtui: no sample for runner 'cursor'; --with takes claude-code"
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "crowdtui: no sample for runner 'cursor'; --with takes claude-code"
     assert not (tmp_path / "x").exists()
