@@ -42,10 +42,11 @@ def test_claude_example_is_valid_and_not_in_the_sample(tmp_path):
     roster = load_roster(tmp_path)
     assert roster.problems == []
     claude = roster.get("claude")
-    assert claude.command == ("claude",)
+    # issue 11: the runner brings the command, image, secret and egress
+    assert claude.runner == "claude-code" and claude.command is None and claude.image is None
     assert claude.launch == "manual"
-    assert claude.secrets == ("ANTHROPIC_API_KEY",)
-    assert claude.tools == ("Read", "Grep", "Glob", "Edit", "Bash")
+    assert claude.secrets == ()
+    assert claude.tools == ("mcp__crowd", "Read", "Grep", "Glob")
 
 
 def test_every_key_is_read(tmp_path):
