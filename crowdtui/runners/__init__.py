@@ -130,6 +130,10 @@ class Runner:
     def seed_home(self, home: AgentFolder, agent: AgentDef, settings: dict[str, Any]) -> None:
         """Write the program's configuration into the agent's home (before each start)."""
 
+    def notice_keys(self, line: str) -> bytes:
+        """What the hub types to announce new inbox items: the line and Enter."""
+        return (line + "\r").encode()
+
 
 _REGISTRY: dict[str, Runner] = {}
 

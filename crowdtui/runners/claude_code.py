@@ -23,6 +23,9 @@ Starting straight into the prompt (checked against the real binary, 2.1.333):
   deferred tool search); ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`` and
   ``DISABLE_AUTOUPDATER=1`` stop side traffic a hardened container cannot make anyway.
 
+The hub's inbox notice is typed after Ctrl+S (stash the operator's half-typed draft; Claude
+Code restores it after the notice is submitted).
+
 Flags: ``model`` -> ``--model``; ``tools`` -> ``--allowedTools`` (pre-approved, e.g.
 ``mcp__crowd`` for every crowd tool); ``permission_mode`` -> ``--permission-mode``. The
 persona is mounted as ``~/.claude/CLAUDE.md`` (Claude Code's user memory) and also given
@@ -89,6 +92,11 @@ class ClaudeCodeRunner(Runner):
         if agent.permission_mode:
             cmd += ["--permission-mode", agent.permission_mode]
         return cmd
+
+    def notice_keys(self, line: str) -> bytes:
+        """Ctrl+S first: Claude Code stashes a half-typed draft ("draft stashed"), the notice is
+        submitted on its own, and the draft comes back after the submit ("draft restored")."""
+        return b"\x13" + (line + "\r").encode()
 
     def seed_home(self, home: AgentFolder, agent: AgentDef, settings: dict[str, Any]) -> None:
         state = read_json(home, ".claude.json")

@@ -318,3 +318,52 @@ async def test_a_permission_prompt_counts_as_needs_me(workspace, store, claude_i
         await crew["pool"].close()
         await crew["runtime"].remove("quill")
         await hub.stop()
+
+
+def screen_lines(data: bytes, rows: int = 40, cols: int = 120) -> list[str]:
+    """The screen as the console's emulator shows it, line by line."""
+    from crowdtui.terminal import Emulator
+
+    emu = Emulator(rows, cols)
+    emu.feed(data)
+    return ["".join(c.data for c in emu.line(y)).rstrip() for y in range(rows)]
+
+
+async def test_the_notice_keeps_a_half_typed_operator_line(crew, store):
+    """The operator has typed half a line into Claude Code's prompt when a message arrives: the
+    hub's notice is submitted on its own, and the operator's draft is back in the prompt after."""
+    from crowdtui.hub.announce import Announcer, pty_typist
+    from crowdtui.hub.directory import Directory, roster_definitions
+
+    standin = AnthropicStandIn([Turn(name="n", when="call get_messages", text="Noted, reading later.")],
+                               host=STANDIN_HOST, port=crew["port"]).start()
+    announcer = None
+    try:
+        info, container, screen = await start_quill(crew)
+        session = await crew["pool"].get(info.container_id)
+        session.write(b"half typed by the operator")
+        await asyncio.sleep(1)
+        directory = Directory(store, roster_definitions(crew["hub"].workspace))
+        announcer = asyncio.create_task(Announcer(store, directory, pty_typist(crew["runtime"], crew["pool"]),
+                                                  min_interval=0.5).run())
+        await asyncio.sleep(0.5)
+        await store.send_message("operator", "quill", "a message while you type")
+        await wait_for(lambda: _async(standin.wait_used(1, 0)), 60, "the notice's turn")
+        [first] = standin.main_requests()[:1]
+        asked = last_user_text(first["body"])
+        assert "[crowd] 1 new message from operator: call get_messages" in asked
+        assert "half typed" not in asked
+
+        async def draft_back():
+            lines = screen_lines(bytes(screen.data))
+            return any("Noted, reading later." in ln for ln in lines) and \
+                any(ln.startswith("❯") and "half typed by the operator" in ln for ln in lines)
+
+        try:
+            await wait_for(draft_back, 30, "the draft back in the prompt")
+        except AssertionError:
+            raise AssertionError("\n".join(screen_lines(bytes(screen.data)))) from None
+    finally:
+        if announcer is not None:
+            announcer.cancel()
+        standin.stop()
