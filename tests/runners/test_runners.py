@@ -138,3 +138,34 @@ def test_init_with_claude_code_gives_a_loadable_claude_code_member(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == "crowdtui: no sample for runner 'cursor'; --with takes claude-code"
     assert not (tmp_path / "x").exists()
+
+
+def test_upgrade_pins_move_in_crowd_toml_and_keep_everything_else(tmp_path):
+    from crowdtui.runners import runner_named
+    from crowdtui.runtime.runner_image import pin_versions
+
+    toml = tmp_path / "crowd.toml"
+    toml.write_text('[workspace]\nname = "w"\n\n[runners.gemini]\nversion = "0.1.0"  # old\n\n[hub]\nhttp_port = 0\n')
+    pin_versions(toml, runner_named("gemini"), {"version": "0.61.0", "node_version": "22.23.5"})
+    pin_versions(toml, runner_named("claude-code"), {"version": "2.1.333"})
+    import tomllib
+
+    data = tomllib.loads(toml.read_text())
+    assert data["workspace"] == {"name": "w"} and data["hub"] == {"http_port": 0}
+    assert data["runners"]["gemini"] == {"version": "0.61.0", "node_version": "22.23.5"}
+    assert data["runners"]["claude-code"] == {"version": "2.1.333"}
+
+
+def test_a_cached_package_is_never_fetched_again(tmp_path, monkeypatch):
+    from crowdtui.runners import runner_named
+    from crowdtui.runtime.runner_image import fetch_package, tarball_name
+
+    monkeypatch.setenv("CROWD_CACHE", str(tmp_path))
+    monkeypatch.setenv("CROWD_NPM", "no-npm-here")  # any npm call would fail
+    pkg = runner_named("claude-code").packages[0]
+    cached = tmp_path / "npm" / tarball_name(pkg, "9.9.9")
+    cached.parent.mkdir()
+    cached.write_bytes(b"tarball")
+    lines = []
+    assert fetch_package(pkg, "9.9.9", lines.append) == cached
+    assert lines == ["@anthropic-ai/claude-code-linux-x64@9.9.9: cached (0 MB)"]
