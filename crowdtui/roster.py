@@ -3,7 +3,8 @@
 Each ``agents/<path>/AGENT.md`` is Markdown with YAML front matter: Claude Code's
 subagent keys (name, description, tools, model) plus crowd keys (image, command,
 mounts, env, secrets, network, egress, resources, launch, shutdown, grants,
-capabilities, workspace, announce). The body is the agent's persona. Folder depth is
+capabilities, workspace, announce) and the runner keys (runner, permission_mode,
+base_url; see crowdtui.runners). The body is the agent's persona. Folder depth is
 the tier (``agents/x/AGENT.md`` is tier 0); an AGENT.md in a folder below another
 agent's folder is that agent's child. ``skills/<name>/SKILL.md`` beside an AGENT.md
 are that agent's skills.
@@ -41,6 +42,15 @@ LAUNCH_POLICIES = ("manual", "on_task", "always", "per_message")
 SHUTDOWN_POLICIES = ("manual", "inbox_empty", "idle")
 NETWORK_POLICIES = ("none", "allowlist", "open")
 WORKSPACE_MODES = ("ro", "rw")
+# The programs an agent can be (one module each in crowdtui.runners; "script" is crowd-agent)
+# and the permission modes each accepts (its own words, passed to its flag).
+RUNNERS = ("script", "claude-code", "codex", "gemini")
+PERMISSION_MODES: dict[str, tuple[str, ...]] = {
+    "script": (),
+    "claude-code": ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions"),
+    "codex": ("untrusted", "on-failure", "on-request", "never"),
+    "gemini": ("default", "auto_edit", "yolo"),
+}
 
 AGENT_FILE = "AGENT.md"
 SKILL_FILE = "SKILL.md"
@@ -104,6 +114,10 @@ class AgentDef:
     capabilities: tuple[str, ...] = ()  # Linux capabilities to keep (all others dropped)
     workspace_mode: str = "ro"  # how /workspace is mounted
     announce: bool = True  # type a notice into the terminal when the inbox gets an item
+    # runner keys (crowdtui.runners): the program the agent is, and how it is driven
+    runner: str = "script"
+    permission_mode: str | None = None  # the runner's own mode name; None: its default
+    base_url: str | None = None  # the model API (a gateway); None: crowd.toml's, else the vendor's
     persona: str = ""  # Markdown body, mounted as CLAUDE.md
     skills: dict[str, str] = field(default_factory=dict)  # skill name -> SKILL.md text
 
@@ -419,6 +433,16 @@ def _grants(value: Any, node: yaml.Node) -> tuple[str, ...]:
     return items
 
 
+_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?")
+
+
+def _base_url(value: Any, node: yaml.Node) -> str:
+    text = _text(value, node, "a URL like https://gateway.example.com")
+    if not _URL_RE.fullmatch(text.strip()):
+        raise _Invalid(node, f"{text!r} is not an http(s) URL; give e.g. https://gateway.example.com:8443")
+    return text.strip().rstrip("/")
+
+
 def _bool(value: Any, node: yaml.Node) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(node, f"{_kind(value)} is not allowed; give true or false")
@@ -446,6 +470,9 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "capabilities": ("capabilities", _capabilities),
     "workspace": ("workspace_mode", lambda v, n: _choice(v, n, WORKSPACE_MODES)),
     "announce": ("announce", _bool),
+    "runner": ("runner", lambda v, n: _choice(v, n, RUNNERS)),
+    "permission_mode": ("permission_mode", lambda v, n: _text(v, n, "a permission mode")),
+    "base_url": ("base_url", _base_url),
 }
 KNOWN_KEYS = tuple(_KEYS)
 
@@ -568,6 +595,15 @@ def _parse_file(path: Path, rel_file: str, folder: tuple[str, ...]) -> _Parsed:
             ok = False
         if key == "name":
             parsed.name_line = line
+    mode = fields.get("permission_mode")
+    if ok and mode is not None:
+        runner = fields.get("runner", "script")
+        allowed = PERMISSION_MODES[runner]
+        if mode not in allowed:
+            fail(seen["permission_mode"], "permission_mode",
+                 f"{mode!r} is not a permission mode of runner {runner}; "
+                 + (f"give one of {', '.join(allowed)}" if allowed else "remove the key (the scripted agent has none)"))
+            ok = False
     if ok:
         parsed.fields = fields
     return parsed

@@ -3,6 +3,8 @@
 #   1. .venv with crowdtui installed (re-installed only when pyproject.toml changes)
 #   2. a Docker engine that answers (as root with apt: installs docker.io, starts dockerd)
 #   3. the agent image (built with no registry; reused when its inputs are unchanged)
+#   4. the claude-code runner image (Claude Code fetched once with the host's npm, cached by
+#      version; a layer on the agent image)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -44,6 +46,9 @@ fi
 if ! command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     need_apt+=(debootstrap)
 fi
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    need_apt+=(npm)  # the host's npm fetches runner packages (Claude Code) for their images
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     step "installing Debian packages: ${need_apt[*]} (about a minute)"
     export DEBIAN_FRONTEND=noninteractive
@@ -64,3 +69,9 @@ step "Docker engine answers"
 # --- 3. agent image ---------------------------------------------------------
 step "agent image"
 .venv/bin/crowdtui image build
+
+# --- 4. the claude-code runner image ----------------------------------------
+# The acceptance tests drive the real `claude` binary. Fetched once (~190 MB) with this
+# machine's npm and kept under ~/.cache/crowdtui/npm; later runs reuse the image.
+step "claude-code runner image"
+.venv/bin/crowdtui image build --runner claude-code

@@ -1,4 +1,4 @@
-"""CLI: ``crowdtui image build|ls|tag`` — the agent image, built without a registry."""
+"""CLI: ``crowdtui image build|ls|tag`` — the agent image (and runners' images), built without a registry."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ def register(sub) -> None:
     )
     b.add_argument("--force", action="store_true",
                    help="rebuild everything, including the root filesystem")
+    b.add_argument("--runner", metavar="NAME", default=None,
+                   help="also put a runner's program in a layer on top (claude-code, codex, gemini); its "
+                   "npm packages are fetched on this machine with its own npm and cached by version")
+    b.add_argument("--upgrade", action="store_true",
+                   help="with --runner: move the runner's pinned versions in crowd.toml to the newest")
     b.set_defaults(func=cmd_build)
 
     ls = isub.add_parser("ls", help="list agent and base images in the engine")
@@ -50,9 +55,45 @@ def cmd_build(args) -> int:
     from crowdtui.runtime.engine import connect
     from crowdtui.runtime.image import ensure_image
 
+    if args.runner is not None or args.upgrade:
+        return _build_runner(args)
     client = connect(timeout=600)
     try:
         print(ensure_image(client, progress=_progress, force=args.force))
+        return 0
+    finally:
+        client.close()
+
+
+def _build_runner(args) -> int:
+    """``image build --runner NAME [--upgrade]``: pins from the workspace's crowd.toml (if any)."""
+    from crowdtui.errors import WorkspaceNotFound
+    from crowdtui.runners import runner_named, runner_settings
+    from crowdtui.runtime.engine import connect
+    from crowdtui.runtime.runner_image import ensure_runner_image, newest_versions, pin_versions
+    from crowdtui.workspace import CONFIG_NAME, find_workspace
+
+    if args.runner is None:
+        print("crowdtui image build: --upgrade needs --runner NAME", file=sys.stderr)
+        return 2
+    runner = runner_named(args.runner)
+    try:
+        ws = find_workspace(getattr(args, "workspace", None))
+    except WorkspaceNotFound:
+        ws = None
+    if args.upgrade:
+        if ws is None:
+            print("crowdtui image build --upgrade: no workspace here to pin versions in; run it in a "
+                  "workspace or pass --workspace DIR", file=sys.stderr)
+            return 2
+        pins = newest_versions(runner)
+        pin_versions(ws.root / CONFIG_NAME, runner, pins)
+        _progress(f"pinned in {CONFIG_NAME}: " + ", ".join(f"{k} = {v}" for k, v in pins.items()))
+        ws = find_workspace(ws.root)
+    settings = runner_settings(ws.config if ws else None, runner.name)
+    client = connect(timeout=1800)
+    try:
+        print(ensure_runner_image(client, runner, settings, progress=_progress, force=args.force))
         return 0
     finally:
         client.close()

@@ -142,7 +142,7 @@ async def cmd_ls(args) -> int:
             "exit_code": info.exit_code if info else None,
             "oom_killed": bool(info and info.oom_killed),
             "unread": int(unread.get(name, 0)),
-            "image": info.image if info else ((d.image if d else None) or default_image),
+            "image": info.image if info else (runtime.image_for(d) if d else default_image),
             "container": info.short_id if info else None,
             "defined": d is not None,
             "registered": reg is not None,

@@ -37,6 +37,16 @@ def notice_text(count: int, senders: list[str], high: bool) -> str:
     return _UNSAFE.sub("", line)[:200]
 
 
+def notice_keys(definition: Any, line: str) -> bytes:
+    """The keys that type ``line`` into the agent's prompt and submit it (its runner knows how
+    to keep a half-typed operator line out of it); a plain line and Enter without a definition."""
+    if definition is not None and hasattr(definition, "runner"):
+        from crowdtui.runners import runner_for
+
+        return runner_for(definition).notice_keys(line)
+    return (line + "\r").encode()
+
+
 @dataclass
 class _Pending:
     count: int = 0
@@ -91,7 +101,7 @@ class Announcer:
                 continue
             line = notice_text(p.count, p.senders, p.high)
             try:
-                ok = await self.typist(agent, (line + "\r").encode())
+                ok = await self.typist(agent, notice_keys(self.directory.definition(agent), line))
             except Exception as exc:
                 log.info("could not announce to %s: %s", agent, exc)
                 ok = False

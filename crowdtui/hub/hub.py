@@ -53,6 +53,15 @@ class Door:
     calls: asyncio.Semaphore | None = None  # the agent's calls running at once, over all its connections
 
 
+def _with_runner(definition, workspace):
+    """The definition with its runner's egress (model API) folded in (crowdtui.runners.effective)."""
+    if definition is None or not hasattr(definition, "runner"):
+        return definition
+    from crowdtui.runners import effective
+
+    return effective(definition, getattr(workspace, "config", None))
+
+
 def write_mcp_config(folder: AgentFolder) -> Path:
     """Point the agent's MCP client (Claude Code reads ``~/.mcp.json``) at the bridge.
 
@@ -230,7 +239,8 @@ class Hub:
         finally:
             await self.record_findings(home)
         try:  # the egress door (only for network: allowlist); a bad list must not keep the MCP door shut
-            await self.egress.open_door(self.directory.definition(agent) or _NoDefinition(agent))
+            await self.egress.open_door(_with_runner(self.directory.definition(agent), self.workspace)
+                                        or _NoDefinition(agent))
         except Exception as exc:
             log.warning("could not open the egress door of %s: %s", agent, exc)
         await self._event("hub.door_opened", agent, {"socket": str(path)})

@@ -25,6 +25,7 @@ from typing import Any
 from crowdtui.agent_folder import AGENT_GID, AGENT_UID, finding_event, home_folder, ipc_folder
 from crowdtui.errors import CrowdError
 from crowdtui.roster import AgentDef
+from crowdtui.runners import effective, runner_for, runner_settings
 from crowdtui.runtime import labels
 from crowdtui.runtime.disk import ensure_home_disk
 from crowdtui.workspace import Workspace
@@ -237,7 +238,20 @@ class Runtime:
         return str(self.workspace.setting("runtime", "image", "") or "") or image_tag()
 
     def image_for(self, agent: AgentDef) -> str:
-        return agent.image or self.default_image()
+        """``image:`` when given; else the runner's image (its program on the agent image), else
+        the default agent image."""
+        if agent.image:
+            return agent.image
+        runner = runner_for(agent)
+        if runner.packages:
+            from crowdtui.runtime.runner_image import runner_image_tag
+
+            return runner_image_tag(runner, runner_settings(self.workspace.config, runner.name))
+        return self.default_image()
+
+    def effective(self, agent: AgentDef) -> AgentDef:
+        """The definition with its runner's secret, egress and network folded in."""
+        return effective(agent, self.workspace.config)
 
     def container_config(self, agent: AgentDef, secrets: dict[str, str] | None = None) -> dict[str, Any]:
         """The keyword arguments for ``client.containers.create`` (pure: touches nothing).
@@ -256,6 +270,9 @@ class Runtime:
 
         ws = self.workspace
         name = check_name(agent.name)
+        agent = self.effective(agent)
+        runner = runner_for(agent)
+        settings = runner_settings(ws.config, runner.name)
         mounts = [
             Mount(HOME, str(ws.home_dir(name)), type="bind", read_only=False),
             Mount(IPC, str(ws.ipc_dir(name)), type="bind", read_only=False),
@@ -273,7 +290,7 @@ class Runtime:
                     mounts.append(Mount(f"{WORKSPACE_MOUNT}/{guarded}", str(ws.root / guarded),
                                         type="bind", read_only=True))
         mounts += [
-            Mount(f"{HOME}/CLAUDE.md", str(self.persona_dir(name) / "CLAUDE.md"), type="bind",
+            Mount(runner.persona_target, str(self.persona_dir(name) / runner.persona_file), type="bind",
                   read_only=True),
         ]
         if agent.skills:
@@ -286,6 +303,7 @@ class Runtime:
             mounts.append(Mount(m.target, str(source), type="bind", read_only=m.mode != "rw"))
 
         env = {
+            **runner.environment(agent, settings),
             **agent.env,
             "CROWD_AGENT": name,
             "CROWD_WORKSPACE": WORKSPACE_MOUNT,
@@ -299,7 +317,7 @@ class Runtime:
             env.update({key: PROXY_URL for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")})
             env.update({"NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1",
                         "CROWD_EGRESS": f"{IPC}/{EGRESS_SOCKET}"})
-        command = list(agent.command) if agent.command else None
+        command = list(agent.command) if agent.command else runner.command(agent, settings)
         if needs_entry(agent):
             command = [ENTRY, *(command or [])]
         res = agent.resources
@@ -330,6 +348,8 @@ class Runtime:
             "log_config": {"type": "json-file", "config": {"max-size": LOG_MAX_SIZE, "max-file": "3"}},
             "detach": True,
         }
+        if runner.working_dir:
+            config["working_dir"] = runner.working_dir
         # the persona and skills are files, not settings: they count as configuration too
         hashed = {**config, "persona": agent.persona, "skills": agent.skills}
         digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
@@ -355,6 +375,9 @@ class Runtime:
         """
         ws = self.workspace
         name = check_name(agent.name)
+        agent = self.effective(agent)
+        runner = runner_for(agent)
+        persona_rel = _home_relative(runner.persona_target)
         persona = self.persona_dir(name)
         disk = ensure_home_disk(ws, name, agent.resources.disk)
         if disk.startswith("unlimited") and agent.resources.disk != "none":
@@ -366,9 +389,12 @@ class Runtime:
             home.ensure_dir(".claude")
             # The bind-mount targets inside the home: created here, owned by the agent, so the
             # engine never makes root-owned placeholders in a folder the agent must own.
-            home.ensure_file("CLAUDE.md")
+            if "/" in persona_rel:
+                home.ensure_dir(persona_rel.rsplit("/", 1)[0])
+            home.ensure_file(persona_rel)
             if agent.skills:
                 home.ensure_dir(".claude/skills")
+            runner.seed_home(home, agent, runner_settings(ws.config, runner.name))
         finally:
             if findings is not None:
                 findings.extend(home.findings + ipc.findings)
@@ -381,7 +407,7 @@ class Runtime:
             roster.mkdir(exist_ok=True)
         for folder in (persona, self.empty_dir()):  # ours: never mounted writable
             folder.mkdir(parents=True, exist_ok=True)
-        _write_in_place(persona / "CLAUDE.md", agent.persona)
+        _write_in_place(persona / runner.persona_file, agent.persona)
         skills = persona / "skills"
         if agent.skills:
             skills.mkdir(exist_ok=True)
@@ -447,9 +473,9 @@ class Runtime:
             return self._info(existing)  # already up (maybe started by another process)
         if existing is not None:
             self._discard(agent.name, existing)
-        self.prepare_host(agent, findings)
         config = self.container_config(agent)
-        self._ensure_image(config["image"])
+        self._ensure_image(config["image"], agent)  # before anything is made for the agent
+        self.prepare_host(agent, findings)
         if config["command"] == [ENTRY]:  # no command of its own: the image's, through crowd-entry
             image_cfg = self.client.images.get(config["image"]).attrs.get("Config") or {}
             config["command"] = [ENTRY, *(image_cfg.get("Cmd") or [])]
@@ -500,7 +526,7 @@ class Runtime:
         container.reload()
         return self._info(container)
 
-    def _ensure_image(self, image: str) -> None:
+    def _ensure_image(self, image: str, agent: AgentDef | None = None) -> None:
         from docker.errors import ImageNotFound
 
         try:
@@ -517,6 +543,12 @@ class Runtime:
                 return
             except ImageNotFound:
                 pass
+        runner = runner_for(agent) if agent is not None and not agent.image else None
+        if runner is not None and runner.packages:
+            raise ContainerFailed(
+                f"agent {agent.name}: the {runner.name} image {image} is not built; run "
+                f"`crowdtui image build --runner {runner.name}`"
+            )
         raise ContainerFailed(
             f"image {image} is not in the engine and cannot be pulled here; build or load it "
             "(`crowdtui image build` makes the default agent image)"
@@ -580,6 +612,7 @@ class Runtime:
         running = await _in_thread(self._running, agent.name)
         if running is not None:
             return running
+        agent = self.effective(agent)
         if secrets is None and agent.secrets:
             secrets = await self.reveal_secrets(agent)
         findings: list = []
@@ -623,6 +656,7 @@ class Runtime:
 
     async def restart(self, agent: AgentDef, *, secrets: dict[str, str] | None = None) -> ContainerInfo:
         """Stop and remove the container, then start a fresh one from the current definition."""
+        agent = self.effective(agent)
         if secrets is None and agent.secrets:
             secrets = await self.reveal_secrets(agent)  # before removing: a missing one changes nothing
         await _in_thread(self._remove_sync, agent.name)
@@ -690,6 +724,14 @@ async def _in_thread(fn, *args):
         raise ContainerFailed(f"the Docker engine refused: {exc.explanation or exc}") from exc
     except DockerException as exc:
         raise ContainerFailed(f"Docker: {exc}") from exc
+
+
+def _home_relative(target: str) -> str:
+    """``/home/agent/.claude/CLAUDE.md`` -> ``.claude/CLAUDE.md`` (a runner's persona path)."""
+    rel = target.removeprefix(HOME + "/")
+    if rel == target or not rel or ".." in rel.split("/"):
+        raise ContainerFailed(f"the persona path {target!r} is not inside {HOME}")
+    return rel
 
 
 def _write_in_place(path: Path, text: str) -> None:

@@ -42,10 +42,11 @@ def test_claude_example_is_valid_and_not_in_the_sample(tmp_path):
     roster = load_roster(tmp_path)
     assert roster.problems == []
     claude = roster.get("claude")
-    assert claude.command == ("claude",)
+    # issue 11: the runner brings the command, image, secret and egress
+    assert claude.runner == "claude-code" and claude.command is None and claude.image is None
     assert claude.launch == "manual"
-    assert claude.secrets == ("ANTHROPIC_API_KEY",)
-    assert claude.tools == ("Read", "Grep", "Glob", "Edit", "Bash")
+    assert claude.secrets == ()
+    assert claude.tools == ("mcp__crowd", "Read", "Grep", "Glob")
 
 
 def test_every_key_is_read(tmp_path):
@@ -173,7 +174,7 @@ def test_broken_files_are_each_reported_and_good_agents_load(tmp_path):
         "names must be unique, so this definition is not loaded",
         "agents/extra/AGENT.md:3: key 'colour': unknown key, ignored; known keys are name, "
         "description, tools, model, image, command, mounts, env, secrets, network, egress, "
-        "resources, launch, shutdown, grants, capabilities, workspace, announce",
+        "resources, launch, shutdown, grants, capabilities, workspace, announce, runner, permission_mode, base_url",
         "agents/huge/AGENT.md:1: the file is 1024 KiB; keep an AGENT.md under 1024 KiB (move long "
         "material into skills)",
         "agents/latin1/AGENT.md:2: not UTF-8 text (byte 0xe9 on this line); save the file as UTF-8",

@@ -1,0 +1,16 @@
+"""The scripted agent (``runner: script``, the default): the image's own ``crowd-agent``.
+
+It reads ``~/CLAUDE.md`` and reaches the hub through ``~/.mcp.json`` (written by the hub
+when it opens the agent's door); it needs no secret, no egress and no packages.
+"""
+
+from __future__ import annotations
+
+from crowdtui.runners import Runner, register
+
+
+class ScriptRunner(Runner):
+    name = "script"
+
+
+RUNNER = register(ScriptRunner())
