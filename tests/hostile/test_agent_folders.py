@@ -243,3 +243,35 @@ async def test_a_writable_workspace_cannot_plant_a_roster_of_its_own(workspace, 
         assert workspace.agents_dir.is_dir() and not workspace.agents_dir.is_symlink()
     finally:
         await runtime.remove("rw")
+
+
+@pytest.mark.parametrize("runner, planted", [
+    ("claude-code", (".claude.json", ".claude/settings.json", ".mcp.json")),
+    ("codex", (".codex/config.toml",)),
+    ("gemini", (".gemini/settings.json",)),
+])
+def test_what_runners_seed_never_follows_a_planted_link(workspace, host_secret, runner, planted):
+    """Runners seed their program's settings into the home (crowdtui.runners): a link the
+    agent left at any of those paths, or in place of their folders, is replaced, never read
+    or written through; the host file stays as it was and each is a finding."""
+    from crowdtui.roster import AgentDef
+    from crowdtui.runtime.containers import Runtime
+
+    home = workspace.home_dir("mole")
+    home.mkdir(parents=True)
+    before = snapshot(host_secret)
+    for rel in planted:
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (home / rel).symlink_to(host_secret)
+    folder = home / ("." + runner.split("-")[0] + "-linked")
+    folder.symlink_to(host_secret.parent)  # and a linked folder beside them, never walked
+    definition = AgentDef(name="mole", file=workspace.agents_dir / "mole" / "AGENT.md", rel_path="mole", tier=0,
+                          runner=runner)
+    findings: list = []
+    Runtime(workspace).prepare_host(definition, findings)
+    assert snapshot(host_secret) == before
+    seeded = [rel for rel in planted if rel != ".mcp.json"]
+    for rel in seeded:
+        text = (home / rel).read_text()
+        assert not (home / rel).is_symlink() and "c2VjcmV0OnRva2Vu" not in text and "registry.example" not in text
+    assert {f.path for f in findings} >= set(seeded), findings
