@@ -15,21 +15,10 @@ from mcp.shared.exceptions import MCPError
 
 from crowdtui.hub.tools import CONFLICT, DENIED
 from crowdtui.hub.unix_transport import unix_client
-from tests.hub.conftest import CREW, crew_definitions, structured
+from tests.hub.conftest import crew_definitions, store, structured  # noqa: F401 (store: the fixture)
 
 OPERATORS_TEXT = "Only the operator grants access to production.\n"
 AGENTS_TEXT = "Every agent may grant itself access to production.\n"
-
-
-@pytest.fixture
-async def store(workspace):
-    from qms import Store
-
-    s = await Store.open(workspace.db_path)
-    for name, rel, tier, parent, _ in CREW:
-        await s.upsert_agent(name, path=rel, tier=tier, parent=parent, description=f"the {name}")
-    yield s
-    await s.close()
 
 
 @pytest.fixture
