@@ -15,7 +15,10 @@ Why these numbers:
     ``get_messages(limit=500)`` of 64 KiB messages is 60+ MiB and is refused (ask for fewer).
   * ``calls_per_door`` calls of one agent run at once (the rest wait unread in the
     socket): the memory one agent can hold in answers being built is this times the
-    largest answer a tool builds.
+    largest answer a tool builds. A session's notification stream
+    (``subscriptions/listen``, open for the session's life) is no call: real clients
+    (Claude Code) keep one per session, and two sessions would otherwise take every place.
+    ``streams_per_connection`` bounds them instead.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Limits:
     connections_total: int = 1024  # all doors (MCP + egress, an egress connection counts 2)
     fd_reserve: int = 256  # descriptors kept for the store, Docker, terminals, HTTP
     calls_per_door: int = 2  # an agent's calls running at once; further requests wait unread
+    streams_per_connection: int = 2  # subscriptions/listen streams of one session (take no call place)
     idle_timeout: float = 300.0  # seconds without a complete request (and none running): closed
     slow_reader_timeout: float = 10.0  # seconds an answer may wait for the client to read it
     max_request: int = MAX_DOCUMENT_BYTES + 256 * KIB  # one JSON-RPC line (request)

@@ -59,6 +59,11 @@ def connect_unix(path: Path) -> socket.socket:
     return sock
 
 
+# Requests that open a stream for the session's life instead of making a call (MCP 2.x:
+# a client's notification stream). They take no call place; a few per connection at most.
+STREAMS = frozenset({"subscriptions/listen"})
+
+
 def _error_line(code: int, message: str, msg_id: Any = None) -> bytes:
     return (json.dumps({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}) + "\n").encode()
 
@@ -249,6 +254,7 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
     write_send, write_recv = create_context_streams[SessionMessage](0)
     out = LineWriter(writer, limits.slow_reader_timeout)
     running = _Calls(calls if calls is not None else asyncio.Semaphore(limits.calls_per_door))
+    streams: set[str] = set()  # ids of this connection's open notification streams
     max_line = limits.max_request
     last_request = time.monotonic()
     closing = False  # closed as idle: lines read after that are not run (the peer may send them again)
@@ -283,7 +289,17 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
                     await out.send(_error_line(-32600, "invalid request: not a JSON-RPC 2.0 message (needs jsonrpc, method or result/error)", _request_id(line)))
                     continue
                 del line
-                if isinstance(message, types.JSONRPCRequest):
+                if isinstance(message, types.JSONRPCRequest) and message.method in STREAMS:
+                    # a session's notification stream: open for the session's life, not a call
+                    streams.add(str(message.id))
+                    if len(streams) > limits.streams_per_connection:
+                        streams.discard(str(message.id))
+                        report("too_many_streams", limit=limits.streams_per_connection)
+                        await out.send(_error_line(
+                            -32600, f"at most {limits.streams_per_connection} {message.method} per connection; "
+                                    "open another connection for another session", message.id))
+                        continue
+                elif isinstance(message, types.JSONRPCRequest):
                     await running.take(message.id)
                     if closing:
                         break
@@ -310,6 +326,9 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
                     data = exc.line.rstrip(b"\n")
                 if isinstance(message, (types.JSONRPCResponse, types.JSONRPCError)):
                     answered = message.id
+                    if str(answered) in streams:  # a stream ended: it held no call place
+                        streams.discard(str(answered))
+                        answered = None
                 else:
                     answered = None
                 del message

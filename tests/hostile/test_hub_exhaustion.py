@@ -417,3 +417,28 @@ async def test_egress_door_caps_connections_and_cuts_readers_that_do_not_read(st
     await asyncio.sleep(1.5)
     refusals = [e for e in await events(hub.db, "hub.refused") if e.detail["door"] == "egress"]
     assert sum(e.detail["refused"] for e in refusals) == 30 - 7 and len(refusals) <= 4, refusals
+
+
+async def test_notification_streams_take_no_call_place_and_are_bounded_per_connection(start_hub):
+    """Real MCP clients (Claude Code) open a `subscriptions/listen` stream as a session starts,
+    before `initialize`; the SDK holds it open. With three such sessions of one agent open, a
+    fourth session's calls are still answered (streams take no call place), and one
+    connection cannot open streams without bound."""
+    hub = start_hub()
+    held = []
+    for k in range(3):
+        reader, writer = await asyncio.open_unix_connection(hub.paths["a"])
+        writer.write(line({"jsonrpc": "2.0", "id": f"listen:{k}", "method": "subscriptions/listen", "params": {}}))
+        await writer.drain()
+        held.append((reader, writer))
+    reader, writer = await session(hub.paths["a"])
+    reply = await answer(reader, writer, 1, "discover_agents", {}, timeout=5.0)
+    assert "result" in reply, reply
+    r, w = await asyncio.open_unix_connection(hub.paths["a"])
+    w.write(b"".join(line({"jsonrpc": "2.0", "id": f"more:{k}", "method": "subscriptions/listen", "params": {}})
+                     for k in range(3)))
+    await w.drain()
+    refused = json.loads(await asyncio.wait_for(r.readline(), 10))  # the third stream on one connection
+    assert refused["id"] == "more:2" and "at most 2" in refused["error"]["message"], refused
+    for _, wr in held + [(reader, writer), (r, w)]:
+        wr.close()
