@@ -145,3 +145,13 @@ def runtime_actions(runtime: Any, store: Any, definitions: Callable[[str], Any])
         return info
 
     return start, stop
+
+
+def runtime_probe(runtime: Any) -> Callable[[str], Awaitable[str | None]]:
+    """The engine's status of an agent's container ("running", "paused", "exited"...), or None."""
+
+    async def probe(name: str) -> str | None:
+        container = await runtime.container(name)
+        return None if container is None else container.status
+
+    return probe
