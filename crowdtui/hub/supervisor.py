@@ -43,6 +43,8 @@ CRASH_LOOP_FAILURES = 5
 CRASH_LOOP_WINDOW = 600.0
 #: an agent with an unread message older than this (seconds) is stuck
 STUCK_AFTER = 300.0
+#: agents that stopped running this many seconds before the engine went away went with it
+ENGINE_SHUTDOWN_WINDOW = 30.0
 #: how often (seconds) running agents are checked for being stuck
 STUCK_CHECK_EVERY = 2.0
 
@@ -107,6 +109,7 @@ class Supervisor:
         self.engine_down = False
         self.engine_lost: dict[str, str] = {}  # agents to start when the engine answers -> reason
         self.running: set[str] = set()
+        self.went_down: dict[str, float] = {}  # agent -> when it last stopped running
         self.stuck: dict[str, str] = {}
         self._next_stuck_check = 0.0
 
@@ -176,6 +179,8 @@ class Supervisor:
         self.stuck.pop(name, None)
         if state not in DOWN:
             return
+        if was_running:
+            self.went_down[name] = now
         self.releases.setdefault(name, (now + self.lease_grace, holder_reason(state, detail)))
         if state == "stopped":  # the operator's (or a policy's) intent: no restart
             self.restarts.pop(name, None)
@@ -189,6 +194,9 @@ class Supervisor:
         container = str(detail.get("container") or "")
         if container and self.counted.get(name) == container:
             return  # the same end seen again (a replayed event, another process's record)
+        agent = await self.store.get_agent(name)
+        if agent is None or agent.state == RUNNING:
+            return  # news of an older container: the agent already runs again
         policy = self._policy(name)
         if policy == "no" or (policy == "on-failure" and state != "crashed") or name in self.looping:
             return
@@ -282,9 +290,15 @@ class Supervisor:
     # ---- the engine
 
     async def _engine_lost(self) -> None:
+        """The engine stopped answering. What ran then (and what died just before: an engine
+        shutting down stops its containers first) is started again when it answers."""
         self.engine_down = True
-        for name in self.running | set(self.restarts):
-            self.engine_lost.setdefault(name, "engine gone")
+        now = time.monotonic()
+        recent = {n for n, t in self.went_down.items() if now - t <= ENGINE_SHUTDOWN_WINDOW}
+        for name in self.running | set(self.restarts) | recent:
+            agent = await self.store.get_agent(name)
+            if agent is not None and agent.state != "stopped":
+                self.engine_lost.setdefault(name, "engine gone")
         self.restarts.clear()
 
     async def _engine_back(self) -> None:
