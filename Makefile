@@ -19,3 +19,4 @@ bench: setup
 	.venv/bin/python bench/engine.py
 	.venv/bin/python bench/tui.py
 	.venv/bin/python bench/egress.py
+	.venv/bin/python bench/faults.py

@@ -357,11 +357,12 @@ class Hub:
             self.launcher = LaunchPolicy(self.store, self.directory, start, stop)
             self._policy_tasks.append(asyncio.create_task(self.launcher.run(), name="hub-launch-policy"))
         if supervise and self.supervisor is None:
-            from crowdtui.hub.launch import runtime_probe
+            from crowdtui.hub.launch import runtime_paused, runtime_probe
             from crowdtui.hub.supervisor import Supervisor
 
             start, _ = runtime_actions(runtime, self.store, self.directory.definition)
-            self.supervisor = Supervisor(self.store, self.directory, start, runtime_probe(runtime))
+            self.supervisor = Supervisor(self.store, self.directory, start, runtime_probe(runtime),
+                                         paused=runtime_paused(runtime))
             self._policy_tasks.append(asyncio.create_task(self.supervisor.run(), name="hub-supervisor"))
 
     # ---- streamable HTTP -------------------------------------------------------------

@@ -45,6 +45,8 @@ CRASH_LOOP_WINDOW = 600.0
 STUCK_AFTER = 300.0
 #: agents that stopped running this many seconds before the engine went away went with it
 ENGINE_SHUTDOWN_WINDOW = 30.0
+#: agents started at once when the engine is back (starts are engine calls in threads)
+ENGINE_BACK_STARTS = 6
 #: how often (seconds) running agents are checked for being stuck
 STUCK_CHECK_EVERY = 2.0
 
@@ -84,6 +86,7 @@ def holder_reason(state: str, detail: dict) -> str:
 
 class Supervisor:
     def __init__(self, store: Any, directory: Directory, start: Start | None = None, probe: Probe | None = None, *,
+                 paused: Callable[[], Awaitable[set[str]]] | None = None,
                  lease_grace: float = LEASE_GRACE, first_delay: float = RESTART_FIRST_DELAY,
                  max_delay: float = RESTART_MAX_DELAY, loop_failures: int = CRASH_LOOP_FAILURES,
                  loop_window: float = CRASH_LOOP_WINDOW, stuck_after: float = STUCK_AFTER,
@@ -92,6 +95,7 @@ class Supervisor:
         self.directory = directory
         self.start = start
         self.probe = probe
+        self.paused = paused  # all paused agents in one call (else ``probe`` per agent)
         self.lease_grace = lease_grace
         self.first_delay = first_delay
         self.max_delay = max_delay
@@ -159,7 +163,7 @@ class Supervisor:
             if due <= now and not self.engine_down:
                 del self.restarts[name]
                 await self._restart(name, reason, attempt)
-        if self.probe is not None and now >= self._next_stuck_check:
+        if (self.probe is not None or self.paused is not None) and now >= self._next_stuck_check:
             self._next_stuck_check = now + self.stuck_every
             await self.check_stuck()
 
@@ -304,9 +308,15 @@ class Supervisor:
     async def _engine_back(self) -> None:
         self.engine_down = False
         lost, self.engine_lost = self.engine_lost, {}
-        for name in sorted(lost):
+        gate = asyncio.Semaphore(ENGINE_BACK_STARTS)
+
+        async def one(name: str) -> None:
+            async with gate:
+                await self._restart(name, lost[name], None)
+
+        for name in lost:
             self.releases.pop(name, None)
-            await self._restart(name, lost[name], None)
+        await asyncio.gather(*(one(n) for n in sorted(lost)))
 
     # ---- stuck agents
 
@@ -317,10 +327,14 @@ class Supervisor:
         for row in await self.store.query(
                 "SELECT recipient, MIN(created_at) AS at FROM messages WHERE read_at IS NULL GROUP BY recipient"):
             oldest[row["recipient"]] = row["at"]
+        try:
+            paused = await self.paused() if self.paused is not None else None
+        except Exception:  # the engine is away: nothing to say about pauses now
+            return dict(self.stuck)
         for name in sorted(self.running):
             why = None
             try:
-                status = await self.probe(name)
+                status = ("paused" if name in paused else RUNNING) if paused is not None else await self.probe(name)
             except Exception:
                 continue
             if status == "paused":

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from crowdtui.hub.hub import Hub
-from crowdtui.hub.launch import runtime_probe
+from crowdtui.hub.launch import runtime_paused, runtime_probe
 from crowdtui.hub.supervisor import Supervisor
 from crowdtui.roster import load_roster, sync_roster
 from crowdtui.runtime.containers import Runtime
@@ -51,7 +51,7 @@ async def test_a_paused_container_and_a_stopped_program_with_unread_work_are_sho
     await follower.ready.wait()
     hub = Hub(workspace, store)
     await hub.start()
-    sup = Supervisor(store, hub.directory, probe=runtime_probe(runtime), stuck_after=3.0, stuck_every=0.3)
+    sup = Supervisor(store, hub.directory, probe=runtime_probe(runtime), paused=runtime_paused(runtime), stuck_after=3.0, stuck_every=0.3)
     supervising = asyncio.create_task(sup.run())
     try:
         for name in ("frozen", "echo"):
