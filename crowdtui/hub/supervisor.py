@@ -249,7 +249,10 @@ class Supervisor:
         if self.probe is not None:
             try:
                 if await self.probe(name) in (RUNNING, "paused", "restarting"):
-                    return False  # someone started it already: never twice
+                    # Someone started it already: never twice. Start returns the running one
+                    # as it is and records its state (over a "restarting" of ours).
+                    await self.start(name)
+                    return False
             except Exception:
                 pass
         detail: dict[str, Any] = {"reason": reason}

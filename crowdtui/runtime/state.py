@@ -87,7 +87,11 @@ class StateFollower:
             return False
 
     async def _engine_event(self, kind: str, detail: dict[str, Any]) -> None:
-        log.warning("%s: %s", kind, detail)
+        if kind == "engine.unreachable":
+            log.warning("the Docker engine does not answer (%s); the store and the hub go on, and the "
+                        "agents that ran are started again once it answers", detail.get("error", ""))
+        else:
+            log.warning("the Docker engine answers again; agent states reconciled")
         try:
             await self.store.append_event(self.actor, kind, "", detail)
         except Exception as exc:  # the store side has its own fault; say it in the log
