@@ -69,6 +69,7 @@ async def test_a_crashing_agent_is_restarted_with_backoff_until_the_crash_loop_l
     await hub.start()
     try:
         hub.run_policies(runtime, announce=False, launch=False)
+        await store.send_message("operator", "flaky", "work that waits through the crashes")  # acknowledged
         for d in defs.values():
             await runtime.start(d)
         await until(lambda: store.events_after(0, kinds=["agent.crash_loop"], subject="flaky"),
@@ -97,6 +98,7 @@ async def test_a_crashing_agent_is_restarted_with_backoff_until_the_crash_loop_l
         assert (await store.get_agent("steady")).state == "crashed"
         assert not await store.events_after(0, kinds=["agent.restarted"], subject="clean")
         assert (await store.get_agent("clean")).state == "exited"
+        assert [m.body for m in await store.inbox("flaky")] == ["work that waits through the crashes"]  # not lost
         again = await store.events_after(0, kinds=["agent.restarted"], subject="again")
         assert again[0].detail["reason"] == "exit 0"
     finally:
