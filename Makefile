@@ -20,3 +20,4 @@ bench: setup
 	.venv/bin/python bench/tui.py
 	.venv/bin/python bench/egress.py
 	.venv/bin/python bench/runner_start.py
+	.venv/bin/python bench/faults.py

@@ -40,6 +40,9 @@ import yaml
 
 LAUNCH_POLICIES = ("manual", "on_task", "always", "per_message")
 SHUTDOWN_POLICIES = ("manual", "inbox_empty", "idle")
+RESTART_POLICIES = ("no", "on-failure", "always")
+#: the restart policy an agent gets when its AGENT.md names none, by launch policy
+RESTART_DEFAULTS = {"manual": "no", "on_task": "on-failure", "always": "always", "per_message": "no"}
 NETWORK_POLICIES = ("none", "allowlist", "open")
 WORKSPACE_MODES = ("ro", "rw")
 # The programs an agent can be (one module each in crowdtui.runners; "script" is crowd-agent)
@@ -110,6 +113,7 @@ class AgentDef:
     resources: Resources = field(default_factory=Resources)
     launch: str = "manual"
     shutdown: str = "manual"
+    restart: str | None = None  # no | on-failure | always; None: RESTART_DEFAULTS[launch]
     grants: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = ()  # Linux capabilities to keep (all others dropped)
     workspace_mode: str = "ro"  # how /workspace is mounted
@@ -120,6 +124,11 @@ class AgentDef:
     base_url: str | None = None  # the model API (a gateway); None: crowd.toml's, else the vendor's
     persona: str = ""  # Markdown body, mounted as CLAUDE.md
     skills: dict[str, str] = field(default_factory=dict)  # skill name -> SKILL.md text
+
+
+def restart_policy(agent: AgentDef) -> str:
+    """The agent's restart policy: its ``restart:`` key, else the default for its launch policy."""
+    return agent.restart or RESTART_DEFAULTS.get(agent.launch, "no")
 
 
 @dataclass(frozen=True)
@@ -466,6 +475,7 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "resources": ("resources", _resources),
     "launch": ("launch", lambda v, n: _choice(v, n, LAUNCH_POLICIES)),
     "shutdown": ("shutdown", lambda v, n: _choice(v, n, SHUTDOWN_POLICIES)),
+    "restart": ("restart", lambda v, n: _choice("no" if v is False else v, n, RESTART_POLICIES)),
     "grants": ("grants", _grants),
     "capabilities": ("capabilities", _capabilities),
     "workspace": ("workspace_mode", lambda v, n: _choice(v, n, WORKSPACE_MODES)),

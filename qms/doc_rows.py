@@ -15,7 +15,10 @@ from qms.names import shown, validate_text
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_ASSIGNEES = 50
-MAX_LEASE_SECONDS = 30 * 24 * 3600
+#: a checkout lease is chosen per checkout within these bounds (seconds); the holder renews it
+MIN_LEASE_SECONDS = 60
+MAX_LEASE_SECONDS = 24 * 3600
+DEFAULT_LEASE_SECONDS = 3600
 DOC_ID_RE = re.compile(r"([A-Za-z][A-Za-z0-9]{0,15})-(\d{3,9})")
 TYPE_RE = re.compile(r"[A-Z][A-Z0-9]{0,15}")
 OUTCOMES = ("recommend", "request-updates")
@@ -54,6 +57,19 @@ def check_comment(comment: object, *, required: bool) -> str:
     if len(comment.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
         raise TooLarge(f"comment is over {MAX_MESSAGE_BYTES} bytes; shorten it")
     return validate_text(comment, "comment", max_chars=MAX_MESSAGE_BYTES, allow_empty=True, multiline=True)
+
+
+def check_lease_seconds(lease_seconds: object) -> float:
+    """A lease length within the bounds, else InvalidInput saying them."""
+    if (
+        isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float))
+        or not MIN_LEASE_SECONDS <= lease_seconds <= MAX_LEASE_SECONDS
+    ):
+        raise InvalidInput(
+            f"lease_seconds must be from {MIN_LEASE_SECONDS} to {MAX_LEASE_SECONDS} "
+            f"(default {DEFAULT_LEASE_SECONDS}); renew a lease before it runs out to keep it longer"
+        )
+    return float(lease_seconds)
 
 
 def utc_clock(ts: float) -> str:

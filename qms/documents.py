@@ -16,8 +16,8 @@ import aiosqlite
 from qms import policy as duty
 from qms import workflow as wf
 from qms.doc_rows import (
-    DOC_SELECT, MAX_DOCUMENT_BYTES, MAX_LEASE_SECONDS, TYPE_RE, check_content, check_doc_id, doc_from_row,
-    doc_row, held_conflict, no_such_doc,
+    DEFAULT_LEASE_SECONDS, DOC_SELECT, MAX_DOCUMENT_BYTES, TYPE_RE, check_content, check_doc_id,
+    check_lease_seconds, doc_from_row, doc_row, held_conflict, no_such_doc, utc_clock,
 )
 from qms.doc_workflow import WorkflowMixin
 from qms.errors import Conflict, InvalidInput, NotFound
@@ -169,23 +169,20 @@ class DocumentsMixin(WorkflowMixin):
 
     # ---- checkout lease ------------------------------------------------------------------
 
-    async def checkout(self, doc_id: str, actor: str, *, lease_seconds: float = 3600) -> Document:
-        """Take (or renew) the checkout lease. Held by someone else → Conflict naming them."""
+    async def checkout(self, doc_id: str, actor: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Document:
+        """Take (or renew) the checkout lease for ``lease_seconds`` (MIN_LEASE_SECONDS to
+        MAX_LEASE_SECONDS). Held by someone else → Conflict naming them."""
         doc_id = check_doc_id(doc_id)
         validate_name(actor)
-        if (
-            isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float))
-            or not 0 < lease_seconds <= MAX_LEASE_SECONDS
-        ):
-            raise InvalidInput(f"lease_seconds must be more than 0 and at most {MAX_LEASE_SECONDS}")
+        lease_seconds = check_lease_seconds(lease_seconds)
         now = time.time()
         async with self.write() as db:  # type: ignore[attr-defined]
             rows = await db.execute_fetchall(
-                "UPDATE documents SET holder = ?1, taken_at = ?2, lease_expires_at = ?3"
+                "UPDATE documents SET holder = ?1, taken_at = ?2, lease_expires_at = ?3, lease_seconds = ?5"
                 " WHERE id = ?4 AND state IN ('DRAFT', 'IN_EXECUTION')"
                 " AND (holder IS NULL OR holder = ?1 OR lease_expires_at <= ?2)"
                 " RETURNING id",
-                (actor, now, now + lease_seconds, doc_id),
+                (actor, now, now + lease_seconds, doc_id, lease_seconds),
             )
             if not rows:
                 row = await doc_row(db, doc_id)
@@ -201,6 +198,60 @@ class DocumentsMixin(WorkflowMixin):
                 "SELECT content FROM doc_versions WHERE doc_id = ? AND number = ?", (doc_id, row["version"])
             )
             return doc_from_row(row, content=vrows[0]["content"])
+
+    async def renew_checkout(self, doc_id: str, actor: str, *, lease_seconds: float | None = None) -> Document:
+        """The holder extends a lease it still holds: it runs ``lease_seconds`` from now (default:
+        the length chosen at checkout). A lease that ran out or was released is not renewed."""
+        doc_id = check_doc_id(doc_id)
+        validate_name(actor)
+        if lease_seconds is not None:
+            lease_seconds = check_lease_seconds(lease_seconds)
+        now = time.time()
+        async with self.recording_refusals(actor, doc_id, "renew the checkout"), self.write() as db:  # type: ignore[attr-defined]
+            rows = await db.execute_fetchall(
+                "UPDATE documents SET lease_seconds = COALESCE(?1, lease_seconds, ?2),"
+                " lease_expires_at = ?3 + COALESCE(?1, lease_seconds, ?2)"
+                " WHERE id = ?4 AND holder = ?5 AND lease_expires_at > ?3"
+                " AND state IN ('DRAFT', 'IN_EXECUTION') RETURNING lease_expires_at, lease_seconds",
+                (lease_seconds, DEFAULT_LEASE_SECONDS, now, doc_id, actor),
+            )
+            if not rows:
+                row = await doc_row(db, doc_id)
+                if row["holder"] == actor and row["state"] in wf.EDITABLE:
+                    raise Conflict(
+                        f"your checkout of {doc_id} ran out at {utc_clock(row['lease_expires_at'])}; "
+                        "check it out again (checkout_document) if it is still free"
+                    )
+                raise await self._not_holder(db, doc_id, actor, "renew the checkout of")
+            await self.append_event_in(  # type: ignore[attr-defined]
+                db, actor, "doc.lease_renewed", doc_id,
+                {"lease_expires_at": rows[0]["lease_expires_at"], "lease_seconds": rows[0]["lease_seconds"]},
+            )
+            return doc_from_row(await doc_row(db, doc_id))
+
+    async def release_leases_of(self, holder: str, reason: str, *, actor: str = "hub") -> list[str]:
+        """Release every checkout ``holder`` has (its agent is gone: stopped or crashed), each
+        with a ``doc.lease_released`` event giving ``reason``. Returns the document ids."""
+        validate_name(holder)
+        validate_name(actor)
+        validate_text(reason, "reason", max_chars=300)
+        async with self.write() as db:  # type: ignore[attr-defined]
+            rows = await db.execute_fetchall(
+                "UPDATE documents SET holder = NULL, taken_at = NULL, lease_expires_at = NULL,"
+                " lease_seconds = NULL WHERE holder = ? RETURNING id, lease_expires_at",
+                (holder,),
+            )
+            for r in sorted(rows, key=lambda r: r["id"]):
+                await self.append_event_in(  # type: ignore[attr-defined]
+                    db, actor, "doc.lease_released", r["id"],
+                    {"holder": holder, "reason": reason, "lease_expires_at": r["lease_expires_at"]},
+                )
+            return sorted(r["id"] for r in rows)
+
+    async def lease_holders(self) -> list[str]:
+        """Who holds a checkout now (expired leases included, until someone takes them)."""
+        rows = await self.query("SELECT DISTINCT holder FROM documents WHERE holder IS NOT NULL ORDER BY holder")  # type: ignore[attr-defined]
+        return [r[0] for r in rows]
 
     async def _not_holder(self, db: aiosqlite.Connection, doc_id: str, actor: str, action: str) -> Exception:
         """Why ``actor`` could not ``action`` (check in / cancel the checkout of) ``doc_id``."""

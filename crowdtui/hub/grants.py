@@ -37,6 +37,7 @@ DOCUMENT_TOOLS = (
     "read_document",
     "list_documents",
     "checkout_document",
+    "renew_checkout",
     "checkin_document",
     "cancel_checkout",
     "route_document",

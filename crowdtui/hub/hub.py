@@ -135,6 +135,7 @@ class Hub:
         self._policy_tasks: list[asyncio.Task] = []
         self.announcer = None
         self.launcher = None
+        self.supervisor = None
         self._started = False
 
     # ---- lifecycle ---------------------------------------------------------------
@@ -175,7 +176,7 @@ class Hub:
             except BaseException:
                 pass
         self._policy_tasks = []
-        self.announcer = self.launcher = None
+        self.announcer = self.launcher = self.supervisor = None
         if self._follow_task is not None:
             self._follow_task.cancel()
             try:
@@ -343,8 +344,10 @@ class Hub:
 
     # ---- announcements and launch policies ------------------------------------------
 
-    def run_policies(self, runtime, pool=None, *, announce: bool = True, launch: bool = True) -> None:
-        """Announce new inbox items in agents' terminals and apply launch/shutdown policies.
+    def run_policies(self, runtime, pool=None, *, announce: bool = True, launch: bool = True,
+                     supervise: bool = True) -> None:
+        """Announce new inbox items in agents' terminals, apply launch/shutdown policies and
+        supervise (restarts, leases of dead holders, stuck agents: ``crowdtui.hub.supervisor``).
 
         ``runtime`` is a ``crowdtui.runtime.containers.Runtime``; ``pool`` a shared
         ``SessionPool`` (the app passes its own so notices go through the same terminals).
@@ -363,6 +366,14 @@ class Hub:
             start, stop = runtime_actions(runtime, self.store, self.directory.definition)
             self.launcher = LaunchPolicy(self.store, self.directory, start, stop)
             self._policy_tasks.append(asyncio.create_task(self.launcher.run(), name="hub-launch-policy"))
+        if supervise and self.supervisor is None:
+            from crowdtui.hub.launch import runtime_paused, runtime_probe
+            from crowdtui.hub.supervisor import Supervisor
+
+            start, _ = runtime_actions(runtime, self.store, self.directory.definition)
+            self.supervisor = Supervisor(self.store, self.directory, start, runtime_probe(runtime),
+                                         paused=runtime_paused(runtime))
+            self._policy_tasks.append(asyncio.create_task(self.supervisor.run(), name="hub-supervisor"))
 
     # ---- streamable HTTP -------------------------------------------------------------
 

@@ -145,3 +145,28 @@ def runtime_actions(runtime: Any, store: Any, definitions: Callable[[str], Any])
         return info
 
     return start, stop
+
+
+def runtime_probe(runtime: Any) -> Callable[[str], Awaitable[str | None]]:
+    """The engine's status of an agent's container ("running", "paused", "exited"...), or None."""
+
+    async def probe(name: str) -> str | None:
+        container = await runtime.container(name)
+        return None if container is None else container.status
+
+    return probe
+
+
+def runtime_paused(runtime: Any) -> Callable[[], Awaitable[set[str]]]:
+    """The agents whose containers are paused now (one engine call for all of them)."""
+    import asyncio
+
+    from crowdtui.runtime import labels
+
+    async def paused() -> set[str]:
+        containers = await asyncio.to_thread(
+            runtime.client.containers.list,
+            filters={"status": "paused", "label": f"{labels.WORKSPACE}={runtime.workspace.id}"})
+        return {c.labels.get(labels.AGENT, "") for c in containers} - {""}
+
+    return paused

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
+from qms.doc_rows import DEFAULT_LEASE_SECONDS
+
 from crowdtui.hub.directory import OPERATOR, Directory
 from crowdtui.hub.identity import VIA, caller
 
@@ -147,10 +149,20 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
         return {"documents": [{k: v for k, v in plain(d).items() if k != "content"} for d in docs]}
 
     @server.tool()
-    async def checkout_document(doc_id: str) -> dict[str, Any]:
-        """Check a document out to me (a lease) so I may check in a new version."""
+    async def checkout_document(doc_id: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> dict[str, Any]:
+        """Check a document out to me (a lease of lease_seconds, 60 to 86400, default 3600) so
+        I may check in a new version. Renew it with renew_checkout while I work; if my
+        container stops or crashes the lease is released after a short grace period."""
         with qms_errors():
-            return plain(await store.checkout(doc_id, caller()))
+            return plain(await store.checkout(doc_id, caller(), lease_seconds=lease_seconds))
+
+    @server.tool()
+    async def renew_checkout(doc_id: str, lease_seconds: float | None = None) -> dict[str, Any]:
+        """Extend my checkout of a document: it runs lease_seconds from now (default: the
+        length I chose at checkout)."""
+        with qms_errors():
+            doc = await store.renew_checkout(doc_id, caller(), lease_seconds=lease_seconds)
+        return {"doc_id": doc.id, "holder": doc.holder, "lease_expires_at": doc.lease_expires_at}
 
     @server.tool()
     async def checkin_document(doc_id: str, content: str, note: str | None = None) -> dict[str, Any]:

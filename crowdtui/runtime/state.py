@@ -23,6 +23,8 @@ from crowdtui.runtime.containers import ContainerInfo, Runtime, info_from_attrs
 
 log = logging.getLogger(__name__)
 
+#: seconds between asking an engine that went away whether it answers again
+ENGINE_RETRY = 0.5
 #: engine actions that can change what the registry should say
 WATCHED_ACTIONS = ("start", "die", "oom", "stop", "kill", "destroy", "create", "restart", "pause", "unpause")
 
@@ -43,6 +45,7 @@ class StateFollower:
         self._stream = None
         self._stream_lock = threading.Lock()
         self._closed = False
+        self._back = False  # the engine answered again after an outage: say so after reconciling
         #: set by :meth:`run` once the engine's event stream is open
         self.ready = asyncio.Event()
 
@@ -54,45 +57,96 @@ class StateFollower:
         return infos
 
     async def run(self, stop_event: asyncio.Event | None = None) -> None:
+        """Follow until stopped. When the engine goes away (its event stream ends, or it does
+        not answer) an ``engine.unreachable`` event is recorded at once; it is asked again
+        every ``ENGINE_RETRY`` s, and once it answers the states are reconciled and
+        ``engine.reachable`` is recorded (after the reconcile, so followers of the store see
+        the agents' states as the engine left them first)."""
+        stopper = asyncio.create_task(stop_event.wait()) if stop_event else None
+        try:
+            while not self._closed:
+                error = await self._follow_once(stopper)
+                if error is None or self._closed or (stopper and stopper.done()):
+                    return
+                await self._engine_event("engine.unreachable", {"error": error[:300]})
+                while not self._closed and not (stopper and stopper.done()):
+                    if await self._answers():
+                        break
+                    await asyncio.sleep(ENGINE_RETRY)
+                self._back = True
+        finally:
+            if stopper:
+                stopper.cancel()
+            self.close()
+
+    async def _answers(self) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.runtime.client.ping), ENGINE_RETRY * 4)
+            return True
+        except Exception:
+            return False
+
+    async def _engine_event(self, kind: str, detail: dict[str, Any]) -> None:
+        if kind == "engine.unreachable":
+            log.warning("the Docker engine does not answer (%s); the store and the hub go on, and the "
+                        "agents that ran are started again once it answers", detail.get("error", ""))
+        else:
+            log.warning("the Docker engine answers again; agent states reconciled")
+        try:
+            await self.store.append_event(self.actor, kind, "", detail)
+        except Exception as exc:  # the store side has its own fault; say it in the log
+            log.warning("%s not recorded: %s", kind, exc)
+
+    async def _follow_once(self, stopper: asyncio.Task | None) -> str | None:
+        """Subscribe, reconcile, handle events. None when stopped; why, when the engine went away."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict | None] = asyncio.Queue()
         # Subscribe before reconciling, so nothing that happens in between is missed.
-        stream = await asyncio.to_thread(self._open_stream)
+        try:
+            stream = await asyncio.to_thread(self._open_stream)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
         reader = threading.Thread(target=self._pump, args=(stream, loop, queue),
                                   name="crowdtui-state-events", daemon=True)
         reader.start()
         self.ready.set()
-        stopper = asyncio.create_task(stop_event.wait()) if stop_event else None
         try:
-            await self.reconcile()
+            try:
+                await self.reconcile()
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+            if self._back:
+                self._back = False
+                await self._engine_event("engine.reachable", {})
             while True:
                 getter = asyncio.create_task(queue.get())
                 waiting = {getter} | ({stopper} if stopper else set())
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if getter not in done:
                     getter.cancel()
-                    break
+                    return None
                 event = getter.result()
                 if event is None:  # the stream ended: the engine went away
-                    log.warning("the Docker engine's event stream ended; agent states are no longer followed")
-                    break
+                    return "the engine's event stream ended"
                 await self._handle(event)
         finally:
-            if stopper:
-                stopper.cancel()
-            self.close()
+            self._close_stream()
             await asyncio.to_thread(reader.join, 5)
 
-    def close(self) -> None:
-        """Stop reading engine events (safe from any thread)."""
+    def _close_stream(self) -> None:
         with self._stream_lock:
-            self._closed = True
             stream, self._stream = self._stream, None
         if stream is not None:
             try:
                 stream.close()
             except Exception:  # closing a half-closed socket
                 pass
+
+    def close(self) -> None:
+        """Stop reading engine events (safe from any thread)."""
+        with self._stream_lock:
+            self._closed = True
+        self._close_stream()
 
     # ---- internals
 

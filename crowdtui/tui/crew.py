@@ -36,7 +36,7 @@ class AgentRow:
 
     @property
     def needs_operator(self) -> bool:
-        return self.state in ("waiting for input", "crashed")
+        return self.state in ("waiting for input", "crashed", "crash-looping", "stuck")
 
     @property
     def is_operator(self) -> bool:
@@ -60,6 +60,28 @@ def display_state(container_state: str | None, status: str | None) -> str:
     if st == "working":
         return "working"
     return "running"
+
+
+def supervision(agent: Any) -> tuple[str, str] | None:
+    """What the hub's supervisor says of an agent (registry state and detail), as (state,
+    note): ``restarting (2/5)`` with the last exit, ``crash-looping``, ``stuck`` with why."""
+    import json
+
+    state = str(_get(agent, "state", "") or "")
+    try:
+        detail = json.loads(_get(agent, "state_detail", "") or "{}")
+    except ValueError:
+        detail = {}
+    if not isinstance(detail, dict):
+        return None
+    last = f"last exit: {detail.get('last_exit')}" if detail.get("last_exit") else ""
+    if state == "restarting":
+        return f"restarting ({detail.get('attempt', '?')}/{detail.get('limit', '?')})", last
+    if state == "crash-looping":
+        return "crash-looping", last
+    if state == "running" and detail.get("stuck"):
+        return "stuck", f"stuck: {detail['stuck']}"
+    return None
 
 
 def _path_key(row: AgentRow) -> tuple:
@@ -127,6 +149,9 @@ def merge_rows(
         else:
             state = display_state(cstate, status)
         note = str(_get(a, "status_note", "") or "")
+        said = supervision(a) if a is not None and name != OPERATOR else None
+        if said is not None:
+            state, note = said[0], note or said[1]
         if name in attention and state in ("running", "working"):
             state = "waiting for input"
             note = note or attention[name]

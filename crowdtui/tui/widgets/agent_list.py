@@ -16,6 +16,9 @@ STATE_STYLE = {
     "waiting for input": "bold black on yellow",
     "stopped": "dim",
     "crashed": "bold white on red",
+    "restarting": "bold black on yellow",
+    "crash-looping": "bold white on red",
+    "stuck": "bold black on yellow",
 }
 STATE_GLYPH = {
     "running": "●",
@@ -23,6 +26,9 @@ STATE_GLYPH = {
     "waiting for input": "?",
     "stopped": "○",
     "crashed": "✖",
+    "restarting": "↻",
+    "crash-looping": "✖",
+    "stuck": "‖",
 }
 
 
@@ -118,7 +124,8 @@ class AgentList(DataTable):
         name = safe(indent + inert(r.name), "bold" if r.needs_operator else "")
         if not r.defined:
             name.append(" (gone)", "dim italic")
-        state = Text(f"{STATE_GLYPH.get(r.state, ' ')} {r.state}", STATE_STYLE.get(r.state, ""))
+        kind = r.state.split(" (", 1)[0]  # "restarting (2/5)" is styled as restarting
+        state = Text(f"{STATE_GLYPH.get(kind, ' ')} {r.state}", STATE_STYLE.get(kind, ""))
         if r.is_operator:
             state = Text("you", "bold magenta")
         unread = Text(str(r.unread) if r.unread else "", "bold yellow")
