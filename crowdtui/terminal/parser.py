@@ -21,6 +21,9 @@ from pyte import control as ctrl
 #: Longest parameter string / OSC payload kept (hostile streams stay bounded).
 MAX_PARAMS_CHARS = 256
 MAX_OSC_CHARS = 4096
+#: Distinct parameter strings / SGR transitions remembered (bounded for hostile streams).
+MAX_CACHED = 4096
+DECSCNM = pyte.modes.DECSCNM
 
 _STRING_INTRODUCERS = "PX^_"  # DCS, SOS, PM, APC: swallowed up to ST
 #: A complete, well-formed CSI sequence (what the FSM would parse the same way).
@@ -76,34 +79,33 @@ class TerminalStream(pyte.Stream):
         "set_cursor_style",
     }
 
+    #: In the ground state: a run of plain text, or a complete well-formed CSI.
+    _token = re.compile("(" + pyte.Stream._text_pattern.pattern + ")|" + _CSI.pattern)
+
     def feed(self, data: str) -> None:
-        """pyte's feed, plus: complete CSI sequences met in the ground state are
-        parsed with one regex match instead of one generator step per character."""
+        """pyte's feed, plus: in the ground state each run of text and each
+        complete CSI sequence is one regex match, instead of one generator step
+        per character; everything else goes through the state machine."""
         send = self._send_to_parser
         draw = self.listener.draw
-        match_text = self._text_pattern.match
-        match_csi = _CSI.match
+        dispatch_csi = self._dispatch_csi
+        match_token = self._token.match
         taking_plain_text = self._taking_plain_text
         length = len(data)
         offset = 0
         while offset < length:
             if taking_plain_text:
-                match = match_text(data, offset)
+                match = match_token(data, offset)
                 if match:
-                    start, offset = match.span()
-                    draw(data[start:offset])
+                    offset = match.end()
+                    text, prefix, raw, inter, final = match.groups()
+                    if text is None:
+                        dispatch_csi(prefix, raw[:MAX_PARAMS_CHARS], inter, final)
+                    else:
+                        draw(text)
                     continue
-                if data[offset] == "\x1b":
-                    match = match_csi(data, offset)
-                    if match:
-                        prefix, raw, inter, final = match.groups()
-                        self._dispatch_csi(prefix, raw[:MAX_PARAMS_CHARS], inter, final)
-                        offset = match.end()
-                        continue
-                taking_plain_text = False
-            else:
-                taking_plain_text = send(data[offset : offset + 1])
-                offset += 1
+            taking_plain_text = send(data[offset])
+            offset += 1
         self._taking_plain_text = taking_plain_text
 
     def _parser_fsm(self):  # type: ignore[override]
@@ -145,14 +147,44 @@ class TerminalStream(pyte.Stream):
                 except (ValueError, IndexError, KeyError, OverflowError):
                     return
 
+        # Programs repeat the same few sequences: parsed parameters and the
+        # attributes an SGR turns the current ones into are remembered (SGR is a
+        # pure function of its parameters, the current attributes and DECSCNM).
+        params_cache: dict[str, list[int]] = {}
+        sgr_cache: dict[tuple, Any] = {}
+
+        def params_of(raw: str) -> list[int]:
+            params = params_cache.get(raw)
+            if params is None:
+                if len(params_cache) >= MAX_CACHED:
+                    params_cache.clear()
+                params = params_cache[raw] = parse_params(raw)
+            return params
+
         def dispatch_csi(prefix: str, raw: str, inter: str, final: str) -> None:
             if not prefix and not inter:
                 if final == "m":
-                    call(sgr, parse_sgr(raw))
-                else:
-                    call(csi_dispatch[final], parse_params(raw))
+                    cursor = listener.cursor
+                    key = (raw, cursor.attrs, DECSCNM in listener.mode)
+                    attrs = sgr_cache.get(key)
+                    if attrs is None:
+                        call(sgr, parse_sgr(raw))
+                        if len(sgr_cache) >= MAX_CACHED:
+                            sgr_cache.clear()
+                        sgr_cache[key] = listener.cursor.attrs
+                    else:
+                        cursor.attrs = attrs
+                    return
+                handler = csi_dispatch[final]
+                params = params_of(raw)
+                try:
+                    handler(*params)
+                except TypeError:
+                    call(handler, params[:-1])
+                except (ValueError, IndexError, KeyError, OverflowError):
+                    pass
             elif prefix == "?" and not inter:
-                params = parse_params(raw)
+                params = params_of(raw)
                 if final == "h":
                     call(set_mode, params, private=True)
                 elif final == "l":
