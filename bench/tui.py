@@ -53,8 +53,11 @@ def write_agent(ws, name: str, command: str) -> None:
 
 
 def proc_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        raise SystemExit(f"bench: process {pid} is gone (the console exited; see its last screen above)") from None
     return int(fields[11]) + int(fields[12])  # utime + stime (all threads)
 
 
@@ -170,6 +173,7 @@ def main() -> int:
 
         env = f"cd {REPO} && exec {sys.executable} -m crowdtui --workspace {ws.root}"
         tmux("new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows), env)
+        tmux("set-option", "-t", session, "remain-on-exit", "on")  # a crash stays readable
         wait_pane(session, "idle-00")
         wait_pane(session, f"{args.agents}/{args.agents} running")
         app = app_pid(session)
@@ -192,6 +196,12 @@ def main() -> int:
         results["flood, no app"] = measure(args.seconds, {"dockerd": dockerd}, ids)
         flood_flag.unlink(missing_ok=True)
     finally:
+        dead = subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_dead} #{pane_dead_status}"],
+                              capture_output=True, text=True).stdout.strip()
+        if dead.startswith("1") and dead != "1 0":
+            print("the console exited; its last screen:", file=sys.stderr)
+            print(subprocess.run(["tmux", "capture-pane", "-p", "-S", "-60", "-t", session],
+                                 capture_output=True, text=True).stdout, file=sys.stderr)
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
         async def remove_all():
