@@ -121,6 +121,7 @@ class Terminal(Widget, can_focus=True):
         self._last_flush = 0.0
         self._last_repaint = 0.0
         self._frame_due = False
+        self._echo_due = False  # a key was typed: its echo is painted at once
         self._slice = 1 << 20  # bytes fed per step; adapts to FLUSH_BUDGET
         self._full_repaint = True
         self._scroll_back = 0  # rows scrolled back into history; 0 = live
@@ -190,6 +191,7 @@ class Terminal(Widget, can_focus=True):
             self._scroll_back = 0
             self._full_repaint = True
             self.refresh()
+        self._echo_due = True
         self._write(data)
 
     # -- output path ---------------------------------------------------------------
@@ -197,7 +199,7 @@ class Terminal(Widget, can_focus=True):
         self._pending.append(data)
         self.bytes_received += len(data)
         if self._flush_handle is None:
-            delay = max(0.0, self._last_flush + 1.0 / self.MAX_FPS - time.monotonic())
+            delay = 0.0 if self._echo_due else max(0.0, self._last_flush + 1.0 / self.MAX_FPS - time.monotonic())
             loop = asyncio.get_running_loop()
             self._flush_handle = loop.call_later(delay, self._flush)
 
@@ -234,8 +236,10 @@ class Terminal(Widget, can_focus=True):
             self._after_feed()
             self._frame_due = True
         now = time.monotonic()
-        if self._frame_due and now - self._last_repaint >= 1.0 / self.MAX_FPS:
+        # The frame cap holds floods back; the echo of a key typed goes out at once.
+        if self._frame_due and (self._echo_due or now - self._last_repaint >= 1.0 / self.MAX_FPS):
             self._frame_due = False
+            self._echo_due = False
             self._last_repaint = now
             self._repaint()
         loop = asyncio.get_running_loop()
