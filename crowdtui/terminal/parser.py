@@ -79,16 +79,21 @@ class TerminalStream(pyte.Stream):
         "set_cursor_style",
     }
 
-    #: In the ground state: a run of plain text, or a complete well-formed CSI.
-    _token = re.compile("(" + pyte.Stream._text_pattern.pattern + ")|" + _CSI.pattern)
+    #: In the ground state: a run of plain text (group 1), a CSI without private marker
+    #: or intermediates (groups 2-3), or any other complete well-formed CSI (groups 4-7).
+    _token = re.compile("(" + pyte.Stream._text_pattern.pattern + r")|\x1b\[([0-9;:]*)([@-~])|"
+                        + _CSI.pattern)
 
     def feed(self, data: str) -> None:
         """pyte's feed, plus: in the ground state each run of text and each
         complete CSI sequence is one regex match, instead of one generator step
         per character; everything else goes through the state machine."""
         send = self._send_to_parser
-        draw = self.listener.draw
+        screen = self.listener
+        draw = screen.draw
         dispatch_csi = self._dispatch_csi
+        plain_csi = self._plain_csi
+        sgr_get = screen.sgr_cache.get
         match_token = self._token.match
         taking_plain_text = self._taking_plain_text
         length = len(data)
@@ -98,11 +103,22 @@ class TerminalStream(pyte.Stream):
                 match = match_token(data, offset)
                 if match:
                     offset = match.end()
-                    text, prefix, raw, inter, final = match.groups()
-                    if text is None:
-                        dispatch_csi(prefix, raw[:MAX_PARAMS_CHARS], inter, final)
+                    kind = match.lastindex
+                    if kind == 1:
+                        draw(match.group(1))
+                    elif kind == 3:
+                        raw, final = match.group(2, 3)
+                        if final == "m":  # SGR: most often a transition seen before
+                            cursor = screen.cursor
+                            attrs = cursor.attrs
+                            seen = sgr_get((raw, id(attrs)))
+                            if seen is not None and seen[0] is attrs:
+                                cursor.attrs = seen[1]
+                                continue
+                        plain_csi(raw[:MAX_PARAMS_CHARS], final)
                     else:
-                        draw(text)
+                        prefix, raw, inter, final = match.group(4, 5, 6, 7)
+                        dispatch_csi(prefix, raw[:MAX_PARAMS_CHARS], inter, final)
                     continue
             taking_plain_text = send(data[offset])
             offset += 1
@@ -149,9 +165,11 @@ class TerminalStream(pyte.Stream):
 
         # Programs repeat the same few sequences: parsed parameters and the
         # attributes an SGR turns the current ones into are remembered (SGR is a
-        # pure function of its parameters, the current attributes and DECSCNM).
+        # pure function of its parameters, the current attributes and DECSCNM; the
+        # screen empties ``sgr_cache`` when a mode changes).
         params_cache: dict[str, list[int]] = {}
-        sgr_cache: dict[tuple, Any] = {}
+        sgr_cache = listener.sgr_cache
+        canonical: dict[Any, Any] = {}
 
         def params_of(raw: str) -> list[int]:
             params = params_cache.get(raw)
@@ -161,28 +179,32 @@ class TerminalStream(pyte.Stream):
                 params = params_cache[raw] = parse_params(raw)
             return params
 
+        def plain_csi(raw: str, final: str) -> None:
+            """A CSI without private marker or intermediates."""
+            if final == "m":
+                cursor = listener.cursor
+                attrs = cursor.attrs
+                call(sgr, parse_sgr(raw))
+                if len(sgr_cache) >= MAX_CACHED:
+                    sgr_cache.clear()
+                    canonical.clear()
+                # Equal attributes share one object, so the id-keyed cache finds them.
+                after = cursor.attrs = canonical.setdefault(cursor.attrs, cursor.attrs)
+                # attrs is kept in the entry, so its id cannot be reused meanwhile
+                sgr_cache[(raw, id(attrs))] = (attrs, after)
+                return
+            handler = csi_dispatch[final]
+            params = params_of(raw)
+            try:
+                handler(*params)
+            except TypeError:
+                call(handler, params[:-1])
+            except (ValueError, IndexError, KeyError, OverflowError):
+                pass
+
         def dispatch_csi(prefix: str, raw: str, inter: str, final: str) -> None:
             if not prefix and not inter:
-                if final == "m":
-                    cursor = listener.cursor
-                    key = (raw, cursor.attrs, DECSCNM in listener.mode)
-                    attrs = sgr_cache.get(key)
-                    if attrs is None:
-                        call(sgr, parse_sgr(raw))
-                        if len(sgr_cache) >= MAX_CACHED:
-                            sgr_cache.clear()
-                        sgr_cache[key] = listener.cursor.attrs
-                    else:
-                        cursor.attrs = attrs
-                    return
-                handler = csi_dispatch[final]
-                params = params_of(raw)
-                try:
-                    handler(*params)
-                except TypeError:
-                    call(handler, params[:-1])
-                except (ValueError, IndexError, KeyError, OverflowError):
-                    pass
+                plain_csi(raw, final)
             elif prefix == "?" and not inter:
                 params = params_of(raw)
                 if final == "h":
@@ -197,6 +219,7 @@ class TerminalStream(pyte.Stream):
                 call(set_cursor_style, parse_params(raw)[:1])
 
         self._dispatch_csi = dispatch_csi
+        self._plain_csi = plain_csi
         pending = ""  # bytes to re-read: at most ESC and one more
         while True:
             if pending:

@@ -82,6 +82,9 @@ class TerminalScreen(pyte.Screen):
         self._cells_for: object = None
         self._cells: _CellCache = _CellCache(Cell(" "))
         self._cell_caches: dict[Cell, _CellCache] = {}
+        #: (SGR parameters, id of the attributes before) -> (attributes before, after);
+        #: filled by the parser, emptied on every mode change (DECSCNM changes SGR 0).
+        self.sgr_cache: dict[tuple, tuple] = {}
         super().__init__(columns, lines)
 
     # -- cells -------------------------------------------------------------
@@ -90,6 +93,7 @@ class TerminalScreen(pyte.Screen):
         return Cell(data=" ", fg="default", bg="default", reverse=mo.DECSCNM in self.mode)
 
     def reset(self) -> None:
+        self.sgr_cache.clear()
         super().reset()
         self.cursor.attrs = self.default_char
         self.alternate = False
@@ -238,6 +242,7 @@ class TerminalScreen(pyte.Screen):
 
     # -- modes -------------------------------------------------------------
     def set_mode(self, *modes: int, **kwargs) -> None:
+        self.sgr_cache.clear()
         if kwargs.get("private"):
             shifted = [m << 5 for m in modes]
             if DECCOLM in shifted:  # 132-column switching would desync from the PTY size
@@ -248,6 +253,7 @@ class TerminalScreen(pyte.Screen):
         super().set_mode(*modes, **kwargs)
 
     def reset_mode(self, *modes: int, **kwargs) -> None:
+        self.sgr_cache.clear()
         if kwargs.get("private"):
             shifted = [m << 5 for m in modes]
             if DECCOLM in shifted:
