@@ -194,7 +194,7 @@ def main() -> int:
             echo = asyncio.run(echo_phase(ws, client, runtime, args.keys, cols, rows))
     finally:
         dead, status = pane_status(session)
-        if dead == "1" and status != "0":
+        if dead == "1" and status not in ("0", ""):
             print(f"the console exited with status {status}; its last screen:", file=sys.stderr)
             print(subprocess.run(["tmux", "capture-pane", "-p", "-S", "-60", "-t", session],
                                  capture_output=True, text=True).stdout, file=sys.stderr)

@@ -140,7 +140,7 @@ def row_text(line: Optional[dict], columns: int, upto: Optional[int] = None) -> 
 ROW_REWRITE = re.compile(
     r"(?:\x1b\[[0-9;]*[Hm])*"
     r"\x1b\[([0-9]*)(?:;1?)?H"
-    r"((?:\x1b\[[0-9;]*m|[ -~])*+)"
+    r"((?:[ -~]++|\x1b\[[0-9;]*m)*+)"  # possessive: no backtracking on hostile input
     r"\x1b\[[02]?K"
 )
 _SGRS = re.compile(r"\x1b\[[0-9;]*m")
