@@ -11,6 +11,7 @@ import asyncio
 import functools
 import inspect
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,6 +49,7 @@ from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.agent_list import AgentList
 from crowdtui.tui.widgets.documents_view import DocumentsView
 from crowdtui.tui.widgets.inbox_view import InboxView
+from crowdtui.tui.widgets.logs_view import MAX_LINES as MAX_LOG_LINES
 from crowdtui.tui.widgets.logs_view import LogsView
 from crowdtui.tui.widgets.onboarding_view import OnboardingView
 from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal
@@ -80,6 +82,7 @@ VIEWS = ("terminal", "inbox", "documents", "activity", "logs", "held")
 HELD_KINDS = {"onboard", "chat", "route", "inbound"}
 NARROW = 140  # below this many columns the list sits above the view
 EVENT_BACKLOG = 300  # events shown in Activity when the app opens
+LOG_BATCH_SECONDS = 0.1  # log lines are handed to Logs in batches at most this often
 
 
 class CrowdApp(App[int]):
@@ -191,6 +194,8 @@ class CrowdApp(App[int]):
         self._store_signal: StoreSignal | None = None
         self._attention_pacer: Pacer | None = None
         self._status_text: Text | None = None
+        self._log_buffer: deque[tuple[str, str]] = deque(maxlen=MAX_LOG_LINES)
+        self._log_flush: asyncio.Handle | None = None
         #: name -> (container id, viewer, AttentionWatch) on each running agent's terminal
         self._watches: dict[str, tuple[str, Any, AttentionWatch]] = {}
         #: name -> why its terminal looks like it waits for the operator
@@ -419,13 +424,24 @@ class CrowdApp(App[int]):
         async def follow() -> None:
             try:
                 async for lines in backend.follow_logs(self.runtime, [name], tail=tail):
-                    self.post_message(LogLines(lines))
+                    # Lines that come together (a flood) go to Logs as one message per
+                    # LOG_BATCH_SECONDS, not one per line; the newest MAX_LINES are kept.
+                    self._log_buffer.extend(lines)
+                    if self._log_flush is None:
+                        self._log_flush = asyncio.get_running_loop().call_later(
+                            LOG_BATCH_SECONDS, self._flush_logs)
             finally:
                 self._logged.discard(name)
 
         self._logged.add(name)
         self._logs_seen.add(name)
         self.run_worker(follow(), group=f"logs-{name}", exclusive=True, exit_on_error=False)
+
+    def _flush_logs(self) -> None:
+        self._log_flush = None
+        if self._log_buffer:
+            lines, self._log_buffer = list(self._log_buffer), deque(maxlen=MAX_LOG_LINES)
+            self.post_message(LogLines(lines))
 
     # ------------------------------------------------------------------ message handlers
     @quiet_when_closing
@@ -1060,6 +1076,8 @@ class CrowdApp(App[int]):
         self.exit(0)
 
     async def on_unmount(self) -> None:
+        if self._log_flush is not None:
+            self._log_flush.cancel()
         await backend.shutdown(self)
 
 
