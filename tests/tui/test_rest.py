@@ -120,3 +120,37 @@ async def test_pacer_keeps_one_timer_for_the_earliest_moment():
         await wait_for(pilot, lambda: fired, what="the wake-up")
         await pilot.pause(0.1)
         assert len(fired) == 1 and pacer.due is None  # the hour-long one was dropped
+
+
+async def test_agent_list_repaints_only_the_cells_of_rows_that_changed():
+    from crowdtui.tui.crew import AgentRow
+
+    class ListApp(App):
+        def compose(self):
+            yield AgentList(id="agents")
+
+    rows = [AgentRow(f"a{i}", state="running", cpu=1.0, memory=1 << 20) for i in range(5)]
+    async with ListApp().run_test(size=(100, 20)) as pilot:
+        table = pilot.app.query_one(AgentList)
+        table.set_rows(rows)
+        await pilot.pause()
+        table.move_cursor(row=3)
+        keys = list(table.rows)
+        updates = 0
+        real = table.update_cell
+
+        def counting(*args, **kwargs):
+            nonlocal updates
+            updates += 1
+            return real(*args, **kwargs)
+
+        table.update_cell = counting
+        table.set_rows(rows[:2] + [AgentRow("a2", state="running", cpu=55.0, memory=1 << 20)] + rows[3:])
+        await pilot.pause()
+        assert list(table.rows) == keys  # the same rows: not cleared and rebuilt
+        assert updates == 6  # the six cells of the one row that changed
+        assert "55" in table.get_cell("a2", "cpu").plain
+        assert table.cursor_row == 3 and table.selected == "a3"
+        table.set_rows(list(reversed(rows)))  # another order: rebuilt
+        await pilot.pause()
+        assert [k.value for k in table.rows] == [r.name for r in reversed(rows)]
