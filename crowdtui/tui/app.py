@@ -52,7 +52,7 @@ from crowdtui.tui.widgets.inbox_view import InboxView
 from crowdtui.tui.widgets.logs_view import MAX_LINES as MAX_LOG_LINES
 from crowdtui.tui.widgets.logs_view import LogsView
 from crowdtui.tui.widgets.onboarding_view import OnboardingView
-from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal
+from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal, typed_at
 from crowdtui.workspace import Workspace
 
 def quiet_when_closing(handler):
@@ -83,6 +83,7 @@ HELD_KINDS = {"onboard", "chat", "route", "inbound"}
 NARROW = 140  # below this many columns the list sits above the view
 EVENT_BACKLOG = 300  # events shown in Activity when the app opens
 LOG_BATCH_SECONDS = 0.1  # log lines are handed to Logs in batches at most this often
+TYPING_GRACE = 2.0  # seconds after a keystroke in a terminal during which stats wait
 
 
 class CrowdApp(App[int]):
@@ -360,7 +361,7 @@ class CrowdApp(App[int]):
             wake = last_list + self.containers_interval
             if self.live_stats:
                 due = stats_due(now, last_stats, self._last_output, self.stats_interval,
-                                self.idle_stats_interval)
+                                self.idle_stats_interval, typed_at(), TYPING_GRACE)
                 if now >= due:
                     last_stats = now
                     self.collect_stats()

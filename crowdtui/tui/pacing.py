@@ -6,7 +6,8 @@
   "changed" anyway (a safety net against a write the file times cannot show).
 * :class:`Pacer` keeps one one-shot timer for "the earliest moment something may be
   due" (an idle prompt that will have waited long enough) instead of a fixed tick.
-* :func:`stats_due` paces container stats: often while agents print, rarely at rest.
+* :func:`stats_due` paces container stats: often while agents print, rarely at rest,
+  not while the operator types.
 """
 
 from __future__ import annotations
@@ -83,8 +84,13 @@ class Pacer:
 
 
 def stats_due(now: float, last_stats: float, last_output: float, busy_every: float,
-              idle_every: float) -> float:
+              idle_every: float, typed_at: float = float("-inf"), grace: float = 2.0) -> float:
     """When the next stats sample is due: ``busy_every`` after the last one while some
-    agent printed since, else ``idle_every`` (stats of quiet agents barely move)."""
-    every = busy_every if last_output >= last_stats else idle_every
-    return last_stats + every
+    agent printed since, else ``idle_every`` (stats of quiet agents barely move). While
+    the operator types (a key within ``grace`` seconds) a sample waits, up to
+    ``idle_every`` after the last one: sampling holds the interpreter for milliseconds,
+    and the echo of a key should not wait for it."""
+    due = last_stats + (busy_every if last_output >= last_stats else idle_every)
+    if now - typed_at < grace:
+        due = min(max(due, typed_at + grace), last_stats + idle_every)
+    return due

@@ -104,6 +104,11 @@ def test_attention_due_only_when_a_prompt_can_turn_idle():
 def test_stats_are_due_often_while_agents_print_and_rarely_at_rest():
     assert stats_due(100.0, last_stats=90.0, last_output=95.0, busy_every=6, idle_every=30) == 96.0
     assert stats_due(100.0, last_stats=90.0, last_output=80.0, busy_every=6, idle_every=30) == 120.0
+    # the operator typed a second ago: the busy sample waits until two seconds after the key
+    assert stats_due(100.0, 90.0, 95.0, 6, 30, typed_at=99.0, grace=2.0) == 101.0
+    # but not beyond the idle interval, however long the typing goes on
+    assert stats_due(125.0, 90.0, 95.0, 6, 30, typed_at=124.9, grace=2.0) == 120.0
+    assert stats_due(100.0, 90.0, 95.0, 6, 30, typed_at=90.0, grace=2.0) == 96.0  # long ago
 
 
 async def test_pacer_keeps_one_timer_for_the_earliest_moment():

@@ -66,6 +66,9 @@ class Terminal(Widget, can_focus=True):
     MAX_FPS = 30.0
     FLUSH_BUDGET = 0.025  # seconds of parsing per event-loop turn
     BIG_READ = 16384  # bytes: a read this large means more is coming
+    #: When the operator last typed into any terminal (monotonic): background work
+    #: such as stats sampling waits while someone types, so echoes are not held up.
+    typed_at = float("-inf")
     WHEEL_LINES = 3
 
     class TitleChanged(Message, bubble=True):
@@ -194,6 +197,7 @@ class Terminal(Widget, can_focus=True):
             self._full_repaint = True
             self.refresh()
         self._echo_due = True
+        Terminal.typed_at = time.monotonic()
         self._write(data)
 
     # -- output path ---------------------------------------------------------------
