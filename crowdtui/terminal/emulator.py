@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 from typing import Callable, Optional
 
+from pyte import modes as mo
+
 from . import fastpath
 from .cells import Cell
 from .parser import TerminalStream
@@ -65,8 +67,45 @@ class Emulator:
                 qend = pos
             nl = text.find("\n", qend)
             stop = n if nl < 0 else nl + 1
-            self._feed(text[pos:stop])
+            self._feed_span(text, pos, stop)
             pos = stop
+
+    def _feed_span(self, text: str, start: int, end: int) -> None:
+        """Feed text[start:end], skipping row rewrites that a later rewrite of the same
+        row in the same stretch makes invisible (see ``fastpath.ROW_REWRITE``)."""
+        if end - start < FAST_PATH_MIN_CHARS:
+            self._feed(text[start:end])
+            return
+        screen = self.screen
+        pos = start
+        for run in fastpath.row_rewrites(text, start, end, screen.lines, screen.columns):
+            first = run[0][0]
+            if first > pos:
+                self._feed(text[pos:first])
+                pos = first
+            if not self.stream._taking_plain_text or mo.DECOM in screen.mode or mo.IRM in screen.mode:
+                continue  # not in a state where the claim holds: fed as it is, later
+            last = {y: i for i, (_s, _e, y) in enumerate(run)}
+            live_from = dead_from = -1
+            for i, (s, e, y) in enumerate(run):
+                if last[y] != i:  # rewritten again later in this run
+                    if live_from >= 0:
+                        self._feed(text[live_from:s])
+                        live_from = -1
+                    if dead_from < 0:
+                        dead_from = s
+                    continue
+                if dead_from >= 0:
+                    self._feed(fastpath.sgr_replay(text, dead_from, s))
+                    self.skipped_chars += s - dead_from
+                    dead_from = -1
+                if live_from < 0:
+                    live_from = s
+            # the last rewrite of a run is always live
+            self._feed(text[live_from : run[-1][1]])
+            pos = run[-1][1]
+        if pos < end:
+            self._feed(text[pos:end])
 
     def _feed(self, text: str) -> None:
         if not text:

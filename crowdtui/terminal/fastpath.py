@@ -121,3 +121,53 @@ def row_text(line: Optional[dict], columns: int, upto: Optional[int] = None) -> 
         return ""
     end = columns if upto is None else min(upto, columns)
     return "".join(line[x].data if x in line else " " for x in range(end))
+
+
+# -- redraw storms ------------------------------------------------------------------
+#
+# A *row rewrite* R(y) is: any cursor positionings and SGRs, then CUP to (y, column 1),
+# then printable ASCII and SGRs only, then EL 0 or EL 2. With origin and insert modes
+# off and at most ``columns`` printable characters (so nothing wraps or scrolls), R(y)
+# touches row y only, moves the cursor and sets attributes, and leaves row y the same
+# whatever it held before: the text from column 0, then the erase to the end of the row.
+# So within a stretch of consecutive row rewrites, a rewrite of row y followed later in
+# the stretch by another rewrite of row y is dead: skipping it changes no cell. Its
+# cursor moves are undone by the next rewrite's CUP, and its attributes are kept by
+# replaying its SGRs (``sgr_replay``). ``tests/terminal/test_storm.py`` checks this cell
+# by cell against plain pyte.
+
+#: One row rewrite; group 1: the row parameter of its CUP, group 2: the row's body.
+ROW_REWRITE = re.compile(
+    r"(?:\x1b\[[0-9;]*[Hm])*"
+    r"\x1b\[([0-9]*)(?:;1?)?H"
+    r"((?:[ -~]++|\x1b\[[0-9;]*m)*+)"  # possessive: no backtracking on hostile input
+    r"\x1b\[[02]?K"
+)
+_SGRS = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def row_rewrites(text: str, start: int, end: int, rows: int, columns: int):
+    """Runs of consecutive row rewrites in text[start:end]: yields lists of
+    (start, end, row) for each run of two or more (rows clamped as CUP clamps them)."""
+    run: list[tuple[int, int, int]] = []
+    last_end = -1
+    for m in ROW_REWRITE.finditer(text, start, end):
+        body = m.group(2)
+        if len(body) > columns and len(_SGRS.sub("", body)) > columns:
+            if len(run) > 1:
+                yield run
+            run = []
+            last_end = -1
+            continue
+        raw = m.group(1)
+        line = min(int(raw[:6]), 9999) if raw else 0  # as the parser reads it
+        y = min((line or 1) - 1, rows - 1)
+        s = m.start()
+        if s != last_end and run:
+            if len(run) > 1:
+                yield run
+            run = []
+        run.append((s, m.end(), y))
+        last_end = m.end()
+    if len(run) > 1:
+        yield run

@@ -21,6 +21,9 @@ from pyte import control as ctrl
 #: Longest parameter string / OSC payload kept (hostile streams stay bounded).
 MAX_PARAMS_CHARS = 256
 MAX_OSC_CHARS = 4096
+#: Distinct parameter strings / SGR transitions remembered (bounded for hostile streams).
+MAX_CACHED = 4096
+DECSCNM = pyte.modes.DECSCNM
 
 _STRING_INTRODUCERS = "PX^_"  # DCS, SOS, PM, APC: swallowed up to ST
 #: A complete, well-formed CSI sequence (what the FSM would parse the same way).
@@ -76,34 +79,49 @@ class TerminalStream(pyte.Stream):
         "set_cursor_style",
     }
 
+    #: In the ground state: a run of plain text (group 1), a CSI without private marker
+    #: or intermediates (groups 2-3), or any other complete well-formed CSI (groups 4-7).
+    _token = re.compile("(" + pyte.Stream._text_pattern.pattern + r")|\x1b\[([0-9;:]*)([@-~])|"
+                        + _CSI.pattern)
+
     def feed(self, data: str) -> None:
-        """pyte's feed, plus: complete CSI sequences met in the ground state are
-        parsed with one regex match instead of one generator step per character."""
+        """pyte's feed, plus: in the ground state each run of text and each
+        complete CSI sequence is one regex match, instead of one generator step
+        per character; everything else goes through the state machine."""
         send = self._send_to_parser
-        draw = self.listener.draw
-        match_text = self._text_pattern.match
-        match_csi = _CSI.match
+        screen = self.listener
+        draw = screen.draw
+        dispatch_csi = self._dispatch_csi
+        plain_csi = self._plain_csi
+        sgr_get = screen.sgr_cache.get
+        match_token = self._token.match
         taking_plain_text = self._taking_plain_text
         length = len(data)
         offset = 0
         while offset < length:
             if taking_plain_text:
-                match = match_text(data, offset)
+                match = match_token(data, offset)
                 if match:
-                    start, offset = match.span()
-                    draw(data[start:offset])
+                    offset = match.end()
+                    kind = match.lastindex
+                    if kind == 1:
+                        draw(match.group(1))
+                    elif kind == 3:
+                        raw, final = match.group(2, 3)
+                        if final == "m":  # SGR: most often a transition seen before
+                            cursor = screen.cursor
+                            attrs = cursor.attrs
+                            seen = sgr_get((raw, id(attrs)))
+                            if seen is not None and seen[0] is attrs:
+                                cursor.attrs = seen[1]
+                                continue
+                        plain_csi(raw[:MAX_PARAMS_CHARS], final)
+                    else:
+                        prefix, raw, inter, final = match.group(4, 5, 6, 7)
+                        dispatch_csi(prefix, raw[:MAX_PARAMS_CHARS], inter, final)
                     continue
-                if data[offset] == "\x1b":
-                    match = match_csi(data, offset)
-                    if match:
-                        prefix, raw, inter, final = match.groups()
-                        self._dispatch_csi(prefix, raw[:MAX_PARAMS_CHARS], inter, final)
-                        offset = match.end()
-                        continue
-                taking_plain_text = False
-            else:
-                taking_plain_text = send(data[offset : offset + 1])
-                offset += 1
+            taking_plain_text = send(data[offset])
+            offset += 1
         self._taking_plain_text = taking_plain_text
 
     def _parser_fsm(self):  # type: ignore[override]
@@ -145,14 +163,50 @@ class TerminalStream(pyte.Stream):
                 except (ValueError, IndexError, KeyError, OverflowError):
                     return
 
+        # Programs repeat the same few sequences: parsed parameters and the
+        # attributes an SGR turns the current ones into are remembered (SGR is a
+        # pure function of its parameters, the current attributes and DECSCNM; the
+        # screen empties ``sgr_cache`` when a mode changes).
+        params_cache: dict[str, list[int]] = {}
+        sgr_cache = listener.sgr_cache
+        canonical: dict[Any, Any] = {}
+
+        def params_of(raw: str) -> list[int]:
+            params = params_cache.get(raw)
+            if params is None:
+                if len(params_cache) >= MAX_CACHED:
+                    params_cache.clear()
+                params = params_cache[raw] = parse_params(raw)
+            return params
+
+        def plain_csi(raw: str, final: str) -> None:
+            """A CSI without private marker or intermediates."""
+            if final == "m":
+                cursor = listener.cursor
+                attrs = cursor.attrs
+                call(sgr, parse_sgr(raw))
+                if len(sgr_cache) >= MAX_CACHED:
+                    sgr_cache.clear()
+                    canonical.clear()
+                # Equal attributes share one object, so the id-keyed cache finds them.
+                after = cursor.attrs = canonical.setdefault(cursor.attrs, cursor.attrs)
+                # attrs is kept in the entry, so its id cannot be reused meanwhile
+                sgr_cache[(raw, id(attrs))] = (attrs, after)
+                return
+            handler = csi_dispatch[final]
+            params = params_of(raw)
+            try:
+                handler(*params)
+            except TypeError:
+                call(handler, params[:-1])
+            except (ValueError, IndexError, KeyError, OverflowError):
+                pass
+
         def dispatch_csi(prefix: str, raw: str, inter: str, final: str) -> None:
             if not prefix and not inter:
-                if final == "m":
-                    call(sgr, parse_sgr(raw))
-                else:
-                    call(csi_dispatch[final], parse_params(raw))
+                plain_csi(raw, final)
             elif prefix == "?" and not inter:
-                params = parse_params(raw)
+                params = params_of(raw)
                 if final == "h":
                     call(set_mode, params, private=True)
                 elif final == "l":
@@ -165,6 +219,7 @@ class TerminalStream(pyte.Stream):
                 call(set_cursor_style, parse_params(raw)[:1])
 
         self._dispatch_csi = dispatch_csi
+        self._plain_csi = plain_csi
         pending = ""  # bytes to re-read: at most ESC and one more
         while True:
             if pending:

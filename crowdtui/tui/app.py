@@ -11,6 +11,7 @@ import asyncio
 import functools
 import inspect
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ from crowdtui.tui import backend
 from crowdtui.tui.attention import AttentionWatch
 from crowdtui.tui.commands import CrewCommands
 from crowdtui.tui.crew import OPERATOR, AgentRow, merge_rows, newly_waiting
+from crowdtui.tui.pacing import Pacer, StoreSignal, stats_due
 from crowdtui.tui.messages import (
     ContainersChanged,
     CrewChanged,
@@ -47,9 +49,10 @@ from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.agent_list import AgentList
 from crowdtui.tui.widgets.documents_view import DocumentsView
 from crowdtui.tui.widgets.inbox_view import InboxView
+from crowdtui.tui.widgets.logs_view import MAX_LINES as MAX_LOG_LINES
 from crowdtui.tui.widgets.logs_view import LogsView
 from crowdtui.tui.widgets.onboarding_view import OnboardingView
-from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal
+from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal, typed_at
 from crowdtui.workspace import Workspace
 
 def quiet_when_closing(handler):
@@ -79,6 +82,8 @@ VIEWS = ("terminal", "inbox", "documents", "activity", "logs", "held")
 HELD_KINDS = {"onboard", "chat", "route", "inbound"}
 NARROW = 140  # below this many columns the list sits above the view
 EVENT_BACKLOG = 300  # events shown in Activity when the app opens
+LOG_BATCH_SECONDS = 0.1  # log lines are handed to Logs in batches at most this often
+TYPING_GRACE = 2.0  # seconds after a keystroke in a terminal during which stats wait
 
 
 class CrowdApp(App[int]):
@@ -138,8 +143,10 @@ class CrowdApp(App[int]):
         time_format: Callable[[Any], str] | None = None,
         live_stats: bool = True,
         idle_prompt_after: float = 20.0,
-        containers_interval: float = 2.0,
+        containers_interval: float = 30.0,
         stats_interval: float = 6.0,
+        idle_stats_interval: float = 30.0,
+        rows_interval: float = 30.0,
     ) -> None:
         super().__init__()
         self.workspace = workspace
@@ -176,8 +183,20 @@ class CrowdApp(App[int]):
         self._logged: set[str] = set()  # agents whose logs are followed now
         self._logs_seen: set[str] = set()  # agents whose logs were followed before
         self.idle_prompt_after = idle_prompt_after
-        self.containers_interval = containers_interval  # engine states also arrive as events
-        self.stats_interval = stats_interval  # a stats sample costs the engine ~1 s per agent
+        # Engine states arrive as agent.state events (the state follower writes them), which
+        # make the app list the containers at once; the interval is only a safety net.
+        self.containers_interval = containers_interval
+        # A stats sample costs the engine ~1 s per agent: every stats_interval while some
+        # agent prints, every idle_stats_interval when all are quiet.
+        self.stats_interval = stats_interval
+        self.idle_stats_interval = idle_stats_interval
+        self.rows_interval = rows_interval  # rows follow events; a re-read now and then
+        self._last_output = float("-inf")  # when some watched terminal last printed
+        self._store_signal: StoreSignal | None = None
+        self._attention_pacer: Pacer | None = None
+        self._status_text: Text | None = None
+        self._log_buffer: deque[tuple[str, str]] = deque(maxlen=MAX_LOG_LINES)
+        self._log_flush: asyncio.Handle | None = None
         #: name -> (container id, viewer, AttentionWatch) on each running agent's terminal
         self._watches: dict[str, tuple[str, Any, AttentionWatch]] = {}
         #: name -> why its terminal looks like it waits for the operator
@@ -226,12 +245,13 @@ class CrowdApp(App[int]):
             self.store = await self.workspace.open_store()
         last = await self.store.last_event_id()
         self._last_event_id = max(0, last - EVENT_BACKLOG)
+        self._store_signal = StoreSignal(getattr(self.store, "path", self.workspace.db_path))
+        self._attention_pacer = Pacer(self.set_timer, self._check_attention, time.monotonic)
         self.poll_store()
         self.refresh_held()
         self.load_roster_worker()
         if self.use_docker:
             self.connect_runtime()
-            self.set_interval(1.0, self._check_attention)
         if self.use_hub:
             self.start_hub()
 
@@ -261,26 +281,38 @@ class CrowdApp(App[int]):
             (" · all agents" if self.scope_all else ""),
             "  ? keys",
         )
+        if text == self._status_text:
+            return  # unchanged: no repaint
+        self._status_text = text
         self._main.query_one("#status-bar", Static).update(text)
 
     # ------------------------------------------------------------------ workers
     @work(exclusive=True, group="poll", exit_on_error=False)
     async def poll_store(self) -> None:
-        """Follow the store: new events feed Activity and trigger a refresh of what changed."""
-        tick = 0
+        """Follow the store: new events feed Activity and trigger a refresh of what changed.
+
+        The store is read only after its files changed (a stat per tick, see StoreSignal)."""
+        last_rows = float("-inf")
+        more = False
         while True:
-            try:
-                events = await self.store.events_after(self._last_event_id, limit=500)
-            except Exception as exc:  # a busy store is retried on the next tick
-                self.log.warning(f"poll: {exc}")
-                events = []
+            events = []
+            now = time.monotonic()
+            retry = False
+            if more or self._store_signal is None or self._store_signal.changed(now):
+                try:
+                    events = await self.store.events_after(self._last_event_id, limit=500)
+                except Exception as exc:  # a busy store is retried on the next tick
+                    self.log.warning(f"poll: {exc}")
+                    retry = True
             if events:
                 self._last_event_id = events[-1].id
                 self.post_message(EventsArrived(events))
-            if events or tick % 10 == 0:
+            if events or now - last_rows >= self.rows_interval:
+                last_rows = now
                 await self.refresh_rows()
-            tick += 1
-            await asyncio.sleep(self.poll_interval if len(events) < 500 else 0)
+            more = len(events) >= 500
+            await asyncio.sleep(0 if more else self.poll_interval)
+            more = more or retry
 
     async def refresh_rows(self) -> None:
         try:
@@ -314,17 +346,27 @@ class CrowdApp(App[int]):
         except Exception as exc:
             self.notify(f"could not adopt running agents: {exc}", severity="warning",
                         markup=False)
-        last_stats = 0.0
+        last_list = last_stats = float("-inf")
         while True:
-            try:
-                containers = await backend.list_containers(self.runtime)
-                self.post_message(ContainersChanged(containers))
-            except Exception as exc:
-                self.log.warning(f"containers: {exc}")
-            if self.live_stats and time.monotonic() - last_stats >= self.stats_interval:
-                last_stats = time.monotonic()
-                self.collect_stats()
-            await asyncio.sleep(self.containers_interval)
+            now = time.monotonic()
+            if now - last_list >= self.containers_interval:
+                last_list = now
+                try:
+                    containers = await backend.list_containers(self.runtime)
+                    self.post_message(ContainersChanged(containers))
+                except Exception as exc:
+                    self.log.warning(f"containers: {exc}")
+            wake = last_list + self.containers_interval
+            if self.live_stats:
+                due = stats_due(now, last_stats, self._last_output, self.stats_interval,
+                                self.idle_stats_interval, typed_at(), TYPING_GRACE)
+                if now >= due:
+                    last_stats = now
+                    self.collect_stats()
+                    due = now + self.stats_interval
+                # wake often enough to notice that agents began to print
+                wake = min(wake, due, now + self.stats_interval)
+            await asyncio.sleep(max(0.05, wake - time.monotonic()))
 
     @work(exclusive=True, group="containers-now", exit_on_error=False)
     async def refresh_containers(self) -> None:
@@ -381,13 +423,24 @@ class CrowdApp(App[int]):
         async def follow() -> None:
             try:
                 async for lines in backend.follow_logs(self.runtime, [name], tail=tail):
-                    self.post_message(LogLines(lines))
+                    # Lines that come together (a flood) go to Logs as one message per
+                    # LOG_BATCH_SECONDS, not one per line; the newest MAX_LINES are kept.
+                    self._log_buffer.extend(lines)
+                    if self._log_flush is None:
+                        self._log_flush = asyncio.get_running_loop().call_later(
+                            LOG_BATCH_SECONDS, self._flush_logs)
             finally:
                 self._logged.discard(name)
 
         self._logged.add(name)
         self._logs_seen.add(name)
         self.run_worker(follow(), group=f"logs-{name}", exclusive=True, exit_on_error=False)
+
+    def _flush_logs(self) -> None:
+        self._log_flush = None
+        if self._log_buffer:
+            lines, self._log_buffer = list(self._log_buffer), deque(maxlen=MAX_LOG_LINES)
+            self.post_message(LogLines(lines))
 
     # ------------------------------------------------------------------ message handlers
     @quiet_when_closing
@@ -502,6 +555,7 @@ class CrowdApp(App[int]):
     def on_agent_list_selected(self, message: AgentList.Selected) -> None:
         self.selected = message.name
         self._sync_terminal()
+        self._check_attention()  # looking at a terminal answers it
         self.refresh_inbox()
         self.refresh_documents()
         self._main.query_one(LogsView).set_agent(self._logs_scope())
@@ -510,6 +564,7 @@ class CrowdApp(App[int]):
     @quiet_when_closing
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._sync_terminal()
+        self._check_attention()
         pane = event.pane.id or ""
         if pane == "view-inbox":
             self.refresh_inbox()
@@ -574,8 +629,12 @@ class CrowdApp(App[int]):
                 return
 
             def on_output(data: bytes) -> None:
-                if watch.feed(data, time.monotonic()) or name in self.attention:
+                now = time.monotonic()
+                self._last_output = now
+                if watch.feed(data, now) or name in self.attention:
                     self.call_later(self._check_attention)
+                elif self._attention_pacer is not None:
+                    self._attention_pacer.schedule(now + watch.idle_after)
 
             def on_close() -> None:
                 if self._watches.get(name, (None,))[0] == container_id:
@@ -610,6 +669,9 @@ class CrowdApp(App[int]):
             why = watch.reason(now)
             if why:
                 attention[name] = why
+        if self._attention_pacer is not None:  # wake when an idle prompt may be due, not before
+            dues = [d for _cid, _v, w in self._watches.values() if (d := w.due()) is not None and d > now]
+            self._attention_pacer.schedule(min(dues, default=None))
         if attention != self.attention:
             self.attention = attention
             self.run_worker(self.refresh_rows(), group="rows", exclusive=True,
@@ -632,6 +694,8 @@ class CrowdApp(App[int]):
 
     @work(exclusive=True, group="inbox", exit_on_error=False)
     async def refresh_inbox(self) -> None:
+        if self.active_view != "inbox":
+            return  # hidden: showing the tab refreshes it
         owner = self._agent_scope()
         if owner is None:
             names = [r.name for r in self.rows] or [OPERATOR]
@@ -645,6 +709,8 @@ class CrowdApp(App[int]):
 
     @work(exclusive=True, group="documents", exit_on_error=False)
     async def refresh_documents(self) -> None:
+        if self.active_view != "documents":
+            return  # hidden: showing the tab refreshes it
         docs = await self.store.list_documents()
         tasks = {t.doc_id: t.kind for t in await self.store.pending_tasks(OPERATOR)}
         self._main.query_one(DocumentsView).show(docs, tasks, self._agent_scope())
@@ -1009,6 +1075,8 @@ class CrowdApp(App[int]):
         self.exit(0)
 
     async def on_unmount(self) -> None:
+        if self._log_flush is not None:
+            self._log_flush.cancel()
         await backend.shutdown(self)
 
 

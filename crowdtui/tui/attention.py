@@ -75,6 +75,13 @@ class AttentionWatch:
         visible = _ESC_SEQ.sub(b"", self.tail).replace(b"\r", b"").strip()
         return bool(visible) and now - self.last_output >= self.idle_after
 
+    def due(self) -> float | None:
+        """When ``reason`` may next turn to "prompt waiting" without more output (None:
+        it cannot: a bell is already pending, or the last line shows nothing)."""
+        if self.rang or not _ESC_SEQ.sub(b"", self.tail).replace(b"\r", b"").strip():
+            return None
+        return self.last_output + self.idle_after
+
     def reason(self, now: float) -> str | None:
         if self.rang:
             return "rang the bell"

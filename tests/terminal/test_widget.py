@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 
 import pytest
 
@@ -196,3 +197,29 @@ async def test_rendered_cells_carry_colours_attributes_and_cursor():
         assert term.render_line(0).cell_length == term.size.width
         cursor_cell = [s for s in term.render_line(1) if s.text][1]  # after ">"
         assert cursor_cell.style.underline  # DECSCUSR 4: underline cursor, drawn while focused
+
+
+async def test_the_echo_of_a_typed_key_is_not_held_back_by_the_frame_cap():
+    """Output is painted at most MAX_FPS times a second, except the first output after a
+    key was typed: that echo is painted in the flush that takes it in."""
+    app = TerminalTestApp(None)
+    async with app.run_test(size=(60, 20)) as pilot:
+        term = app.query_one(Terminal)
+        await pilot.pause()
+
+        def flush_now(data: bytes) -> None:
+            term._on_output(data)
+            term._flush_handle.cancel()
+            term._flush()
+
+        term._last_repaint = time.monotonic() + 3600  # a frame was "just" painted: the cap holds
+        repaints = term.repaints
+        flush_now(b"program output")
+        assert term.repaints == repaints and term._frame_due  # held for the next frame
+        term.send(b"k")  # no session here: nothing is written, but a key was typed
+        flush_now(b"k")
+        assert term.repaints == repaints + 1 and not term._frame_due  # painted at once
+        flush_now(b" more output")
+        assert term.repaints == repaints + 1  # only the echo: the cap holds again
+        term._flush_handle.cancel()
+        term._flush_handle = None

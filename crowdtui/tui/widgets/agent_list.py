@@ -32,6 +32,11 @@ STATE_GLYPH = {
 }
 
 
+COLUMN_LABELS = {"agent": "agent", "state": "state", "unread": "✉", "cpu": "cpu", "mem": "mem",
+                 "note": "note"}
+COLUMNS = tuple(COLUMN_LABELS)  # the order of the cells ``_cells`` returns
+
+
 class AgentList(DataTable):
     """Agents with state, unread count, CPU, memory and status note."""
 
@@ -67,12 +72,8 @@ class AgentList(DataTable):
         self._selected: str | None = None
 
     def on_mount(self) -> None:
-        self.add_column("agent", key="agent", width=16)
-        self.add_column("state", key="state", width=19)
-        self.add_column("✉", key="unread", width=3)
-        self.add_column("cpu", key="cpu", width=4)
-        self.add_column("mem", key="mem", width=6)
-        self.add_column("note", key="note", width=40)
+        for (key, label), width in zip(COLUMN_LABELS.items(), (16, 19, 3, 4, 6, 40)):
+            self.add_column(label, key=key, width=width)
 
     @property
     def rows_shown(self) -> list[AgentRow]:
@@ -109,7 +110,15 @@ class AgentList(DataTable):
         key = tuple(rows)
         if key == self._shown:
             return
-        self._shown = key
+        before, self._shown = self._shown, key
+        if [r.name for r in before] == [r.name for r in rows] and self.row_count == len(rows):
+            # Same agents in the same order (a stats sample, a state): repaint only the
+            # cells that changed, not the whole table.
+            for old, new in zip(before, rows):
+                if old != new:
+                    for column, cell in zip(COLUMNS, self._cells(new)):
+                        self.update_cell(new.name, column, cell)
+            return
         keep = self._selected
         self.clear()
         for r in rows:

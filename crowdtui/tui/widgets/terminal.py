@@ -65,6 +65,10 @@ class Terminal(Widget, can_focus=True):
     RELEASE_LABEL = "ctrl+] releases"
     MAX_FPS = 30.0
     FLUSH_BUDGET = 0.025  # seconds of parsing per event-loop turn
+    BIG_READ = 16384  # bytes: a read this large means more is coming
+    #: When the operator last typed into any terminal (monotonic): background work
+    #: such as stats sampling waits while someone types, so echoes are not held up.
+    typed_at = float("-inf")
     WHEEL_LINES = 3
 
     class TitleChanged(Message, bubble=True):
@@ -118,9 +122,11 @@ class Terminal(Widget, can_focus=True):
         self._viewer: Optional[Viewer] = None
         self._pending: list[bytes] = []
         self._flush_handle: Optional[asyncio.Handle] = None
+        self._flush_due = 0.0  # when the scheduled flush runs (monotonic)
         self._last_flush = 0.0
         self._last_repaint = 0.0
         self._frame_due = False
+        self._echo_due = False  # a key was typed: its echo is painted at once
         self._slice = 1 << 20  # bytes fed per step; adapts to FLUSH_BUDGET
         self._full_repaint = True
         self._scroll_back = 0  # rows scrolled back into history; 0 = live
@@ -190,16 +196,27 @@ class Terminal(Widget, can_focus=True):
             self._scroll_back = 0
             self._full_repaint = True
             self.refresh()
+        self._echo_due = True
+        Terminal.typed_at = time.monotonic()
         self._write(data)
 
     # -- output path ---------------------------------------------------------------
     def _on_output(self, data: bytes) -> None:
         self._pending.append(data)
         self.bytes_received += len(data)
-        if self._flush_handle is None:
-            delay = max(0.0, self._last_flush + 1.0 / self.MAX_FPS - time.monotonic())
-            loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(delay, self._flush)
+        # Small writes wait for the next frame and are parsed together; a full PTY
+        # read (a flood, a redraw storm) is parsed at once: waiting gains nothing.
+        # Repaints stay capped at MAX_FPS either way.
+        now = time.monotonic()
+        if self._echo_due or len(data) >= self.BIG_READ:
+            due = now
+        else:
+            due = self._last_flush + 1.0 / self.MAX_FPS
+        if self._flush_handle is None or due < self._flush_due:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush_due = due
+            self._flush_handle = asyncio.get_running_loop().call_later(max(0.0, due - now), self._flush)
 
     def _on_close(self) -> None:
         self.closed = True
@@ -234,15 +251,19 @@ class Terminal(Widget, can_focus=True):
             self._after_feed()
             self._frame_due = True
         now = time.monotonic()
-        if self._frame_due and now - self._last_repaint >= 1.0 / self.MAX_FPS:
+        # The frame cap holds floods back; the echo of a key typed goes out at once.
+        if self._frame_due and (self._echo_due or now - self._last_repaint >= 1.0 / self.MAX_FPS):
             self._frame_due = False
+            self._echo_due = False
             self._last_repaint = now
             self._repaint()
         loop = asyncio.get_running_loop()
         if self._pending:
+            self._flush_due = now
             self._flush_handle = loop.call_soon(self._flush)
         elif self._frame_due:
-            self._flush_handle = loop.call_later(self._last_repaint + 1.0 / self.MAX_FPS - now, self._flush)
+            self._flush_due = self._last_repaint + 1.0 / self.MAX_FPS
+            self._flush_handle = loop.call_later(self._flush_due - now, self._flush)
 
     def _after_feed(self) -> None:
         added = self.emulator.screen.history_changed

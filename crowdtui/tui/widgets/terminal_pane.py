@@ -32,6 +32,11 @@ def terminal_widget_class() -> type[Widget] | None:
     return None
 
 
+def typed_at() -> float:
+    """When the operator last typed into a terminal (monotonic; -inf: never)."""
+    return getattr(terminal_widget_class(), "typed_at", float("-inf"))
+
+
 def make_terminal(session: Any, **kwargs) -> Widget:
     """A terminal widget attached to ``session`` (a PtySession or an exec session)."""
     cls = terminal_widget_class()
