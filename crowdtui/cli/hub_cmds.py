@@ -105,7 +105,13 @@ async def cmd_hub(args) -> int:
             opened = await hub.open_running_doors()
             hub.follow_registry()
             runtime = _runtime(ws)
+            stop_states = None
             if runtime is not None:
+                from crowdtui.runtime.state import start_following
+
+                # container states followed here too, so the supervisor sees crashes and
+                # restarts even when no console or serve runs
+                _follower, stop_states = start_following(runtime, store)
                 hub.run_policies(runtime)
             print(f"crowdtui hub: serving {ws.root} (pid {__import__('os').getpid()})", flush=True)
             print(f"  doors: {', '.join(opened) if opened else 'none yet (agents get one when they start)'}", flush=True)
@@ -119,6 +125,8 @@ async def cmd_hub(args) -> int:
             await stop.wait()
             roster_task.cancel()
             await asyncio.gather(roster_task, return_exceptions=True)
+            if stop_states is not None:
+                await stop_states()
         finally:
             await hub.stop()
     print("crowdtui hub: stopped", flush=True)

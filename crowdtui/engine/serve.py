@@ -207,18 +207,13 @@ async def _follow_roster(workspace, store, log) -> None:
 async def _start_runtime(workspace, store, log, cleanup):
     from crowdtui.engine.launch import Launcher
     from crowdtui.runtime.containers import Runtime
-    from crowdtui.runtime.state import StateFollower
+    from crowdtui.runtime.state import start_following
 
     runtime = await asyncio.to_thread(Runtime, workspace)
-    follower = StateFollower(runtime, store, actor="runtime")
-    halt = asyncio.Event()
-    task = asyncio.create_task(follower.run(halt), name="state-follower")
+    _follower, stop_states = start_following(runtime, store)
 
     async def stop_follower() -> None:
-        halt.set()
-        follower.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_states()
         runtime.close()
 
     cleanup.append(("runtime", stop_follower))

@@ -234,3 +234,20 @@ async def record_action(store, action: str, name: str, *, actor: str = "operator
     ``--as`` someone, the hub's launch policy...).
     """
     return await store.append_event(actor, f"runtime.{action}", name, detail or {})
+
+
+def start_following(runtime: Runtime, store, *, actor: str = "runtime"):
+    """Start a :class:`StateFollower` task; returns ``(follower, stop)`` where ``await stop()``
+    ends it. The one way a host process (``serve``, ``crowdtui hub``) follows container
+    states, so its supervisor sees crashes and restarts wherever it runs."""
+    follower = StateFollower(runtime, store, actor=actor)
+    halt = asyncio.Event()
+    task = asyncio.create_task(follower.run(halt), name="state-follower")
+
+    async def stop() -> None:
+        halt.set()
+        follower.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return follower, stop

@@ -126,3 +126,41 @@ async def test_a_hub_killed_with_sigkill_leaves_nothing_that_blocks_the_next_one
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+async def test_the_hub_alone_follows_container_states_and_restarts_a_crashed_agent(workspace, agent_image):
+    """With only `crowdtui hub` running (no console, no serve), a container killed under an
+    agent with `restart: on-failure` is seen as crashed and started again by the supervisor."""
+    import docker
+    from qms import Store
+
+    write_roster(workspace, {"alpha": "name: alpha\ndescription: first\ncommand: [sleep, infinity]\n"
+                                      "restart: on-failure\n"})
+    up = cli(workspace, "up", "alpha")
+    assert up.returncode == 0, up.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "crowdtui", "--workspace", str(workspace.root), "hub"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    client = docker.from_env()
+    store = await Store.open(workspace.db_path)
+    try:
+        await asyncio.to_thread(proc.stdout.readline)
+        [container] = client.containers.list(filters={"label": f"crowdtui.agent=alpha"})
+        before = await store.last_event_id()
+        await asyncio.sleep(1.0)  # the hub's follower is subscribed by now (it reconciles first)
+        container.kill()
+
+        async def restarted():
+            events = await store.events_after(before, limit=1000)
+            return [e for e in events if e.kind == "agent.restarted" and e.subject == "alpha"]
+        [event] = await wait_for(restarted, 60, what="the hub's supervisor to restart alpha")
+        assert "137" in str(event.detail) or "crash" in str(event.detail), event.detail
+        states = [e.detail.get("state") for e in await store.events_after(before, kinds=["agent.state"], limit=1000)
+                  if e.subject == "alpha"]
+        assert "crashed" in states, states
+        running = client.containers.list(filters={"label": "crowdtui.agent=alpha"})
+        assert len(running) == 1
+    finally:
+        await store.close()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.communicate, timeout=30)
+        client.close()
