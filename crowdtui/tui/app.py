@@ -171,6 +171,8 @@ class CrowdApp(App[int]):
         self.session_pool: Any = None  # SessionPool: one shared PTY session per container
         self._policies_started = False  # hub announcements and launch policies (own hub only)
         self.docker_error: str | None = None
+        self.engine_down: str | None = None  # "since HH:MM:SS" while the state follower says so
+        self.store_problem: str | None = None  # the store refused the console's last write
         self.hub_mode = "none"  # own (in this app) | other (another process) | none
         self.hub_detail = ""
         self.hub: Any = None
@@ -199,6 +201,7 @@ class CrowdApp(App[int]):
         self._log_flush: asyncio.Handle | None = None
         #: name -> (container id, viewer, AttentionWatch) on each running agent's terminal
         self._watches: dict[str, tuple[str, Any, AttentionWatch]] = {}
+        self._watched_since: dict[str, str | None] = {}  # the container start each watch follows
         #: name -> why its terminal looks like it waits for the operator
         self.attention: dict[str, str] = {}
         #: chats held by onboarding (no route accepts them), as last read from the store
@@ -265,7 +268,8 @@ class CrowdApp(App[int]):
         n = sum(1 for r in self.rows if not r.is_operator)
         running = sum(1 for r in self.rows if r.running and not r.is_operator)
         waiting = sum(1 for r in self.rows if r.needs_operator)
-        docker = ("docker ✓" if self.runtime is not None else
+        docker = (f"docker ✗ engine unreachable {self.engine_down}" if self.engine_down else
+                  "docker ✓" if self.runtime is not None else
                   "docker: off" if not self.use_docker else
                   f"docker ✗ {self.docker_error}" if self.docker_error else "docker …")
         text = Text.assemble(
@@ -275,7 +279,9 @@ class CrowdApp(App[int]):
             (f" · {len(self.holds)} chat(s) held (6)", "bold black on yellow") if self.holds else "",
             f" · hub: {self.hub_mode}",
             safe(f" ({self.hub_detail})") if self.hub_mode == "other" and self.hub_detail else "",
-            " · ", safe(docker),
+            " · ", safe(docker, "bold white on red" if self.engine_down else ""),
+            (" · " if self.store_problem else ""),
+            safe(f"store ✗ {self.store_problem}", "bold white on red") if self.store_problem else "",
             (f" · roster: {len(self.roster_problems)} problem(s)", "yellow")
             if self.roster_problems else "",
             (" · all agents" if self.scope_all else ""),
@@ -472,6 +478,12 @@ class CrowdApp(App[int]):
             return
         if self.runtime is not None and any(e.kind == "agent.state" for e in message.events):
             self.refresh_containers()  # the engine said something changed: look now
+        for e in message.events:  # the state follower's word on the Docker engine
+            if e.kind == "engine.unreachable":
+                self.engine_down = "since " + time.strftime("%H:%M:%S", time.localtime(e.at))
+            elif e.kind == "engine.reachable":
+                self.engine_down = None
+        self._status()
         kinds = {str(e.kind).split(".", 1)[0] for e in message.events}
         if "message" in kinds:
             self.refresh_inbox()
@@ -499,9 +511,11 @@ class CrowdApp(App[int]):
             if info.state == "running" and name not in self._logged:
                 self.follow_logs(name, 0 if name in self._logs_seen else 100)
             watched = self._watches.get(name)
-            if info.state == "running" and (watched is None or watched[0] != info.container_id):
-                self._unwatch(name)
+            restarted = watched is not None and self._watched_since.get(name) != info.started_at
+            if info.state == "running" and (watched is None or watched[0] != info.container_id or restarted):
+                self._unwatch(name)  # the same container started again has a new attach stream
                 self._watch_terminal(name, info.container_id)
+                self._watched_since[name] = info.started_at
             elif info.state != "running" and watched is not None:
                 self._unwatch(name)
         if message.containers != self.containers:
@@ -615,8 +629,8 @@ class CrowdApp(App[int]):
             hint = "press s to start it" if self.runtime is not None else (
                 f"containers are unavailable ({self.docker_error or 'connecting…'})")
             pane.explain(name, f"{why} — {hint}.")
-        elif pane.agent != name or pane.container_id != row.container_id:
-            self._attach_terminal(name, row.container_id)
+        elif pane.agent != name or pane.container_id != row.container_id or pane.stale:
+            self._attach_terminal(name, row.container_id)  # a new container, or the same one restarted
 
     def _watch_terminal(self, name: str, container_id: str) -> None:
         """Watch an agent's terminal for a bell or an idle prompt (one more viewer)."""
@@ -907,9 +921,25 @@ class CrowdApp(App[int]):
     # --- inbox
     async def send_draft(self, draft: Draft) -> None:
         """Send as the operator; raises (with the store's one-line reason) on failure."""
-        for to in draft.to:
-            await self.store.send_message(OPERATOR, to, draft.body, priority=draft.priority,
-                                          thread=draft.thread)
+        try:
+            for to in draft.to:
+                await self.store.send_message(OPERATOR, to, draft.body, priority=draft.priority,
+                                              thread=draft.thread)
+        except Exception as exc:
+            self.store_wrote(exc)
+            raise
+        self.store_wrote(None)
+
+    def store_wrote(self, error: BaseException | None) -> None:
+        """How the console's last write went: a store that cannot take writes (full disk,
+        read-only) stays in the status bar until a write goes through again."""
+        from qms.errors import StoreUnavailable
+
+        if error is None:
+            self.store_problem = None
+        elif isinstance(error, StoreUnavailable):
+            self.store_problem = str(error).split(": ", 1)[-1]
+        self._status()
 
     def _after_send(self, draft: Draft | None) -> None:
         if draft is not None:
@@ -1057,8 +1087,10 @@ class CrowdApp(App[int]):
             else:
                 raise ValueError(f"unknown action {action}")
         except Exception as exc:
+            self.store_wrote(exc)
             self.notify(inert(f"{doc_id}: {exc}"), severity="error", markup=False, timeout=8)
             return False
+        self.store_wrote(None)
         self.notify(inert(f"{doc_id}: {action.replace('_', ' ')} done"), markup=False)
         self.refresh_documents()
         return True

@@ -173,3 +173,30 @@ def test_a_read_only_store_is_one_clear_line_and_works_again_once_writable(tmp_p
         subprocess.run(["umount", "-l", str(view)], check=False)
     result = cli(ws, "inbox", "--json")
     assert "first" in result.stdout and "second" in result.stdout, result.stdout
+
+
+async def test_the_console_status_bar_says_the_store_cannot_take_writes_until_it_can(small_disk):
+    """The operator's send from the console on a full disk: the compose error and a status-bar
+    line; once space is back, the next send goes through and the line goes away."""
+    from crowdtui.tui.screens.compose import Draft
+    from crowdtui.workspace import init_workspace
+    from tests.tui.conftest import add_agent, store_app, wait_for
+
+    ws, _ = init_workspace(small_disk / "ws", sample=False)
+    add_agent(ws, "alice")
+    app = store_app(ws)
+    async with app.run_test(size=(200, 40)) as pilot:
+        bar = app.query_one("#status-bar")
+        await wait_for(pilot, lambda: app.store is not None, what="the console's store")
+        await app.send_draft(Draft(to=["operator"], body="warm the store up"))
+        filler = fill(small_disk)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await app.send_draft(Draft(to=["operator"], body="x" * 60_000))
+            await pilot.pause()
+            assert "store ✗" in str(bar.render()) and "full" in str(bar.render()), str(bar.render())
+        finally:
+            filler.unlink()
+        await app.send_draft(Draft(to=["operator"], body="space is back"))
+        await pilot.pause()
+        assert "store ✗" not in str(bar.render())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from crowdtui.tui.app import CrowdApp
@@ -236,3 +238,30 @@ async def test_a_bell_or_an_idle_prompt_in_a_terminal_makes_the_agent_wait(
         agents.select("ringer")
         await wait_for(pilot, lambda: agents.row("ringer").state == "running", 30,
                        what="bell answered")
+
+
+async def test_a_container_started_again_gets_its_terminal_back(workspace, docker_client, agent_image):
+    """The same container stopped and started again (as after an engine restart: same id, a
+    new attach stream): the console's terminal re-attaches by itself and takes keys again."""
+    add_agent(workspace, "shell", command="[bash]")
+    app = console(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        agents = app.query_one(AgentList)
+        await wait_for(pilot, lambda: app.runtime is not None and agents.row("shell"),
+                       what="runtime connected and roster loaded")
+        agents.select("shell")
+        await pilot.pause()
+        await pilot.press("s")
+        row = await wait_for(pilot, lambda: (r := agents.row("shell")) and r.running and r, 60,
+                             what="shell running")
+        pane = app.query_one(TerminalPane)
+        await wait_for(pilot, lambda: pane.terminal is not None, what="terminal attached")
+        first = pane.session
+        container = docker_client.containers.get(row.container_id)
+        await asyncio.to_thread(container.restart, timeout=1)
+        await wait_for(pilot, lambda: pane.session is not None and pane.session is not first
+                       and not pane.stale, 60, what="the terminal re-attached to the restarted container")
+        assert pane.container_id == row.container_id  # the same container
+        pane.session.write(b"echo back-$((5*5))\n")  # what the widget sends for typed keys
+        await wait_for(pilot, lambda: pane.terminal is not None and "back-25" in screen_text(pane.terminal), 30,
+                       what="input reaches the restarted container and its output the pane")

@@ -104,3 +104,17 @@ async def test_broadcast_to_a_selection(workspace, store):
     assert [m.body for m in await store.inbox("alice")] == ["stand-up in 5"]
     assert [m.body for m in await store.inbox("carol")] == ["stand-up in 5"]
     assert await store.inbox("bob") == []
+
+
+async def test_the_status_bar_says_when_the_engine_is_unreachable_and_when_it_is_back(workspace, store):
+    """The state follower records engine.unreachable / engine.reachable (tests/faults cover
+    that against a real dockerd); the console's status bar follows them from the store."""
+    roster(workspace, "alice")
+    app = store_app(workspace)
+    async with app.run_test(size=(160, 40)) as pilot:
+        bar = app.query_one("#status-bar")
+        await wait_for(pilot, lambda: app.query_one(AgentList).row("alice"), what="alice in the list")
+        await store.append_event("runtime", "engine.unreachable", "", {"error": "connection refused"})
+        await wait_for(pilot, lambda: "engine unreachable since" in str(bar.render()), what="the outage shown")
+        await store.append_event("runtime", "engine.reachable", "", {})
+        await wait_for(pilot, lambda: "engine unreachable" not in str(bar.render()), what="the outage cleared")

@@ -65,6 +65,13 @@ class TerminalPane(Container):
         self.agent: str | None = None
         self.container_id: str | None = None
         self.terminal: Widget | None = None
+        self.session: Any = None  # the shared PTY session shown
+
+    @property
+    def stale(self) -> bool:
+        """The session shown has ended (its container stopped, or the engine went away): a
+        container running again needs a fresh attach, even with the same id."""
+        return self.session is not None and bool(getattr(self.session, "closed", False))
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Select an agent.", "dim"), id="terminal-placeholder")
@@ -82,7 +89,7 @@ class TerminalPane(Container):
     async def attach(self, agent: str, container_id: str, get_session: Callable[[str], Any],
                      *, focus: bool = False) -> None:
         """Show ``agent``'s terminal (``get_session(container_id)`` gives the shared session)."""
-        if self.agent == agent and self.container_id == container_id and self.terminal:
+        if self.agent == agent and self.container_id == container_id and self.terminal and not self.stale:
             if focus:
                 self.terminal.focus()
             return
@@ -92,6 +99,7 @@ class TerminalPane(Container):
         try:
             session = await get_session(container_id)
             widget = make_terminal(session, id="agent-terminal")
+            self.session = session
         except Exception as exc:
             self.explain(agent, f"Cannot attach to the terminal: {exc}")
             return
@@ -104,6 +112,7 @@ class TerminalPane(Container):
             widget.focus()
 
     def _detach(self) -> None:
+        self.session = None
         if self.terminal is not None:
             t, self.terminal = self.terminal, None
             t.remove()
