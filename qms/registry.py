@@ -103,9 +103,13 @@ class RegistryMixin:
 
     async def set_agent_state(
         self, name: str, state: str, *, detail: str | dict[str, Any] | None = None,
-        actor: str = "runtime",
+        actor: str = "runtime", unless: tuple[str, ...] = (),
     ) -> Agent:
-        """Record the runtime state (e.g. stopped, starting, running, exited); event when it changed."""
+        """Record the runtime state (e.g. stopped, starting, running, exited); event when it changed.
+
+        ``unless``: states that win over this one — when the agent is in one of them, nothing
+        changes (decided inside the write transaction, so a start recorded meanwhile by
+        another process is never overwritten, e.g. by a supervisor's "restarting")."""
         validate_name(name)
         if not isinstance(state, str) or not STATE_RE.fullmatch(state):
             raise InvalidInput(f"invalid agent state '{shown(state)}': use a short lower-case word")
@@ -121,6 +125,8 @@ class RegistryMixin:
             old = await agent_row(db, name)
             if old is None:
                 raise no_such_agent(name)
+            if old["state"] in unless:
+                return agent_from_row(old)
             if old["state"] != state or old["state_detail"] != text:
                 await db.execute(
                     "UPDATE agents SET state = ?, state_detail = ?, updated_at = ? WHERE name = ?",

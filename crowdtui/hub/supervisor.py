@@ -218,7 +218,8 @@ class Supervisor:
         delay = min(self.first_delay * 2 ** (attempt - 1), self.max_delay)
         self.restarts[name] = (now + delay, reason, attempt)
         await self._set_state(name, RESTARTING, {"attempt": attempt, "limit": self.loop_failures,
-                                                 "last_exit": reason, "delay": delay, "container": container})
+                                                 "last_exit": reason, "delay": delay, "container": container},
+                              unless=(RUNNING,))  # a start recorded meanwhile (the operator's) wins
 
     def _policy(self, name: str) -> str:
         from crowdtui.roster import restart_policy
@@ -226,9 +227,9 @@ class Supervisor:
         d = self.directory.definition(name)
         return restart_policy(d) if d is not None else "no"
 
-    async def _set_state(self, name: str, state: str, detail: dict) -> None:
+    async def _set_state(self, name: str, state: str, detail: dict, unless: tuple[str, ...] = ()) -> None:
         try:
-            await self.store.set_agent_state(name, state, detail=detail, actor=ACTOR)
+            await self.store.set_agent_state(name, state, detail=detail, actor=ACTOR, unless=unless)
         except Exception as exc:  # removed from the roster meanwhile
             log.info("state of %s not recorded: %s", name, exc)
 

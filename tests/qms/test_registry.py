@@ -74,3 +74,17 @@ async def test_unknown_agent_is_not_found_and_changes_nothing(store, snapshot, c
     with pytest.raises(NotFound, match="ghost"):
         await call(store)
     assert snapshot() == before
+
+
+async def test_a_state_that_wins_is_never_overwritten(store):
+    """A supervisor marking an agent "restarting" must not overwrite a start recorded
+    meanwhile: the condition is decided inside the write transaction."""
+    await store.upsert_agent("lead", path="lead", tier=0)
+    await store.set_agent_state("lead", "running", actor="operator")
+    before = await store.last_event_id()
+    agent = await store.set_agent_state("lead", "restarting", actor="supervisor", unless=("running",))
+    assert agent.state == "running" and (await store.get_agent("lead")).state == "running"
+    assert await store.events_after(before) == []
+    await store.set_agent_state("lead", "crashed", actor="runtime")
+    agent = await store.set_agent_state("lead", "restarting", actor="supervisor", unless=("running",))
+    assert agent.state == "restarting"
