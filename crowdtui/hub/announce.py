@@ -13,7 +13,6 @@ sessions, the same stream the operator's terminal views use).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from crowdtui.hub.directory import OPERATOR, Directory
+from crowdtui.hub.policy_loop import run_steps
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,7 @@ class Announcer:
         self._last_typed: dict[str, float] = {}
 
     async def run(self, from_event: int | None = None) -> None:
-        self.last_event = await self.store.last_event_id() if from_event is None else from_event
-        while True:
-            try:
-                await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("announcing failed; retrying")
-            await asyncio.sleep(self.poll)
+        await run_steps(self, "announcing", from_event)
 
     async def step(self) -> list[tuple[str, str]]:
         """Read new events, type what is due; returns the (agent, line) pairs typed."""

@@ -20,6 +20,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from crowdtui.hub.directory import OPERATOR, Directory
+from crowdtui.hub.policy_loop import run_steps
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,7 @@ class LaunchPolicy:
         self._busy: set[str] = set()
 
     async def run(self, from_event: int | None = None) -> None:
-        self.last_event = await self.store.last_event_id() if from_event is None else from_event
-        while True:
-            try:
-                await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("launch policy step failed; retrying")
-            await asyncio.sleep(self.poll)
+        await run_steps(self, "launch policy step", from_event)
 
     async def step(self) -> list[tuple[str, str]]:
         """One round: react to new events, then check shutdowns. Returns (action, agent) pairs."""
@@ -159,7 +152,6 @@ def runtime_probe(runtime: Any) -> Callable[[str], Awaitable[str | None]]:
 
 def runtime_paused(runtime: Any) -> Callable[[], Awaitable[set[str]]]:
     """The agents whose containers are paused now (one engine call for all of them)."""
-    import asyncio
 
     from crowdtui.runtime import labels
 

@@ -31,6 +31,7 @@ from collections import deque
 from typing import Any, Awaitable, Callable
 
 from crowdtui.hub.directory import OPERATOR, Directory
+from crowdtui.hub.policy_loop import run_steps
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +121,7 @@ class Supervisor:
     # ---- the loop
 
     async def run(self, from_event: int | None = None) -> None:
-        self.last_event = await self.store.last_event_id() if from_event is None else from_event
-        await self.catch_up()
-        while True:
-            try:
-                await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("supervisor step failed; retrying")
-            await asyncio.sleep(self.poll)
+        await run_steps(self, "supervisor step", from_event, before=self.catch_up)
 
     async def catch_up(self) -> None:
         """What was true before we followed: dead holders' leases, running agents."""
