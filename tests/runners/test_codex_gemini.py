@@ -1,5 +1,6 @@
 """Codex CLI and Gemini CLI in their images, started by crowdtui: each one's own MCP listing
-names the crowd server through the bridge (Gemini's also connects to it)."""
+names the crowd server through the bridge (Gemini's also connects to it), and Codex, driven
+by a stand-in of the OpenAI Responses API (tests/standins/openai.py), calls a crowd tool."""
 
 from __future__ import annotations
 
@@ -57,5 +58,53 @@ async def test_the_runner_lists_the_crowd_server(workspace, store, docker_client
         code, out = await asyncio.to_thread(container.exec_run, ["cat", persona], user="1000:1000")
         assert out.decode() == "Persona of x.\n"
     finally:
+        await runtime.remove("x")
+        await hub.stop()
+
+
+async def test_codex_reaches_the_crowd_server_in_a_turn_driven_by_the_responses_stand_in(
+        workspace, store, docker_client, runner_images):
+    """Codex in its image, its model provider pointed at a stand-in of the OpenAI Responses
+    API reached through the agent's egress allowlist: the stand-in asks for the crowd
+    server's send_message, Codex calls it through crowd-mcp-bridge, the hub records the call
+    with the agent as actor, and the operator has the message."""
+    from crowdtui.runners import runner_named
+    from crowdtui.secrets import Vault
+    from tests.standins.openai import ResponsesStandIn
+
+    standin = ResponsesStandIn(server="crowd", tool="send_message",
+                               arguments={"to": "operator", "body": "hello from codex"}, host="127.0.0.2").start()
+    (workspace.agents_dir / "x").mkdir(parents=True)
+    (workspace.agents_dir / "x" / "AGENT.md").write_text(
+        f"---\nrunner: codex\nmodel: gpt-test\nbase_url: {standin.url}\n"
+        "resources: {memory: 1g, pids: 512}\n---\nPersona of x.\n")
+    roster = load_roster(workspace)
+    assert not roster.problems, roster.problems
+    await sync_roster(store, roster)
+    await Vault.open(workspace, store).set(runner_named("codex").secret, "test-key-not-real")
+    hub = Hub(workspace, store)
+    await hub.start()
+    runtime = Runtime(workspace, docker_client, store=store)
+    try:
+        await hub.open_door("x")
+        info = await runtime.start(roster.get("x"))
+        container = docker_client.containers.get(info.container_id)
+        provider = (f'model_providers.standin={{name="standin",base_url="{standin.url}",'
+                    'env_key="OPENAI_API_KEY",wire_api="responses"}')
+        code, out = await asyncio.to_thread(
+            container.exec_run,
+            ["crowd-codex", "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+             "-c", "model_provider=standin", "-c", provider, "-m", "gpt-test", "Tell the operator hello."],
+            user="1000:1000", workdir="/workspace",
+            environment={"HOME": "/home/agent", "OPENAI_API_KEY": "test-key-not-real"})
+        text = out.decode("utf-8", "replace")
+        assert standin.called_as, f"the stand-in never saw the crowd tool offered: {text[-1500:]}"
+        assert standin.result is not None and "operator" in standin.result, text[-1500:]
+        calls = [e for e in await store.events_after(0, limit=10000, kinds=["hub.call"]) if e.actor == "x"]
+        assert [(e.subject, e.detail.get("ok")) for e in calls] == [("send_message", True)], calls
+        assert [(m.sender, m.body) for m in await store.inbox("operator")] == [("x", "hello from codex")]
+        assert all(r["body"].get("model") == "gpt-test" for r in standin.requests if r["path"].endswith("/responses"))
+    finally:
+        standin.stop()
         await runtime.remove("x")
         await hub.stop()
