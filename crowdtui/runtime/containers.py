@@ -580,7 +580,7 @@ class Runtime:
 
     def _discard(self, name: str, container) -> None:
         """Remove a container, keeping its output under .crowd/logs/<agent>/ first."""
-        from crowdtui.runtime.logs import archive_logs
+        from crowdtui.runtime.log_lines import archive_logs
 
         try:
             archive_logs(self.workspace.log_dir(name), container)
