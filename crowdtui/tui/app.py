@@ -528,20 +528,27 @@ class CrowdApp(App[int]):
         self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
 
     @quiet_when_closing
-    async def on_roster_loaded(self, message: RosterLoaded) -> None:
+    def on_roster_loaded(self, message: RosterLoaded) -> None:
         first = not self.roster and not self.roster_problems
         self.roster = message.agents
         self.roster_problems = message.problems
         if message.roster is not None:
             self.roster_obj = message.roster
-            try:
-                await backend.sync_registry(self.store, message.roster)
-            except Exception as exc:
-                self.notify(f"roster: {exc}", severity="warning", markup=False)
-        await self.refresh_rows()
+        # the store work runs as a worker: a handler that awaits I/O holds up every
+        # message behind it (keys included) for as long as the store takes
+        self._sync_roster(message.roster)
         if first and self.watch_roster:
             self.watch_roster_worker()
         self._status()
+
+    @work(exclusive=True, group="roster-sync", exit_on_error=False)
+    async def _sync_roster(self, roster: Any) -> None:
+        if roster is not None:
+            try:
+                await backend.sync_registry(self.store, roster)
+            except Exception as exc:
+                self.notify(f"roster: {exc}", severity="warning", markup=False)
+        await self.refresh_rows()
 
     @quiet_when_closing
     def on_hub_status(self, message: HubStatus) -> None:
