@@ -71,5 +71,22 @@ class ProcessLock:
             self._fd = None
 
 
+def lock_held(path: Path) -> bool:
+    """True while some process holds the lock at ``path`` (asked without taking it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def since(info: dict) -> str:
     return time.strftime("%H:%M:%S UTC", time.gmtime(info["started"])) if info.get("started") else "?"

@@ -922,15 +922,19 @@ async def follow_roster(
     stop_event: asyncio.Event | None = None,
     on_update=None,
     actor: str = "roster",
+    initial: Roster | None = None,
 ) -> None:
     """Keep the store's registry in step with ``agents/`` until ``stop_event`` is set.
 
-    Syncs once at the start, then records every reload (``record_roster_changes``).
-    ``on_update(update)`` (plain or async) is called after each reload is recorded,
-    e.g. to refresh a view or let the runtime start ``launch: always`` agents.
+    Syncs once at the start (unless ``initial`` is given: a roster already synced, as
+    the host does before it opens the hub), then records every reload
+    (``record_roster_changes``). ``on_update(update)`` (plain or async) is called after
+    each reload is recorded, e.g. to log it or refresh a view.
     """
-    roster = await asyncio.to_thread(load_roster, _root_of(workspace))
-    await sync_roster(store, roster, actor=actor)
+    roster = initial
+    if roster is None:
+        roster = await asyncio.to_thread(load_roster, _root_of(workspace))
+        await sync_roster(store, roster, actor=actor)
     async for update in watch_roster(workspace, initial=roster, stop_event=stop_event):
         if update.diff:
             await record_roster_changes(store, update.roster, update.diff, actor=actor)

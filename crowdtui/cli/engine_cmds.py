@@ -117,15 +117,24 @@ def _when(t: float | None) -> str:
 
 
 async def cmd_serve(args) -> int:
-    from crowdtui.engine.serve import ServeOptions, run_serve
+    """The host without a screen, logging plain lines on stderr (``crowdtui.host``)."""
+    import os
+
+    from crowdtui.engine.serve import log_line
     from crowdtui.engine.service import EngineConfig
+    from crowdtui.host import Host, HostOptions, run_foreground
 
     ws = workspace_of(args)
-    port = args.port if args.port is not None else int(ws.setting("engine", "port", 0) or 0)
-    opts = ServeOptions(port=port, hub=not args.no_hub, runtime=not args.no_runtime,
-                        engine=EngineConfig(health_interval=args.health_interval,
-                                            health_failures=args.health_failures))
-    return await run_serve(ws, opts)
+    opts = HostOptions(hub=not args.no_hub, runtime=not args.no_runtime, engine_required=True,
+                       engine_port=args.port,
+                       engine_config=EngineConfig(health_interval=args.health_interval,
+                                                  health_failures=args.health_failures))
+
+    def ready(host) -> None:
+        host.log(f"listening on {host.engine_url} (pid {os.getpid()}, workspace {ws.root}, "
+                 f"hub {'on' if host.hub else 'off'}, runtime {'on' if host.runtime else 'off'})")
+
+    return await run_foreground(Host(ws, options=opts, log=log_line), ready=ready)
 
 
 async def cmd_route_ls(args) -> int:

@@ -10,15 +10,21 @@ from crowdtui.cli.common import open_store, print_json, workspace_of
 def register(sub) -> None:
     p = sub.add_parser(
         "hub",
-        help="run the MCP hub alone in the foreground (one door per running agent)",
-        description="Serve the hub's MCP tools to this workspace's agents: a unix socket per "
-        "running agent (.crowd/ipc/NAME/mcp.sock), following agents as they start and stop, "
-        "and streamable HTTP when [hub] http_port is set. Ctrl-C stops it.",
+        help="run the host in the foreground: the MCP hub (one door per running agent), its "
+        "policies and the engine",
+        description="Run this workspace's host (the same as `crowdtui serve` and the console's "
+        "own hub): the hub's and the engine's MCP tools on a unix socket per running agent "
+        "(.crowd/ipc/NAME/mcp.sock), following agents as they start and stop, launch policies "
+        "and supervision, the engine (routes, channels, scheduled tasks), and streamable HTTP "
+        "when [hub] http_port is set. Ctrl-C stops it; agents keep running.",
     )
     p.add_argument("--http-port", type=int, default=None, metavar="PORT",
                    help="also serve streamable HTTP on this port (default: crowd.toml [hub] http_port; 0 = off)")
     p.add_argument("--http-host", default=None, metavar="HOST",
                    help="address for HTTP (default: crowd.toml [hub] http_host, 127.0.0.1)")
+    p.add_argument("--no-engine", action="store_true",
+                   help="do not run the engine's loops and chat HTTP side here (its tools are still "
+                   "served; run it with `crowdtui serve --no-hub`)")
     p.set_defaults(func=cmd_hub)
 
     p = sub.add_parser("token", help="bearer tokens for agents that reach the hub over HTTP")
@@ -87,54 +93,37 @@ async def cmd_token_ls(args) -> int:
 
 
 async def cmd_hub(args) -> int:
-    import asyncio
+    """The host in the foreground, printing what it serves (``crowdtui.host``)."""
     import logging
-    import signal
+    import os
 
-    from crowdtui.hub.hub import Hub
+    from crowdtui.host import Host, HostOptions, run_foreground
 
     logging.basicConfig(level=logging.WARNING, format="crowdtui hub: %(message)s")
     logging.getLogger("crowdtui.hub").setLevel(logging.INFO)  # doors opening and closing
     ws = workspace_of(args)
-    async with open_store(args) as store:
-        await _sync_roster(ws, store)
-        await _refresh_states(ws, store)
-        hub = Hub(ws, store, http_port=args.http_port, http_host=args.http_host)
-        await hub.start()
-        try:
-            opened = await hub.open_running_doors()
-            hub.follow_registry()
-            runtime = _runtime(ws)
-            stop_states = None
-            if runtime is not None:
-                from crowdtui.runtime.state import start_following
 
-                # container states followed here too, so the supervisor sees crashes and
-                # restarts even when no console or serve runs
-                _follower, stop_states = start_following(runtime, store)
-                hub.run_policies(runtime)
-            print(f"crowdtui hub: serving {ws.root} (pid {__import__('os').getpid()})", flush=True)
-            print(f"  doors: {', '.join(opened) if opened else 'none yet (agents get one when they start)'}", flush=True)
-            if hub.http_url:
-                print(f"  http:  {hub.http_url} (bearer tokens: crowdtui token issue NAME)", flush=True)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            roster_task = asyncio.create_task(_follow_roster(ws, store, stop), name="hub-follow-roster")
-            await stop.wait()
-            roster_task.cancel()
-            await asyncio.gather(roster_task, return_exceptions=True)
-            if stop_states is not None:
-                await stop_states()
-        finally:
-            await hub.stop()
+    def log(line: str) -> None:
+        print(f"crowdtui hub: {line}", file=sys.stderr, flush=True)
+
+    opts = HostOptions(engine=not args.no_engine, hub_http_port=args.http_port, hub_http_host=args.http_host)
+
+    def ready(host) -> None:
+        doors = sorted(host.hub.doors)
+        print(f"crowdtui hub: serving {ws.root} (pid {os.getpid()})", flush=True)
+        print(f"  doors: {', '.join(doors) if doors else 'none yet (agents get one when they start)'}", flush=True)
+        if host.hub.http_url:
+            print(f"  http:  {host.hub.http_url} (bearer tokens: crowdtui token issue NAME)", flush=True)
+        for line in host.summary()[1:]:
+            print(f"  {line}", flush=True)
+
+    status = await run_foreground(Host(ws, options=opts, log=log), ready=ready)
     print("crowdtui hub: stopped", flush=True)
-    return 0
+    return status
 
 
 async def _sync_roster(ws, store) -> None:
-    """Register the roster's agents (so their doors can open), if the roster loads."""
+    """Register the roster's agents (so a token can name them), if the roster loads."""
     import logging
 
     try:
@@ -142,45 +131,5 @@ async def _sync_roster(ws, store) -> None:
 
         roster = load_roster(ws)
         await sync_roster(store, roster)
-    except Exception as exc:  # the hub still serves what the registry knows
-        logging.getLogger(__name__).warning("roster not synced (%s); serving the registered agents", exc)
-
-
-async def _follow_roster(ws, store, stop) -> None:
-    """Register agents added to agents/ (and drop removed ones) while the hub runs."""
-    import logging
-
-    try:
-        from crowdtui.roster import record_roster_changes, watch_roster
-
-        async for update in watch_roster(ws, stop_event=stop):
-            if update.diff:
-                await record_roster_changes(store, update.roster, update.diff)
-    except Exception as exc:
-        logging.getLogger(__name__).warning("stopped following the roster (%s)", exc)
-
-
-def _runtime(ws):
-    """The container runtime, or None (then no announcements or launch policies)."""
-    import logging
-
-    try:
-        from crowdtui.runtime.containers import Runtime
-
-        return Runtime(ws)
-    except Exception as exc:
-        logging.getLogger(__name__).warning("no Docker engine (%s): no announcements or launch policies", exc)
-        return None
-
-
-async def _refresh_states(ws, store) -> None:
-    """Bring agent states up to date from the engine, so doors open for what really runs."""
-    import logging
-
-    try:
-        from crowdtui.runtime.containers import Runtime
-        from crowdtui.runtime.state import StateFollower
-
-        await StateFollower(Runtime(ws), store).reconcile()
-    except Exception as exc:
-        logging.getLogger(__name__).warning("agent states not refreshed from the engine (%s)", exc)
+    except Exception as exc:  # the registry still knows the agents it had
+        logging.getLogger(__name__).warning("roster not synced (%s); using the registered agents", exc)

@@ -26,6 +26,9 @@ def register(sub) -> None:
     p = sub.add_parser("up", help="start agents' containers")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--all", action="store_true", help="every agent in the roster")
+    p.add_argument("--host", action="store_true",
+                   help="if no host (hub) runs for the workspace, start one in the background so the "
+                   "agents get their MCP door (default: say that they have none)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop agents' containers (their homes stay)")
@@ -38,6 +41,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("restart", help="replace an agent's container with a fresh one")
     p.add_argument("name", metavar="NAME")
+    p.add_argument("--host", action="store_true",
+                   help="if no host (hub) runs for the workspace, start one in the background")
     p.set_defaults(func=cmd_restart)
 
     p = sub.add_parser("logs", help="an agent's container output, or all agents merged")
@@ -90,17 +95,10 @@ def _definitions(roster, names: list[str], use_all: bool) -> list:
     return [roster.get(n) for n in dict.fromkeys(names)]
 
 
-async def _register(store, agent) -> None:
-    await store.upsert_agent(agent.name, path=agent.rel_path, tier=agent.tier, parent=agent.parent,
-                             description=agent.description, actor="operator")
-
-
 def _actor(args) -> str:
-    return getattr(args, "actor", None) or "operator"
+    from crowdtui.runtime.lifecycle import OPERATOR
 
-
-def _detail(info) -> dict:
-    return {"container": info.short_id, "image": info.image, "state": info.state}
+    return getattr(args, "actor", None) or OPERATOR
 
 
 def _line(info) -> str:
@@ -165,27 +163,23 @@ async def cmd_ls(args) -> int:
 
 
 async def cmd_up(args) -> int:
+    from crowdtui.runtime import lifecycle
     from crowdtui.runtime.containers import Runtime
-    from crowdtui.runtime.state import record_action, record_state
 
     ws = workspace_of(args)
     agents = _definitions(_roster(ws), args.names, args.all)
     runtime = Runtime(ws, progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
-    failed = 0
+    failed = started = 0
     try:
         async with open_store(args) as store:
             for agent in agents:
-                await _register(store, agent)
                 try:
-                    info = await runtime.start(agent)
+                    info = await lifecycle.start(runtime, store, agent, actor=_actor(args), register_first=True)
                 except CrowdError as exc:
                     failed += 1
                     print(f"crowdtui: {exc}", file=sys.stderr)
-                    await record_action(store, "start_failed", agent.name, actor=_actor(args),
-                                        detail={"error": str(exc)[:500]})
                     continue
-                await record_action(store, "start", agent.name, actor=_actor(args), detail=_detail(info))
-                await record_state(store, info)
+                started += 1
                 note = ""
                 if not runtime.is_current(agent, info):
                     note = (f"; it was started from an older definition or image, "
@@ -193,12 +187,31 @@ async def cmd_up(args) -> int:
                 print(_line(info) + note)
     finally:
         runtime.close()
+    if started:
+        await _no_host_notice(ws, args)
     return 1 if failed else 0
 
 
+async def _no_host_notice(ws, args) -> None:
+    """No host (hub) runs for the workspace: the agents started have no MCP door until one
+    does. Say so plainly, or start one in the background with ``--host``."""
+    from crowdtui.host import host_running, start_background
+
+    if host_running(ws):
+        return
+    if getattr(args, "host", False):
+        pid, log_file = start_background(ws)
+        print(f"crowdtui: started the host in the background (pid {pid}; log {log_file}); "
+              "it opens the agents' MCP doors. Stop it with `kill " + str(pid) + "`", file=sys.stderr)
+        return
+    print("crowdtui: no host runs for this workspace, so the agent(s) have no hub (no MCP door, "
+          "no messages) until one does. Start one: `crowdtui hub` or `crowdtui serve` (foreground), "
+          "the console (`crowdtui`), or `crowdtui up --host NAME` (in the background).", file=sys.stderr)
+
+
 async def cmd_down(args) -> int:
+    from crowdtui.runtime import lifecycle
     from crowdtui.runtime.containers import Runtime
-    from crowdtui.runtime.state import record_action, record_state
 
     ws = workspace_of(args)
     runtime = Runtime(ws)
@@ -223,12 +236,9 @@ async def cmd_down(args) -> int:
                     print(f"{name}: not started")
                     continue
                 if info.running or info.state == "created":
-                    info = await runtime.stop(name, timeout=args.timeout)
-                    await record_action(store, "stop", name, actor=_actor(args), detail=_detail(info))
-                    await record_state(store, info)
+                    info = await lifecycle.stop(runtime, store, name, actor=_actor(args), timeout=args.timeout)
                 if args.rm:
-                    await runtime.remove(name)
-                    await record_action(store, "remove", name, actor=_actor(args), detail=_detail(info))
+                    await lifecycle.remove(runtime, store, name, info, actor=_actor(args))
                     print(f"{name}: {info.describe()}, container removed")
                 else:
                     print(_line(info))
@@ -240,21 +250,19 @@ async def cmd_down(args) -> int:
 
 
 async def cmd_restart(args) -> int:
+    from crowdtui.runtime import lifecycle
     from crowdtui.runtime.containers import Runtime
-    from crowdtui.runtime.state import record_action, record_state
 
     ws = workspace_of(args)
     (agent,) = _definitions(_roster(ws), [args.name], False)
     runtime = Runtime(ws)
     try:
         async with open_store(args) as store:
-            await _register(store, agent)
-            info = await runtime.restart(agent)
-            await record_action(store, "restart", agent.name, actor=_actor(args), detail=_detail(info))
-            await record_state(store, info)
+            info = await lifecycle.restart(runtime, store, agent, actor=_actor(args), register_first=True)
             print(_line(info))
     finally:
         runtime.close()
+    await _no_host_notice(ws, args)
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Every browser visit starts its own console process over the same workspace; what viewers
 share lives in the store and the hub, so several viewers at once see the same crew. The
-web server keeps the workspace's hub up while it runs (unless another process has it).
+web server runs the workspace's host (``crowdtui.host``: hub, engine, policies) while it
+runs, unless another process has one; each visit's console then uses that one.
 
 Whoever reaches the console acts as the operator, so the server is locked: a random key,
 made at start and printed in the URL, must be in the page URL (``/?k=KEY``) and in the
@@ -35,7 +36,8 @@ def register(sub) -> None:
                    help="the URL browsers use, when behind a proxy or listening on all addresses "
                    "(default http://HOST:PORT); only its host and HOST:PORT are accepted")
     p.add_argument("--no-hub", action="store_true",
-                   help="do not run the hub in the web server (each console then uses or starts one)")
+                   help="do not run the host (hub, engine, policies) in the web server "
+                   "(each console then uses or starts one)")
     p.set_defaults(func=cmd_web)
 
 
@@ -99,10 +101,9 @@ def cmd_web(args) -> int:
 
     class ConsoleServer(Server):
         """textual-serve behind a key, an Origin and a Host check, plus the workspace's
-        hub for as long as the server runs."""
+        host (``crowdtui.host``) for as long as the server runs."""
 
-        hub = None
-        store = None
+        host = None
 
         async def _make_app(self) -> web.Application:
             # textual-serve's routes, with the websocket at a keyed path (the page's
@@ -134,19 +135,25 @@ def cmd_web(args) -> int:
             if args.no_hub:
                 return
 
-            from crowdtui.tui.backend import start_hub
+            from crowdtui.host import Host, HostAlreadyRunning
 
-            self.store = await ws.open_store()
-            mode, detail, self.hub = await start_hub(ws, self.store)
-            where = {"own": "hub: running in this server", "other": f"hub: already running ({detail})",
-                     "none": f"hub: not started ({detail})"}[mode]
+            # the same host as `crowdtui serve`/`hub`: hub, engine, policies and the runtime
+            host = Host(ws, log=lambda line: self.console.print(f"host: {line}", highlight=False,
+                                                                markup=False))
+            try:
+                await host.start()
+            except HostAlreadyRunning as exc:
+                where = f"host: already running (pid {exc.pid}); the consoles use that one"
+            except Exception as exc:
+                where = f"host: not started ({exc}); each console starts its own"
+            else:
+                self.host = host
+                where = "host: running in this server (" + "; ".join(host.summary()) + ")"
             self.console.print(where, highlight=False, markup=False)
 
         async def on_shutdown(self, app) -> None:
-            if self.hub is not None:
-                await self.hub.stop()
-            if self.store is not None:
-                await self.store.close()
+            if self.host is not None:
+                await self.host.stop()
             await super().on_shutdown(app)
 
     server = ConsoleServer(

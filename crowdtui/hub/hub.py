@@ -370,7 +370,7 @@ class Hub:
             from crowdtui.hub.launch import runtime_paused, runtime_probe
             from crowdtui.hub.supervisor import Supervisor
 
-            start, _ = runtime_actions(runtime, self.store, self.directory.definition)
+            start, _ = runtime_actions(runtime, self.store, self.directory.definition, by="supervisor")
             self.supervisor = Supervisor(self.store, self.directory, start, runtime_probe(runtime),
                                          paused=runtime_paused(runtime))
             self._policy_tasks.append(asyncio.create_task(self.supervisor.run(), name="hub-supervisor"))

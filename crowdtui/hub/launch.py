@@ -7,8 +7,8 @@
 * ``shutdown: idle`` — a running agent is stopped after ``idle_after`` s in which no
   message went to or from it (polling its inbox is not work).
 
-Starting and stopping are callables (``runtime_actions`` binds them to the runtime
-and the roster), so the policy is a small component of its own. Every decision is an
+Starting and stopping are callables (``runtime_actions`` binds them to the agent-lifecycle
+API and the roster), so the policy is a small component of its own. Every decision is an
 event: ``hub.launch`` / ``hub.shutdown`` with the reason.
 """
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 Action = Callable[[str], Awaitable[Any]]
 RUNNING = "running"
+ACTOR = "hub"  # who the policies' starts and stops are recorded as
 
 
 class LaunchPolicy:
@@ -113,29 +114,21 @@ class LaunchPolicy:
             self._busy.discard(name)
 
 
-def runtime_actions(runtime: Any, store: Any, definitions: Callable[[str], Any]) -> tuple[Action, Action]:
-    """Start/stop callables over the runtime; the registry state is recorded at once."""
-
-    async def record(info) -> None:
-        try:
-            from crowdtui.runtime.state import record_state
-
-            await record_state(store, info, actor="hub")
-        except Exception as exc:
-            log.info("state of %s not recorded: %s", getattr(info, "name", "?"), exc)
+def runtime_actions(runtime: Any, store: Any, definitions: Callable[[str], Any], *,
+                    by: str = "launch policy") -> tuple[Action, Action]:
+    """Start/stop callables over the agent-lifecycle API (``crowdtui.runtime.lifecycle``):
+    each records ``runtime.start`` / ``runtime.stop`` with the hub as actor and ``by`` (the
+    launch policy, the supervisor) as the reason, and the container's state at once."""
+    from crowdtui.runtime import lifecycle
 
     async def start(name: str):
         d = definitions(name)
         if d is None:
-            raise LookupError(f"{name} has no definition in the roster")
-        info = await runtime.start(d)
-        await record(info)
-        return info
+            raise LookupError(f"{name} has no definition in the roster; add agents/.../{name}/AGENT.md")
+        return await lifecycle.start(runtime, store, d, actor=ACTOR, reason=by)
 
     async def stop(name: str):
-        info = await runtime.stop(name)
-        await record(info)
-        return info
+        return await lifecycle.stop(runtime, store, name, actor=ACTOR, reason=by)
 
     return start, stop
 

@@ -18,7 +18,8 @@ engine goes away. Driven by the store's ``agent.state`` and ``engine.*`` events.
   registry detail says why) until it moves again (``agent.unstuck``).
 
 Starting goes through one callable (``start``, bound by ``crowdtui.hub.launch.runtime_actions``
-to ``Runtime.start``), the one place restarts enter the runtime.
+to ``crowdtui.runtime.lifecycle.start`` with ``by="supervisor"``), the one place restarts
+enter the runtime; each records ``runtime.start`` with the hub as actor.
 """
 
 from __future__ import annotations

@@ -856,7 +856,7 @@ class CrowdApp(App[int]):
         try:
             if op in ("start", "restart") and self.hub is not None:
                 await backend.open_door(self.hub, name)
-            result = await backend.lifecycle(self.runtime, op, name, agent_def)
+            result = await backend.lifecycle(self.runtime, op, name, agent_def, self.store)
         except Exception as exc:
             self.post_message(OperationDone(f"{op} {name}", False, str(exc).splitlines()[0]
                                             if str(exc) else type(exc).__name__))

@@ -81,14 +81,12 @@ async def list_containers(runtime) -> dict[str, Any]:
     return out
 
 
-async def lifecycle(runtime, op: str, name: str, agent_def: Any) -> Any:
-    if op == "start":
-        return await _maybe(runtime.start(agent_def))
-    if op == "stop":
-        return await _maybe(runtime.stop(name))
-    if op == "restart":
-        return await _maybe(runtime.restart(agent_def))
-    raise ValueError(f"unknown operation {op}")
+async def lifecycle(runtime, op: str, name: str, agent_def: Any, store: Any) -> Any:
+    """Start, stop or restart an agent as the operator, through the agent-lifecycle API
+    (``crowdtui.runtime.lifecycle``), which records ``runtime.<op>`` with the operator as actor."""
+    from crowdtui.runtime import lifecycle as agent_lifecycle
+
+    return await agent_lifecycle.act(runtime, store, op, name, agent_def, actor=agent_lifecycle.OPERATOR)
 
 
 def collect_stats(runtime) -> dict[str, Any]:
@@ -176,33 +174,30 @@ async def follow_logs(runtime, names: list[str], *, tail: int = 50,
 
 
 async def start_hub(workspace, store) -> tuple[str, str, Any]:
-    """Use a running hub of the workspace if there is one, else start one in-process.
+    """Use a running host of the workspace if there is one, else start one in-process: the
+    same host as ``crowdtui serve`` and ``crowdtui hub`` (``crowdtui.host``: hub with the
+    engine's tools, policies, engine). The console follows the roster and container states
+    itself (it shows them), and hands the host its runtime once connected
+    (``host.run_policies(runtime, pool)``).
 
-    Returns (mode, detail, hub): mode ``own`` (this app runs it; ``hub`` set), ``other``
-    (another process holds the hub lock) or ``none`` (detail says why).
+    Returns (mode, detail, host): mode ``own`` (this app runs it; ``host`` set), ``other``
+    (another process runs it) or ``none`` (detail says why).
     """
+    from crowdtui.host import Host, HostAlreadyRunning, HostOptions
+
+    host = Host(workspace, store, HostOptions(runtime=False, follow_roster=False, follow_states=False))
     try:
-        from crowdtui.hub.hub import Hub
-        from crowdtui.hub.lock import HubAlreadyRunning
+        await host.start()
+    except HostAlreadyRunning as exc:
+        return "other", f"pid {exc.pid}" if exc.pid else str(exc), None
     except Exception as exc:
-        return "none", f"the hub is not available ({exc})", None
-    hub = Hub(workspace, store)
-    try:
-        await hub.start()
-    except HubAlreadyRunning:
-        holder = hub.lock.holder()
-        return "other", f"pid {holder}", None
-    except Exception as exc:
-        return "none", str(exc), None
-    try:
-        hub.follow_registry()
-    except Exception as exc:
-        log.warning("hub follow: %s", exc)
-    return "own", "", hub
+        return "none", f"{exc}", None
+    return "own", "", host
 
 
 async def open_door(hub, name: str) -> None:
-    """Open the agent's MCP socket before its container starts (so it finds it at once)."""
+    """Open the agent's MCP socket before its container starts (so it finds it at once);
+    ``hub`` is the app's own host."""
     try:
         await hub.open_door(name)
     except Exception as exc:  # the hub also opens it when the agent shows as running
@@ -216,12 +211,12 @@ async def shutdown(app) -> None:
         await close_session(session)
     await close_pool(getattr(app, "session_pool", None))
     app.session_pool = None
-    hub = getattr(app, "hub", None)
+    hub = getattr(app, "hub", None)  # the app's own host
     if hub is not None:
         try:
             await hub.stop()
         except Exception as exc:
-            log.debug("hub stop: %s", exc)
+            log.debug("host stop: %s", exc)
         app.hub = None
     client = getattr(app, "docker_client", None)
     if client is not None:

@@ -1,0 +1,444 @@
+"""The host: one assembly of store, roster, runtime, hub and engine for a workspace.
+
+Every entry point that serves agents runs a ``Host``: ``crowdtui serve`` and ``crowdtui
+hub`` (headless), the console's own hub and ``crowdtui web``. So every agent gets the
+same MCP tools (the hub's and the engine's routes, tasks and ``reply``) and the same
+policies, whoever started the host. Parts, in start order:
+
+1. the store (opened here unless given) and the roster: synced into the registry, then
+   followed while the host runs (``crowdtui.roster.follow_roster``);
+2. the Docker runtime: container states followed (``StateFollower``), so the supervisor
+   sees crashes wherever the host runs. No Docker engine is not fatal: the host says so
+   and serves the agents the registry knows, without launch policies;
+3. the hub (one per workspace: ``.crowd/run/hub.lock``) with the engine's tools, doors
+   following the registry, announcements, launch/shutdown policies and the supervisor;
+4. the engine (routing, outbound, channel health, scheduler) and its HTTP side for chat
+   channels on 127.0.0.1, described in ``.crowd/run/serve.json``. One engine per
+   workspace (``.crowd/run/serve.lock``): when another process runs it (``crowdtui serve
+   --no-hub``), this host serves the tools and leaves the loops to that one.
+
+``stop()`` undoes what ``start()`` did, in reverse order; agents keep running. Options
+that leave a part out exist only where a user asks for it (``serve --no-hub``,
+``serve --no-runtime``, ``hub --no-engine``) or where the caller does that part itself
+(the console follows the roster and container states for its own views).
+
+Layer: above ``engine`` (it assembles hub, runtime, roster and engine), below ``tui`` and
+``cli``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from crowdtui.errors import CrowdError
+
+logger = logging.getLogger(__name__)
+
+Log = Callable[[str], None]
+#: seconds each part may take to stop before the host moves on
+STOP_TIMEOUT = 15.0
+
+
+def _log_info(line: str) -> None:
+    logger.info("%s", line)
+
+
+class HostAlreadyRunning(CrowdError):
+    """Another process runs this workspace's hub (or, for ``serve``, its engine)."""
+
+    def __init__(self, message: str, pid: Any = None) -> None:
+        super().__init__(message)
+        self.pid = pid  # the running host's pid, when its lock names one
+
+
+@dataclass
+class HostOptions:
+    hub: bool = True  # False: ``serve --no-hub`` (engine only, no MCP doors)
+    runtime: bool = True  # False: ``serve --no-runtime`` (no Docker: nothing started or stopped)
+    engine: bool = True  # False: ``hub --no-engine`` (the engine's tools still served, its loops not run)
+    engine_required: bool = False  # ``serve``: fail when another process runs the engine
+    engine_host: str = "127.0.0.1"
+    engine_port: int | None = None  # None: crowd.toml [engine] port, else any free port
+    engine_config: Any = None  # crowdtui.engine.service.EngineConfig
+    hub_http_port: int | None = None  # None: crowd.toml [hub] http_port
+    hub_http_host: str | None = None
+    follow_roster: bool = True  # the console follows the roster itself (it shows it)
+    follow_states: bool = True  # the console follows container states itself
+
+
+class Host:
+    """``async with Host(workspace) as host:`` — or ``await host.start()`` / ``await host.stop()``."""
+
+    def __init__(self, workspace, store=None, options: HostOptions | None = None, *,
+                 log: Log = _log_info, runtime: Any = None, pool: Any = None) -> None:
+        self.workspace = workspace
+        self.options = options or HostOptions()
+        self.log = log
+        self.store = store
+        self._own_store = store is None
+        self.runtime = runtime  # given: the caller's (the console's); else connected at start
+        self._own_runtime = runtime is None
+        self.pool = pool
+        self.hub: Any = None
+        self.engine: Any = None
+        self.launcher: Any = None
+        self.engine_url: str | None = None
+        self.engine_elsewhere: dict | None = None  # the other engine's lock info, when it runs elsewhere
+        self.runtime_problem: str | None = None
+        self.started_at: float | None = None
+        self._engine_lock: Any = None
+        self._cleanup: list[tuple[str, Callable[[], Any]]] = []
+        self._roster: Any = None  # the roster synced at start (the follower diffs against it)
+        self._policies = False
+        self._started = False
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    async def __aenter__(self) -> "Host":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start every part; on any failure, stop what started and raise. Raises
+        ``HostAlreadyRunning`` when another process has this workspace's hub."""
+        if self._started:
+            return
+        opts = self.options
+        try:
+            if opts.engine and opts.engine_required:
+                self._take_engine_lock(required=True)  # serve: refuse before touching anything
+            if self.store is None:
+                self.store = await self.workspace.open_store()
+                self._cleanup.append(("store", self.store.close))
+            await self._sync_roster()
+            if opts.runtime and self.runtime is None:
+                await self._connect_runtime()
+            if self.runtime is not None and opts.follow_states:
+                await self._follow_states()
+            self.engine = self._make_engine()
+            if opts.hub:
+                await self._start_hub()
+            if opts.engine and self._engine_lock is None:
+                self._take_engine_lock(required=False)
+            if opts.follow_roster:
+                self._start_roster_follower()
+            if self._engine_lock is not None:
+                await self._start_engine()
+            self._start_policies()
+        except BaseException:
+            await self._unwind()
+            raise
+        self._started = True
+        self.started_at = time.time()
+        if self.launcher is not None and self.runtime is not None and self._engine_lock is not None:
+            for name in await self.launcher.start_always():
+                self.log(f"started {name} (launch always)")
+
+    async def stop(self) -> None:
+        """Stop every part in reverse order (agents keep running)."""
+        await self._unwind()
+        self._started = False
+
+    async def _unwind(self) -> None:
+        while self._cleanup:
+            name, fn = self._cleanup.pop()
+            try:
+                result = fn()
+                if asyncio.iscoroutine(result):
+                    await asyncio.wait_for(result, STOP_TIMEOUT)
+            except Exception as exc:
+                self.log(f"stopping {name}: {type(exc).__name__}: {exc}")
+        self.hub = None
+        self._policies = False
+
+    # ---- what the host serves --------------------------------------------------------
+
+    @property
+    def engine_running(self) -> bool:
+        return self._engine_lock is not None
+
+    def tool_names(self) -> list[str]:
+        """The MCP tools the hub lists (before each agent's grants narrow them)."""
+        return sorted(t.name for t in self.hub.server._tool_manager.list_tools()) if self.hub else []
+
+    def summary(self) -> list[str]:
+        """What runs, in a few lines for a terminal."""
+        hub = self.hub
+        lines = [f"hub: {'serving ' + str(len(hub.doors)) + ' door(s)' if hub else 'off'}"
+                 + (f", http {hub.http_url}" if hub is not None and hub.http_url else "")]
+        if self.engine_running:
+            lines.append(f"engine: {self.engine_url}")
+        elif self.engine_elsewhere is not None:
+            lines.append(f"engine: runs in pid {self.engine_elsewhere.get('pid', '?')}")
+        else:
+            lines.append("engine: off")
+        lines.append("runtime: docker" if self.runtime is not None else
+                     f"runtime: off ({self.runtime_problem})" if self.runtime_problem else "runtime: off")
+        return lines
+
+    async def open_door(self, name: str) -> None:
+        """Open the agent's MCP socket now (before its container starts)."""
+        if self.hub is not None:
+            await self.hub.open_door(name)
+
+    def run_policies(self, runtime: Any, pool: Any = None) -> None:
+        """Attach a runtime connected after start (the console's): launch policies,
+        announcements (through ``pool``, the caller's shared terminals) and supervision."""
+        if self.runtime is None:
+            self.runtime = runtime
+            self._own_runtime = False
+        if pool is not None:
+            self.pool = pool
+        if self.launcher is not None:
+            self.launcher.runtime = self.runtime
+        self._start_policies()
+        if self.launcher is not None and self.engine_running:
+            task = asyncio.create_task(self._start_always_later(), name="host-launch-always")
+            self._cleanup.append(("launch always", lambda: _cancel(task)))
+
+    async def _start_always_later(self) -> None:
+        for name in await self.launcher.start_always():
+            self.log(f"started {name} (launch always)")
+
+    # ---- parts -------------------------------------------------------------------
+
+    async def _sync_roster(self) -> None:
+        from crowdtui.roster import load_roster, sync_roster
+
+        roster = await asyncio.to_thread(load_roster, self.workspace)
+        for problem in roster.errors:
+            self.log(f"roster: {problem}")
+        diff = await sync_roster(self.store, roster)
+        if diff:
+            self.log(f"roster: {len(roster)} agents (added {len(diff.added)}, changed {len(diff.changed)}, "
+                     f"removed {len(diff.removed)})")
+        self._roster = roster
+
+    def _start_roster_follower(self) -> None:
+        from crowdtui.roster import follow_roster
+
+        def on_update(update) -> None:
+            d = update.diff
+            if d:
+                self.log(f"roster: added {list(d.added)}, changed {list(d.changed)}, removed {list(d.removed)}")
+
+        async def follow() -> None:
+            try:
+                await follow_roster(self.workspace, self.store, initial=self._roster, on_update=on_update)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the host goes on with the agents it knows
+                self.log(f"stopped following the roster ({type(exc).__name__}: {exc}); "
+                         "restart the host to pick up changes in agents/")
+
+        task = asyncio.create_task(follow(), name="host-follow-roster")
+        self._cleanup.append(("roster", lambda: _cancel(task)))
+
+    async def _connect_runtime(self) -> None:
+        from crowdtui.runtime.containers import Runtime
+
+        try:
+            self.runtime = await asyncio.to_thread(Runtime, self.workspace)
+        except CrowdError as exc:  # EngineUnavailable and the like: serve what the registry knows
+            self.runtime_problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.log(f"no Docker engine ({self.runtime_problem}): agents are neither started nor "
+                     "stopped by this host; start Docker and restart the host")
+            return
+        runtime = self.runtime
+        self._cleanup.append(("runtime", runtime.close))
+
+    async def _follow_states(self) -> None:
+        from crowdtui.runtime.state import StateFollower, start_following
+
+        try:  # bring states up to date first, so doors open for what really runs
+            await StateFollower(self.runtime, self.store).reconcile()
+        except Exception as exc:
+            self.log(f"agent states not refreshed from the engine ({exc})")
+        _follower, stop_states = start_following(self.runtime, self.store)
+        self._cleanup.append(("states", stop_states))
+
+    def _make_engine(self):
+        from crowdtui.engine.launch import Launcher
+        from crowdtui.engine.service import Engine, EngineConfig
+
+        self.launcher = Launcher(self.workspace, self.store, self.runtime,
+                                 log=lambda line: self.log(f"launch: {line}"),
+                                 on_task=not self.options.hub)  # the hub's launch policy does on_task
+        return Engine(self.store, config=self.options.engine_config or EngineConfig(),
+                      stop_agent=self.launcher.stop, delivered=self.launcher.delivered,
+                      log=lambda line: self.log(f"engine: {line}"))
+
+    async def _start_hub(self) -> None:
+        from crowdtui.engine.mcp_tools import add_engine_tools
+        from crowdtui.hub.hub import Hub
+        from crowdtui.hub.lock import HubAlreadyRunning
+
+        hub = Hub(self.workspace, self.store, http_port=self.options.hub_http_port,
+                  http_host=self.options.hub_http_host)
+        try:
+            await hub.start()
+        except HubAlreadyRunning as exc:
+            raise HostAlreadyRunning(str(exc), pid=hub.lock.holder()) from None
+        self.hub = hub
+        self._cleanup.append(("hub", hub.stop))
+        add_engine_tools(hub.server, self.engine)
+        await hub.open_running_doors()
+        hub.follow_registry()
+        self.log(f"hub started{' (' + hub.http_url + ')' if hub.http_url else ''}")
+
+    def _take_engine_lock(self, *, required: bool) -> None:
+        from crowdtui.engine.lock import ServeAlreadyRunning, ServeLock
+        from crowdtui.process_lock import since
+
+        lock = ServeLock(self.workspace.crowd_dir / "run" / "serve.lock")
+        try:
+            lock.acquire()
+        except ServeAlreadyRunning:
+            holder = lock.holder()
+            if required:
+                pid = holder.get("pid", "?")
+                raise HostAlreadyRunning(
+                    f"a host already runs for this workspace (pid {pid}, since {since(holder)}, "
+                    f"{holder.get('url', 'starting')}; `crowdtui serve`, `crowdtui hub` or a console); "
+                    f"use it, or stop it first (kill {pid})", pid=pid) from None
+            self.engine_elsewhere = holder
+            self.log(f"engine: runs in another process (pid {self.engine_elsewhere.get('pid', '?')}); "
+                     "this host serves its tools")
+            return
+        self._engine_lock = lock
+
+        def release() -> None:
+            lock.release()
+            self._engine_lock = None
+
+        self._cleanup.append(("engine lock", release))
+
+    async def _start_engine(self) -> None:
+        from crowdtui.engine.api import build_app
+        from crowdtui.engine.http_server import LocalServer
+        from crowdtui.engine.serve import info_path, write_private
+
+        engine = self.engine
+        await engine.start()
+        self._cleanup.append(("engine", engine.stop))
+        register_key = secrets.token_urlsafe(24)
+        started = time.time()
+        hub = self.hub
+
+        def status() -> dict:
+            return {"workspace": str(self.workspace.root), "uptime": round(time.time() - started, 1),
+                    "hub": bool(hub), "hub_http": getattr(hub, "http_url", None),
+                    "runtime": self.runtime is not None}
+
+        port = self.options.engine_port
+        if port is None:
+            port = int(self.workspace.setting("engine", "port", 0) or 0)
+        server = await LocalServer(build_app(engine, register_key=register_key, status=status),
+                                   host=self.options.engine_host, port=port).start()
+        self._cleanup.append(("http", server.stop))
+        self.engine_url = server.url
+        info = {"pid": os.getpid(), "url": server.url, "register_key": register_key, "started": started,
+                "hub_http": getattr(hub, "http_url", None)}
+        path = info_path(self.workspace)
+        write_private(path, info)
+        self._cleanup.append(("info", lambda: _remove(path)))
+        self._engine_lock.note(pid=os.getpid(), started=started, url=server.url)
+
+    def _start_policies(self) -> None:
+        """Announcements, launch/shutdown policies and the supervisor: once the hub and a
+        runtime are both there."""
+        if self.hub is None or self.runtime is None or self._policies:
+            return
+        self.hub.run_policies(self.runtime, self.pool)
+        self._policies = True
+        if self.launcher is not None:
+            self.launcher.runtime = self.runtime
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+# ---- in the foreground, until a signal ----------------------------------------------
+
+
+async def run_foreground(host: Host, *, ready: Callable[[Host], None] | None = None,
+                         stop: asyncio.Event | None = None) -> int:
+    """Start ``host``, call ``ready(host)``, run until SIGTERM/SIGINT (or ``stop`` is set),
+    then stop it. What ``crowdtui serve`` and ``crowdtui hub`` run. Returns the exit status."""
+    import signal
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await host.start()  # refusals (another host runs) raise before anything started
+        try:
+            if ready is not None:
+                ready(host)
+            await stop.wait()
+            host.log("stopping")
+        finally:
+            await host.stop()
+            host.log("stopped")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+# ---- is one running; start one in the background ---------------------------------------
+
+
+def host_running(workspace) -> bool:
+    """True while some process runs this workspace's hub (``crowdtui hub``, ``serve``, a console)."""
+    from crowdtui.process_lock import lock_held
+
+    return lock_held(workspace.crowd_dir / "run" / "hub.lock")
+
+
+def background_log(workspace) -> Path:
+    return workspace.crowd_dir / "run" / "host.log"
+
+
+def start_background(workspace, *, wait: float = 30.0) -> tuple[int, Path]:
+    """Start ``crowdtui hub`` for ``workspace`` as a detached process (its output in
+    ``.crowd/run/host.log``) and wait until it holds the hub lock. Returns (pid, log)."""
+    import subprocess
+
+    log_file = background_log(workspace)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crowdtui", "--workspace", str(workspace.root), "hub"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if host_running(workspace):
+            return proc.pid, log_file
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    if proc.poll() is None and not host_running(workspace):
+        proc.terminate()
+    raise CrowdError(f"the host did not start (see {log_file}); run `crowdtui hub` in a terminal to see why")
