@@ -104,7 +104,8 @@ async def cmd_hub(args) -> int:
     ws = workspace_of(args)
 
     def log(line: str) -> None:
-        print(f"crowdtui hub: {line}", file=sys.stderr, flush=True)
+        if line != "stopped":  # said on stdout below
+            print(f"crowdtui hub: {line}", file=sys.stderr, flush=True)
 
     opts = HostOptions(engine=not args.no_engine, hub_http_port=args.http_port, hub_http_host=args.http_host)
 
