@@ -70,7 +70,7 @@ class HostOptions:
     engine_config: Any = None  # crowdtui.engine.service.EngineConfig
     hub_http_port: int | None = None  # None: crowd.toml [hub] http_port
     hub_http_host: str | None = None
-    follow_roster: bool = True  # the console follows the roster itself (it shows it)
+    follow_roster: bool = True  # sync and follow agents/ (the console does both itself: it shows them)
     follow_states: bool = True  # the console follows container states itself
 
 
@@ -84,8 +84,7 @@ class Host:
         self.log = log
         self.store = store
         self._own_store = store is None
-        self.runtime = runtime  # given: the caller's (the console's); else connected at start
-        self._own_runtime = runtime is None
+        self.runtime = runtime  # given: the caller's (the console's; not closed here); else connected at start
         self.pool = pool
         self.hub: Any = None
         self.engine: Any = None
@@ -121,7 +120,8 @@ class Host:
             if self.store is None:
                 self.store = await self.workspace.open_store()
                 self._cleanup.append(("store", self.store.close))
-            await self._sync_roster()
+            if opts.follow_roster:
+                await self._sync_roster()
             if opts.runtime and self.runtime is None:
                 await self._connect_runtime()
             if self.runtime is not None and opts.follow_states:
@@ -168,10 +168,6 @@ class Host:
     def engine_running(self) -> bool:
         return self._engine_lock is not None
 
-    def tool_names(self) -> list[str]:
-        """The MCP tools the hub lists (before each agent's grants narrow them)."""
-        return sorted(t.name for t in self.hub.server._tool_manager.list_tools()) if self.hub else []
-
     def summary(self) -> list[str]:
         """What runs, in a few lines for a terminal."""
         hub = self.hub
@@ -197,13 +193,14 @@ class Host:
         announcements (through ``pool``, the caller's shared terminals) and supervision."""
         if self.runtime is None:
             self.runtime = runtime
-            self._own_runtime = False
         if pool is not None:
             self.pool = pool
         if self.launcher is not None:
             self.launcher.runtime = self.runtime
+        if self._policies:
+            return
         self._start_policies()
-        if self.launcher is not None and self.engine_running:
+        if self._policies and self.launcher is not None and self.engine_running:
             task = asyncio.create_task(self._start_always_later(), name="host-launch-always")
             self._cleanup.append(("launch always", lambda: _cancel(task)))
 
