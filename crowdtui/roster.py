@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from crowdtui.grant_rules import GrantRuleError, parse_rule
+from qms.names import NAME_RE, OPERATOR
 
 LAUNCH_POLICIES = ("manual", "on_task", "always", "per_message")
 SHUTDOWN_POLICIES = ("manual", "inbox_empty", "idle")
@@ -60,8 +61,7 @@ PERMISSION_MODES: dict[str, tuple[str, ...]] = {
 AGENT_FILE = "AGENT.md"
 SKILL_FILE = "SKILL.md"
 SKILLS_DIR = "skills"
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-RESERVED_NAMES = ("operator",)
+RESERVED_NAMES = (OPERATOR,)
 MAX_FILE_BYTES = 1024 * 1024
 
 # Linux capabilities a definition may keep (all others are dropped).

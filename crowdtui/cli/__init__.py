@@ -19,6 +19,7 @@ import sys
 from crowdtui import __version__
 from crowdtui.errors import CrowdError
 from crowdtui.text_safety import inert
+from qms.names import OPERATOR
 
 COMMAND_MODULES = [
     "crowdtui.cli.workspace_cmds",
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="workspace folder (default: $CROWD_WORKSPACE, else the current folder or a parent)",
     )
     parser.add_argument(
-        "--as", dest="actor", metavar="NAME", default="operator",
+        "--as", dest="actor", metavar="NAME", default=OPERATOR,
         help="act for this agent instead of the operator (recorded as such)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -16,6 +16,7 @@ import sys
 
 from crowdtui.cli.common import inert, open_store, print_json, workspace_of
 from crowdtui.errors import CrowdError, UsageError
+from qms.names import OPERATOR
 
 
 def register(sub) -> None:
@@ -92,11 +93,11 @@ def _definitions(roster, names: list[str], use_all: bool) -> list:
 
 async def _register(store, agent) -> None:
     await store.upsert_agent(agent.name, path=agent.rel_path, tier=agent.tier, parent=agent.parent,
-                             description=agent.description, actor="operator")
+                             description=agent.description, actor=OPERATOR)
 
 
 def _actor(args) -> str:
-    return getattr(args, "actor", None) or "operator"
+    return getattr(args, "actor", None) or OPERATOR
 
 
 def _detail(info) -> dict:
