@@ -17,6 +17,7 @@ from crowdtui.hub.hub import Hub
 from crowdtui.roster import load_roster, sync_roster
 from crowdtui.runtime.containers import Runtime
 from tests.standins.anthropic import AnthropicStandIn, Turn, last_user_text, system_text
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -42,16 +43,6 @@ def write_agent(ws, port: int, **extra) -> None:
              f"base_url: http://{STANDIN_HOST}:{port}", "resources: {memory: 1g, pids: 512}"]
     lines += [f"{k}: {v}" for k, v in extra.items()]
     (folder / "AGENT.md").write_text("\n".join(lines + ["---", PERSONA, ""]))
-
-
-async def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78c])")
