@@ -24,9 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from crowdtui.grant_rules import (  # noqa: F401  (GrantRuleError, canonical: part of this module's face)
-    GrantRuleError, Rule, canonical, parse_rule, parse_rules,
-)
+from crowdtui.grant_rules import Rule, parse_rules
 
 MESSAGING_TOOLS = ("send_message", "get_messages", "mark_messages_read", "discover_agents")
 DOCUMENT_TOOLS = (
