@@ -9,8 +9,9 @@ Layers, lowest first; a module may import its own layer and the ones below it:
 
     qms < terminal < base < roster < runners < runtime < hub < engine < host < tui < cli
 
-``base`` holds the small leaf modules every layer may use (errors, text safety, the
-workspace, the process lock, agent folders, secrets). A failure names each offending
+``base`` holds the small leaf modules every layer may use (errors, text safety, the grant
+rule language, the workspace, the process lock, agent folders, secrets); ``host`` is the one
+assembly of hub, runtime, roster and engine that the console and the CLI start. A failure names each offending
 import as ``file:line``.
 """
 
@@ -33,7 +34,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "=crowdtui",  # the package's face alone (only __version__); "=" means this module only
         "crowdtui.errors",
         "crowdtui.text_safety",
-        "crowdtui.names",
         "crowdtui.grant_rules",
         "crowdtui.process_lock",
         "crowdtui.workspace",
