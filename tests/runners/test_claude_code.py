@@ -171,7 +171,8 @@ async def test_operator_message_drives_a_real_claude_code_turn_through_the_hub(c
             raise AssertionError(f"used: {[t.name for t in turns if t.used]}; screen: "
                                  f"{screen.text()[-1500:]!r}") from None
         assert reply.body == f"{doc.id} is now v2"
-        assert standin.wait_used(len(turns), 60), [last_user_text(r["body"])[-300:] for r in standin.main_requests()]
+        # in a thread: the hub answering quill's last call runs on this loop
+        assert await asyncio.to_thread(standin.wait_used, len(turns), 60), [last_user_text(r["body"])[-300:] for r in standin.main_requests()]
         latest = await store.get_document(doc.id)
         assert (latest.version, latest.content, latest.holder) == (2, "v2 by quill\n", None)
         assert [v.author for v in await store.versions(doc.id)] == ["operator", "quill"]
@@ -239,7 +240,7 @@ async def test_claude_code_screen_in_the_console_terminal_equals_tmux(crew, tmp_
         session.write(b"tell me something")
         await asyncio.sleep(0.5)
         session.write(b"\r")
-        await wait_for(lambda: _async(standin.wait_used(1, 0)), 60, "the turn")
+        await wait_for(lambda: standin.wait_used(1, 0), 60, "the turn")
         await asyncio.sleep(2)  # let it finish drawing the answer
         data = bytes(screen.data)
     finally:
@@ -255,10 +256,6 @@ async def test_claude_code_screen_in_the_console_terminal_equals_tmux(crew, tmp_
     assert "Here is" in "\n".join(expected["capture"])  # the answer is on the screen compared
     assert emu.cursor == (expected["cursor"]["x"], expected["cursor"]["y"])
     assert emu.alternate == expected["alternate"]
-
-
-async def _async(value):
-    return value
 
 
 async def test_a_permission_prompt_counts_as_needs_me(workspace, store, claude_image, docker_client):
@@ -339,7 +336,7 @@ async def test_the_notice_keeps_a_half_typed_operator_line(crew, store):
                                                   min_interval=0.5).run())
         await asyncio.sleep(0.5)
         await store.send_message("operator", "quill", "a message while you type")
-        await wait_for(lambda: _async(standin.wait_used(1, 0)), 60, "the notice's turn")
+        await wait_for(lambda: standin.wait_used(1, 0), 60, "the notice's turn")
         [first] = standin.main_requests()[:1]
         asked = last_user_text(first["body"])
         assert "[crowd] 1 new message from operator: call get_messages" in asked
