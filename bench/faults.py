@@ -34,13 +34,12 @@ sys.path.insert(0, str(REPO / "tests" / "faults"))
 
 
 async def until(predicate, timeout=120.0, what="condition", every=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(every)
-    raise SystemExit(f"bench/faults.py: timed out after {timeout:.0f} s waiting for {what}")
+    from tests.waiting import wait_for
+
+    try:
+        return await wait_for(predicate, timeout, what, interval=every)
+    except AssertionError as exc:
+        raise SystemExit(f"bench/faults.py: {exc}") from None
 
 
 def roster(ws, names, command="[sleep, infinity]", extra=""):

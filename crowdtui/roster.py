@@ -38,6 +38,9 @@ from typing import Any
 
 import yaml
 
+from crowdtui.grant_rules import GrantRuleError, parse_rule
+from qms.names import NAME_RE, OPERATOR
+
 LAUNCH_POLICIES = ("manual", "on_task", "always", "per_message")
 SHUTDOWN_POLICIES = ("manual", "inbox_empty", "idle")
 RESTART_POLICIES = ("no", "on-failure", "always")
@@ -58,8 +61,7 @@ PERMISSION_MODES: dict[str, tuple[str, ...]] = {
 AGENT_FILE = "AGENT.md"
 SKILL_FILE = "SKILL.md"
 SKILLS_DIR = "skills"
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-RESERVED_NAMES = ("operator",)
+RESERVED_NAMES = (OPERATOR,)
 MAX_FILE_BYTES = 1024 * 1024
 
 # Linux capabilities a definition may keep (all others are dropped).
@@ -429,11 +431,10 @@ def _secrets(value: Any, node: yaml.Node) -> tuple[str, ...]:
 
 
 def _grants(value: Any, node: yaml.Node) -> tuple[str, ...]:
-    """Grant rules, checked with the hub's own parser so a bad rule is caught here, with its line."""
+    """Grant rules, checked with the hub's own parser (crowdtui.grant_rules) so a bad rule is
+    caught here, with its line."""
     items = _text_list(value, node, "a grant rule like '!observe' or 'send_message(to=lead)'")
     nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
-    from crowdtui.hub.grants import GrantRuleError, parse_rule
-
     for item, item_node in zip(items, nodes):
         try:
             parse_rule(item)

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from crowdtui.errors import CrowdError
+from qms.names import OPERATOR
 
 NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
 MAX_VALUE_BYTES = 64 * 1024
@@ -97,7 +98,7 @@ class Vault:
     def _aad(self, name: str) -> bytes:
         return f"crowdtui:{self._ws.id}:{name}".encode()
 
-    async def set(self, name: str, value: str, *, actor: str = "operator") -> None:
+    async def set(self, name: str, value: str, *, actor: str = OPERATOR) -> None:
         validate_secret_name(name)
         data = value.encode()
         if not data:
@@ -127,7 +128,7 @@ class Vault:
         rows = await self._store.query("SELECT name, updated_at FROM secrets ORDER BY name")
         return [(r["name"], r["updated_at"]) for r in rows]
 
-    async def remove(self, name: str, *, actor: str = "operator") -> None:
+    async def remove(self, name: str, *, actor: str = OPERATOR) -> None:
         validate_secret_name(name)
         async with self._store.write() as db:
             cur = await db.execute("DELETE FROM secrets WHERE name = ? RETURNING name", (name,))

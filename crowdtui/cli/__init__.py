@@ -19,6 +19,7 @@ import sys
 from crowdtui import __version__
 from crowdtui.errors import CrowdError
 from crowdtui.text_safety import inert
+from qms.names import OPERATOR
 
 COMMAND_MODULES = [
     "crowdtui.cli.workspace_cmds",
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="workspace folder (default: $CROWD_WORKSPACE, else the current folder or a parent)",
     )
     parser.add_argument(
-        "--as", dest="actor", metavar="NAME", default="operator",
+        "--as", dest="actor", metavar="NAME", default=OPERATOR,
         help="act for this agent instead of the operator (recorded as such)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -87,14 +88,22 @@ def rewrite_serve(argv: list[str]) -> list[str]:
     return argv
 
 
+def default_command(args) -> int:
+    """``crowdtui`` with no command: the console when it exists, else help."""
+    try:
+        from crowdtui.tui.app import run_app
+    except ImportError:
+        build_parser().print_help(sys.stdout)
+        return 0
+    return run_app(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = rewrite_serve(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
-        from crowdtui.cli.workspace_cmds import default_command
-
         func = default_command
     try:
         return run_handler(func, args)

@@ -291,21 +291,20 @@ async def cmd_onboard_ls(args) -> int:
 
 
 async def cmd_onboard_approve(args) -> int:
-    from crowdtui.engine.inbound import approve_chat
+    from crowdtui.engine.held_chats import approve_held_chat
 
     async with open_store(args) as store:
-        route_id, n = await approve_chat(store, args.chat, args.agent, actor=args.actor, now=time.time())
-    print(f"chat {inert(args.chat)} -> {args.agent} (route {route_id}); {n} held message{'s' if n != 1 else ''} "
-          "released (a running serve delivers them)")
+        answer = await approve_held_chat(store, args.chat, args.agent, actor=args.actor)
+    print(answer.summary)
     return 0
 
 
 async def cmd_onboard_deny(args) -> int:
-    from crowdtui.engine.inbound import deny_chat
+    from crowdtui.engine.held_chats import deny_held_chat
 
     async with open_store(args) as store:
-        n = await deny_chat(store, args.chat, actor=args.actor)
-    print(f"dropped {n} held message{'s' if n != 1 else ''} of chat {inert(args.chat)}")
+        answer = await deny_held_chat(store, args.chat, actor=args.actor)
+    print(answer.summary)
     return 0
 
 

@@ -16,6 +16,7 @@ import sys
 
 from crowdtui.cli.common import inert, open_store, print_json, workspace_of
 from crowdtui.errors import CrowdError, UsageError
+from qms.names import OPERATOR
 
 
 def register(sub) -> None:
@@ -96,8 +97,6 @@ def _definitions(roster, names: list[str], use_all: bool) -> list:
 
 
 def _actor(args) -> str:
-    from crowdtui.runtime.lifecycle import OPERATOR
-
     return getattr(args, "actor", None) or OPERATOR
 
 

@@ -88,7 +88,7 @@ def find_agent_container(client, workspace, name: str):
 
 
 def _valid_name(name: str) -> bool:
-    from crowdtui.roster import NAME_RE
+    from qms.names import NAME_RE
 
     return bool(NAME_RE.fullmatch(name))
 

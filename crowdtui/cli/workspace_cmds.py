@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from crowdtui.workspace import init_workspace
@@ -59,14 +58,3 @@ def _add_example(ws, runner: str) -> list[str]:
     shutil.copytree(source, target)
     return [f"agents/{target_name}/ (runner {runner})"]
 
-
-def default_command(args) -> int:
-    """``crowdtui`` with no command: the console when it exists, else help."""
-    try:
-        from crowdtui.tui.app import run_app  # noqa: F401
-    except ImportError:
-        from crowdtui.cli import build_parser
-
-        build_parser().print_help(sys.stdout)
-        return 0
-    return run_app(args)

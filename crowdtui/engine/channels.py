@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from qms.errors import InvalidInput, NotFound
+from qms.names import OPERATOR
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,10 @@ async def register_channel(store, *, name: str, platform: str, callback_url: str
     live channel's is refused.
     """
     token = secrets.token_urlsafe(32)
-    if name == "operator" or await store.get_agent(name) is not None:
+    if name == OPERATOR or await store.get_agent(name) is not None:
         # a channel's name is the sender of the messages it brings in: it must not pass for
         # the operator or an agent
-        raise InvalidInput(f"channel name {name!r} is taken by {'the operator' if name == 'operator' else 'an agent'}; "
+        raise InvalidInput(f"channel name {name!r} is taken by {'the operator' if name == OPERATOR else 'an agent'}; "
                            "pick another name")
     async with store.write() as db:
         rows = await (await db.execute(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from qms.errors import NotFound
 from qms.messages import check_body, check_thread
-from qms.names import validate_name
+from qms.names import OPERATOR, validate_name
 from qms.registry import agent_row
 
 
@@ -23,7 +23,7 @@ async def deliver_in(store, db, *, sender: str, recipient: str, body: str, threa
     validate_name(recipient)
     check_body(body)
     check_thread(thread)
-    if recipient != "operator" and (checked is None or recipient not in checked):
+    if recipient != OPERATOR and (checked is None or recipient not in checked):
         if await agent_row(db, recipient) is None:
             raise NotFound(f"no agent named {recipient!r} is registered")
         if checked is not None:

@@ -36,14 +36,14 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
-from qms.names import OPERATOR
+from qms.names import NAME_RE, OPERATOR
 
 FIELDS = ("platform", "room", "chat", "sender", "verb")
 COMMANDS = ("new", "who", "stop")
 MAX_EXPRESSION = 1000
 
 _VERB = re.compile(r"/([A-Za-z][A-Za-z0-9_-]{0,31})(?:@\S+)?(?=\s|$)")
-_MENTION = re.compile(r"@([a-z0-9][a-z0-9_-]{0,62})(?=\s|$)")
+_MENTION = re.compile(rf"@({NAME_RE.pattern})(?=\s|$)")
 
 
 class BadExpression(ValueError):

@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from qms.errors import InvalidInput, PermissionDenied
 from qms.messages import check_body
-from qms.names import validate_name
+from qms.names import OPERATOR, validate_name
 
 from crowdtui.engine import channels as chans
 from crowdtui.engine import outbound, tasks
@@ -148,7 +148,7 @@ class Engine:
 
     async def may_reply(self, agent: str, chat: str) -> bool:
         """The operator may reply anywhere; an agent only to chats routed to it or its children."""
-        if agent == "operator":
+        if agent == OPERATOR:
             return True
         rows = await self.store.query("SELECT agent FROM engine_chat_agents WHERE chat = ?", (chat,))
         reached = {r[0] for r in rows}

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from crowdtui.hub.grants import Grants
+from qms.names import OPERATOR
 
-OPERATOR = "operator"
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,10 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import ListToolsResult
 from pydantic import ValidationError
 
+from crowdtui.grant_rules import GrantRuleError
 from crowdtui.hub.directory import Directory
 from crowdtui.hub.eventlog import EventLog
-from crowdtui.hub.grants import Decision, GrantRuleError
+from crowdtui.hub.grants import Decision
 from crowdtui.hub.identity import CALLER, DOOR_AGENT, VIA
 from crowdtui.hub.tools import DENIED, INVALID_PARAMS, build_tools
 from qms.names import shown

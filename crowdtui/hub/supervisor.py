@@ -31,8 +31,9 @@ import time
 from collections import deque
 from typing import Any, Awaitable, Callable
 
-from crowdtui.hub.directory import OPERATOR, Directory
+from crowdtui.hub.directory import Directory
 from crowdtui.hub.policy_loop import run_steps
+from qms.names import OPERATOR
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from qms.names import OPERATOR
+
 TOKEN_PREFIX = "crowd_"
 
 
@@ -31,7 +33,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-async def issue_token(store: Any, agent: str, *, actor: str = "operator") -> str:
+async def issue_token(store: Any, agent: str, *, actor: str = OPERATOR) -> str:
     """Create a token for ``agent`` (which must be registered); returns the token itself."""
     from qms.errors import NotFound
     from qms.names import validate_name
@@ -49,7 +51,7 @@ async def issue_token(store: Any, agent: str, *, actor: str = "operator") -> str
     return token
 
 
-async def revoke_tokens(store: Any, agent: str, *, actor: str = "operator", token_id: int | None = None) -> int:
+async def revoke_tokens(store: Any, agent: str, *, actor: str = OPERATOR, token_id: int | None = None) -> int:
     """Revoke every valid token of ``agent`` (or only ``token_id``); returns how many."""
     from qms.names import validate_name
 

@@ -38,8 +38,8 @@ from typing import Any
 
 from crowdtui.agent_folder import AgentFolder
 from crowdtui.roster import AgentDef
-from crowdtui.runners import (HOME, MCP_SERVER, SERVER_NAME, WORKSPACE, Layer, NpmPackage, Runner,
-                              read_json, register, write_json)
+from crowdtui.runners.base import (HOME, MCP_SERVER, SERVER_NAME, WORKSPACE, Layer, NpmPackage, Runner,
+                              read_json, write_json)
 
 KEY_VARIABLE = "CROWD_ANTHROPIC_API_KEY"
 LAUNCHER = """#!/bin/sh
@@ -121,4 +121,4 @@ class ClaudeCodeRunner(Runner):
         write_json(home, ".claude/settings.json", config)
 
 
-RUNNER = register(ClaudeCodeRunner())
+RUNNER = ClaudeCodeRunner()

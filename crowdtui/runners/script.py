@@ -6,11 +6,11 @@ when it opens the agent's door); it needs no secret, no egress and no packages.
 
 from __future__ import annotations
 
-from crowdtui.runners import Runner, register
+from crowdtui.runners.base import Runner
 
 
 class ScriptRunner(Runner):
     name = "script"
 
 
-RUNNER = register(ScriptRunner())
+RUNNER = ScriptRunner()

@@ -28,7 +28,9 @@ from crowdtui.roster import AgentDef
 from crowdtui.runners import effective, runner_for, runner_settings
 from crowdtui.runtime import labels
 from crowdtui.runtime.disk import ensure_home_disk
+from crowdtui.runtime.engine import engine_errors
 from crowdtui.workspace import Workspace
+from qms.names import NAME_RE, OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +172,9 @@ def info_from_attrs(attrs: dict[str, Any], stop_requested_for: str | None = None
     )
 
 
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-
-
 def check_name(name: str) -> str:
     """An agent name is safe as a folder, label and container name; anything else is refused."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name == "operator":
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name == OPERATOR:
         shown = repr(name.encode("unicode_escape").decode()) if isinstance(name, str) else repr(name)
         raise UnknownAgent(f"{shown} is not an agent name (a-z, 0-9, '_' and '-', up to 63); check the name")
     return name
@@ -709,21 +708,8 @@ def _stopped_why(container) -> str | None:
 
 async def _in_thread(fn, *args):
     """Run a blocking SDK call off the event loop; engine trouble becomes a one-line error."""
-    import requests
-    from docker.errors import APIError, DockerException
-
-    from crowdtui.errors import EngineUnavailable
-
-    try:
+    with engine_errors(ContainerFailed):
         return await asyncio.to_thread(fn, *args)
-    except requests.exceptions.ConnectionError as exc:
-        raise EngineUnavailable(
-            "the Docker engine stopped answering; start it again (e.g. `make setup`) and retry"
-        ) from exc
-    except APIError as exc:
-        raise ContainerFailed(f"the Docker engine refused: {exc.explanation or exc}") from exc
-    except DockerException as exc:
-        raise ContainerFailed(f"Docker: {exc}") from exc
 
 
 def _home_relative(target: str) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from crowdtui.errors import CrowdError, EngineUnavailable
+from crowdtui.runtime.engine import engine_errors
 
 PACKAGES: tuple[str, ...] = ("python3", "bash", "socat", "tini", "git", "ca-certificates")
 SUITE = "bookworm"
@@ -134,17 +135,8 @@ def _exists(client, ref: str) -> bool:
 
 def _engine_call(fn, *args, **kwargs):
     """Run an SDK call, turning a vanished engine into a plain error."""
-    import requests
-    from docker.errors import APIError
-
-    try:
+    with engine_errors(ImageError, then="re-run `crowdtui image build`"):
         return fn(*args, **kwargs)
-    except requests.exceptions.ConnectionError as exc:
-        raise EngineUnavailable(
-            "the Docker engine stopped answering; start it again and re-run `crowdtui image build`"
-        ) from exc
-    except APIError as exc:
-        raise ImageError(f"the Docker engine refused: {exc.explanation or exc}") from exc
 
 
 @contextlib.contextmanager

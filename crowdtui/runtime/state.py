@@ -20,6 +20,7 @@ from typing import Any
 from crowdtui.errors import CrowdError
 from crowdtui.runtime import labels
 from crowdtui.runtime.containers import ContainerInfo, Runtime, info_from_attrs
+from qms.names import OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ async def record_state(store, info: ContainerInfo, *, actor: str = "runtime") ->
         return False
 
 
-async def record_action(store, action: str, name: str, *, actor: str = "operator",
+async def record_action(store, action: str, name: str, *, actor: str = OPERATOR,
                         detail: dict[str, Any] | None = None) -> int:
     """An operator's (or a service's) request to the runtime, as a ``runtime.<action>`` event.
 

@@ -1121,9 +1121,9 @@ class CrowdApp(App[int]):
 
 def run_app(args) -> int:
     """``crowdtui`` with no command: open the console on the workspace."""
-    from crowdtui.cli.common import workspace_of
+    from crowdtui.workspace import find_workspace
 
-    ws = workspace_of(args)
+    ws = find_workspace(getattr(args, "workspace", None))
     app = CrowdApp(ws)
     result = app.run()
     return int(result or 0)

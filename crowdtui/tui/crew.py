@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-OPERATOR = "operator"
+from qms.names import OPERATOR
 
 #: what a display state means for the operator, in the order they matter
 RUNNING_STATES = {"running", "restarting", "starting", "paused"}

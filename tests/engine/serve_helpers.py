@@ -68,13 +68,3 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 30) -> tup
 def cli(ws, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "crowdtui", "--workspace", str(ws.root), *args],
                           input=stdin, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-
-
-async def wait_for(predicate, timeout=60.0, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -7,7 +7,9 @@ import pytest
 
 from crowdtui.engine.launch import Launcher
 from crowdtui.roster import load_roster
-from serve_helpers import write_agent, wait_for
+from serve_helpers import write_agent
+
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 

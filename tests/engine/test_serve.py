@@ -10,7 +10,9 @@ import signal
 import httpx
 import pytest
 
-from serve_helpers import cli, start_serve, stop, wait_for, wait_ready, write_agent
+from serve_helpers import cli, start_serve, stop, wait_ready, write_agent
+
+from tests.waiting import wait_for
 
 
 async def test_serve_health_single_instance_and_clean_sigterm(workspace):

@@ -26,21 +26,13 @@ from crowdtui.runtime.image import image_tag
 from crowdtui.runtime.state import StateFollower
 from qms import Store
 
+from tests.waiting import wait_for as until
+
 from .testengine import TestEngine
 
 pytestmark = pytest.mark.docker
 N = 10
 NAMES = [f"e{i:02d}" for i in range(N)]
-
-
-async def until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture

@@ -26,22 +26,14 @@ from qms import Store
 from qms.doc_rows import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from qms.errors import Conflict, InvalidInput, PermissionDenied
 
+from tests.waiting import wait_for as until
+
 pytestmark = pytest.mark.docker
 
 
 def sleeper(ws, name: str) -> AgentDef:
     return AgentDef(name=name, file=Path(ws.agents_dir) / name / "AGENT.md", rel_path=name, tier=0,
                     command=("sleep", "infinity"))
-
-
-async def until(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture

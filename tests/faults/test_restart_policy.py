@@ -7,7 +7,6 @@ exit start nothing. The hub's own supervisor (``Hub.run_policies``) against the 
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,14 @@ from crowdtui.runtime.containers import Runtime
 from crowdtui.runtime.state import StateFollower
 from qms import Store
 
+from tests.waiting import wait_for as until
+
 pytestmark = pytest.mark.docker
 
 
 def agent(ws, name, script, **fields) -> AgentDef:
     return AgentDef(name=name, file=Path(ws.agents_dir) / name / "AGENT.md", rel_path=name, tier=0,
                     command=("sh", "-c", script), **fields)
-
-
-async def until(predicate, timeout=90.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_restart_key_parses_and_defaults_by_launch_policy(workspace):
@@ -73,9 +64,9 @@ async def test_a_crashing_agent_is_restarted_with_backoff_until_the_crash_loop_l
         for d in defs.values():
             await runtime.start(d)
         await until(lambda: store.events_after(0, kinds=["agent.crash_loop"], subject="flaky"),
-                    what="flaky's crash loop")
+                    timeout=90, what="flaky's crash loop")
         await until(lambda: store.events_after(0, kinds=["agent.restarted"], subject="again"),
-                    what="again restarted")
+                    timeout=90, what="again restarted")
         await asyncio.sleep(2 * RESTART_FIRST_DELAY + 1)  # time for any wrong restart to show
 
         restarted = await store.events_after(0, kinds=["agent.restarted"], subject="flaky")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 
 import pytest
 
@@ -23,17 +22,9 @@ from crowdtui.runtime.state import StateFollower
 from crowdtui.tui.crew import merge_rows
 from qms import Store
 
+from tests.waiting import wait_for as until
+
 pytestmark = pytest.mark.docker
-
-
-async def until(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.mark.timeout(150)

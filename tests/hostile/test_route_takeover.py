@@ -12,7 +12,8 @@ import json
 import httpx
 import pytest
 
-from tests.engine.serve_helpers import cli, start_serve, stop, wait_for, wait_ready, write_agent
+from tests.engine.serve_helpers import cli, start_serve, stop, wait_ready, write_agent
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 

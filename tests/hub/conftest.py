@@ -9,10 +9,8 @@ The crew (tier = depth in the tree):
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -80,16 +78,6 @@ def structured(result) -> dict:
     if result.structured_content is not None:
         return result.structured_content
     return json.loads(result.content[0].text)
-
-
-async def wait_for(predicate, timeout=60.0, interval=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def agent_def(ws, name, rel, tier, parent=None, children=(), command=None, env=None):

@@ -10,7 +10,9 @@ import importlib.util
 import os
 import sys
 
-from .conftest import AGENT, BRIDGE, wait_for
+from tests.waiting import wait_for
+
+from .conftest import AGENT, BRIDGE
 
 HOSTILE = ("hi\x1b]52;c;cHduZWQ=\x07 \x1b]0;owned\x1b\\ \x1b[6n \x9b31m \x7f \x00 \r"
            "\u202eevil\u202c \u200bzw\u2066x\u2069 tab\tok\nline two")

@@ -14,7 +14,9 @@ import sys
 
 from crowdtui.hub.hub import Hub
 
-from .conftest import AGENT, BRIDGE, wait_for
+from tests.waiting import wait_for
+
+from .conftest import AGENT, BRIDGE
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}

@@ -13,7 +13,9 @@ from mcp import Client
 
 from crowdtui.hub.unix_transport import unix_client
 
-from .conftest import REPO, structured, wait_for, write_roster
+from tests.waiting import wait_for
+
+from .conftest import REPO, structured, write_roster
 
 
 def cli(workspace, *args, timeout=60) -> subprocess.CompletedProcess:

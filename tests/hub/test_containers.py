@@ -14,7 +14,9 @@ from mcp import Client
 from crowdtui.hub.hub import Hub
 from crowdtui.hub.unix_transport import unix_client
 
-from .conftest import REPO, structured, wait_for, write_roster
+from tests.waiting import wait_for
+
+from .conftest import REPO, structured, write_roster
 
 pytestmark = pytest.mark.docker
 

@@ -339,7 +339,9 @@ async def test_grant_changes_in_agent_md_apply_without_restarting_anything(works
     from crowdtui.hub.hub import Hub
     from crowdtui.roster import load_roster, sync_roster
 
-    from .conftest import wait_for, write_roster
+    from tests.waiting import wait_for
+
+    from .conftest import write_roster
 
     write_roster(workspace, {"solo": "name: solo\ndescription: alone\n"})
     store = await Store.open(workspace.db_path)

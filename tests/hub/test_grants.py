@@ -3,9 +3,8 @@ matched against validated argument values in one canonical text."""
 
 import pytest
 
-from crowdtui.hub.grants import (
-    ALL_TOOLS, DOCUMENT_TOOLS, MESSAGING_TOOLS, GrantRuleError, Grants, canonical, parse_rule,
-)
+from crowdtui.grant_rules import GrantRuleError, canonical, parse_rule
+from crowdtui.hub.grants import ALL_TOOLS, DOCUMENT_TOOLS, MESSAGING_TOOLS, Grants
 
 
 def test_tier_zero_may_call_everything():

@@ -12,7 +12,9 @@ from crowdtui.hub.directory import Directory
 from crowdtui.hub.hub import Hub
 from crowdtui.hub.launch import LaunchPolicy, runtime_actions
 
-from .conftest import agent_def, wait_for
+from tests.waiting import wait_for
+
+from .conftest import agent_def
 
 pytestmark = pytest.mark.docker
 

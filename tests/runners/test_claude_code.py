@@ -17,6 +17,7 @@ from crowdtui.hub.hub import Hub
 from crowdtui.roster import load_roster, sync_roster
 from crowdtui.runtime.containers import Runtime
 from tests.standins.anthropic import AnthropicStandIn, Turn, last_user_text, system_text
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -42,16 +43,6 @@ def write_agent(ws, port: int, **extra) -> None:
              f"base_url: http://{STANDIN_HOST}:{port}", "resources: {memory: 1g, pids: 512}"]
     lines += [f"{k}: {v}" for k, v in extra.items()]
     (folder / "AGENT.md").write_text("\n".join(lines + ["---", PERSONA, ""]))
-
-
-async def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78c])")
@@ -180,7 +171,8 @@ async def test_operator_message_drives_a_real_claude_code_turn_through_the_hub(c
             raise AssertionError(f"used: {[t.name for t in turns if t.used]}; screen: "
                                  f"{screen.text()[-1500:]!r}") from None
         assert reply.body == f"{doc.id} is now v2"
-        assert standin.wait_used(len(turns), 60), [last_user_text(r["body"])[-300:] for r in standin.main_requests()]
+        # in a thread: the hub answering quill's last call runs on this loop
+        assert await asyncio.to_thread(standin.wait_used, len(turns), 60), [last_user_text(r["body"])[-300:] for r in standin.main_requests()]
         latest = await store.get_document(doc.id)
         assert (latest.version, latest.content, latest.holder) == (2, "v2 by quill\n", None)
         assert [v.author for v in await store.versions(doc.id)] == ["operator", "quill"]
@@ -248,7 +240,7 @@ async def test_claude_code_screen_in_the_console_terminal_equals_tmux(crew, tmp_
         session.write(b"tell me something")
         await asyncio.sleep(0.5)
         session.write(b"\r")
-        await wait_for(lambda: _async(standin.wait_used(1, 0)), 60, "the turn")
+        await wait_for(lambda: standin.wait_used(1, 0), 60, "the turn")
         await asyncio.sleep(2)  # let it finish drawing the answer
         data = bytes(screen.data)
     finally:
@@ -264,10 +256,6 @@ async def test_claude_code_screen_in_the_console_terminal_equals_tmux(crew, tmp_
     assert "Here is" in "\n".join(expected["capture"])  # the answer is on the screen compared
     assert emu.cursor == (expected["cursor"]["x"], expected["cursor"]["y"])
     assert emu.alternate == expected["alternate"]
-
-
-async def _async(value):
-    return value
 
 
 async def test_a_permission_prompt_counts_as_needs_me(workspace, store, claude_image, docker_client):
@@ -348,7 +336,7 @@ async def test_the_notice_keeps_a_half_typed_operator_line(crew, store):
                                                   min_interval=0.5).run())
         await asyncio.sleep(0.5)
         await store.send_message("operator", "quill", "a message while you type")
-        await wait_for(lambda: _async(standin.wait_used(1, 0)), 60, "the notice's turn")
+        await wait_for(lambda: standin.wait_used(1, 0), 60, "the notice's turn")
         [first] = standin.main_requests()[:1]
         asked = last_user_text(first["body"])
         assert "[crowd] 1 new message from operator: call get_messages" in asked

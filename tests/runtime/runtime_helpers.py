@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 from crowdtui.roster import AgentDef
@@ -18,20 +16,6 @@ def make_agent(ws, name: str, command=("sleep", "infinity"), **fields) -> AgentD
         command=tuple(command) if command is not None else None,
         **fields,
     )
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
-    """Poll an (async or plain) predicate until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(interval)
 
 
 def exec_in(container, script: str) -> tuple[int, str]:

@@ -10,7 +10,7 @@ from crowdtui.roster import Resources
 from crowdtui.runtime.containers import NoContainer
 from crowdtui.runtime.logs import follow_logs, plain, read_logs
 from crowdtui.runtime.stats import collect
-from .runtime_helpers import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -10,7 +10,7 @@ import pytest
 
 from crowdtui.roster import Resources
 from crowdtui.runtime.state import StateFollower
-from .runtime_helpers import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 

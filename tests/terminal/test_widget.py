@@ -11,19 +11,12 @@ import pytest
 from textual.keys import _character_to_key
 
 from crowdtui.tui.widgets.terminal import Terminal
+from tests.waiting import wait_for_app as wait_for  # noqa: F401  (test_input and test_widget_container use it)
 
 from .app import TerminalTestApp
 from .local_pty import LocalPtySession
 
 BASH = shutil.which("bash")
-
-
-async def wait_for(pilot, predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def screen_text(term: Terminal) -> str:

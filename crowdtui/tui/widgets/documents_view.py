@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from crowdtui.tui.text import safe
+from qms.names import OPERATOR
 
 STATE_ORDER = [
     "DRAFT", "IN_REVIEW", "REVIEWED", "IN_APPROVAL", "PRE_APPROVED", "IN_EXECUTION",
@@ -80,7 +81,7 @@ class DocumentsView(Vertical):
         keep = getattr(self.current, "id", None)
         if agent is not None:
             documents = [d for d in documents
-                         if agent in (d.author, d.holder) or d.id in tasks and agent == "operator"]
+                         if agent in (d.author, d.holder) or d.id in tasks and agent == OPERATOR]
         self.documents = sorted(
             documents, key=lambda d: (0 if d.id in tasks else 1, state_rank(d.state), d.id))
         self.tasks = tasks
