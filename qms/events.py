@@ -94,6 +94,13 @@ def _kind_clause(kinds: Iterable[str]) -> tuple[str, list[str]]:
     return "(" + " OR ".join(parts) + ")", params
 
 
+def add_event(conn: sqlite3.Connection, store: "EventsMixin", actor: str, kind: str, subject: str,
+              detail: dict[str, Any] | None = None) -> int:
+    """Append one event inside a transaction on the writer's thread (a ``write_sync`` job);
+    ``store`` checks it and adds its ``event_meta``. Returns the event's id."""
+    return int(conn.execute(INSERT_EVENT, store.event_row(actor, kind, subject, detail)).lastrowid or 0)
+
+
 class EventsMixin:
     """Appending and reading events. Needs ``write()``, ``query()`` and ``event_meta``."""
 

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import aiosqlite
 
 from qms.errors import InvalidInput, NotFound, TooLarge
-from qms.events import INSERT_EVENT
+from qms.events import INSERT_EVENT, EventsMixin, add_event
 from qms.models import Message
 from qms.names import BROADCAST, OPERATOR, shown, validate_name, validate_target, validate_text
 from qms.quotas import check_messages
@@ -65,6 +65,35 @@ def check_thread(thread: object) -> str | None:
     if thread is None:
         return None
     return validate_text(thread, "thread", max_chars=200)
+
+
+def deliver_tx(conn: sqlite3.Connection, store: "EventsMixin", sender: str, recipient: str, body: str, *,
+               thread: str | None = None, checked: set[str] | None = None) -> Message:
+    """Put one message in ``recipient``'s inbox inside an open transaction on the writer's
+    thread, with the same row and ``message.sent`` event ``send_message`` makes (no quota:
+    for the engine's own senders, e.g. a channel bringing a chat message in).
+
+    ``checked``: recipients already found registered in this same transaction (skipped;
+    found ones are added)."""
+    validate_name(sender)
+    validate_name(recipient)
+    check_body(body)
+    check_thread(thread)
+    if recipient != OPERATOR and (checked is None or recipient not in checked):
+        if conn.execute("SELECT 1 FROM agents WHERE name = ?", (recipient,)).fetchone() is None:
+            raise NotFound(f"no agent named {recipient!r} is registered")
+        if checked is not None:
+            checked.add(recipient)
+    row = conn.execute(
+        "INSERT INTO messages (sender, recipient, body, priority, prio_rank, thread, created_at)"
+        " VALUES (?, ?, ?, 'normal', ?, ?, ?) RETURNING *",
+        (sender, recipient, body, PRIORITIES["normal"], thread, time.time())).fetchone()
+    msg = message_from_row(row)
+    detail: dict[str, Any] = {"id": msg.id, "from": sender, "priority": "normal", "preview": body[:PREVIEW_CHARS]}
+    if thread is not None:
+        detail["thread"] = thread
+    add_event(conn, store, sender, "message.sent", recipient, detail)
+    return msg
 
 
 class MessagesMixin:

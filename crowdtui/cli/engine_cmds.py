@@ -264,7 +264,7 @@ async def cmd_task_action(args) -> int:
 
 
 async def cmd_onboard_ls(args) -> int:
-    from crowdtui.engine.inbound import list_holds
+    from crowdtui.engine.onboarding import list_holds
 
     async with open_store(args) as store:
         holds = await list_holds(store)
@@ -282,7 +282,7 @@ async def cmd_onboard_ls(args) -> int:
 
 
 async def cmd_onboard_approve(args) -> int:
-    from crowdtui.engine.inbound import approve_chat
+    from crowdtui.engine.onboarding import approve_chat
 
     async with open_store(args) as store:
         route_id, n = await approve_chat(store, args.chat, args.agent, actor=args.actor, now=time.time())
@@ -292,7 +292,7 @@ async def cmd_onboard_approve(args) -> int:
 
 
 async def cmd_onboard_deny(args) -> int:
-    from crowdtui.engine.inbound import deny_chat
+    from crowdtui.engine.onboarding import deny_chat
 
     async with open_store(args) as store:
         n = await deny_chat(store, args.chat, actor=args.actor)

@@ -1,0 +1,58 @@
+"""Onboarding: chats from unknown senders wait (held) until the operator approves or denies them.
+
+One home for the rule, used by the CLI (``crowdtui onboard``), the console's Held view and
+the engine's tools: only the operator may let a held chat in (a route ``chat=<chat>`` to an
+agent, first in the table, and the held messages back to the router) or drop it. An
+agent's attempt is refused and recorded (``route.refused`` with action ``onboard.*``).
+The rows and events live in the store (:mod:`qms.inbound`).
+"""
+
+from __future__ import annotations
+
+from qms import inbound as rows_
+from qms.errors import PermissionDenied
+from qms.inbound import Hold
+from qms.names import OPERATOR, validate_name
+
+from crowdtui.engine.inbound import MAX_CHAT
+from crowdtui.engine.matching import glob_escape
+from crowdtui.engine.routes import record_refusal
+
+__all__ = ["Hold", "approve_chat", "approved_line", "deny_chat", "denied_line", "list_holds"]
+
+
+async def list_holds(store) -> list[Hold]:
+    """The chats waiting for the operator, oldest first."""
+    return await rows_.list_holds(store)
+
+
+async def _operator_only(store, actor: str, action: str, chat: str) -> None:
+    if actor != OPERATOR:
+        reason = f"only the operator may {action} a held chat; {actor} asked to {action} {chat!r}"
+        await record_refusal(store, actor, f"onboard.{action}", chat[:MAX_CHAT], reason)
+        raise PermissionDenied(reason)
+
+
+async def approve_chat(store, chat: str, agent: str, *, actor: str, now: float) -> tuple[int, int]:
+    """Let ``chat`` in: a route ``chat=<chat>`` to ``agent`` goes first in the table and the
+    held messages go back to the router. Returns (route id, messages released).
+    Only the operator may: an agent's route never lets an unknown sender in."""
+    validate_name(agent)
+    await _operator_only(store, actor, "approve", chat)
+    return await rows_.approve_held(store, chat, agent, match=f"chat={glob_escape(chat)}", actor=actor, now=now)
+
+
+async def deny_chat(store, chat: str, *, actor: str) -> int:
+    """Drop the messages held for ``chat`` (kept as ``denied`` for the record)."""
+    await _operator_only(store, actor, "deny", chat)
+    return await rows_.deny_held(store, chat, actor=actor)
+
+
+def approved_line(chat: str, agent: str, route_id: int, released: int) -> str:
+    """What the operator is told after approving (the CLI and the console say the same)."""
+    return (f"chat {chat} -> {agent} (route {route_id}); {released} held message{'s' if released != 1 else ''} "
+            "released (a running serve delivers them)")
+
+
+def denied_line(chat: str, dropped: int) -> str:
+    return f"dropped {dropped} held message{'s' if dropped != 1 else ''} of chat {chat}"
