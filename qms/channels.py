@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from qms.errors import InvalidInput, NotFound
-from qms.events import add_event
+from qms.event_rows import add_event
 from qms.names import OPERATOR
 
 if TYPE_CHECKING:

@@ -6,11 +6,11 @@ import re
 import sqlite3
 from datetime import datetime, timezone
 
-from qms.writer import Transaction
 from qms.errors import Conflict, InvalidInput, NotFound, TooLarge
 from qms.messages import MAX_MESSAGE_BYTES
 from qms.models import Document
 from qms.names import shown, validate_text
+from qms.writer import Transaction
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_ASSIGNEES = 50

@@ -14,17 +14,16 @@ from typing import Any, AsyncIterator
 
 from qms import policy as duty
 from qms import workflow as wf
-from qms.events import EventsMixin
-from qms.messages import MessagesMixin
-from qms.writer import Transaction
 from qms.doc_rows import (
     MAX_ASSIGNEES, OUTCOMES, ROUTE_KINDS, check_comment, check_doc_id, doc_row, lease_active, utc_clock,
 )
 from qms.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from qms.messages import check_id
+from qms.events import EventsMixin
+from qms.messages import MessagesMixin, check_id
 from qms.models import Task
 from qms.names import OPERATOR, shown, validate_name
 from qms.registry import require_principal
+from qms.writer import Transaction
 
 
 class WorkflowMixin(MessagesMixin, EventsMixin):

@@ -13,7 +13,6 @@ from typing import Any
 
 from qms import policy as duty
 from qms import workflow as wf
-from qms.writer import Transaction
 from qms.doc_rows import (
     DEFAULT_LEASE_SECONDS, DOC_SELECT, MAX_DOCUMENT_BYTES, TYPE_RE, check_content, check_doc_id,
     check_lease_seconds, doc_from_row, doc_row, held_conflict, no_such_doc, utc_clock,
@@ -24,6 +23,7 @@ from qms.messages import check_id
 from qms.models import Document, Event, Task, Version
 from qms.names import OPERATOR, shown, validate_name, validate_text
 from qms.quotas import check_version_in
+from qms.writer import Transaction
 
 __all__ = ["DocumentsMixin", "MAX_DOCUMENT_BYTES", "check_doc_id"]
 

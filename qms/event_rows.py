@@ -9,14 +9,17 @@ import json
 import re
 import sqlite3
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from qms.errors import InvalidInput
 from qms.models import Event
 from qms.names import shown, validate_text
 
-if TYPE_CHECKING:
-    from qms.core import StoreCore
+class EventSource(Protocol):
+    """What checks an event and adds its meta: the store (``StoreCore.event_row``)."""
+
+    def event_row(self, actor: str, kind: str, subject: str,
+                  detail: dict[str, Any] | None = None) -> tuple[float, str, str, str, str]: ...
 
 KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 ACTOR_RE = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,62}")
@@ -101,7 +104,7 @@ def make_event_row(meta: dict[str, Any] | None, actor: str, kind: str, subject: 
     return (time.time(), actor, kind, subject, text)
 
 
-def add_event(conn: sqlite3.Connection, store: "StoreCore", actor: str, kind: str, subject: str,
+def add_event(conn: sqlite3.Connection, store: EventSource, actor: str, kind: str, subject: str,
               detail: dict[str, Any] | None = None) -> int:
     """Append one event inside a transaction on the writer's thread (a ``write_sync`` job);
     ``store`` checks it and adds its ``event_meta``. Returns the event's id."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from qms.errors import NotFound
-from qms.events import add_event
+from qms.event_rows import add_event
 from qms.routes import add_route_tx
 
 if TYPE_CHECKING:

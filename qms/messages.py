@@ -8,13 +8,13 @@ import time
 from typing import Any, Iterable, Mapping, Sequence
 
 from qms.core import StoreCore
-from qms.writer import Transaction
 from qms.errors import InvalidInput, NotFound, TooLarge
-from qms.events import INSERT_EVENT, add_event
+from qms.event_rows import INSERT_EVENT, add_event
 from qms.models import Message
 from qms.names import BROADCAST, OPERATOR, shown, validate_name, validate_target, validate_text
 from qms.quotas import check_messages
 from qms.registry import agent_row, no_such_agent
+from qms.writer import Transaction
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_BATCH = 10_000
@@ -280,6 +280,12 @@ class MessagesMixin(StoreCore):
         for r in rows:
             counts[r[0]] = r[1]
         return counts
+
+    async def oldest_unread(self) -> dict[str, float]:
+        """When each principal's oldest unread message was sent (those with none are left out)."""
+        rows = await self.query(
+            "SELECT recipient, MIN(created_at) FROM messages WHERE read_at IS NULL GROUP BY recipient")
+        return {r[0]: r[1] for r in rows}
 
     async def get_message(self, id: int) -> Message:
         check_id(id)

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qms.events import add_event
+from qms.event_rows import add_event
 
 if TYPE_CHECKING:
     from qms.store import Store

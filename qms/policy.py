@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from qms import workflow as wf
-from qms.writer import Transaction
 from qms.errors import InvalidInput, PermissionDenied
 from qms.names import OPERATOR, shown
+from qms.writer import Transaction
 
 ONLY_OWNER_ROUTES = "only-owner-routes"
 AUTHOR_MAY_NOT_REVIEW = "author-may-not-review"

@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 from qms.core import StoreCore
-from qms.writer import Transaction
 from qms.errors import InvalidInput, NotFound
 from qms.models import Agent
 from qms.names import OPERATOR, shown, validate_name, validate_path, validate_text
+from qms.writer import Transaction
 
 STATUSES = ("working", "waiting", "done", "blocked")
 STATE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qms.errors import InvalidInput, NotFound, PermissionDenied
-from qms.events import add_event
+from qms.event_rows import add_event
 from qms.names import OPERATOR, validate_name
 
 if TYPE_CHECKING:

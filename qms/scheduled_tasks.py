@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qms.errors import InvalidInput, NotFound
-from qms.events import add_event
+from qms.event_rows import add_event
 from qms.names import validate_name
 from qms.quotas import check_task
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from qms.core import MAX_GROUP, StoreCore, _run_group  # noqa: F401  (MAX_GROUP, _run_group: tests and tools)
 from qms.db import DEFAULT_BUSY_TIMEOUT, connect, is_busy, migrate
 from qms.documents import DocumentsMixin
 from qms.errors import Busy, QmsError

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from qms.events import add_event
+from qms.event_rows import add_event
 from qms.names import validate_name
 from qms.registry import no_such_agent
 

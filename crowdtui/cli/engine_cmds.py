@@ -282,21 +282,20 @@ async def cmd_onboard_ls(args) -> int:
 
 
 async def cmd_onboard_approve(args) -> int:
-    from crowdtui.engine.onboarding import approve_chat
+    from crowdtui.engine.onboarding import approve_chat, approved_line
 
     async with open_store(args) as store:
         route_id, n = await approve_chat(store, args.chat, args.agent, actor=args.actor, now=time.time())
-    print(f"chat {inert(args.chat)} -> {args.agent} (route {route_id}); {n} held message{'s' if n != 1 else ''} "
-          "released (a running serve delivers them)")
+    print(approved_line(inert(args.chat), args.agent, route_id, n))
     return 0
 
 
 async def cmd_onboard_deny(args) -> int:
-    from crowdtui.engine.onboarding import deny_chat
+    from crowdtui.engine.onboarding import deny_chat, denied_line
 
     async with open_store(args) as store:
         n = await deny_chat(store, args.chat, actor=args.actor)
-    print(f"dropped {n} held message{'s' if n != 1 else ''} of chat {inert(args.chat)}")
+    print(denied_line(inert(args.chat), n))
     return 0
 
 
@@ -308,7 +307,7 @@ async def cmd_channel_local(args) -> int:
 
 
 async def cmd_channel_ls(args) -> int:
-    from crowdtui.engine.channels import list_channels
+    from qms.channels import list_channels
 
     async with open_store(args) as store:
         chans = await list_channels(store, include_down=args.all)

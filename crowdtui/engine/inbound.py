@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from qms import inbound as rows_
+from qms import inbound as inbound_rows
 from qms.channels import Channel
 from qms.errors import InvalidInput
 from qms.inbound import Arrival, StoredInbound, get_inbound, list_inbound
@@ -125,7 +125,7 @@ async def store_inbound_many(store, items: list[tuple[Channel, InboundMsg]], *,
                 f"chat {msg.chat!r} is not one of channel {channel.name!r}'s prefixes "
                 f"({', '.join(channel.prefixes)}); register the prefix first"
             )
-    return await rows_.store_arrivals(store, [
+    return await inbound_rows.store_arrivals(store, [
         Arrival(channel=channel.name, platform=channel.platform, msg_id=msg.id, chat=msg.chat, text=msg.text,
                 sender=msg.sender, sender_name=msg.sender_name, room=msg.room, sent_at=msg.time,
                 reply_to=msg.reply_to, attachments=msg.attachments)

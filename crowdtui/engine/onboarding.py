@@ -9,7 +9,7 @@ The rows and events live in the store (:mod:`qms.inbound`).
 
 from __future__ import annotations
 
-from qms import inbound as rows_
+from qms import inbound as inbound_rows
 from qms.errors import PermissionDenied
 from qms.inbound import Hold
 from qms.names import OPERATOR, validate_name
@@ -23,7 +23,7 @@ __all__ = ["Hold", "approve_chat", "approved_line", "deny_chat", "denied_line", 
 
 async def list_holds(store) -> list[Hold]:
     """The chats waiting for the operator, oldest first."""
-    return await rows_.list_holds(store)
+    return await inbound_rows.list_holds(store)
 
 
 async def _operator_only(store, actor: str, action: str, chat: str) -> None:
@@ -39,13 +39,13 @@ async def approve_chat(store, chat: str, agent: str, *, actor: str, now: float) 
     Only the operator may: an agent's route never lets an unknown sender in."""
     validate_name(agent)
     await _operator_only(store, actor, "approve", chat)
-    return await rows_.approve_held(store, chat, agent, match=f"chat={glob_escape(chat)}", actor=actor, now=now)
+    return await inbound_rows.approve_held(store, chat, agent, match=f"chat={glob_escape(chat)}", actor=actor, now=now)
 
 
 async def deny_chat(store, chat: str, *, actor: str) -> int:
     """Drop the messages held for ``chat`` (kept as ``denied`` for the record)."""
     await _operator_only(store, actor, "deny", chat)
-    return await rows_.deny_held(store, chat, actor=actor)
+    return await inbound_rows.deny_held(store, chat, actor=actor)
 
 
 def approved_line(chat: str, agent: str, route_id: int, released: int) -> str:

@@ -13,10 +13,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from qms import inbound as rows_
+from qms import inbound as inbound_rows
 from qms import outbound
 from qms.errors import QmsError
-from qms.events import add_event
+from qms.event_rows import add_event
 from qms.inbound import StoredInbound
 from qms.messages import deliver_tx
 
@@ -63,7 +63,7 @@ class Router:
         """
         done = 0
         while True:
-            batch = await rows_.new_inbound(self.store, limit)
+            batch = await inbound_rows.new_inbound(self.store, limit)
             if not batch:
                 return done
             routes = await list_routes(self.store)
@@ -76,11 +76,11 @@ class Router:
             done += len(batch)
 
     async def _route_batch(self, batch: list[StoredInbound], routes, agents) -> None:
-        sticky = await rows_.stickies(self.store, {r.chat for r in batch})
+        sticky = await inbound_rows.stickies(self.store, {r.chat for r in batch})
         after: After = []
 
         def tx(conn: sqlite3.Connection) -> list[str | None]:
-            mine = rows_.still_new_tx(conn, [r.seq for r in batch])  # another router may have taken some
+            mine = inbound_rows.still_new_tx(conn, [r.seq for r in batch])  # another router may have taken some
             checked: set[str] = set()  # recipients known to exist (we are in the write transaction)
             statuses: list[str | None] = []
             for row in batch:
@@ -119,12 +119,12 @@ class Router:
                 self.log(f"{getattr(hook, '__name__', 'hook')} {name}: {exc}")
 
     async def route_one(self, row: StoredInbound, routes, agents) -> Decision:
-        sticky = (await rows_.stickies(self.store, {row.chat})).get(row.chat)
+        sticky = (await inbound_rows.stickies(self.store, {row.chat})).get(row.chat)
         d = self._decide(row, routes, agents, sticky)
         after: After = []
 
         def tx(conn: sqlite3.Connection) -> str | None:
-            if not rows_.still_new_tx(conn, [row.seq]):
+            if not inbound_rows.still_new_tx(conn, [row.seq]):
                 return None  # another router took it
             return self._apply_tx(conn, row, d, sticky, after)
 
@@ -135,7 +135,7 @@ class Router:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
             def refuse(conn: sqlite3.Connection) -> None:
-                if rows_.refuse_tx(conn, row.seq, d.agent, reason):
+                if inbound_rows.refuse_tx(conn, row.seq, d.agent, reason):
                     self._say(conn, row, f"could not deliver: {reason}")
 
             await self.store.write_sync(refuse)
@@ -154,7 +154,7 @@ class Router:
             msg = deliver_tx(conn, self.store, row.channel, d.agent, message_body(row, d.text), thread=row.chat,
                              checked=checked)
             message_ids = [msg.id]
-            rows_.reached_tx(conn, row.chat, d.agent, now)
+            inbound_rows.reached_tx(conn, row.chat, d.agent, now)
             if self.typing:  # the chat shows the agent at work until its reply comes
                 outbound.enqueue_tx(conn, self.store, chat=row.chat, text="", agent=d.agent, now=now, kind="typing")
             if self.delivered:
@@ -165,7 +165,7 @@ class Router:
                       {"channel": row.channel, "sender": row.sender, "msg": row.msg_id})
         elif d.kind == "sticky":
             status = "command"
-            rows_.set_sticky_tx(conn, row.chat, d.agent, now)
+            inbound_rows.set_sticky_tx(conn, row.chat, d.agent, now)
             self._say(conn, row, f"now talking to {d.agent}; /new goes back to the routes")
         elif d.kind == "command":
             status, detail = "command", d.command
@@ -173,12 +173,12 @@ class Router:
         else:  # error
             status, detail = "refused", d.reason
             self._say(conn, row, d.reason)
-        rows_.mark_tx(conn, row.seq, status, agent, detail or "", message_ids)
+        inbound_rows.mark_tx(conn, row.seq, status, agent, detail or "", message_ids)
         return status
 
     def _command(self, conn: sqlite3.Connection, row: StoredInbound, d: Decision, sticky, after: After) -> str:
         if d.command == "new":
-            rows_.clear_sticky_tx(conn, row.chat)
+            inbound_rows.clear_sticky_tx(conn, row.chat)
             return f"sticky agent cleared; the routes choose again (now {d.extra.get('route_agent', d.agent)})"
         if d.command == "who":
             how = "sticky" if sticky and sticky == d.agent else "route"

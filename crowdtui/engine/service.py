@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from qms import channels as chans
+from qms import outbound
 from qms.errors import InvalidInput, PermissionDenied
 from qms.inbound import chat_agents
 from qms.messages import check_body
 from qms.names import validate_name
 
-from crowdtui.engine import channels as chans
-from crowdtui.engine import outbound, tasks
+from crowdtui.engine import tasks
 from crowdtui.engine.clock import Clock, SystemClock
 from crowdtui.engine.inbound import InboundMsg, store_inbound, store_inbound_many
 from crowdtui.engine.router import Router

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from qms import outbound
 from qms.errors import InvalidInput, NotFound, PermissionDenied
 
 from crowdtui.engine import inbound as inb
 from crowdtui.engine import onboarding
-from crowdtui.engine import outbound
 from crowdtui.engine.routes import add_route, list_routes, move_route, remove_route
 
 
@@ -207,7 +207,7 @@ async def test_outbound_waits_retries_and_gives_up_bounded(engine, store, channe
 
 async def test_health_polls_deregister_a_channel_that_stays_down(engine, store, channel, clock):
     ch, token = await register(engine, channel)
-    from crowdtui.engine.channels import channel_for_token, list_channels
+    from qms.channels import channel_for_token, list_channels
 
     assert await engine.poll_health() == []
     channel.healthy = False
