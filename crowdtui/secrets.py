@@ -5,7 +5,8 @@ bytes) or from a key file created with mode 0600 under the user's config folder
 (``$XDG_CONFIG_HOME/crowdtui/keys/<workspace id>.key``), outside the workspace and
 its tracked files. The database holds only nonce and ciphertext; the associated data
 binds each ciphertext to its workspace and name, so a row copied elsewhere does not
-decrypt. Values never appear in events (only names do).
+decrypt. Values never appear in events (only names do). The rows live in the store
+(:mod:`qms.secrets`); this module seals and opens them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from qms import secrets as vault_rows
+from qms.names import OPERATOR
 
 from crowdtui.errors import CrowdError
 from qms.names import OPERATOR
@@ -110,44 +114,26 @@ class Vault:
             raise SecretError(f"secret {name} is {len(data)} bytes; the limit is {MAX_VALUE_BYTES}")
         nonce = os.urandom(12)
         blob = self._aead.encrypt(nonce, data, self._aad(name))
-        now = time.time()
-        async with self._store.write() as db:
-            cur = await db.execute("SELECT 1 FROM secrets WHERE name = ?", (name,))
-            existed = await cur.fetchone() is not None
-            await db.execute(
-                "INSERT INTO secrets (name, nonce, ciphertext, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-                "nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-                (name, nonce, blob, now, now),
-            )
-            await self._store.append_event_in(
-                db, actor, "secret.updated" if existed else "secret.created", name, {}
-            )
+        await vault_rows.put_secret(self._store, name, nonce, blob, actor=actor, now=time.time())
 
     async def names(self) -> list[tuple[str, float]]:
-        rows = await self._store.query("SELECT name, updated_at FROM secrets ORDER BY name")
-        return [(r["name"], r["updated_at"]) for r in rows]
+        return await vault_rows.secret_names(self._store)
 
     async def remove(self, name: str, *, actor: str = OPERATOR) -> None:
         validate_secret_name(name)
-        async with self._store.write() as db:
-            cur = await db.execute("DELETE FROM secrets WHERE name = ? RETURNING name", (name,))
-            if await cur.fetchone() is None:
-                raise SecretError(f"no secret named {name}; see `crowdtui secret ls`")
-            await self._store.append_event_in(db, actor, "secret.removed", name, {})
+        if not await vault_rows.delete_secret(self._store, name, actor=actor):
+            raise SecretError(f"no secret named {name}; see `crowdtui secret ls`")
 
     async def reveal(self, names: list[str] | tuple[str, ...]) -> dict[str, str]:
         """Decrypt the named secrets (for handing to an agent's process). Missing ones raise."""
         out: dict[str, str] = {}
         for name in names:
             validate_secret_name(name)
-            rows = await self._store.query(
-                "SELECT nonce, ciphertext FROM secrets WHERE name = ?", (name,)
-            )
-            if not rows:
+            sealed = await vault_rows.sealed_secret(self._store, name)
+            if sealed is None:
                 raise SecretError(f"secret {name} is not set; run `crowdtui secret set {name}`")
             try:
-                out[name] = self._aead.decrypt(rows[0]["nonce"], rows[0]["ciphertext"], self._aad(name)).decode()
+                out[name] = self._aead.decrypt(sealed.nonce, sealed.ciphertext, self._aad(name)).decode()
             except InvalidTag:
                 raise SecretError(
                     f"secret {name} does not decrypt with this key; was {KEY_ENV} or the key file changed?"

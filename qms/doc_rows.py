@@ -6,12 +6,11 @@ import re
 import sqlite3
 from datetime import datetime, timezone
 
-import aiosqlite
-
 from qms.errors import Conflict, InvalidInput, NotFound, TooLarge
 from qms.messages import MAX_MESSAGE_BYTES
 from qms.models import Document
 from qms.names import shown, validate_text
+from qms.writer import Transaction
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_ASSIGNEES = 50
@@ -106,7 +105,7 @@ def no_such_doc(doc_id: str) -> NotFound:
     return NotFound(f"no document {doc_id}; check the id (`crowdtui doc ls` lists them)")
 
 
-async def doc_row(db: aiosqlite.Connection, doc_id: str) -> sqlite3.Row:
+async def doc_row(db: Transaction, doc_id: str) -> sqlite3.Row:
     rows = await db.execute_fetchall(DOC_SELECT + " WHERE d.id = ?", (doc_id,))
     if not rows:
         raise no_such_doc(doc_id)

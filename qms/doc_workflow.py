@@ -12,21 +12,21 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-import aiosqlite
-
 from qms import policy as duty
 from qms import workflow as wf
 from qms.doc_rows import (
     MAX_ASSIGNEES, OUTCOMES, ROUTE_KINDS, check_comment, check_doc_id, doc_row, lease_active, utc_clock,
 )
 from qms.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from qms.messages import check_id
+from qms.events import EventsMixin
+from qms.messages import MessagesMixin, check_id
 from qms.models import Task
 from qms.names import OPERATOR, shown, validate_name
 from qms.registry import require_principal
+from qms.writer import Transaction
 
 
-class WorkflowMixin:
+class WorkflowMixin(MessagesMixin, EventsMixin):
     """Routing and the review/approval workflow. ``doc_policy`` is the workspace's
     ``qms.policy.DocPolicy`` (set it after opening the store; defaults otherwise)."""
 
@@ -39,14 +39,14 @@ class WorkflowMixin:
         try:
             yield
         except PermissionDenied as exc:
-            await self.append_event(  # type: ignore[attr-defined]
+            await self.append_event(
                 actor, "doc.refused", subject,
                 {"action": action, "rule": getattr(exc, "rule", "permission"), "reason": str(exc)[:500]},
             )
             raise
 
     async def _set_state(
-        self, db: aiosqlite.Connection, doc_id: str, actor: str, old: str, new: str, *,
+        self, db: Transaction, doc_id: str, actor: str, old: str, new: str, *,
         round: int | None = None, reason: str = "",
     ) -> None:
         sql = "UPDATE documents SET state = ?, updated_at = ?"
@@ -61,10 +61,10 @@ class WorkflowMixin:
         detail = {"from": old, "to": new}
         if reason:
             detail["reason"] = reason
-        await self.append_event_in(db, actor, "doc.state", doc_id, detail)  # type: ignore[attr-defined]
+        await self.append_event_in(db, actor, "doc.state", doc_id, detail)
 
     async def _make_tasks(
-        self, db: aiosqlite.Connection, row: sqlite3.Row, actor: str, kind: str,
+        self, db: Transaction, row: sqlite3.Row, actor: str, kind: str,
         assignees: list[str], round: int,
     ) -> list[int]:
         doc_id = row["id"]
@@ -76,7 +76,7 @@ class WorkflowMixin:
         ids = []
         now = time.time()
         for who in assignees:
-            msg = await self.deliver_in(  # type: ignore[attr-defined]
+            msg = await self.deliver_in(
                 db, actor, who,
                 f"Task: {verb.lower()} {doc_id} \"{row['title']}\" (version {row['version']}), "
                 f"routed by {actor}; {how}.",
@@ -114,7 +114,7 @@ class WorkflowMixin:
             raise InvalidInput(f"at most {MAX_ASSIGNEES} assignees per routing")
         table = wf.ROUTE_REVIEW if kind == "review" else wf.ROUTE_APPROVAL
         now = time.time()
-        async with self.recording_refusals(actor, doc_id, f"route for {kind}"), self.write() as db:  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, doc_id, f"route for {kind}"), self.write() as db:
             row = await doc_row(db, doc_id)
             new = wf.target(table, doc_id, row["state"], f"route for {kind}")
             duty.check_router(row, actor)
@@ -135,7 +135,7 @@ class WorkflowMixin:
                 )
             round_no = row["round"] + 1
             task_ids = await self._make_tasks(db, row, actor, kind, people, round_no)
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.routed", doc_id,
                 {"kind": kind, "assignees": people, "round": round_no, "version": row["version"],
                  "tasks": task_ids},
@@ -143,7 +143,7 @@ class WorkflowMixin:
             await self._set_state(db, doc_id, actor, row["state"], new, round=round_no)
 
     async def _close_task(
-        self, db: aiosqlite.Connection, row: sqlite3.Row, actor: str, kind: str,
+        self, db: Transaction, row: sqlite3.Row, actor: str, kind: str,
         outcome: str, comment: str,
     ) -> int:
         rows = await db.execute_fetchall(
@@ -160,7 +160,7 @@ class WorkflowMixin:
             )
         return rows[0]["id"]
 
-    async def _open_left(self, db: aiosqlite.Connection, doc_id: str, kind: str, round_no: int) -> int:
+    async def _open_left(self, db: Transaction, doc_id: str, kind: str, round_no: int) -> int:
         rows = await db.execute_fetchall(
             "SELECT COUNT(*) FROM tasks WHERE doc_id = ? AND kind = ? AND round = ? AND status = 'open'",
             (doc_id, kind, round_no),
@@ -174,12 +174,12 @@ class WorkflowMixin:
         if outcome not in OUTCOMES:
             raise InvalidInput(f"invalid review outcome '{shown(outcome)}': use recommend or request-updates")
         comment = check_comment(comment, required=outcome == "request-updates")
-        async with self.recording_refusals(actor, doc_id, "review"), self.write() as db:  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, doc_id, "review"), self.write() as db:
             row = await doc_row(db, doc_id)
             wf.target(wf.REVIEW_DONE, doc_id, row["state"], "review")
             task_id = await self._close_task(db, row, actor, "review", outcome, comment)
             await duty.check_duty(db, row, actor, "review", acting=True)
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.reviewed", doc_id,
                 {"outcome": outcome, "comment": comment, "round": row["round"], "task": task_id,
                  "version": row["version"]},
@@ -205,13 +205,13 @@ class WorkflowMixin:
         doc_id = check_doc_id(doc_id)
         validate_name(actor)
         comment = check_comment(comment, required=False)
-        async with self.recording_refusals(actor, doc_id, "approve"), self.write() as db:  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, doc_id, "approve"), self.write() as db:
             row = await doc_row(db, doc_id)
             table = wf.APPROVE_DONE_EXEC if row["executable"] else wf.APPROVE_DONE_NONEXEC
             new = wf.target(table, doc_id, row["state"], "approve")
             task_id = await self._close_task(db, row, actor, "approval", "approved", comment)
             await duty.check_duty(db, row, actor, "approval", acting=True)
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.approved", doc_id,
                 {"comment": comment, "round": row["round"], "task": task_id, "version": row["version"]},
             )
@@ -233,7 +233,7 @@ class WorkflowMixin:
         doc_id = check_doc_id(doc_id)
         validate_name(actor)
         comment = check_comment(comment, required=True)
-        async with self.recording_refusals(actor, doc_id, "reject"), self.write() as db:  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, doc_id, "reject"), self.write() as db:
             row = await doc_row(db, doc_id)
             new = wf.target(wf.REJECT, doc_id, row["state"], "reject")
             task_id = await self._close_task(db, row, actor, "approval", "rejected", comment)
@@ -252,14 +252,14 @@ class WorkflowMixin:
                     (doc_id,),
                 )
             ]
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.rejected", doc_id,
                 {"comment": comment, "round": row["round"], "task": task_id, "cancelled_tasks": cancelled,
                  "version": row["version"]},
             )
             round_no = row["round"] + 1
             task_ids = await self._make_tasks(db, row, actor, "review", reviewers, round_no)
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.routed", doc_id,
                 {"kind": "review", "assignees": reviewers, "round": round_no, "version": row["version"],
                  "tasks": task_ids, "after_rejection": True},
@@ -272,9 +272,9 @@ class WorkflowMixin:
         check_id(task_id, "task id")
         validate_name(to)
         validate_name(actor)
-        found = await self.query("SELECT doc_id FROM tasks WHERE id = ?", (task_id,))  # type: ignore[attr-defined]
+        found = await self.query("SELECT doc_id FROM tasks WHERE id = ?", (task_id,))
         subject = found[0]["doc_id"] if found else f"task {task_id}"
-        async with self.recording_refusals(actor, subject, "reassign a task"), self.write() as db:  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, subject, "reassign a task"), self.write() as db:
             if actor != OPERATOR:
                 raise duty.Refused(duty.OPERATOR_ONLY, f"only the operator can reassign a task, not {actor}")
             rows = await db.execute_fetchall("SELECT * FROM tasks WHERE id = ?", (task_id,))
@@ -303,7 +303,7 @@ class WorkflowMixin:
                 (time.time(), task_id),
             )
             [new_id] = await self._make_tasks(db, row, actor, task["kind"], [to], task["round"])
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.task_reassigned", task["doc_id"],
                 {"task": task_id, "new_task": new_id, "kind": task["kind"], "from": task["assignee"],
                  "to": to, "round": task["round"]},
@@ -314,7 +314,7 @@ class WorkflowMixin:
     async def _author_step(self, doc_id: str, actor: str, table: dict[str, str], action: str) -> None:
         doc_id = check_doc_id(doc_id)
         validate_name(actor)
-        async with self.recording_refusals(actor, doc_id, action), self.write() as db:  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, doc_id, action), self.write() as db:
             row = await doc_row(db, doc_id)
             new = wf.target(table, doc_id, row["state"], action)
             if actor not in (row["author"], OPERATOR):

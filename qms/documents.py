@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import aiosqlite
-
 from qms import policy as duty
 from qms import workflow as wf
 from qms.doc_rows import (
@@ -25,6 +23,7 @@ from qms.messages import check_id
 from qms.models import Document, Event, Task, Version
 from qms.names import OPERATOR, shown, validate_name, validate_text
 from qms.quotas import check_version_in
+from qms.writer import Transaction
 
 __all__ = ["DocumentsMixin", "MAX_DOCUMENT_BYTES", "check_doc_id"]
 
@@ -34,7 +33,7 @@ class DocumentsMixin(WorkflowMixin):
 
     async def doc_types(self) -> list[dict[str, Any]]:
         """The document types: [{"code", "name", "executable"}]."""
-        rows = await self.query("SELECT code, name, executable FROM doc_types ORDER BY code")  # type: ignore[attr-defined]
+        rows = await self.query("SELECT code, name, executable FROM doc_types ORDER BY code")
         return [{"code": r["code"], "name": r["name"], "executable": bool(r["executable"])} for r in rows]
 
     async def add_doc_type(self, code: str, name: str, *, executable: bool, actor: str = OPERATOR) -> None:
@@ -43,7 +42,7 @@ class DocumentsMixin(WorkflowMixin):
             raise InvalidInput(f"invalid type code '{shown(code)}': use 1-16 capital letters/digits")
         validate_text(name, "type name", max_chars=100)
         validate_name(actor)
-        async with self.write() as db:  # type: ignore[attr-defined]
+        async with self.write() as db:
             rows = await db.execute_fetchall(
                 "INSERT INTO doc_types (code, name, executable) VALUES (?, ?, ?)"
                 " ON CONFLICT (code) DO NOTHING RETURNING code",
@@ -51,7 +50,7 @@ class DocumentsMixin(WorkflowMixin):
             )
             if not rows:
                 raise Conflict(f"document type {code} already exists; pick another code")
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.type_added", code, {"name": name, "executable": bool(executable)}
             )
 
@@ -66,8 +65,8 @@ class DocumentsMixin(WorkflowMixin):
         validate_text(title, "title", max_chars=200)
         check_content(content)
         now = time.time()
-        async with self.write() as db:  # type: ignore[attr-defined]
-            await check_version_in(db, self.quotas, actor, content, now)  # type: ignore[attr-defined]
+        async with self.write() as db:
+            await check_version_in(db, self.quotas, actor, content, now)
             rows = await db.execute_fetchall(
                 "UPDATE doc_types SET next_number = next_number + 1 WHERE code = ?"
                 " RETURNING next_number - 1 AS n",
@@ -87,7 +86,7 @@ class DocumentsMixin(WorkflowMixin):
                 " VALUES (?, 1, ?, ?, NULL, ?)",
                 (doc_id, actor, now, content),
             )
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.created", doc_id,
                 {"doc_type": code, "title": title, "version": 1, "size": len(content.encode())},
             )
@@ -98,12 +97,12 @@ class DocumentsMixin(WorkflowMixin):
         doc_id = check_doc_id(doc_id)
         if version is not None:
             check_id(version, "version")
-        rows = await self.query(DOC_SELECT + " WHERE d.id = ?", (doc_id,))  # type: ignore[attr-defined]
+        rows = await self.query(DOC_SELECT + " WHERE d.id = ?", (doc_id,))
         if not rows:
             raise no_such_doc(doc_id)
         row = rows[0]
         number = row["version"] if version is None else version
-        vrows = await self.query(  # type: ignore[attr-defined]
+        vrows = await self.query(
             "SELECT content FROM doc_versions WHERE doc_id = ? AND number = ?", (doc_id, number)
         )
         if not vrows:
@@ -125,11 +124,11 @@ class DocumentsMixin(WorkflowMixin):
             sql += " AND d.doc_type = ?"
             params.append(doc_type.upper())
         sql += " ORDER BY d.doc_type, length(d.id), d.id"
-        return [doc_from_row(r) for r in await self.query(sql, params)]  # type: ignore[attr-defined]
+        return [doc_from_row(r) for r in await self.query(sql, params)]
 
     async def versions(self, doc_id: str) -> list[Version]:
         doc_id = check_doc_id(doc_id)
-        rows = await self.query(  # type: ignore[attr-defined]
+        rows = await self.query(
             "SELECT number, author, created_at, note, length(CAST(content AS BLOB)) AS size"
             " FROM doc_versions WHERE doc_id = ? ORDER BY number",
             (doc_id,),
@@ -141,12 +140,12 @@ class DocumentsMixin(WorkflowMixin):
     async def history(self, doc_id: str) -> list[Event]:
         """Every event about the document, oldest first."""
         doc_id = check_doc_id(doc_id)
-        if not await self.query("SELECT 1 FROM documents WHERE id = ?", (doc_id,)):  # type: ignore[attr-defined]
+        if not await self.query("SELECT 1 FROM documents WHERE id = ?", (doc_id,)):
             raise no_such_doc(doc_id)
         out: list[Event] = []
         last = 0
         while True:
-            batch = await self.events_after(last, limit=10_000, subject=doc_id)  # type: ignore[attr-defined]
+            batch = await self.events_after(last, limit=10_000, subject=doc_id)
             out += batch
             if len(batch) < 10_000:
                 return out
@@ -155,7 +154,7 @@ class DocumentsMixin(WorkflowMixin):
     async def pending_tasks(self, name: str) -> list[Task]:
         """Open review/approval tasks assigned to ``name``, oldest first."""
         validate_name(name)
-        rows = await self.query(  # type: ignore[attr-defined]
+        rows = await self.query(
             "SELECT t.*, d.title AS doc_title, d.state AS doc_state FROM tasks t"
             " JOIN documents d ON d.id = t.doc_id WHERE t.assignee = ? AND t.status = 'open'"
             " ORDER BY t.id",
@@ -176,7 +175,7 @@ class DocumentsMixin(WorkflowMixin):
         validate_name(actor)
         lease_seconds = check_lease_seconds(lease_seconds)
         now = time.time()
-        async with self.write() as db:  # type: ignore[attr-defined]
+        async with self.write() as db:
             rows = await db.execute_fetchall(
                 "UPDATE documents SET holder = ?1, taken_at = ?2, lease_expires_at = ?3, lease_seconds = ?5"
                 " WHERE id = ?4 AND state IN ('DRAFT', 'IN_EXECUTION')"
@@ -189,7 +188,7 @@ class DocumentsMixin(WorkflowMixin):
                 if row["state"] not in wf.EDITABLE:
                     raise wf.illegal(doc_id, row["state"], "check out")
                 raise held_conflict(doc_id, row["holder"], row["lease_expires_at"])
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.checkout", doc_id,
                 {"lease_expires_at": now + lease_seconds, "lease_seconds": lease_seconds},
             )
@@ -207,7 +206,7 @@ class DocumentsMixin(WorkflowMixin):
         if lease_seconds is not None:
             lease_seconds = check_lease_seconds(lease_seconds)
         now = time.time()
-        async with self.recording_refusals(actor, doc_id, "renew the checkout"), self.write() as db:  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, doc_id, "renew the checkout"), self.write() as db:
             rows = await db.execute_fetchall(
                 "UPDATE documents SET lease_seconds = COALESCE(?1, lease_seconds, ?2),"
                 " lease_expires_at = ?3 + COALESCE(?1, lease_seconds, ?2)"
@@ -223,7 +222,7 @@ class DocumentsMixin(WorkflowMixin):
                         "check it out again (checkout_document) if it is still free"
                     )
                 raise await self._not_holder(db, doc_id, actor, "renew the checkout of")
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.lease_renewed", doc_id,
                 {"lease_expires_at": rows[0]["lease_expires_at"], "lease_seconds": rows[0]["lease_seconds"]},
             )
@@ -235,14 +234,14 @@ class DocumentsMixin(WorkflowMixin):
         validate_name(holder)
         validate_name(actor)
         validate_text(reason, "reason", max_chars=300)
-        async with self.write() as db:  # type: ignore[attr-defined]
+        async with self.write() as db:
             rows = await db.execute_fetchall(
                 "UPDATE documents SET holder = NULL, taken_at = NULL, lease_expires_at = NULL,"
                 " lease_seconds = NULL WHERE holder = ? RETURNING id, lease_expires_at",
                 (holder,),
             )
             for r in sorted(rows, key=lambda r: r["id"]):
-                await self.append_event_in(  # type: ignore[attr-defined]
+                await self.append_event_in(
                     db, actor, "doc.lease_released", r["id"],
                     {"holder": holder, "reason": reason, "lease_expires_at": r["lease_expires_at"]},
                 )
@@ -250,10 +249,10 @@ class DocumentsMixin(WorkflowMixin):
 
     async def lease_holders(self) -> list[str]:
         """Who holds a checkout now (expired leases included, until someone takes them)."""
-        rows = await self.query("SELECT DISTINCT holder FROM documents WHERE holder IS NOT NULL ORDER BY holder")  # type: ignore[attr-defined]
+        rows = await self.query("SELECT DISTINCT holder FROM documents WHERE holder IS NOT NULL ORDER BY holder")
         return [r[0] for r in rows]
 
-    async def _not_holder(self, db: aiosqlite.Connection, doc_id: str, actor: str, action: str) -> Exception:
+    async def _not_holder(self, db: Transaction, doc_id: str, actor: str, action: str) -> Exception:
         """Why ``actor`` could not ``action`` (check in / cancel the checkout of) ``doc_id``."""
         row = await doc_row(db, doc_id)
         if row["state"] not in wf.EDITABLE:
@@ -274,8 +273,8 @@ class DocumentsMixin(WorkflowMixin):
         if note is not None:
             validate_text(note, "note", max_chars=500, allow_empty=True)
         now = time.time()
-        async with self.recording_refusals(actor, doc_id, "check in"), self.write() as db:  # type: ignore[attr-defined]
-            await check_version_in(db, self.quotas, actor, content, now)  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, doc_id, "check in"), self.write() as db:
+            await check_version_in(db, self.quotas, actor, content, now)
             rows = await db.execute_fetchall(
                 "UPDATE documents SET version = version + 1, holder = NULL, taken_at = NULL,"
                 " lease_expires_at = NULL, updated_at = ? WHERE id = ? AND holder = ?"
@@ -290,7 +289,7 @@ class DocumentsMixin(WorkflowMixin):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (doc_id, number, actor, now, note, content),
             )
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.checkin", doc_id,
                 {"version": number, "note": note, "size": len(content.encode())},
             )
@@ -300,7 +299,7 @@ class DocumentsMixin(WorkflowMixin):
         """Give the lease back without a new version (holder only)."""
         doc_id = check_doc_id(doc_id)
         validate_name(actor)
-        async with self.recording_refusals(actor, doc_id, "cancel the checkout"), self.write() as db:  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, doc_id, "cancel the checkout"), self.write() as db:
             rows = await db.execute_fetchall(
                 "UPDATE documents SET holder = NULL, taken_at = NULL, lease_expires_at = NULL"
                 " WHERE id = ? AND holder = ? RETURNING id",
@@ -308,13 +307,13 @@ class DocumentsMixin(WorkflowMixin):
             )
             if not rows:
                 raise await self._not_holder(db, doc_id, actor, "cancel the checkout of")
-            await self.append_event_in(db, actor, "doc.checkout_cancelled", doc_id, {})  # type: ignore[attr-defined]
+            await self.append_event_in(db, actor, "doc.checkout_cancelled", doc_id, {})
 
     async def break_lock(self, doc_id: str, actor: str) -> None:
         """Operator only: drop whoever holds the checkout (expired or not)."""
         doc_id = check_doc_id(doc_id)
         validate_name(actor)
-        async with self.recording_refusals(actor, doc_id, "break the lock"), self.write() as db:  # type: ignore[attr-defined]
+        async with self.recording_refusals(actor, doc_id, "break the lock"), self.write() as db:
             if actor != OPERATOR:
                 raise duty.Refused(
                     duty.OPERATOR_ONLY, f"only the operator can break a lock, not {actor}; ask the holder to check in"
@@ -327,7 +326,7 @@ class DocumentsMixin(WorkflowMixin):
                 " WHERE id = ? AND holder = ?",
                 (doc_id, row["holder"]),
             )
-            await self.append_event_in(  # type: ignore[attr-defined]
+            await self.append_event_in(
                 db, actor, "doc.lock_broken", doc_id,
                 {"holder": row["holder"], "lease_expires_at": row["lease_expires_at"],
                  "expired": row["lease_expires_at"] <= time.time()},

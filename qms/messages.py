@@ -7,14 +7,14 @@ import sqlite3
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
-import aiosqlite
-
+from qms.core import StoreCore
 from qms.errors import InvalidInput, NotFound, TooLarge
-from qms.events import INSERT_EVENT
+from qms.event_rows import INSERT_EVENT, add_event
 from qms.models import Message
 from qms.names import BROADCAST, OPERATOR, shown, validate_name, validate_target, validate_text
 from qms.quotas import check_messages
 from qms.registry import agent_row, no_such_agent
+from qms.writer import Transaction
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_BATCH = 10_000
@@ -67,9 +67,38 @@ def check_thread(thread: object) -> str | None:
     return validate_text(thread, "thread", max_chars=200)
 
 
-class MessagesMixin:
+def deliver_tx(conn: sqlite3.Connection, store: StoreCore, sender: str, recipient: str, body: str, *,
+               thread: str | None = None, checked: set[str] | None = None) -> Message:
+    """Put one message in ``recipient``'s inbox inside an open transaction on the writer's
+    thread, with the same row and ``message.sent`` event ``send_message`` makes (no quota:
+    for the engine's own senders, e.g. a channel bringing a chat message in).
+
+    ``checked``: recipients already found registered in this same transaction (skipped;
+    found ones are added)."""
+    validate_name(sender)
+    validate_name(recipient)
+    check_body(body)
+    check_thread(thread)
+    if recipient != OPERATOR and (checked is None or recipient not in checked):
+        if conn.execute("SELECT 1 FROM agents WHERE name = ?", (recipient,)).fetchone() is None:
+            raise NotFound(f"no agent named {recipient!r} is registered")
+        if checked is not None:
+            checked.add(recipient)
+    row = conn.execute(
+        "INSERT INTO messages (sender, recipient, body, priority, prio_rank, thread, created_at)"
+        " VALUES (?, ?, ?, 'normal', ?, ?, ?) RETURNING *",
+        (sender, recipient, body, PRIORITIES["normal"], thread, time.time())).fetchone()
+    msg = message_from_row(row)
+    detail: dict[str, Any] = {"id": msg.id, "from": sender, "priority": "normal", "preview": body[:PREVIEW_CHARS]}
+    if thread is not None:
+        detail["thread"] = thread
+    add_event(conn, store, sender, "message.sent", recipient, detail)
+    return msg
+
+
+class MessagesMixin(StoreCore):
     async def deliver_in(
-        self, db: aiosqlite.Connection, sender: str, recipient: str, body: str, *,
+        self, db: Transaction, sender: str, recipient: str, body: str, *,
         priority: str = "normal", thread: str | None = None, broadcast: bool = False,
     ) -> Message:
         """Insert one checked message and its ``message.sent`` event inside a write transaction."""
@@ -85,10 +114,10 @@ class MessagesMixin:
             detail["thread"] = thread
         if broadcast:
             detail["broadcast"] = True
-        await self.append_event_in(db, sender, "message.sent", recipient, detail)  # type: ignore[attr-defined]
+        await self.append_event_in(db, sender, "message.sent", recipient, detail)
         return msg
 
-    async def _recipients_in(self, db: aiosqlite.Connection, sender: str, to: str) -> list[str]:
+    async def _recipients_in(self, db: Transaction, sender: str, to: str) -> list[str]:
         if to == BROADCAST:
             rows = await db.execute_fetchall(
                 "SELECT name FROM agents WHERE name != ? ORDER BY name", (sender,)
@@ -120,7 +149,7 @@ class MessagesMixin:
                 rows.append((sender, rcpt, body, priority, PRIORITIES[priority], thread, now, to == BROADCAST))
         if not rows:
             return []
-        check_messages(conn, self.quotas, sender, len(rows), sum(len(r[2].encode()) for r in rows), now)  # type: ignore[attr-defined]
+        check_messages(conn, self.quotas, sender, len(rows), sum(len(r[2].encode()) for r in rows), now)
         # We hold the write lock: every id above the current maximum is one of ours.
         before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
         conn.executemany(
@@ -132,7 +161,7 @@ class MessagesMixin:
             message_from_row(r)
             for r in conn.execute("SELECT * FROM messages WHERE id > ? ORDER BY id", (before,))
         ]
-        meta = self.event_meta  # type: ignore[attr-defined]
+        meta = self.event_meta
         events = []
         for msg, row in zip(out, rows):
             detail: dict[str, Any] = {
@@ -161,7 +190,7 @@ class MessagesMixin:
         check_body(body)
         check_priority(priority)
         check_thread(thread)
-        return await self.write_sync(  # type: ignore[attr-defined]
+        return await self.write_sync(
             lambda conn: self._send_tx(conn, sender, [(to, body, priority, thread)])
         )
 
@@ -196,7 +225,7 @@ class MessagesMixin:
                 raise InvalidInput(f"a batch holds at most {MAX_BATCH} messages; split it")
         if not checked:
             return []
-        return await self.write_sync(  # type: ignore[attr-defined]
+        return await self.write_sync(
             lambda conn: self._send_tx(conn, sender, checked)
         )
 
@@ -206,14 +235,14 @@ class MessagesMixin:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidInput(f"limit must be an integer from 1 to 10000, not '{shown(limit)}'")
         if name != OPERATOR:
-            rows = await self.query("SELECT 1 FROM agents WHERE name = ?", (name,))  # type: ignore[attr-defined]
+            rows = await self.query("SELECT 1 FROM agents WHERE name = ?", (name,))
             if not rows:
                 raise no_such_agent(name)
         sql = "SELECT * FROM messages WHERE recipient = ?"
         if unread_only:
             sql += " AND read_at IS NULL"
         sql += " ORDER BY prio_rank, id LIMIT ?"
-        rows = await self.query(sql, (name, limit))  # type: ignore[attr-defined]
+        rows = await self.query(sql, (name, limit))
         return [message_from_row(r) for r in rows]
 
     async def mark_read(self, name: str, ids: Iterable[int]) -> int:
@@ -227,7 +256,7 @@ class MessagesMixin:
             return 0
         now = time.time()
         marked: list[int] = []
-        async with self.write() as db:  # type: ignore[attr-defined]
+        async with self.write() as db:
             for start in range(0, len(id_list), 500):
                 chunk = id_list[start:start + 500]
                 rows = await db.execute_fetchall(
@@ -237,24 +266,30 @@ class MessagesMixin:
                 )
                 marked += [r[0] for r in rows]
             if marked:
-                await self.append_event_in(db, name, "message.read", name, {"ids": sorted(marked)})  # type: ignore[attr-defined]
+                await self.append_event_in(db, name, "message.read", name, {"ids": sorted(marked)})
         return len(marked)
 
     async def unread_counts(self) -> dict[str, int]:
         """Unread messages per principal: every registered agent and the operator (0 included)."""
-        rows = await self.query(  # type: ignore[attr-defined]
+        rows = await self.query(
             "SELECT recipient, COUNT(*) FROM messages WHERE read_at IS NULL GROUP BY recipient"
         )
         counts = {OPERATOR: 0}
-        for r in await self.query("SELECT name FROM agents"):  # type: ignore[attr-defined]
+        for r in await self.query("SELECT name FROM agents"):
             counts[r[0]] = 0
         for r in rows:
             counts[r[0]] = r[1]
         return counts
 
+    async def oldest_unread(self) -> dict[str, float]:
+        """When each principal's oldest unread message was sent (those with none are left out)."""
+        rows = await self.query(
+            "SELECT recipient, MIN(created_at) FROM messages WHERE read_at IS NULL GROUP BY recipient")
+        return {r[0]: r[1] for r in rows}
+
     async def get_message(self, id: int) -> Message:
         check_id(id)
-        rows = await self.query("SELECT * FROM messages WHERE id = ?", (id,))  # type: ignore[attr-defined]
+        rows = await self.query("SELECT * FROM messages WHERE id = ?", (id,))
         if not rows:
             raise NotFound(f"no message with id {id}; check the id (`crowdtui inbox` lists yours)")
         return message_from_row(rows[0])

@@ -30,11 +30,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import aiosqlite
-
 from qms import workflow as wf
 from qms.errors import InvalidInput, PermissionDenied
 from qms.names import OPERATOR, shown
+from qms.writer import Transaction
 
 ONLY_OWNER_ROUTES = "only-owner-routes"
 AUTHOR_MAY_NOT_REVIEW = "author-may-not-review"
@@ -116,7 +115,7 @@ def cycle_of(state: str) -> str:
 # ---- the checks (inside the action's write transaction) ---------------------------------
 
 
-async def version_author(db: aiosqlite.Connection, doc_id: str, version: int) -> str:
+async def version_author(db: Transaction, doc_id: str, version: int) -> str:
     """Who checked in ``version`` (for version 1: who created the document)."""
     rows = await db.execute_fetchall(
         "SELECT author FROM doc_versions WHERE doc_id = ? AND number = ?", (doc_id, version)
@@ -124,7 +123,7 @@ async def version_author(db: aiosqlite.Connection, doc_id: str, version: int) ->
     return rows[0]["author"]
 
 
-async def duties(db: aiosqlite.Connection, row, cycle: str) -> tuple[set[str], set[str]]:
+async def duties(db: Transaction, row, cycle: str) -> tuple[set[str], set[str]]:
     """(reviewers, approvers) who finished a task on the document's current version in
     ``cycle``; tasks from before migration 041 (no cycle) count for both cycles."""
     rows = await db.execute_fetchall(
@@ -147,7 +146,7 @@ def check_router(row, actor: str) -> None:
         )
 
 
-async def check_duty(db: aiosqlite.Connection, row, who: str, kind: str, *, acting: bool) -> None:
+async def check_duty(db: Transaction, row, who: str, kind: str, *, acting: bool) -> None:
     """``who`` may take the ``kind`` ("review"/"approval") of the current version:
     not its author, and not on both sides (review and approval) in one cycle.
     ``acting`` words the refusal for the person acting rather than for a router."""
@@ -170,7 +169,7 @@ async def check_duty(db: aiosqlite.Connection, row, who: str, kind: str, *, acti
         )
 
 
-async def needs_operator(db: aiosqlite.Connection, row, policy: DocPolicy) -> bool:
+async def needs_operator(db: Transaction, row, policy: DocPolicy) -> bool:
     """Whether approving the current version needs the operator's own approval."""
     return (
         row["author"] == OPERATOR

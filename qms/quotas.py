@@ -193,15 +193,15 @@ async def check_version_in(db: Any, quotas: Quotas, author: str, content: str,
 TASKS_USE = "SELECT COUNT(*) FROM engine_tasks WHERE created_by = ?"
 
 
-async def check_task_in(db: Any, quotas: Quotas, creator: str, *, shortest_gap: float, text_bytes: int,
-                        now: float | None = None) -> bool:
+def check_task(conn: sqlite3.Connection, quotas: Quotas, creator: str, *, shortest_gap: float, text_bytes: int,
+               now: float | None = None) -> bool:
     """Refuse (QuotaExceeded) a scheduled task ``creator`` (an agent) may not add; returns
-    whether the creator is an agent (its tasks are then bound to it: see engine.tasks).
-    Call inside the insert's ``store.write()`` transaction."""
-    if not await db.execute_fetchall(IS_AGENT, (creator,)):
+    whether the creator is an agent (its tasks are then bound to it: see qms.scheduled_tasks).
+    Call inside the insert's transaction (a ``write_sync`` job)."""
+    if conn.execute(IS_AGENT, (creator,)).fetchone() is None:
         return False
     now = time.time() if now is None else now
-    n = (await db.execute_fetchall(TASKS_USE, (creator,)))[0][0]
+    n = conn.execute(TASKS_USE, (creator,)).fetchone()[0]
     if text_bytes > quotas.task_max_text:
         raise _refuse(creator, "task_max_text", quotas.task_max_text, 0, text_bytes, bytes_=True, now=now,
                       what="bytes of a task's text", advice="shorten the text or put details in a document")

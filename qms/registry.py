@@ -11,11 +11,11 @@ import sqlite3
 import time
 from typing import Any
 
-import aiosqlite
-
+from qms.core import StoreCore
 from qms.errors import InvalidInput, NotFound
 from qms.models import Agent
 from qms.names import OPERATOR, shown, validate_name, validate_path, validate_text
+from qms.writer import Transaction
 
 STATUSES = ("working", "waiting", "done", "blocked")
 STATE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -38,18 +38,18 @@ def no_such_agent(name: str) -> NotFound:
     )
 
 
-async def agent_row(db: aiosqlite.Connection, name: str) -> sqlite3.Row | None:
+async def agent_row(db: Transaction, name: str) -> sqlite3.Row | None:
     rows = await db.execute_fetchall("SELECT * FROM agents WHERE name = ?", (name,))
     return rows[0] if rows else None
 
 
-async def require_principal(db: aiosqlite.Connection, name: str) -> None:
+async def require_principal(db: Transaction, name: str) -> None:
     """``name`` is the operator or a registered agent, else NotFound."""
     if name != OPERATOR and await agent_row(db, name) is None:
         raise no_such_agent(name)
 
 
-class RegistryMixin:
+class RegistryMixin(StoreCore):
     async def upsert_agent(
         self, name: str, *, path: str, tier: int, parent: str | None = None,
         description: str = "", actor: str = "roster",
@@ -68,7 +68,7 @@ class RegistryMixin:
         validate_text(description, "description", max_chars=4000, allow_empty=True, multiline=True)
         validate_name(actor)
         now = time.time()
-        async with self.write() as db:  # type: ignore[attr-defined]
+        async with self.write() as db:
             old = await agent_row(db, name)
             new = {"path": path, "tier": tier, "parent": parent, "description": description}
             if old is None:
@@ -77,7 +77,7 @@ class RegistryMixin:
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (name, path, tier, parent, description, now, now),
                 )
-                await self.append_event_in(db, actor, "agent.registered", name, {**new, "new": True})  # type: ignore[attr-defined]
+                await self.append_event_in(db, actor, "agent.registered", name, {**new, "new": True})
             else:
                 changed = {k: v for k, v in new.items() if old[k] != v}
                 if changed:
@@ -86,7 +86,7 @@ class RegistryMixin:
                         " WHERE name = ?",
                         (path, tier, parent, description, now, name),
                     )
-                    await self.append_event_in(  # type: ignore[attr-defined]
+                    await self.append_event_in(
                         db, actor, "agent.registered", name, {**changed, "new": False}
                     )
             return agent_from_row(await agent_row(db, name))
@@ -95,11 +95,11 @@ class RegistryMixin:
         """Remove an agent from the registry (its messages and tasks stay for the record)."""
         validate_name(name)
         validate_name(actor)
-        async with self.write() as db:  # type: ignore[attr-defined]
+        async with self.write() as db:
             rows = await db.execute_fetchall("DELETE FROM agents WHERE name = ? RETURNING path", (name,))
             if not rows:
                 raise no_such_agent(name)
-            await self.append_event_in(db, actor, "agent.removed", name, {"path": rows[0]["path"]})  # type: ignore[attr-defined]
+            await self.append_event_in(db, actor, "agent.removed", name, {"path": rows[0]["path"]})
 
     async def set_agent_state(
         self, name: str, state: str, *, detail: str | dict[str, Any] | None = None,
@@ -121,7 +121,7 @@ class RegistryMixin:
             text = detail
         validate_text(text, "state detail", max_chars=2000, allow_empty=True, multiline=True)
         validate_name(actor)
-        async with self.write() as db:  # type: ignore[attr-defined]
+        async with self.write() as db:
             old = await agent_row(db, name)
             if old is None:
                 raise no_such_agent(name)
@@ -132,7 +132,7 @@ class RegistryMixin:
                     "UPDATE agents SET state = ?, state_detail = ?, updated_at = ? WHERE name = ?",
                     (state, text, time.time(), name),
                 )
-                await self.append_event_in(  # type: ignore[attr-defined]
+                await self.append_event_in(
                     db, actor, "agent.state", name,
                     {"state": state, "previous": old["state"], "detail": detail if detail is not None else ""},
                 )
@@ -145,20 +145,20 @@ class RegistryMixin:
             raise InvalidInput(f"invalid status '{shown(status)}': use one of {', '.join(STATUSES)}")
         validate_text(note, "status note", max_chars=500, allow_empty=True)
         validate_name(actor)
-        async with self.write() as db:  # type: ignore[attr-defined]
+        async with self.write() as db:
             rows = await db.execute_fetchall(
                 "UPDATE agents SET status = ?, status_note = ?, updated_at = ? WHERE name = ? RETURNING *",
                 (status, note, time.time(), name),
             )
             if not rows:
                 raise no_such_agent(name)
-            await self.append_event_in(db, actor, "agent.status", name, {"status": status, "note": note})  # type: ignore[attr-defined]
+            await self.append_event_in(db, actor, "agent.status", name, {"status": status, "note": note})
             return agent_from_row(rows[0])
 
     async def touch_agent(self, name: str) -> None:
         """Record that the agent was just seen (no event: this happens all the time)."""
         validate_name(name)
-        async with self.write() as db:  # type: ignore[attr-defined]
+        async with self.write() as db:
             rows = await db.execute_fetchall(
                 "UPDATE agents SET last_seen = ? WHERE name = ? RETURNING name", (time.time(), name)
             )
@@ -167,10 +167,10 @@ class RegistryMixin:
 
     async def get_agent(self, name: str) -> Agent | None:
         validate_name(name)
-        rows = await self.query("SELECT * FROM agents WHERE name = ?", (name,))  # type: ignore[attr-defined]
+        rows = await self.query("SELECT * FROM agents WHERE name = ?", (name,))
         return agent_from_row(rows[0]) if rows else None
 
     async def list_agents(self) -> list[Agent]:
         """Registered agents ordered by tree path (the operator is not listed)."""
-        rows = await self.query("SELECT * FROM agents ORDER BY path, name")  # type: ignore[attr-defined]
+        rows = await self.query("SELECT * FROM agents ORDER BY path, name")
         return [agent_from_row(r) for r in rows]

@@ -273,7 +273,7 @@ async def cmd_task_action(args) -> int:
 
 
 async def cmd_onboard_ls(args) -> int:
-    from crowdtui.engine.inbound import list_holds
+    from crowdtui.engine.onboarding import list_holds
 
     async with open_store(args) as store:
         holds = await list_holds(store)
@@ -291,7 +291,7 @@ async def cmd_onboard_ls(args) -> int:
 
 
 async def cmd_onboard_approve(args) -> int:
-    from crowdtui.engine.held_chats import approve_held_chat
+    from crowdtui.engine.onboarding import approve_held_chat
 
     async with open_store(args) as store:
         answer = await approve_held_chat(store, args.chat, args.agent, actor=args.actor)
@@ -300,7 +300,7 @@ async def cmd_onboard_approve(args) -> int:
 
 
 async def cmd_onboard_deny(args) -> int:
-    from crowdtui.engine.held_chats import deny_held_chat
+    from crowdtui.engine.onboarding import deny_held_chat
 
     async with open_store(args) as store:
         answer = await deny_held_chat(store, args.chat, actor=args.actor)
@@ -316,7 +316,7 @@ async def cmd_channel_local(args) -> int:
 
 
 async def cmd_channel_ls(args) -> int:
-    from crowdtui.engine.channels import list_channels
+    from qms.channels import list_channels
 
     async with open_store(args) as store:
         chans = await list_channels(store, include_down=args.all)

@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from qms import channels as chans
 from qms.errors import QmsError, StoreUnavailable
 from qms.names import NAME_RE
 from starlette.applications import Starlette
@@ -27,7 +28,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crowdtui.engine import channels as chans
 from crowdtui.engine.inbound import parse_inbound
 from crowdtui.engine.service import Engine
 

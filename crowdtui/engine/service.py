@@ -13,14 +13,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from qms import channels as chans
+from qms import outbound
 from qms.errors import InvalidInput, PermissionDenied
+from qms.inbound import chat_agents
 from qms.messages import check_body
 from qms.names import OPERATOR, validate_name
 
-from crowdtui.engine import channels as chans
-from crowdtui.engine import outbound, tasks
+from crowdtui.engine import tasks
 from crowdtui.engine.clock import Clock, SystemClock
-from crowdtui.engine.inbound import InboundMsg, Router, store_inbound, store_inbound_many
+from crowdtui.engine.inbound import InboundMsg, store_inbound, store_inbound_many
+from crowdtui.engine.router import Router
 
 MAX_REPLY_BYTES = 32 * 1024
 MAX_GROUP = 256  # inbound messages committed together at most
@@ -150,8 +153,7 @@ class Engine:
         """The operator may reply anywhere; an agent only to chats routed to it or its children."""
         if agent == OPERATOR:
             return True
-        rows = await self.store.query("SELECT agent FROM engine_chat_agents WHERE chat = ?", (chat,))
-        reached = {r[0] for r in rows}
+        reached = await chat_agents(self.store, chat)
         for name in reached:
             seen = set()
             while name and name not in seen:

@@ -321,10 +321,7 @@ class Supervisor:
     async def check_stuck(self) -> dict[str, str]:
         """Record agents that became stuck (or moved again); returns the stuck ones."""
         now = time.time()
-        oldest: dict[str, float] = {}
-        for row in await self.store.query(
-                "SELECT recipient, MIN(created_at) AS at FROM messages WHERE read_at IS NULL GROUP BY recipient"):
-            oldest[row["recipient"]] = row["at"]
+        oldest = await self.store.oldest_unread()
         try:
             paused = await self.paused() if self.paused is not None else None
         except Exception:  # the engine is away: nothing to say about pauses now

@@ -738,7 +738,7 @@ class CrowdApp(App[int]):
 
     @work(exclusive=True, group="held", exit_on_error=False)
     async def refresh_held(self) -> None:
-        from crowdtui.engine.inbound import list_holds
+        from crowdtui.engine.onboarding import list_holds
 
         try:
             holds = await list_holds(self.store)
@@ -1005,7 +1005,7 @@ class CrowdApp(App[int]):
 
     async def held_action(self, action: str, chat: str) -> bool:
         """Ask, then approve or deny ``chat`` as the operator. True when done."""
-        from crowdtui.engine.inbound import approve_chat, deny_chat
+        from crowdtui.engine.onboarding import approve_chat, deny_chat
 
         hold = next((h for h in self.holds if h.chat == chat), None)
         count = hold.count if hold is not None else 0

@@ -1,4 +1,4 @@
-"""Held chats have one home for the operator's answers (crowdtui.engine.held_chats): the CLI
+"""Held chats have one home for the operator's answers (crowdtui.engine.onboarding): the CLI
 (`crowdtui onboard approve|deny`, run here as a real process on the real store file) prints
 the same line the console shows, and anyone but the operator is refused and recorded."""
 
@@ -11,7 +11,7 @@ import pytest
 from qms.errors import PermissionDenied
 
 from crowdtui.engine import inbound as inb
-from crowdtui.engine.held_chats import approve_held_chat, deny_held_chat
+from crowdtui.engine.onboarding import approve_held_chat, deny_held_chat, list_holds
 
 
 async def _hold(engine, channel, chat: str, texts: list[str]) -> None:
@@ -45,7 +45,7 @@ async def test_the_cli_approves_and_denies_through_the_one_home(engine, store, c
     code, out, err = await _crowdtui(workspace, "onboard", "deny", "local:spammer")
     assert code == 0, err
     assert out.strip() == "dropped 1 held message of chat local:spammer"
-    assert [h.chat for h in await inb.list_holds(store)] == []
+    assert [h.chat for h in await list_holds(store)] == []
 
 
 async def test_only_the_operator_may_answer_and_a_refusal_is_an_event(engine, store, channel):
@@ -57,4 +57,4 @@ async def test_only_the_operator_may_answer_and_a_refusal_is_an_event(engine, st
     refused = await store.events_after(0, kinds=["route.refused"])
     assert [(e.actor, e.subject, e.detail["action"]) for e in refused] == [
         ("lead", "local:stranger", "onboard.approve"), ("lead", "local:stranger", "onboard.deny")]
-    assert [(h.chat, h.count) for h in await inb.list_holds(store)] == [("local:stranger", 1)]
+    assert [(h.chat, h.count) for h in await list_holds(store)] == [("local:stranger", 1)]

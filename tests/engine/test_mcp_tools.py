@@ -118,6 +118,7 @@ async def test_route_takeover_by_a_tier0_agent_is_refused(doors, engine, store, 
     from mcp.shared.exceptions import MCPError
 
     from crowdtui.engine import inbound as inb
+    from crowdtui.engine import onboarding
     from serve_helpers import cli
 
     ch, _ = await engine.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
@@ -131,7 +132,7 @@ async def test_route_takeover_by_a_tier0_agent_is_refused(doors, engine, store, 
         return [m.body.splitlines()[1] for m in await store.inbox(agent)]
 
     await say(1, "local:ann", "hello")  # ann is new: held until the operator lets her in
-    op_id, _ = await inb.approve_chat(store, "local:ann", "qa", actor="operator", now=clock.now())
+    op_id, _ = await onboarding.approve_chat(store, "local:ann", "qa", actor="operator", now=clock.now())
     await engine.route_pending()
     assert await bodies("qa") == ["hello"]
 
@@ -176,7 +177,7 @@ async def test_route_takeover_by_a_tier0_agent_is_refused(doors, engine, store, 
     await say(5, "local:ann", "third")
     assert (await inb.get_inbound(store, "local", "4")).status == "held"
     assert await bodies("qa") == ["hello", "second", "third"] and await bodies("lead") == []
-    assert [h.chat for h in await inb.list_holds(store)] == ["local:bob"]
+    assert [h.chat for h in await onboarding.list_holds(store)] == ["local:bob"]
 
 
 async def test_an_agents_route_passes_on_what_the_operator_gives_it_and_refusals_are_events(
@@ -184,6 +185,7 @@ async def test_an_agents_route_passes_on_what_the_operator_gives_it_and_refusals
     from mcp.shared.exceptions import MCPError
 
     from crowdtui.engine import inbound as inb
+    from crowdtui.engine import onboarding
 
     ch, _ = await engine.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
     await add_route(store, "platform=local", "lead", actor="operator", now=clock.now())

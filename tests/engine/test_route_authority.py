@@ -10,6 +10,7 @@ import pytest
 from qms.errors import InvalidInput, PermissionDenied
 
 from crowdtui.engine import inbound as inb
+from crowdtui.engine import onboarding
 from crowdtui.engine.matching import Incoming, Route, decide, literal, parse_expression, wide_reason
 from crowdtui.engine.routes import add_route, decide_pending, list_routes, move_route, remove_route
 
@@ -119,13 +120,13 @@ async def test_a_held_chat_stays_held_whatever_agents_route_and_only_the_operato
     assert [m.body.splitlines()[1] for m in await store.inbox("qa")] == ["hello"]
     assert await store.inbox("lead") == []
     with pytest.raises(PermissionDenied, match="only the operator may approve a held chat"):
-        await inb.approve_chat(store, "local:bob", "lead", actor="lead", now=clock.now())
+        await onboarding.approve_chat(store, "local:bob", "lead", actor="lead", now=clock.now())
     with pytest.raises(PermissionDenied, match="only the operator may deny"):
-        await inb.deny_chat(store, "local:bob", actor="lead")
+        await onboarding.deny_chat(store, "local:bob", actor="lead")
     assert (await inb.get_inbound(store, "local", "1")).status == "held"
     assert [e.detail["action"] for e in await store.events_after(0, kinds=["route.refused"])] == [
         "onboard.approve", "onboard.deny"]
-    await inb.approve_chat(store, "local:bob", "lead", actor="operator", now=clock.now())
+    await onboarding.approve_chat(store, "local:bob", "lead", actor="operator", now=clock.now())
     await engine.route_pending()
     assert [m.body.splitlines()[1] for m in await store.inbox("lead")] == ["let me in"]
 

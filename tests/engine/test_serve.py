@@ -201,7 +201,7 @@ async def test_cli_routes_tasks_and_onboarding(store, workspace):
     await run("task", "rm", "standup")
     assert json.loads(await run("task", "ls", "--json")) == []
 
-    from crowdtui.engine.channels import register_channel
+    from qms.channels import register_channel
     from crowdtui.engine.inbound import parse_inbound, store_inbound
     from crowdtui.engine.service import Engine
 
@@ -216,7 +216,7 @@ async def test_cli_routes_tasks_and_onboarding(store, workspace):
     assert "queued" in await run("channel", "send", "slack:new", "welcome")
     r = await asyncio.to_thread(cli, workspace, "--as", "qa", "channel", "send", "slack:new", "not yet")
     assert r.returncode == 1 and "qa may not reply to chat 'slack:new'" in r.stderr
-    from crowdtui.engine.outbound import list_outbound
+    from qms.outbound import list_outbound
 
     assert [(o.agent, o.text) for o in await list_outbound(store, chat="slack:new")] == [("operator", "welcome")]
     await run("onboard", "approve", "slack:new", "qa")

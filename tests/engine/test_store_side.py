@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from qms import outbound
 from qms.errors import InvalidInput, NotFound, PermissionDenied
 
 from crowdtui.engine import inbound as inb
-from crowdtui.engine import outbound
+from crowdtui.engine import onboarding
 from crowdtui.engine.routes import add_route, list_routes, move_route, remove_route
 
 
@@ -131,20 +132,20 @@ async def test_onboarding_hold_approve_deliver(engine, store, channel, clock):
     await engine.receive(ch, msg(3, "@qa let me in", chat="local:stranger"))  # @name does not bypass
     await engine.route_pending()
     assert await store.inbox("qa") == [] and await store.inbox("lead") == []
-    holds = await inb.list_holds(store)
+    holds = await onboarding.list_holds(store)
     assert [(h.chat, h.count, h.last_text) for h in holds] == [("local:stranger", 3, "@qa let me in")]
     with pytest.raises(NotFound):
-        await inb.approve_chat(store, "local:stranger", "ghost", actor="operator", now=clock.now())
+        await onboarding.approve_chat(store, "local:stranger", "ghost", actor="operator", now=clock.now())
     with pytest.raises(NotFound):
-        await inb.approve_chat(store, "local:nobody", "qa", actor="operator", now=clock.now())
-    route_id, released = await inb.approve_chat(store, "local:stranger", "helper", actor="operator",
+        await onboarding.approve_chat(store, "local:nobody", "qa", actor="operator", now=clock.now())
+    route_id, released = await onboarding.approve_chat(store, "local:stranger", "helper", actor="operator",
                                                 now=clock.now())
     assert released == 3
     assert (await list_routes(store))[0].id == route_id
     await engine.route_pending()
     assert [m.body.splitlines()[1] for m in await store.inbox("helper")] == ["hi, I am new", "anyone?"]
     assert [m.body.splitlines()[1] for m in await store.inbox("qa")] == ["let me in"]
-    assert await inb.list_holds(store) == []
+    assert await onboarding.list_holds(store) == []
     # a later message from the chat goes straight through
     await engine.receive(ch, msg(4, "thanks", chat="local:stranger"))
     await engine.route_pending()
@@ -155,11 +156,11 @@ async def test_onboarding_deny_drops_held_messages(engine, store, channel, clock
     ch, _ = await register(engine, channel)
     await engine.receive(ch, msg(1, "spam", chat="local:spammer"))
     await engine.route_pending()
-    assert await inb.deny_chat(store, "local:spammer", actor="operator") == 1
-    assert await inb.list_holds(store) == []
+    assert await onboarding.deny_chat(store, "local:spammer", actor="operator") == 1
+    assert await onboarding.list_holds(store) == []
     assert (await inb.get_inbound(store, "local", "1")).status == "denied"
     with pytest.raises(NotFound):
-        await inb.deny_chat(store, "local:spammer", actor="operator")
+        await onboarding.deny_chat(store, "local:spammer", actor="operator")
 
 
 async def test_reply_permission_follows_routing_and_children(engine, store, channel, clock):
@@ -206,7 +207,7 @@ async def test_outbound_waits_retries_and_gives_up_bounded(engine, store, channe
 
 async def test_health_polls_deregister_a_channel_that_stays_down(engine, store, channel, clock):
     ch, token = await register(engine, channel)
-    from crowdtui.engine.channels import channel_for_token, list_channels
+    from qms.channels import channel_for_token, list_channels
 
     assert await engine.poll_health() == []
     channel.healthy = False

@@ -9,6 +9,7 @@ from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable, Select, Static, TabbedContent
 
 from crowdtui.engine import inbound as inb
+from crowdtui.engine import onboarding
 from crowdtui.engine.clock import ManualClock
 from crowdtui.engine.routes import list_routes
 from crowdtui.engine.service import Engine, EngineConfig
@@ -93,7 +94,7 @@ async def test_held_chat_is_listed_and_approved_to_the_chosen_agent(workspace, s
     assert [m.body.splitlines()[1] for m in await store.inbox("alice")] == ["hi, I am new",
                                                                           "anyone there?"]
     assert await store.inbox("bob") == []
-    assert await inb.list_holds(store) == []
+    assert await onboarding.list_holds(store) == []
     events = await store.events_after(0, kinds=["onboard.approved"])
     assert [(e.actor, e.subject) for e in events] == [("operator", "local:stranger")]
     # the chat now has its route: a later message goes straight through
@@ -110,7 +111,7 @@ async def test_deny_from_the_palette_drops_and_hostile_text_is_inert(workspace, 
     await engine.receive(engine.channel, inb.InboundMsg(id="2", chat="local:spam", text=HOSTILE,
                                                         sender="eve"))
     await engine.route_pending()
-    assert [h.chat for h in await inb.list_holds(store)] == ["local:friend", "local:spam"]
+    assert [h.chat for h in await onboarding.list_holds(store)] == ["local:friend", "local:spam"]
     app = store_app(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for(pilot, lambda: app.query_one(AgentList).row("alice"), what="roster")
@@ -149,7 +150,7 @@ async def test_deny_from_the_palette_drops_and_hostile_text_is_inert(workspace, 
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, FormScreen))
         assert held_chats(app) == ["local:friend"]
-    assert [h.chat for h in await inb.list_holds(store)] == ["local:friend"]
+    assert [h.chat for h in await onboarding.list_holds(store)] == ["local:friend"]
     assert (await inb.get_inbound(store, "local", "2")).status == "denied"
     assert await engine.route_pending() == 0
     assert await store.inbox("alice") == []
