@@ -36,7 +36,8 @@ class EventFollower:
     ``changed``: asked before each timed read; False skips the query (e.g. a cheap file
     check that nothing was committed). A full batch or a failed read reads again without
     asking. ``heartbeat``: when nothing came for this many seconds, the iterator hands out
-    an empty batch, so a caller can do its periodic work in the same loop.
+    an empty batch (at once on the first tick), so a caller can do its periodic work in
+    the same loop.
     ``on_error``: called with each failed read's exception (after it is logged).
     """
 
@@ -59,7 +60,7 @@ class EventFollower:
         self.on_error = on_error
         self.failures = 0  # reads failed in a row (0 once a read goes through)
         self._stop = asyncio.Event()
-        self._again = True  # read at once, without asking ``changed``
+        self._again = False  # read at once, without asking ``changed``
 
     async def start(self) -> int:
         """Fix the position (the newest event now, unless given); returns it."""
@@ -67,11 +68,12 @@ class EventFollower:
             self.last = await self.store.last_event_id()
         return self.last
 
-    async def read(self) -> list[Event]:
-        """The next batch (may be empty) and advance past it. Raises what the store raises."""
+    async def read(self, *, advance: bool = True) -> list[Event]:
+        """The next batch (may be empty), and move past it (with ``advance=False`` the
+        caller moves ``last`` itself, event by event). Raises what the store raises."""
         await self.start()
         events = await self.store.events_after(self.last, kinds=self.kinds, limit=self.batch)
-        if events:
+        if events and advance:
             self.last = events[-1].id
         return events
 
@@ -120,7 +122,7 @@ class EventFollower:
 
     async def _batches(self) -> AsyncIterator[list[Event]]:
         loop = asyncio.get_running_loop()
-        quiet_since = loop.time()
+        quiet_since = float("-inf")  # a heartbeat is due at once
         while not self._stop.is_set():
             events = await self._tick()
             if self._stop.is_set():

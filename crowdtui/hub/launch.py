@@ -20,7 +20,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from crowdtui.hub.directory import OPERATOR, Directory
-from crowdtui.hub.policy_loop import run_steps
+from crowdtui.hub.policy_loop import EventPolicy, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ Action = Callable[[str], Awaitable[Any]]
 RUNNING = "running"
 
 
-class LaunchPolicy:
+class LaunchPolicy(EventPolicy):
+    KINDS = ("message.sent", "agent.state")
+
     def __init__(self, store: Any, directory: Directory, start: Action, stop: Action, *,
                  grace: float = 5.0, idle_after: float = 300.0, poll: float = 0.5):
         self.store = store
@@ -38,7 +40,7 @@ class LaunchPolicy:
         self.grace = grace
         self.idle_after = idle_after
         self.poll = poll
-        self.last_event = 0
+        self.follow_events(store)
         self.last_activity: dict[str, float] = {}
         self._busy: set[str] = set()
 
@@ -49,10 +51,7 @@ class LaunchPolicy:
         """One round: react to new events, then check shutdowns. Returns (action, agent) pairs."""
         done: list[tuple[str, str]] = []
         now = time.monotonic()
-        events = await self.store.events_after(
-            self.last_event, kinds=["message.sent", "agent.state"], limit=1000)
-        if events:
-            self.last_event = events[-1].id
+        events = await self.events.read()
         wanted: list[str] = []
         for e in events:
             if e.kind == "message.sent":

@@ -11,6 +11,28 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
+from qms.follow import EventFollower
+
+POLICY_BATCH = 1000  # events a policy reads at most per step
+
+
+class EventPolicy:
+    """A policy that reads the events of ``KINDS`` in its ``step()`` (through one
+    ``EventFollower``, ``self.events``); ``last_event`` is its position."""
+
+    KINDS: tuple[str, ...] = ()
+
+    def follow_events(self, store: Any) -> None:
+        self.events = EventFollower(store, 0, kinds=self.KINDS, batch=POLICY_BATCH)
+
+    @property
+    def last_event(self) -> int:
+        return self.events.last or 0
+
+    @last_event.setter
+    def last_event(self, value: int) -> None:
+        self.events.last = value
+
 
 async def run_steps(policy: Any, what: str, from_event: int | None = None,
                     before: Callable[[], Awaitable[None]] | None = None) -> None:
