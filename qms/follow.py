@@ -61,6 +61,7 @@ class EventFollower:
         self.failures = 0  # reads failed in a row (0 once a read goes through)
         self._stop = asyncio.Event()
         self._again = False  # read at once, without asking ``changed``
+        self._gated_reads = 0  # reads that ``changed`` allowed
 
     async def start(self) -> int:
         """Fix the position (the newest event now, unless given); returns it."""
@@ -87,7 +88,8 @@ class EventFollower:
 
     async def _tick(self) -> list[Event] | None:
         """One attempt: the batch, or None when the read was skipped or failed."""
-        if not self._again and self.changed is not None and not self.changed():
+        gated = not self._again and self.changed is not None
+        if gated and not self.changed():
             return None
         try:
             events = await self.read()
@@ -106,6 +108,11 @@ class EventFollower:
             log.info("reading events works again after %d failure(s)", self.failures)
         self.failures = 0
         self._again = len(events) >= self.batch
+        if gated:
+            self._gated_reads += 1
+            # The files change a moment before a commit is visible to readers: a gated
+            # read that found nothing (past the first) looks once more on the next tick.
+            self._again = self._again or (not events and self._gated_reads > 1)
         return events
 
     async def _sleep(self, seconds: float) -> None:

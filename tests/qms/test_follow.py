@@ -126,6 +126,27 @@ async def test_changed_gate_skips_reads_until_it_says_yes(store):
     assert [e.subject for e in got] == ["x"]
 
 
+async def test_an_empty_read_after_a_change_looks_once_more(store):
+    """The files change a moment before a commit is visible: when the gate says "changed"
+    and the read finds nothing, the follower looks once more on the next tick, unasked."""
+    answers = [True, True]  # the first look, then one change signalled early
+    asked = 0
+
+    def changed() -> bool:
+        nonlocal asked
+        asked += 1
+        return answers.pop(0) if answers else False
+
+    follower = EventFollower(store, interval=0.05, changed=changed)
+    await follower.start()
+    task = asyncio.create_task(collect(follower, 1))
+    while asked < 2:  # the second (signalled) read has run and found nothing
+        await asyncio.sleep(0.005)
+    await store.append_event("alice", "test.late", "x")  # visible only now
+    got = await task
+    assert [e.subject for e in got] == ["x"]
+
+
 async def test_heartbeat_hands_out_empty_batches_when_quiet(store):
     follower = EventFollower(store, interval=0.01, heartbeat=0.05)
     beats = 0
