@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from crowdtui.cli.common import workspace_of
 from crowdtui.workspace import init_workspace
 
 
@@ -69,4 +70,4 @@ def default_command(args) -> int:
 
         build_parser().print_help(sys.stdout)
         return 0
-    return run_app(args)
+    return run_app(workspace_of(args))

@@ -86,9 +86,10 @@ class LifecycleWork:
             self.post_message(OperationDone(f"{op} {name}", False, str(exc).splitlines()[0]
                                             if str(exc) else type(exc).__name__))
             return
-        self.post_message(OperationDone(f"{op} {name}", True, "", result))
-        # a failing list fails the worker: the app's worker handler says so
-        self.containers = await backend.list_containers(self.runtime)
+        try:  # the rows show the new container before the operator hears it is done
+            self.containers = await backend.list_containers(self.runtime)
+        finally:  # a failing list fails the worker: the app's worker handler says so
+            self.post_message(OperationDone(f"{op} {name}", True, "", result))
         await self.refresh_rows()
 
     @quiet_when_closing
@@ -107,7 +108,10 @@ class LifecycleWork:
             self.notify("the selected agent has no running terminal", severity="warning",
                         markup=False)
             return
-        self.push_screen(TerminalScreen(row.name, row.container_id, self._session))
+        async def open_terminal(container_id: str) -> Any:
+            return make_terminal(await self._session(container_id), id="fullscreen-terminal")
+
+        self.push_screen(TerminalScreen(row.name, row.container_id, open_terminal))
 
     def action_exec_shell(self) -> None:
         row = self._running_selected("open a shell")
