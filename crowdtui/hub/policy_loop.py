@@ -1,6 +1,7 @@
 """The loop every hub policy runs (announcements, launch policies, supervision).
 
-Each policy has a ``step()`` that reads the events after its ``last_event`` and acts;
+Each policy has a ``step()`` that reads the events after its ``last_event`` (through its
+``EventFollower``, see ``EventPolicy``) and acts;
 ``run_steps`` calls it every ``poll`` seconds from the store's current last event, and a
 step that fails is logged and retried (one policy's error never stops the others).
 """

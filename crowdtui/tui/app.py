@@ -58,7 +58,6 @@ from crowdtui.tui.widgets.onboarding_view import OnboardingView
 from crowdtui.tui.widgets.terminal_pane import TerminalPane
 from crowdtui.workspace import Workspace
 
-VIEWS = ("terminal", "inbox", "documents", "activity", "logs", "held")
 NARROW = 140  # below this many columns the list sits above the view
 EVENT_BACKLOG = 300  # events shown in Activity when the app opens
 
@@ -159,6 +158,7 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
         self._exec_count = 0
         self._exec_sessions: dict[str, Any] = {}
         self._events = None  # the console's EventFollower (store_work), once mounted
+        self._worker_errors: dict[str, str] = {}  # worker -> the failure last told
         self._logged: set[str] = set()  # agents whose logs are followed now
         self._logs_seen: set[str] = set()  # agents whose logs were followed before
         self.idle_prompt_after = idle_prompt_after
@@ -465,16 +465,22 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
     # ------------------------------------------------------------------ worker errors
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a failed worker is reported: logged, and told to the operator
-        (workers run with ``exit_on_error=False``: one job failing never ends the console)."""
+        (workers run with ``exit_on_error=False``: one job failing never ends the console).
+        A job that fails the same way again is logged, not told again, until it succeeds."""
+        worker = event.worker
+        what = worker.name or worker.group or "a background job"
+        if event.state == WorkerState.SUCCESS:
+            self._worker_errors.pop(what, None)
         if event.state != WorkerState.ERROR:
             return
-        worker = event.worker
         error = worker.error
-        what = worker.name or worker.group or "a background job"
         self.log.error(f"worker {what} failed: {error!r}")
         if isinstance(error, (NoMatches, ScreenStackError)) or not self.is_running or not self.screen_stack:
             return  # the app is closing: its screens are going away
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if self._worker_errors.get(what) == text:
+            return
+        self._worker_errors[what] = text
         self.notify(inert(f"{what.strip('_').replace('_', ' ')} failed: {text}"), severity="error",
                     markup=False, timeout=8)
 
@@ -487,11 +493,8 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
         await backend.shutdown(self)
 
 
-def run_app(args) -> int:
+def run_app(workspace: Workspace) -> int:
     """``crowdtui`` with no command: open the console on the workspace."""
-    from crowdtui.cli.common import workspace_of
-
-    ws = workspace_of(args)
-    app = CrowdApp(ws)
+    app = CrowdApp(workspace)
     result = app.run()
     return int(result or 0)

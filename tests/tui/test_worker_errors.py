@@ -1,9 +1,13 @@
 """The console's one worker-error handler: a worker that fails (here: the store breaks
-under it) is told to the operator as an error notification, and the console goes on."""
+under it) is told to the operator as an error notification (once while it fails the same
+way), and the console goes on."""
 
 from __future__ import annotations
 
 import sqlite3
+
+import pytest
+from textual.worker import WorkerFailed
 
 from crowdtui.tui.widgets.activity_view import ActivityView
 from tests.tui.conftest import store_app, wait_for
@@ -22,6 +26,13 @@ async def test_a_failing_worker_is_told_to_the_operator_and_the_console_goes_on(
                 n.severity == "error" and "refresh documents failed" in str(n.message)
                 and "documents" in str(n.message).split("failed", 1)[1]
                 for n in app._notifications), what="the failed worker told to the operator")
+            # the same failure again is logged, not told again
+            worker = app.refresh_documents()
+            with pytest.raises(WorkerFailed):
+                await worker.wait()
+            await pilot.pause()
+            told = [n for n in app._notifications if "refresh documents failed" in str(n.message)]
+            assert len(told) == 1
             other.execute("ALTER TABLE documents_away RENAME TO documents")
         finally:
             other.close()
