@@ -95,7 +95,9 @@ def default_command(args) -> int:
     except ImportError:
         build_parser().print_help(sys.stdout)
         return 0
-    return run_app(args)
+    from crowdtui.cli.common import workspace_of
+
+    return run_app(workspace_of(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -497,24 +497,21 @@ async def cmd_events(args) -> int:
 
 
 async def _events(args) -> int:
+    from qms.follow import EventFollower
+
     async with acting_store(args) as (store, _actor):
         if args.after is not None:
-            last = args.after
-            while True:  # everything after ID, page by page
-                events = await store.events_after(last, kinds=args.kind, limit=1000)
+            follower = EventFollower(store, args.after, kinds=args.kind, batch=1000,
+                                     interval=FOLLOW_INTERVAL)
+            async for events in follower.drain():  # everything after ID, page by page
                 _print_events(events, args.json)
-                if events:
-                    last = events[-1].id
-                if len(events) < 1000:
-                    break
         else:
             events = await store.recent_events(limit=args.limit, kinds=args.kind)
             _print_events(events, args.json)
-            last = await store.last_event_id()
-        while args.follow:
-            await asyncio.sleep(FOLLOW_INTERVAL)
-            events = await store.events_after(last, kinds=args.kind)
-            if events:
+            # the newest shown is the newest that matches: follow from there
+            follower = EventFollower(store, events[-1].id if events else await store.last_event_id(),
+                                     kinds=args.kind, interval=FOLLOW_INTERVAL)
+        if args.follow:
+            async for events in follower:
                 _print_events(events, args.json)
-                last = events[-1].id
     return 0

@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from crowdtui.hub.directory import OPERATOR, Directory
-from crowdtui.hub.policy_loop import run_steps
+from crowdtui.hub.directory import Directory
+from crowdtui.hub.policy_loop import EventPolicy, run_steps
+from qms.names import OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ class _Pending:
     high: bool = False
 
 
-class Announcer:
+class Announcer(EventPolicy):
+    KINDS = ("message.sent",)
+
     def __init__(self, store: Any, directory: Directory, typist: Typist, *, min_interval: float = 2.0,
                  poll: float = 0.3):
         self.store = store
@@ -62,7 +65,7 @@ class Announcer:
         self.typist = typist
         self.min_interval = min_interval
         self.poll = poll
-        self.last_event = 0
+        self.follow_events(store)
         self._pending: dict[str, _Pending] = {}
         self._last_typed: dict[str, float] = {}
 
@@ -71,9 +74,7 @@ class Announcer:
 
     async def step(self) -> list[tuple[str, str]]:
         """Read new events, type what is due; returns the (agent, line) pairs typed."""
-        events = await self.store.events_after(self.last_event, kinds=["message.sent"], limit=1000)
-        if events:
-            self.last_event = events[-1].id
+        events = await self.events.read()
         for e in events:
             recipient = e.subject
             if recipient == OPERATOR:

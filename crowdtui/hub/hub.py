@@ -30,6 +30,7 @@ from crowdtui.hub.limits import TOO_MANY_CONNECTIONS, Limits, raise_open_file_li
 from crowdtui.hub.lock import HubLock
 from crowdtui.hub.server import build_server
 from crowdtui.hub.unix_transport import MAX_LINE, serve_connection
+from qms.follow import EventFollower
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ SOCKET_NAME = "mcp.sock"
 MCP_JSON = ".mcp.json"
 RUNNING = "running"
 MCP_CONFIG = {"command": "crowd-mcp-bridge"}
+REGISTRY_KINDS = ("agent.state", "agent.registered", "agent.removed")  # doors follow these
 
 
 class HubError(CrowdError):
@@ -317,20 +319,15 @@ class Hub:
         return self._follow_task
 
     async def _follow(self, interval: float) -> None:
-        last = await self.store.last_event_id()
+        events = EventFollower(self.store, kinds=REGISTRY_KINDS, interval=interval)
+        await events.start()
         try:
             await self.open_running_doors()
         except Exception:
             log.exception("opening doors for running agents failed; following anyway")
-        while True:
-            await asyncio.sleep(interval)
+        async for batch in events:
             try:
-                events = await self.store.events_after(last, kinds=["agent.state", "agent.registered", "agent.removed"])
-                if not events:
-                    continue
-                last = events[-1].id
-                names = {e.subject for e in events}
-                for name in names:
+                for name in {e.subject for e in batch}:
                     agent = await self.store.get_agent(name)
                     if agent is not None and agent.state == RUNNING:
                         if name not in self.doors:

@@ -19,8 +19,9 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
-from crowdtui.hub.directory import OPERATOR, Directory
-from crowdtui.hub.policy_loop import run_steps
+from crowdtui.hub.directory import Directory
+from crowdtui.hub.policy_loop import EventPolicy, run_steps
+from qms.names import OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ RUNNING = "running"
 ACTOR = "hub"  # who the policies' starts and stops are recorded as
 
 
-class LaunchPolicy:
+class LaunchPolicy(EventPolicy):
+    KINDS = ("message.sent", "agent.state")
+
     def __init__(self, store: Any, directory: Directory, start: Action, stop: Action, *,
                  grace: float = 5.0, idle_after: float = 300.0, poll: float = 0.5):
         self.store = store
@@ -39,7 +42,7 @@ class LaunchPolicy:
         self.grace = grace
         self.idle_after = idle_after
         self.poll = poll
-        self.last_event = 0
+        self.follow_events(store)
         self.last_activity: dict[str, float] = {}
         self._busy: set[str] = set()
 
@@ -50,10 +53,7 @@ class LaunchPolicy:
         """One round: react to new events, then check shutdowns. Returns (action, agent) pairs."""
         done: list[tuple[str, str]] = []
         now = time.monotonic()
-        events = await self.store.events_after(
-            self.last_event, kinds=["message.sent", "agent.state"], limit=1000)
-        if events:
-            self.last_event = events[-1].id
+        events = await self.events.read()
         wanted: list[str] = []
         for e in events:
             if e.kind == "message.sent":

@@ -32,7 +32,7 @@ from collections import deque
 from typing import Any, Awaitable, Callable
 
 from crowdtui.hub.directory import Directory
-from crowdtui.hub.policy_loop import run_steps
+from crowdtui.hub.policy_loop import EventPolicy, run_steps
 from qms.names import OPERATOR
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,9 @@ def holder_reason(state: str, detail: dict) -> str:
     return "holder stopped"
 
 
-class Supervisor:
+class Supervisor(EventPolicy):
+    KINDS = ("agent.state", "engine.unreachable", "engine.reachable")
+
     def __init__(self, store: Any, directory: Directory, start: Start | None = None, probe: Probe | None = None, *,
                  paused: Callable[[], Awaitable[set[str]]] | None = None,
                  lease_grace: float = LEASE_GRACE, first_delay: float = RESTART_FIRST_DELAY,
@@ -107,7 +109,7 @@ class Supervisor:
         self.stuck_after = stuck_after
         self.stuck_every = stuck_every
         self.poll = poll
-        self.last_event = 0
+        self.follow_events(store)
         self.releases: dict[str, tuple[float, str]] = {}  # agent -> (due, reason)
         self.restarts: dict[str, tuple[float, str, int]] = {}  # agent -> (due, reason, attempt)
         self.failures: dict[str, deque[float]] = {}
@@ -138,9 +140,8 @@ class Supervisor:
                 self.releases.setdefault(holder, (now + self.lease_grace, holder_reason(agent.state, detail)))
 
     async def step(self) -> None:
-        events = await self.store.events_after(
-            self.last_event, kinds=["agent.state", "engine.unreachable", "engine.reachable"], limit=1000)
-        for e in events:
+        events = await self.events.read(advance=False)  # moved event by event: one that
+        for e in events:  # fails is skipped, the rest are read again
             self.last_event = e.id
             if e.kind == "engine.unreachable":
                 await self._engine_lost()

@@ -19,8 +19,9 @@ from mcp.shared.exceptions import MCPError
 
 from qms.doc_rows import DEFAULT_LEASE_SECONDS
 
-from crowdtui.hub.directory import OPERATOR, Directory
+from crowdtui.hub.directory import Directory
 from crowdtui.hub.identity import VIA, caller
+from qms.names import OPERATOR
 
 # JSON-RPC error codes the hub uses (server-defined range -32000..-32099).
 DENIED = -32001  # the caller may not do this

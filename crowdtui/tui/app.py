@@ -3,47 +3,50 @@
 ``crowdtui`` with no command runs :func:`run_app`. The app reads and writes only
 through the qms ``Store`` (the contract between processes), drives containers through
 ``crowdtui.runtime`` and shows each agent's terminal with the terminal widget.
+
+``CrowdApp`` holds the layout, the status bar, navigation and the keys; its workers are
+grouped by job in parts it is made of: ``store_work`` (the event follower, rows and the
+views that read the store), ``container_work`` (runtime, states, stats, logs),
+``lifecycle_work`` (start, stop, restart, exec), ``terminal_work`` (terminals and
+attention) and ``roster_work`` (roster and hub). The views own their actions
+(documents, held chats). A worker that fails is reported in one place:
+``on_worker_state_changed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import time
 from collections import deque
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding
-from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
 
 from crowdtui.tui import backend
 from crowdtui.tui.attention import AttentionWatch
+from crowdtui.tui.closing import quiet_when_closing
 from crowdtui.tui.commands import CrewCommands
-from crowdtui.tui.crew import OPERATOR, AgentRow, merge_rows, newly_waiting
-from crowdtui.tui.pacing import Pacer, StoreSignal, stats_due
-from crowdtui.tui.messages import (
-    ContainersChanged,
-    CrewChanged,
-    EventsArrived,
-    HubStatus,
-    LogLines,
-    OperationDone,
-    RosterLoaded,
-    RuntimeReady,
-    StatsUpdated,
-)
+from crowdtui.tui.container_work import ContainerWork
+from crowdtui.tui.crew import AgentRow, newly_waiting
+from crowdtui.tui.lifecycle_work import LifecycleWork
+from crowdtui.tui.messages import CrewChanged
+from crowdtui.tui.pacing import Pacer, StoreSignal
+from crowdtui.tui.roster_work import RosterWork
 from crowdtui.tui.screens.compose import ComposeScreen, Draft
 from crowdtui.tui.screens.document import DocumentScreen
-from crowdtui.tui.screens.form import Field, FormScreen
 from crowdtui.tui.screens.help import HelpScreen
 from crowdtui.tui.screens.terminal import TerminalScreen
+from crowdtui.tui.store_work import StoreWork
+from crowdtui.tui.terminal_work import TerminalWork
 from crowdtui.tui.text import clock, inert, safe
 from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.agent_list import AgentList
@@ -52,41 +55,15 @@ from crowdtui.tui.widgets.inbox_view import InboxView
 from crowdtui.tui.widgets.logs_view import MAX_LINES as MAX_LOG_LINES
 from crowdtui.tui.widgets.logs_view import LogsView
 from crowdtui.tui.widgets.onboarding_view import OnboardingView
-from crowdtui.tui.widgets.terminal_pane import TerminalPane, make_terminal, typed_at
+from crowdtui.tui.widgets.terminal_pane import TerminalPane
 from crowdtui.workspace import Workspace
+from qms.names import OPERATOR
 
-def quiet_when_closing(handler):
-    """Messages that arrive while the app tears its screens down are dropped, not fatal."""
-    if inspect.iscoroutinefunction(handler):
-        @functools.wraps(handler)
-        async def async_wrapper(self, *args, **kwargs):
-            try:
-                return await handler(self, *args, **kwargs)
-            except (NoMatches, ScreenStackError):
-                if self.is_running and self.screen_stack:
-                    raise
-        return async_wrapper
-
-    @functools.wraps(handler)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return handler(self, *args, **kwargs)
-        except (NoMatches, ScreenStackError):
-            if self.is_running and self.screen_stack:
-                raise
-    return wrapper
-
-
-VIEWS = ("terminal", "inbox", "documents", "activity", "logs", "held")
-#: event kinds (before the dot) after which the held chats are read again
-HELD_KINDS = {"onboard", "chat", "route", "inbound"}
 NARROW = 140  # below this many columns the list sits above the view
 EVENT_BACKLOG = 300  # events shown in Activity when the app opens
-LOG_BATCH_SECONDS = 0.1  # log lines are handed to Logs in batches at most this often
-TYPING_GRACE = 2.0  # seconds after a keystroke in a terminal during which stats wait
 
 
-class CrowdApp(App[int]):
+class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork, App[int]):
     """The console. ``store``: an open qms Store to share (else the app opens its own).
 
     ``docker``/``hub``/``watch_roster``: turn the container runtime, the MCP hub and the
@@ -119,11 +96,11 @@ class CrowdApp(App[int]):
         Binding("R", "reply", "reply", show=False),
         Binding("b", "broadcast", "bcast", show=False),
         Binding("m", "mark_read", "read", show=False),
-        Binding("A", "doc('approve')", "approve", show=False),
-        Binding("X", "doc('reject')", "reject", show=False),
-        Binding("V", "doc('review')", "review", show=False),
-        Binding("O", "doc('route')", "route", show=False),
-        Binding("L", "doc('break_lock')", "unlock", show=False),
+        Binding("A", "approve", "approve", show=False),
+        Binding("X", "reject", "reject", show=False),
+        Binding("V", "review", "review", show=False),
+        Binding("O", "route", "route", show=False),
+        Binding("L", "break_lock", "unlock", show=False),
         Binding("ctrl+w", "close_tab", "close tab", show=False),
         Binding("ctrl+right_square_bracket", "leave_terminal", "leave terminal", show=False,
                 priority=True),
@@ -181,7 +158,8 @@ class CrowdApp(App[int]):
         self._first_rows = True
         self._exec_count = 0
         self._exec_sessions: dict[str, Any] = {}
-        self._last_event_id = 0
+        self._events = None  # the console's EventFollower (store_work), once mounted
+        self._worker_errors: dict[str, str] = {}  # worker -> the failure last told
         self._logged: set[str] = set()  # agents whose logs are followed now
         self._logs_seen: set[str] = set()  # agents whose logs were followed before
         self.idle_prompt_after = idle_prompt_after
@@ -215,7 +193,6 @@ class CrowdApp(App[int]):
             raise NoMatches("the app is closing")
         return stack[0]
 
-    # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static(id="status-bar")
         with Horizontal(id="main"):
@@ -247,8 +224,8 @@ class CrowdApp(App[int]):
         if self.store is None:
             self.store = await self.workspace.open_store()
         last = await self.store.last_event_id()
-        self._last_event_id = max(0, last - EVENT_BACKLOG)
         self._store_signal = StoreSignal(getattr(self.store, "path", self.workspace.db_path))
+        self.follow_events(max(0, last - EVENT_BACKLOG))
         self._attention_pacer = Pacer(self.set_timer, self._check_attention, time.monotonic)
         self.poll_store()
         self.refresh_held()
@@ -292,163 +269,7 @@ class CrowdApp(App[int]):
         self._status_text = text
         self._main.query_one("#status-bar", Static).update(text)
 
-    # ------------------------------------------------------------------ workers
-    @work(exclusive=True, group="poll", exit_on_error=False)
-    async def poll_store(self) -> None:
-        """Follow the store: new events feed Activity and trigger a refresh of what changed.
-
-        The store is read only after its files changed (a stat per tick, see StoreSignal)."""
-        last_rows = float("-inf")
-        more = False
-        while True:
-            events = []
-            now = time.monotonic()
-            retry = False
-            if more or self._store_signal is None or self._store_signal.changed(now):
-                try:
-                    events = await self.store.events_after(self._last_event_id, limit=500)
-                except Exception as exc:  # a busy store is retried on the next tick
-                    self.log.warning(f"poll: {exc}")
-                    retry = True
-            if events:
-                self._last_event_id = events[-1].id
-                self.post_message(EventsArrived(events))
-            if events or now - last_rows >= self.rows_interval:
-                last_rows = now
-                await self.refresh_rows()
-            more = len(events) >= 500
-            await asyncio.sleep(0 if more else self.poll_interval)
-            more = more or retry
-
-    async def refresh_rows(self) -> None:
-        try:
-            agents = await self.store.list_agents()
-            unread = await self.store.unread_counts()
-        except Exception as exc:
-            self.log.warning(f"refresh: {exc}")
-            return
-        rows = merge_rows(agents, roster=self.roster, containers=self.containers,
-                          unread=unread, stats=self.stats if self.live_stats else {},
-                          attention=self.attention)
-        self.post_message(CrewChanged(rows))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="docker")
-    def connect_runtime(self) -> None:
-        try:
-            runtime, client = backend.connect_runtime(self.workspace)
-        except Exception as exc:
-            self.post_message(RuntimeReady(error=str(exc).splitlines()[0] if str(exc) else
-                                           type(exc).__name__))
-            return
-        self.post_message(RuntimeReady(runtime=runtime, client=client))
-
-    @work(exclusive=True, group="containers", exit_on_error=False)
-    async def follow_containers(self) -> None:
-        """Adopt running agent containers, then keep their states (and stats) current."""
-        try:
-            adopted = await backend.adopt(self.runtime)
-            if adopted:
-                self.notify(f"re-adopted {len(adopted)} running agent(s)", markup=False)
-        except Exception as exc:
-            self.notify(f"could not adopt running agents: {exc}", severity="warning",
-                        markup=False)
-        last_list = last_stats = float("-inf")
-        while True:
-            now = time.monotonic()
-            if now - last_list >= self.containers_interval:
-                last_list = now
-                try:
-                    containers = await backend.list_containers(self.runtime)
-                    self.post_message(ContainersChanged(containers))
-                except Exception as exc:
-                    self.log.warning(f"containers: {exc}")
-            wake = last_list + self.containers_interval
-            if self.live_stats:
-                due = stats_due(now, last_stats, self._last_output, self.stats_interval,
-                                self.idle_stats_interval, typed_at(), TYPING_GRACE)
-                if now >= due:
-                    last_stats = now
-                    self.collect_stats()
-                    due = now + self.stats_interval
-                # wake often enough to notice that agents began to print
-                wake = min(wake, due, now + self.stats_interval)
-            await asyncio.sleep(max(0.05, wake - time.monotonic()))
-
-    @work(exclusive=True, group="containers-now", exit_on_error=False)
-    async def refresh_containers(self) -> None:
-        self.post_message(ContainersChanged(await backend.list_containers(self.runtime)))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="stats")
-    def collect_stats(self) -> None:
-        self.post_message(StatsUpdated(backend.collect_stats(self.runtime)))
-
-    @work(exclusive=True, group="states", exit_on_error=False)
-    async def follow_states(self) -> None:
-        """Crashes, stops and OOM kills become registry states (and agent.state events)."""
-        await backend.follow_states(self.runtime, self.store)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="roster")
-    def load_roster_worker(self) -> None:
-        try:
-            roster = backend.load_roster(self.workspace, self.roster_obj)
-        except Exception as exc:
-            self.post_message(RosterLoaded({}, [f"the roster could not be read: {exc}"]))
-            return
-        self.post_message(RosterLoaded(dict(roster.agents), [str(p) for p in roster.problems],
-                                       roster))
-
-    @work(exclusive=True, group="roster-watch", exit_on_error=False)
-    async def watch_roster_worker(self) -> None:
-        """Roster edits on disk appear live."""
-        async for _ in backend.roster_changes(self.workspace):
-            self.load_roster_worker()
-
-    @work(exclusive=True, group="hub", exit_on_error=False)
-    async def start_hub(self) -> None:
-        mode, detail, hub = await backend.start_hub(self.workspace, self.store)
-        self.hub = hub
-        self.post_message(HubStatus(mode, detail))
-        self._start_hub_policies()
-
-    def _start_hub_policies(self) -> None:
-        """Our own hub announces new inbox items in agents' terminals (through the app's
-        shared sessions) and applies launch/shutdown policies, once it and the runtime are up."""
-        if self.hub is None or self.runtime is None or self._policies_started:
-            return
-        if self.session_pool is None:
-            self.session_pool = backend.session_pool(self.docker_client)
-        try:
-            self.hub.run_policies(self.runtime, self.session_pool)
-            self._policies_started = True
-        except Exception as exc:  # the console still works without them; say so
-            self.notify(f"hub policies not running: {exc}", severity="warning", markup=False)
-
-    def follow_logs(self, name: str, tail: int) -> None:
-        """One running agent's log lines into Logs, until its container stops."""
-
-        async def follow() -> None:
-            try:
-                async for lines in backend.follow_logs(self.runtime, [name], tail=tail):
-                    # Lines that come together (a flood) go to Logs as one message per
-                    # LOG_BATCH_SECONDS, not one per line; the newest MAX_LINES are kept.
-                    self._log_buffer.extend(lines)
-                    if self._log_flush is None:
-                        self._log_flush = asyncio.get_running_loop().call_later(
-                            LOG_BATCH_SECONDS, self._flush_logs)
-            finally:
-                self._logged.discard(name)
-
-        self._logged.add(name)
-        self._logs_seen.add(name)
-        self.run_worker(follow(), group=f"logs-{name}", exclusive=True, exit_on_error=False)
-
-    def _flush_logs(self) -> None:
-        self._log_flush = None
-        if self._log_buffer:
-            lines, self._log_buffer = list(self._log_buffer), deque(maxlen=MAX_LOG_LINES)
-            self.post_message(LogLines(lines))
-
-    # ------------------------------------------------------------------ message handlers
+    # ------------------------------------------------------------------ navigation
     @quiet_when_closing
     def on_crew_changed(self, message: CrewChanged) -> None:
         before = self.rows
@@ -469,108 +290,6 @@ class CrowdApp(App[int]):
         self._status()
         if self.selected:
             self._sync_terminal()
-
-    @quiet_when_closing
-    def on_events_arrived(self, message: EventsArrived) -> None:
-        try:
-            self._main.query_one(ActivityView).add_events(message.events)
-        except NoMatches:  # closing down
-            return
-        if self.runtime is not None and any(e.kind == "agent.state" for e in message.events):
-            self.refresh_containers()  # the engine said something changed: look now
-        for e in message.events:  # the state follower's word on the Docker engine
-            if e.kind == "engine.unreachable":
-                self.engine_down = "since " + time.strftime("%H:%M:%S", time.localtime(e.at))
-            elif e.kind == "engine.reachable":
-                self.engine_down = None
-        self._status()
-        kinds = {str(e.kind).split(".", 1)[0] for e in message.events}
-        if "message" in kinds:
-            self.refresh_inbox()
-        if "doc" in kinds:
-            self.refresh_documents()
-        if kinds & HELD_KINDS:
-            self.refresh_held()
-
-    @quiet_when_closing
-    def on_runtime_ready(self, message: RuntimeReady) -> None:
-        if message.error:
-            self.docker_error = message.error
-            self.notify(f"no containers: {message.error}", severity="warning", markup=False)
-        else:
-            self.runtime = message.runtime
-            self.docker_client = message.client
-            self.follow_containers()
-            self.follow_states()
-            self._start_hub_policies()
-        self._status()
-
-    @quiet_when_closing
-    def on_containers_changed(self, message: ContainersChanged) -> None:
-        for name, info in message.containers.items():
-            if info.state == "running" and name not in self._logged:
-                self.follow_logs(name, 0 if name in self._logs_seen else 100)
-            watched = self._watches.get(name)
-            restarted = watched is not None and self._watched_since.get(name) != info.started_at
-            if info.state == "running" and (watched is None or watched[0] != info.container_id or restarted):
-                self._unwatch(name)  # the same container started again has a new attach stream
-                self._watch_terminal(name, info.container_id)
-                self._watched_since[name] = info.started_at
-            elif info.state != "running" and watched is not None:
-                self._unwatch(name)
-        if message.containers != self.containers:
-            self.containers = message.containers
-            self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
-
-    @quiet_when_closing
-    def on_stats_updated(self, message: StatsUpdated) -> None:
-        self.stats = message.stats
-        self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
-
-    @quiet_when_closing
-    def on_roster_loaded(self, message: RosterLoaded) -> None:
-        first = not self.roster and not self.roster_problems
-        self.roster = message.agents
-        self.roster_problems = message.problems
-        if message.roster is not None:
-            self.roster_obj = message.roster
-        # the store work runs as a worker: a handler that awaits I/O holds up every
-        # message behind it (keys included) for as long as the store takes
-        self._sync_roster(message.roster)
-        if first and self.watch_roster:
-            self.watch_roster_worker()
-        self._status()
-
-    @work(exclusive=True, group="roster-sync", exit_on_error=False)
-    async def _sync_roster(self, roster: Any) -> None:
-        if roster is not None:
-            try:
-                await backend.sync_registry(self.store, roster)
-            except Exception as exc:
-                self.notify(f"roster: {exc}", severity="warning", markup=False)
-        await self.refresh_rows()
-
-    @quiet_when_closing
-    def on_hub_status(self, message: HubStatus) -> None:
-        self.hub_mode = message.mode
-        self.hub_detail = message.detail
-        if message.detail and message.mode == "none":
-            self.notify(f"hub: {message.detail}", severity="warning", markup=False)
-        self._status()
-
-    @quiet_when_closing
-    def on_log_lines(self, message: LogLines) -> None:
-        self._main.query_one(LogsView).add_lines(message.lines)
-
-    @quiet_when_closing
-    def on_operation_done(self, message: OperationDone) -> None:
-        if message.ok:
-            self.notify(inert(message.what + (f": {message.detail}" if message.detail else "")),
-                        markup=False)
-        else:
-            self.notify(inert(f"{message.what} failed: {message.detail}"), severity="error",
-                        markup=False, timeout=8)
-        self.run_worker(self.refresh_rows(), group="rows", exclusive=True, exit_on_error=False)
 
     @quiet_when_closing
     def on_agent_list_selected(self, message: AgentList.Selected) -> None:
@@ -606,7 +325,6 @@ class CrowdApp(App[int]):
             event.input.display = False
         self._main.query_one(AgentList).focus()
 
-    # ------------------------------------------------------------------ views
     def _agent_scope(self) -> str | None:
         if self.scope_all:
             return None
@@ -620,140 +338,6 @@ class CrowdApp(App[int]):
     @property
     def active_view(self) -> str:
         return (self._main.query_one(TabbedContent).active or "view-terminal").removeprefix("view-")
-
-    def _sync_terminal(self) -> None:
-        if self.active_view != "terminal":
-            return
-        pane = self._main.query_one(TerminalPane)
-        name = self.selected
-        row = self._row(name)
-        if name is None or row is None:
-            pane.explain(None, "Select an agent.")
-        elif row.is_operator:
-            pane.explain(name, "You are the operator: your inbox is in view 2.")
-        elif not row.running or not row.container_id:
-            why = "crashed" if row.state == "crashed" else "stopped"
-            hint = "press s to start it" if self.runtime is not None else (
-                f"containers are unavailable ({self.docker_error or 'connecting…'})")
-            pane.explain(name, f"{why} — {hint}.")
-        elif pane.agent != name or pane.container_id != row.container_id or pane.stale:
-            self._attach_terminal(name, row.container_id)  # a new container, or the same one restarted
-
-    def _watch_terminal(self, name: str, container_id: str) -> None:
-        """Watch an agent's terminal for a bell or an idle prompt (one more viewer)."""
-        watch = AttentionWatch(self.idle_prompt_after, time.monotonic())
-        self._watches[name] = (container_id, None, watch)
-
-        async def attach() -> None:
-            session = await self._session(container_id)
-            if self._watches.get(name, (None,))[0] != container_id:
-                return
-
-            def on_output(data: bytes) -> None:
-                now = time.monotonic()
-                self._last_output = now
-                if watch.feed(data, now) or name in self.attention:
-                    self.call_later(self._check_attention)
-                elif self._attention_pacer is not None:
-                    self._attention_pacer.schedule(now + watch.idle_after)
-
-            def on_close() -> None:
-                if self._watches.get(name, (None,))[0] == container_id:
-                    self._watches.pop(name, None)
-
-            # what it printed since the session opened (output from before that is gone:
-            # the engine's log keeps only whole lines, and a prompt has no newline)
-            watch.prime(getattr(session, "backlog", b""), time.monotonic())
-            viewer = session.add_viewer(on_output, on_close)
-            self._watches[name] = (container_id, viewer, watch)
-
-        self.run_worker(attach(), group=f"watch-{name}", exclusive=True, exit_on_error=False)
-
-    def _unwatch(self, name: str) -> None:
-        entry = self._watches.pop(name, None)
-        if entry is not None and entry[1] is not None:
-            try:
-                entry[1].close()
-            except Exception:
-                pass
-        self.attention.pop(name, None)
-
-    @quiet_when_closing
-    def _check_attention(self) -> None:
-        now = time.monotonic()
-        looking = self.selected if self.active_view == "terminal" else None
-        attention = {}
-        for name, (_cid, _viewer, watch) in self._watches.items():
-            if name == looking:  # the operator is looking at it: nothing to flag
-                watch.seen()
-                continue
-            why = watch.reason(now)
-            if why:
-                attention[name] = why
-        if self._attention_pacer is not None:  # wake when an idle prompt may be due, not before
-            dues = [d for _cid, _v, w in self._watches.values() if (d := w.due()) is not None and d > now]
-            self._attention_pacer.schedule(min(dues, default=None))
-        if attention != self.attention:
-            self.attention = attention
-            self.run_worker(self.refresh_rows(), group="rows", exclusive=True,
-                            exit_on_error=False)
-
-    @work(exclusive=True, group="attach", exit_on_error=False)
-    async def _attach_terminal(self, name: str, container_id: str) -> None:
-        await self._main.query_one(TerminalPane).attach(name, container_id, self._session)
-
-    async def _session(self, container_id: str) -> Any:
-        if self.session_pool is None:
-            self.session_pool = backend.session_pool(self.docker_client)
-        return await backend.shared_session(self.session_pool, container_id)
-
-    def _row(self, name: str | None) -> AgentRow | None:
-        for r in self.rows:
-            if r.name == name:
-                return r
-        return None
-
-    @work(exclusive=True, group="inbox", exit_on_error=False)
-    async def refresh_inbox(self) -> None:
-        if self.active_view != "inbox":
-            return  # hidden: showing the tab refreshes it
-        owner = self._agent_scope()
-        if owner is None:
-            names = [r.name for r in self.rows] or [OPERATOR]
-            msgs: list[Any] = []
-            for n in names:
-                msgs.extend(await self.store.inbox(n, limit=100))
-            msgs.sort(key=lambda m: m.created_at)
-        else:
-            msgs = await self.store.inbox(owner, limit=200)
-        self._main.query_one(InboxView).show(owner, msgs)
-
-    @work(exclusive=True, group="documents", exit_on_error=False)
-    async def refresh_documents(self) -> None:
-        if self.active_view != "documents":
-            return  # hidden: showing the tab refreshes it
-        docs = await self.store.list_documents()
-        tasks = {t.doc_id: t.kind for t in await self.store.pending_tasks(OPERATOR)}
-        self._main.query_one(DocumentsView).show(docs, tasks, self._agent_scope())
-
-    @work(exclusive=True, group="held", exit_on_error=False)
-    async def refresh_held(self) -> None:
-        from crowdtui.engine.onboarding import list_holds
-
-        try:
-            holds = await list_holds(self.store)
-        except Exception as exc:  # a busy store: the next event or tick tries again
-            self.log.warning(f"holds: {exc}")
-            return
-        self.show_holds(holds)
-
-    @quiet_when_closing
-    def show_holds(self, holds: list[Any]) -> None:
-        self.holds = holds
-        self._main.query_one(OnboardingView).show(holds)
-        tabs = self._main.query_one(TabbedContent)
-        tabs.get_tab("view-held").label = f"6 Held ({len(holds)})" if holds else "6 Held"
-        self._status()
 
     # ------------------------------------------------------------------ actions
     def action_help(self) -> None:
@@ -796,158 +380,7 @@ class CrowdApp(App[int]):
         else:
             self._sync_terminal()
 
-    def _running_selected(self, what: str) -> AgentRow | None:
-        row = self._row(self.selected)
-        if row is None or row.is_operator:
-            self.notify(f"select an agent to {what}", severity="warning", markup=False)
-            return None
-        if self.runtime is None:
-            self.notify(f"cannot {what}: containers are unavailable "
-                        f"({self.docker_error or 'still connecting'})", severity="warning",
-                        markup=False)
-            return None
-        return row
-
-    def action_start(self, name: str | None = None) -> None:
-        name = name or self.selected
-        if name and name != self.selected:
-            self._main.query_one(AgentList).select(name)
-            self.selected = name
-        row = self._running_selected("start")
-        if row is None:
-            return
-        agent_def = self.roster.get(row.name)
-        if agent_def is None:
-            self.notify(inert(f"{row.name} is not in the roster (agents/); add its AGENT.md "
-                              "or fix the roster problems first"), severity="error",
-                        markup=False)
-            return
-        if row.running:
-            self.notify(inert(f"{row.name} is already running"), markup=False)
-            return
-        self._lifecycle("start", row.name, agent_def)
-
-    def action_stop(self, name: str | None = None) -> None:
-        if name and name != self.selected:
-            self._main.query_one(AgentList).select(name)
-            self.selected = name
-        row = self._running_selected("stop")
-        if row is None:
-            return
-        self._lifecycle("stop", row.name, None)
-
-    def action_restart(self, name: str | None = None) -> None:
-        if name and name != self.selected:
-            self._main.query_one(AgentList).select(name)
-            self.selected = name
-        row = self._running_selected("restart")
-        if row is None:
-            return
-        agent_def = self.roster.get(row.name)
-        if agent_def is None:
-            self.notify(inert(f"{row.name} is not in the roster; cannot restart it"),
-                        severity="error", markup=False)
-            return
-        self._lifecycle("restart", row.name, agent_def)
-
-    @work(group="lifecycle", exit_on_error=False)
-    async def _lifecycle(self, op: str, name: str, agent_def: Any) -> None:
-        self.notify(inert(f"{op} {name}…"), markup=False, timeout=2)
-        try:
-            if op in ("start", "restart") and self.hub is not None:
-                await backend.open_door(self.hub, name)
-            result = await backend.lifecycle(self.runtime, op, name, agent_def, self.store)
-        except Exception as exc:
-            self.post_message(OperationDone(f"{op} {name}", False, str(exc).splitlines()[0]
-                                            if str(exc) else type(exc).__name__))
-            return
-        try:
-            self.containers = await backend.list_containers(self.runtime)
-        except Exception:
-            pass
-        self.post_message(OperationDone(f"{op} {name}", True, "", result))
-        await self.refresh_rows()
-
-    def action_fullscreen(self) -> None:
-        row = self._row(self.selected)
-        if row is None or row.is_operator or not row.running or not row.container_id:
-            self.notify("the selected agent has no running terminal", severity="warning",
-                        markup=False)
-            return
-        self.push_screen(TerminalScreen(row.name, row.container_id, self._session))
-
-    def action_exec_shell(self) -> None:
-        row = self._running_selected("open a shell")
-        if row is None:
-            return
-        if not row.running or not row.container_id:
-            self.notify(inert(f"{row.name} is not running; start it first (s)"),
-                        severity="warning", markup=False)
-            return
-        self._open_exec(row.name, row.container_id)
-
-    @work(group="exec", exit_on_error=False)
-    async def _open_exec(self, name: str, container_id: str) -> None:
-        try:
-            session = await backend.exec_session(self.docker_client, container_id)
-        except Exception as exc:
-            self.post_message(OperationDone(f"shell in {name}", False, str(exc)))
-            return
-        self._exec_count += 1
-        pane_id = f"view-exec-{self._exec_count}"
-        self._exec_sessions[pane_id] = session
-        tabs = self._main.query_one(TabbedContent)
-        term = make_terminal(session)
-        await tabs.add_pane(TabPane(f"sh {inert(name)}", term, id=pane_id))
-        tabs.active = pane_id
-        term.focus()
-
-    @quiet_when_closing
-    async def on_terminal_closed(self, message) -> None:
-        """An exec shell ended (exit): its tab goes away; an agent's own terminal stays."""
-        pane = next((a for a in message.control.ancestors if isinstance(a, TabPane)), None)
-        if pane is not None and (pane.id or "").startswith("view-exec-"):
-            tabs = self._main.query_one(TabbedContent)
-            self._exec_sessions.pop(pane.id, None)
-            await tabs.remove_pane(pane.id)
-            tabs.active = "view-terminal"
-            self._main.query_one(AgentList).focus()
-
-    async def action_close_tab(self) -> None:
-        tabs = self._main.query_one(TabbedContent)
-        pane = tabs.active or ""
-        if not pane.startswith("view-exec-"):
-            return
-        session = self._exec_sessions.pop(pane, None)
-        await tabs.remove_pane(pane)
-        tabs.active = "view-terminal"
-        if session is not None:
-            await backend.close_session(session)
-        self._main.query_one(AgentList).focus()
-
     # --- inbox
-    async def send_draft(self, draft: Draft) -> None:
-        """Send as the operator; raises (with the store's one-line reason) on failure."""
-        try:
-            for to in draft.to:
-                await self.store.send_message(OPERATOR, to, draft.body, priority=draft.priority,
-                                              thread=draft.thread)
-        except Exception as exc:
-            self.store_wrote(exc)
-            raise
-        self.store_wrote(None)
-
-    def store_wrote(self, error: BaseException | None) -> None:
-        """How the console's last write went: a store that cannot take writes (full disk,
-        read-only) stays in the status bar until a write goes through again."""
-        from qms.errors import StoreUnavailable
-
-        if error is None:
-            self.store_problem = None
-        elif isinstance(error, StoreUnavailable):
-            self.store_problem = str(error).split(": ", 1)[-1]
-        self._status()
-
     def _after_send(self, draft: Draft | None) -> None:
         if draft is not None:
             self.notify(inert(f"sent to {', '.join(draft.to)}"), markup=False, timeout=3)
@@ -961,16 +394,7 @@ class CrowdApp(App[int]):
                          self._after_send)
 
     def action_reply(self) -> None:
-        m = self._main.query_one(InboxView).current
-        if m is None:
-            self.notify("no message to reply to: open the Inbox (2) and pick one",
-                        severity="warning", markup=False)
-            return
-        to = m.sender if m.sender != OPERATOR else m.recipient
-        quote = "".join(f"> {line}\n" for line in inert(m.body, multiline=True).splitlines()[:5])
-        self.push_screen(ComposeScreen(to=to, thread=m.thread or str(m.id), quote=quote + "\n",
-                                       send=self.send_draft, title=f"Reply to {inert(to)}"),
-                         self._after_send)
+        self._main.query_one(InboxView).reply(self.send_draft, self._after_send)
 
     def action_broadcast(self) -> None:
         names = [r.name for r in self.rows if not r.is_operator]
@@ -981,18 +405,18 @@ class CrowdApp(App[int]):
                                        title="Broadcast: pick the agents"), self._after_send)
 
     async def action_mark_read(self) -> None:
-        view = self._main.query_one(InboxView)
-        m = view.current
-        if m is None or m.recipient != OPERATOR:
-            self.notify("only your own messages can be marked read", severity="warning",
-                        markup=False)
-            return
-        await self.store.mark_read(OPERATOR, [m.id])
-        self.refresh_inbox()
+        await self._main.query_one(InboxView).mark_read()
 
-    # --- onboarding (held chats)
-    def action_held(self, action: str, chat: str | None = None) -> None:
-        """Approve (route to an agent) or deny the highlighted held chat, or ``chat``."""
+    # --- documents and held chats: the views own the actions; the keys pick one
+    def approve_held(self, chat: str | None = None) -> None:
+        """Approve (route to an agent) the highlighted held chat, or ``chat``."""
+        self._held(self._main.query_one(OnboardingView).approve, chat)
+
+    def deny_held(self, chat: str | None = None) -> None:
+        """Deny (drop the messages of) the highlighted held chat, or ``chat``."""
+        self._held(self._main.query_one(OnboardingView).deny, chat)
+
+    def _held(self, act: Callable[[str], Awaitable[bool]], chat: str | None) -> None:
         if chat is None:
             hold = self._main.query_one(OnboardingView).current
             if hold is None:
@@ -1000,107 +424,36 @@ class CrowdApp(App[int]):
                             markup=False)
                 return
             chat = hold.chat
-        self.run_worker(self.held_action(action, chat), group="held-action", exclusive=True,
-                        exit_on_error=False)
+        self.run_worker(partial(act, chat), group="held-action", exclusive=True, exit_on_error=False)
 
-    async def held_action(self, action: str, chat: str) -> bool:
-        """Ask, then approve or deny ``chat`` as the operator. True when done."""
-        from crowdtui.engine.onboarding import approve_chat, deny_chat
-
-        hold = next((h for h in self.holds if h.chat == chat), None)
-        count = hold.count if hold is not None else 0
-        what = f"{count} held message{'s' if count != 1 else ''}" if count else "its held messages"
-        if action == "approve":
-            names = sorted(r.name for r in self.rows if not r.is_operator)
-            if not names:
-                self.notify("no agents to route the chat to", severity="warning", markup=False)
-                return False
-            default = self.selected if self.selected in names else names[0]
-            vals = await self.push_screen_wait(FormScreen(
-                f"Approve chat {chat} ({what})",
-                [Field("agent", "route it to the agent", names, value=default)]))
-            if not vals:
-                return False
-            try:
-                route_id, n = await approve_chat(self.store, chat, vals["agent"], actor=OPERATOR,
-                                                 now=time.time())
-            except Exception as exc:
-                self.notify(inert(f"approve {chat}: {exc}"), severity="error", markup=False,
-                            timeout=8)
-                return False
-            self.notify(inert(f"chat {chat} -> {vals['agent']} (route {route_id}); {n} held "
-                              f"message{'s' if n != 1 else ''} released (a running serve "
-                              "delivers them)"), markup=False)
-        elif action == "deny":
-            vals = await self.push_screen_wait(FormScreen(
-                f"Deny chat {chat}: drop {what}?", []))
-            if vals is None:
-                return False
-            try:
-                n = await deny_chat(self.store, chat, actor=OPERATOR)
-            except Exception as exc:
-                self.notify(inert(f"deny {chat}: {exc}"), severity="error", markup=False, timeout=8)
-                return False
-            self.notify(inert(f"dropped {n} held message{'s' if n != 1 else ''} of chat {chat}"),
-                        markup=False)
-        else:
-            raise ValueError(f"unknown action {action}")
-        self.refresh_held()
-        return True
-
-    # --- documents
-    def action_doc(self, action: str) -> None:
-        if self.active_view == "held" and action in ("approve", "reject"):
-            self.action_held("approve" if action == "approve" else "deny")
-            return
+    def _document(self, act: Callable[[str], Awaitable[bool]]) -> None:
         doc = self._main.query_one(DocumentsView).current
         if doc is None:
             self.notify("no document selected: open Documents (3) and pick one",
                         severity="warning", markup=False)
             return
-        self.run_worker(self.document_action(action, doc.id), group="doc-action",
-                        exclusive=True, exit_on_error=False)
+        self.run_worker(partial(act, doc.id), group="doc-action", exclusive=True, exit_on_error=False)
 
-    async def document_action(self, action: str, doc_id: str) -> bool:
-        """Ask for what the action needs, then do it as the operator. True when done."""
-        store = self.store
-        forms = {
-            "approve": ("Approve", [Field("comment", "comment (optional)")]),
-            "reject": ("Reject", [Field("comment", "why (required)", required=True)]),
-            "review": ("Review", [Field("outcome", "outcome", ["recommend", "request-updates"]),
-                                  Field("comment", "comment", required=True)]),
-            "route": ("Route", [Field("kind", "for", ["review", "approval"]),
-                                Field("assignees", "to (names, comma separated)",
-                                      required=True)]),
-        }
-        vals: dict[str, str] = {}
-        if action in forms:
-            title, fields = forms[action]
-            vals = await self.push_screen_wait(FormScreen(f"{title} {doc_id}", fields)) or {}
-            if not vals:
-                return False
-        try:
-            if action == "approve":
-                await store.approve(doc_id, OPERATOR, vals.get("comment") or None)
-            elif action == "reject":
-                await store.reject(doc_id, OPERATOR, vals["comment"])
-            elif action == "review":
-                await store.review(doc_id, OPERATOR, vals["outcome"], vals["comment"])
-            elif action == "route":
-                names = [n.strip() for n in vals["assignees"].split(",") if n.strip()]
-                await store.route(doc_id, OPERATOR, vals["kind"], names)
-            elif action == "break_lock":
-                await store.break_lock(doc_id, OPERATOR)
-            else:
-                raise ValueError(f"unknown action {action}")
-        except Exception as exc:
-            self.store_wrote(exc)
-            self.notify(inert(f"{doc_id}: {exc}"), severity="error", markup=False, timeout=8)
-            return False
-        self.store_wrote(None)
-        self.notify(inert(f"{doc_id}: {action.replace('_', ' ')} done"), markup=False)
-        self.refresh_documents()
-        return True
+    def action_approve(self) -> None:
+        if self.active_view == "held":
+            self.approve_held()
+        else:
+            self._document(self._main.query_one(DocumentsView).approve)
+
+    def action_reject(self) -> None:
+        if self.active_view == "held":
+            self.deny_held()
+        else:
+            self._document(self._main.query_one(DocumentsView).reject)
+
+    def action_review(self) -> None:
+        self._document(self._main.query_one(DocumentsView).review)
+
+    def action_route(self) -> None:
+        self._document(self._main.query_one(DocumentsView).route)
+
+    def action_break_lock(self) -> None:
+        self._document(self._main.query_one(DocumentsView).break_lock)
 
     @quiet_when_closing
     def on_data_table_row_selected(self, event) -> None:
@@ -1109,6 +462,28 @@ class CrowdApp(App[int]):
             self.push_screen(DocumentScreen(str(event.row_key.value)))
         elif table.id == "agents":
             self.action_focus_terminal()
+
+    # ------------------------------------------------------------------ worker errors
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker is reported: logged, and told to the operator
+        (workers run with ``exit_on_error=False``: one job failing never ends the console).
+        A job that fails the same way again is logged, not told again, until it succeeds."""
+        worker = event.worker
+        what = worker.name or worker.group or "a background job"
+        if event.state == WorkerState.SUCCESS:
+            self._worker_errors.pop(what, None)
+        if event.state != WorkerState.ERROR:
+            return
+        error = worker.error
+        self.log.error(f"worker {what} failed: {error!r}")
+        if isinstance(error, (NoMatches, ScreenStackError)) or not self.is_running or not self.screen_stack:
+            return  # the app is closing: its screens are going away
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if self._worker_errors.get(what) == text:
+            return
+        self._worker_errors[what] = text
+        self.notify(inert(f"{what.strip('_').replace('_', ' ')} failed: {text}"), severity="error",
+                    markup=False, timeout=8)
 
     async def action_quit(self) -> None:
         self.exit(0)
@@ -1119,11 +494,8 @@ class CrowdApp(App[int]):
         await backend.shutdown(self)
 
 
-def run_app(args) -> int:
+def run_app(workspace: Workspace) -> int:
     """``crowdtui`` with no command: open the console on the workspace."""
-    from crowdtui.workspace import find_workspace
-
-    ws = find_workspace(getattr(args, "workspace", None))
-    app = CrowdApp(ws)
+    app = CrowdApp(workspace)
     result = app.run()
     return int(result or 0)

@@ -22,9 +22,9 @@ class CrewCommands(Provider):
         for hold in getattr(app, "holds", []):
             chat = inert(hold.chat)
             n = f"{hold.count} message{'s' if hold.count != 1 else ''}"
-            out.append((f"approve held chat {chat}", partial(app.action_held, "approve", hold.chat),
+            out.append((f"approve held chat {chat}", partial(app.approve_held, hold.chat),
                         f"route {chat} to an agent, who gets its {n}"))
-            out.append((f"deny held chat {chat}", partial(app.action_held, "deny", hold.chat),
+            out.append((f"deny held chat {chat}", partial(app.deny_held, hold.chat),
                         f"drop the {n} held for {chat}"))
         out.append(("compose message", app.action_compose, "write to the selected agent"))
         out.append(("broadcast", app.action_broadcast, "write to a selection of agents"))

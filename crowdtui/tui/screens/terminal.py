@@ -12,7 +12,6 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from crowdtui.tui.text import inert
-from crowdtui.tui.widgets.terminal_pane import make_terminal
 
 
 class TerminalScreen(Screen[None]):
@@ -25,11 +24,12 @@ class TerminalScreen(Screen[None]):
     ]
 
     def __init__(self, agent: str, container_id: str,
-                 get_session: Callable[[str], Awaitable[Any]]) -> None:
+                 open_terminal: Callable[[str], Awaitable[Any]]) -> None:
+        """``open_terminal(container_id)``: a terminal widget on the agent's shared session."""
         super().__init__()
         self.agent = agent
         self.container_id = container_id
-        self.get_session = get_session
+        self.open_terminal = open_terminal
         self.terminal = None
 
     def compose(self) -> ComposeResult:
@@ -39,8 +39,7 @@ class TerminalScreen(Screen[None]):
 
     async def on_mount(self) -> None:
         try:
-            session = await self.get_session(self.container_id)
-            self.terminal = make_terminal(session, id="fullscreen-terminal")
+            self.terminal = await self.open_terminal(self.container_id)
         except Exception as exc:
             await self.mount(Static(Text(inert(f"Cannot attach: {exc}")),
                                     id="fullscreen-error"))

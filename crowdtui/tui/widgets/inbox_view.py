@@ -1,15 +1,18 @@
-"""The inbox of one agent (or of everyone): messages in a table, the selected body below."""
+"""The inbox of one agent (or of everyone): messages in a table, the selected body below;
+and the operator's actions on the highlighted message (reply, mark read)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from crowdtui.tui.text import clock, first_line, safe
+from crowdtui.tui.screens.compose import ComposeScreen
+from crowdtui.tui.text import clock, first_line, inert, safe
+from qms.names import OPERATOR
 
 PRIORITY_STYLE = {"high": "bold red", "normal": "", "low": "dim"}
 
@@ -101,3 +104,27 @@ class InboxView(Vertical):
         if getattr(m, "thread", None):
             head.append(f" · thread {m.thread}", "dim")
         body.update(Text.assemble(head, "\n\n", safe(m.body, multiline=True)))
+
+    # ---- the operator's actions on the highlighted message (the console's keys R and m)
+    def reply(self, send: Callable[[Any], Any], done: Callable[[Any], None]) -> None:
+        """Open a reply to the highlighted message; ``send`` sends the draft, ``done`` follows."""
+        m = self.current
+        if m is None:
+            self.app.notify("no message to reply to: open the Inbox (2) and pick one",
+                            severity="warning", markup=False)
+            return
+        to = m.sender if m.sender != OPERATOR else m.recipient
+        quote = "".join(f"> {line}\n" for line in inert(m.body, multiline=True).splitlines()[:5])
+        self.app.push_screen(ComposeScreen(to=to, thread=m.thread or str(m.id), quote=quote + "\n",
+                                           send=send, title=f"Reply to {inert(to)}"), done)
+
+    async def mark_read(self) -> None:
+        """Mark the highlighted message read (only the operator's own)."""
+        app: Any = self.app
+        m = self.current
+        if m is None or m.recipient != OPERATOR:
+            app.notify("only your own messages can be marked read", severity="warning",
+                       markup=False)
+            return
+        await app.store.mark_read(OPERATOR, [m.id])
+        app.refresh_inbox()

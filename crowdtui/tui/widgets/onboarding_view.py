@@ -9,7 +9,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from crowdtui.tui.text import clock, first_line, safe
+from crowdtui.tui.screens.form import Field, FormScreen
+from crowdtui.tui.text import clock, first_line, inert, safe
+from qms.names import OPERATOR
 
 
 class OnboardingView(Vertical):
@@ -91,3 +93,52 @@ class OnboardingView(Vertical):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._detail()
+
+    # ---- the operator's answer to a held chat (the console's keys A and X here, and the
+    # palette). Each asks first (so it runs in a worker); True when done.
+    async def approve(self, chat: str) -> bool:
+        """Route ``chat`` to an agent the operator picks; its held messages are released."""
+        from crowdtui.engine.onboarding import approve_held_chat
+
+        app: Any = self.app
+        names = sorted(r.name for r in app.rows if not r.is_operator)
+        if not names:
+            app.notify("no agents to route the chat to", severity="warning", markup=False)
+            return False
+        default = app.selected if app.selected in names else names[0]
+        vals = await app.push_screen_wait(FormScreen(
+            f"Approve chat {chat} ({self._held_count(chat)})",
+            [Field("agent", "route it to the agent", names, value=default)]))
+        if not vals:
+            return False
+        try:
+            answer = await approve_held_chat(app.store, chat, vals["agent"], actor=OPERATOR)
+        except Exception as exc:  # the refusal, told to the operator as it is
+            app.notify(inert(f"approve {chat}: {exc}"), severity="error", markup=False, timeout=8)
+            return False
+        app.notify(answer.summary, markup=False)
+        app.refresh_held()
+        return True
+
+    async def deny(self, chat: str) -> bool:
+        """Drop ``chat``'s held messages, once the operator confirms."""
+        from crowdtui.engine.onboarding import deny_held_chat
+
+        app: Any = self.app
+        vals = await app.push_screen_wait(FormScreen(
+            f"Deny chat {chat}: drop {self._held_count(chat)}?", []))
+        if vals is None:
+            return False
+        try:
+            answer = await deny_held_chat(app.store, chat, actor=OPERATOR)
+        except Exception as exc:  # the refusal, told to the operator as it is
+            app.notify(inert(f"deny {chat}: {exc}"), severity="error", markup=False, timeout=8)
+            return False
+        app.notify(answer.summary, markup=False)
+        app.refresh_held()
+        return True
+
+    def _held_count(self, chat: str) -> str:
+        hold = next((h for h in self.holds if h.chat == chat), None)
+        count = hold.count if hold is not None else 0
+        return f"{count} held message{'s' if count != 1 else ''}" if count else "its held messages"
