@@ -339,18 +339,19 @@ class Supervisor(EventPolicy):
                 why = f"unread work for {now - oldest[name]:.0f} s"
             was = self.stuck.get(name)
             if why and not was:
+                # the state first, then the event: whoever reads the event finds the state
                 self.stuck[name] = why
-                await self.store.append_event(ACTOR, "agent.stuck", name, {"reason": why})
                 agent = await self.store.get_agent(name)
                 if agent is not None and agent.state == RUNNING:
                     detail = _detail({"detail": agent.state_detail})
                     await self._set_state(name, RUNNING, {**detail, "stuck": why})
+                await self.store.append_event(ACTOR, "agent.stuck", name, {"reason": why})
             elif was and not why:
                 del self.stuck[name]
-                await self.store.append_event(ACTOR, "agent.unstuck", name, {"was": was})
                 agent = await self.store.get_agent(name)
                 detail = _detail({"detail": agent.state_detail}) if agent is not None else {}
                 if agent is not None and agent.state == RUNNING and "stuck" in detail:
                     detail.pop("stuck")
                     await self._set_state(name, RUNNING, detail)
+                await self.store.append_event(ACTOR, "agent.unstuck", name, {"was": was})
         return dict(self.stuck)

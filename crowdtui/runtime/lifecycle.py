@@ -13,7 +13,7 @@ policies plug in: callers name an action and an actor, never the Docker SDK.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from qms.names import OPERATOR  # the actor of the console's and the CLI's actions (``--as`` overrides)
 
@@ -59,48 +59,40 @@ async def _failed(store: Any, action: str, name: str, actor: str, exc: BaseExcep
         log.warning("%s of %s failed (%s) and was not recorded: %s", action, name, exc, record_exc)
 
 
+async def _run(store: Any, action: str, name: str, actor: str, reason: str | None,
+               call: Callable[[], Awaitable[Any]]) -> Any:
+    """Do ``call`` and record it: ``runtime.<action>``, or ``runtime.<action>_failed``."""
+    extra = {"reason": reason} if reason else None
+    try:
+        info = await call()
+    except Exception as exc:
+        await _failed(store, action, name, actor, exc, extra)
+        raise
+    await _record(store, action, name, actor, info, extra)
+    return info
+
+
 async def start(runtime: Any, store: Any, agent: Any, *, actor: str, reason: str | None = None,
                 register_first: bool = False) -> Any:
     """Start ``agent`` (a roster ``AgentDef``); an agent that already runs is left as it is.
     Returns its ``ContainerInfo``. ``reason`` goes into the event (a policy's why)."""
-    extra = {"reason": reason} if reason else None
     if register_first:
         await register(store, agent, actor=actor)
-    try:
-        info = await runtime.start(agent)
-    except Exception as exc:
-        await _failed(store, "start", agent.name, actor, exc, extra)
-        raise
-    await _record(store, "start", agent.name, actor, info, extra)
-    return info
+    return await _run(store, "start", agent.name, actor, reason, lambda: runtime.start(agent))
 
 
 async def stop(runtime: Any, store: Any, name: str, *, actor: str, reason: str | None = None,
                timeout: int = 10) -> Any:
     """Stop ``name``'s container (SIGTERM, then SIGKILL after ``timeout`` s); its home stays."""
-    extra = {"reason": reason} if reason else None
-    try:
-        info = await runtime.stop(name, timeout=timeout)
-    except Exception as exc:
-        await _failed(store, "stop", name, actor, exc, extra)
-        raise
-    await _record(store, "stop", name, actor, info, extra)
-    return info
+    return await _run(store, "stop", name, actor, reason, lambda: runtime.stop(name, timeout=timeout))
 
 
 async def restart(runtime: Any, store: Any, agent: Any, *, actor: str, reason: str | None = None,
                   register_first: bool = False) -> Any:
     """Replace ``agent``'s container with a fresh one from its current definition."""
-    extra = {"reason": reason} if reason else None
     if register_first:
         await register(store, agent, actor=actor)
-    try:
-        info = await runtime.restart(agent)
-    except Exception as exc:
-        await _failed(store, "restart", agent.name, actor, exc, extra)
-        raise
-    await _record(store, "restart", agent.name, actor, info, extra)
-    return info
+    return await _run(store, "restart", agent.name, actor, reason, lambda: runtime.restart(agent))
 
 
 async def remove(runtime: Any, store: Any, name: str, info: Any, *, actor: str) -> None:

@@ -106,7 +106,8 @@ async def test_end_to_end_delegate_draft_review_and_operator_approval(crew, work
     assert doc.author == "worker" and doc.title == "Write the release checklist"
     assert [t.kind for t in await store.pending_tasks("operator")] == ["approval"]
 
-    result = crowdtui_cli(workspace, "doc", "approve", doc.id)
+    # in a thread: the hub shares this loop, and a write it has begun must be able to finish
+    result = await asyncio.to_thread(crowdtui_cli, workspace, "doc", "approve", doc.id)
     assert result.returncode == 0, result.stderr
     assert (await store.get_document(doc.id)).state == "EFFECTIVE"
 
