@@ -154,12 +154,12 @@ async def test_the_consoles_start_stop_and_restart_are_operator_events(workspace
         await wait_store(lambda: _has(actions, ("operator", "runtime.start")), 90, what="runtime.start")
         await wait_for(pilot, lambda: agents.row("worker").running, 60, what="worker running")
         first = (await asyncio.to_thread(docker_client.containers.list,
-                                         filters={"label": "crowdtui.agent=worker"}))[0].id
+                                         filters={"label": ["crowdtui.agent=worker", f"crowdtui.workspace={workspace.id}"]}))[0].id
         await pilot.press("r")
         await wait_store(lambda: _has(actions, ("operator", "runtime.restart")), 90, what="runtime.restart")
         await wait_for(pilot, lambda: agents.row("worker").running, 60, what="worker running again")
         second = (await asyncio.to_thread(docker_client.containers.list,
-                                          filters={"label": "crowdtui.agent=worker"}))[0].id
+                                          filters={"label": ["crowdtui.agent=worker", f"crowdtui.workspace={workspace.id}"]}))[0].id
         assert second != first  # a fresh container
         await pilot.press("x")
         await wait_store(lambda: _has(actions, ("operator", "runtime.stop")), 90, what="runtime.stop")

@@ -146,7 +146,7 @@ async def test_the_hub_alone_follows_container_states_and_restarts_a_crashed_age
     store = await Store.open(workspace.db_path)
     try:
         await asyncio.to_thread(proc.stdout.readline)
-        [container] = client.containers.list(filters={"label": f"crowdtui.agent=alpha"})
+        [container] = client.containers.list(filters={"label": ["crowdtui.agent=alpha", f"crowdtui.workspace={workspace.id}"]})
         before = await store.last_event_id()
         await asyncio.sleep(1.0)  # the hub's follower is subscribed by now (it reconciles first)
         container.kill()
@@ -159,7 +159,7 @@ async def test_the_hub_alone_follows_container_states_and_restarts_a_crashed_age
         states = [e.detail.get("state") for e in await store.events_after(before, kinds=["agent.state"], limit=1000)
                   if e.subject == "alpha"]
         assert "crashed" in states, states
-        running = client.containers.list(filters={"label": "crowdtui.agent=alpha"})
+        running = client.containers.list(filters={"label": ["crowdtui.agent=alpha", f"crowdtui.workspace={workspace.id}"]})
         assert len(running) == 1
     finally:
         await store.close()
