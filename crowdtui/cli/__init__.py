@@ -24,6 +24,7 @@ from qms.names import OPERATOR
 COMMAND_MODULES = [
     "crowdtui.cli.workspace_cmds",
     "crowdtui.cli.store_cmds",
+    "crowdtui.cli.doc_cmds",
     "crowdtui.cli.runtime_cmds",
     "crowdtui.cli.image_cmds",
     "crowdtui.cli.terminal_cmds",

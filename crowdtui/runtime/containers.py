@@ -5,196 +5,41 @@ process over the same workspace finds the containers that are already there (re-
 instead of starting duplicates. Containers are disposable: what must outlive them (home,
 IPC folder, logs) lives under the workspace's ``.crowd/``.
 
-Blocking SDK calls run in threads (``asyncio.to_thread``); every public coroutine is safe
-to await from the event loop.
+What a container is made of (its configuration, the host folders it mounts) is
+:mod:`crowdtui.runtime.container_spec`; what the engine reports about one is
+:mod:`crowdtui.runtime.container_info`. Blocking SDK calls run in threads
+(:func:`crowdtui.runtime.threads.in_thread`); every public coroutine is safe to await from
+the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import logging
-import os
-import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from crowdtui.agent_folder import AGENT_GID, AGENT_UID, finding_event, home_folder, ipc_folder
+from crowdtui.agent_folder import finding_event
 from crowdtui.errors import CrowdError
 from crowdtui.roster import AgentDef
-from crowdtui.runners import effective, runner_for, runner_settings
-from crowdtui.runtime import labels
-from crowdtui.runtime.disk import ensure_home_disk
-from crowdtui.runtime.engine import engine_errors
+from crowdtui.runners import effective, runner_for
+from crowdtui.runtime import container_spec, labels
+from crowdtui.runtime.container_info import (  # noqa: F401 (the runtime's names, imported from here by callers)
+    STATES,
+    ContainerFailed,
+    ContainerInfo,
+    NoContainer,
+    UnknownAgent,
+    check_name,
+    container_name,
+    info_from_attrs,
+    parse_size,
+    state_of,
+)
+from crowdtui.runtime.container_spec import ENTRY
+from crowdtui.runtime.threads import in_thread
 from crowdtui.workspace import Workspace
-from qms.names import NAME_RE, OPERATOR
 
-log = logging.getLogger(__name__)
-
-HOME = "/home/agent"
-IPC = "/run/crowd"
-WORKSPACE_MOUNT = "/workspace"
 STOP_TIMEOUT = 10  # seconds the agent gets to exit after SIGTERM
-LOG_MAX_SIZE = "10m"  # per engine log file (three are kept)
-CONFIG_LABEL = "crowdtui.config"  # hash of the container's configuration
-ENTRY = "crowd-entry"  # in the agent image: takes secrets, starts the egress forwarder, execs
-EGRESS_SOCKET = "egress.sock"  # in the agent's IPC folder, served by crowdtui.hub.egress
-PROXY_URL = "http://127.0.0.1:3128"  # the forwarder crowd-entry starts inside the container
-
-#: the states a ContainerInfo reports
-STATES = ("created", "running", "exited", "crashed", "stopped")
-
-
-class UnknownAgent(CrowdError):
-    """A name that is neither in the roster nor has a container."""
-
-
-class NoContainer(CrowdError):
-    """The agent has no container (it was never started or has been removed)."""
-
-
-class ContainerFailed(CrowdError):
-    """The engine refused to create or start the container."""
-
-
-@dataclass(frozen=True)
-class ContainerInfo:
-    """One agent's container as the engine reports it."""
-
-    name: str  # the agent
-    container_id: str
-    state: str  # created | running | exited | crashed | stopped
-    exit_code: int | None
-    oom_killed: bool
-    image: str
-    started_at: str | None
-    finished_at: str | None = None
-    container_name: str = ""
-    config: str = ""  # hash of the configuration it was created with (see Runtime.config_hash)
-
-    @property
-    def id(self) -> str:
-        return self.container_id
-
-    @property
-    def short_id(self) -> str:
-        return self.container_id[:12]
-
-    @property
-    def running(self) -> bool:
-        return self.state == "running"
-
-    def describe(self) -> str:
-        """A few words for people: ``running``, ``crashed (exit 3)``, ``crashed (out of memory)``."""
-        if self.state == "crashed":
-            return "crashed (out of memory)" if self.oom_killed else f"crashed (exit {self.exit_code})"
-        return self.state
-
-    def state_detail(self) -> dict[str, Any]:
-        """What the registry records beside the state (same for every process, so no duplicates)."""
-        detail: dict[str, Any] = {"container": self.short_id}
-        if self.state in ("exited", "crashed", "stopped"):
-            detail["exit_code"] = self.exit_code
-        if self.oom_killed and self.state == "crashed":
-            detail["oom_killed"] = True
-            detail["reason"] = "killed: out of memory"
-        return detail
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def _slug(text: str, limit: int = 24) -> str:
-    slug = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-._")
-    return slug[:limit].strip("-._") or "ws"
-
-
-def container_name(workspace: Workspace, agent: str) -> str:
-    """``crowd-<workspace name>-<agent>-<workspace id>``: unique per workspace and agent."""
-    return f"crowd-{_slug(workspace.name)}-{agent}-{workspace.id[:6]}"
-
-
-def parse_size(text: str) -> int:
-    """``512m`` / ``2g`` / ``1048576b`` -> bytes."""
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?\s*", str(text), re.IGNORECASE)
-    if not m:
-        raise CrowdError(f"{text!r} is not a size; use e.g. 512m or 2g")
-    unit = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
-    return int(float(m.group(1)) * unit)
-
-
-def state_of(attrs: dict[str, Any], stop_requested_for: str | None = None) -> tuple[str, int | None, bool]:
-    """(state, exit code, OOM-killed) from ``docker inspect`` output.
-
-    ``stop_requested_for`` is the container id the operator asked to stop (if any): its
-    exit is "stopped", never a crash.
-    """
-    st = attrs.get("State", {})
-    status = st.get("Status", "")
-    oom = bool(st.get("OOMKilled"))
-    code = st.get("ExitCode")
-    if status in ("running", "paused", "restarting"):
-        return "running", None, False
-    if status == "created":
-        return "created", None, False
-    if stop_requested_for and stop_requested_for == attrs.get("Id"):
-        return "stopped", code, False
-    if oom or (code not in (None, 0)):
-        return "crashed", code, oom
-    return "exited", code, False
-
-
-def info_from_attrs(attrs: dict[str, Any], stop_requested_for: str | None = None) -> ContainerInfo:
-    state, code, oom = state_of(attrs, stop_requested_for)
-    st = attrs.get("State", {})
-    cfg = attrs.get("Config", {})
-    lbl = cfg.get("Labels") or {}
-    started = st.get("StartedAt")
-    finished = st.get("FinishedAt")
-    zero = "0001-01-01T00:00:00Z"
-    return ContainerInfo(
-        name=lbl.get(labels.AGENT, ""),
-        container_id=attrs.get("Id", ""),
-        state=state,
-        exit_code=code,
-        oom_killed=oom,
-        image=cfg.get("Image", ""),
-        started_at=None if not started or started == zero else started,
-        finished_at=None if not finished or finished == zero or state == "running" else finished,
-        container_name=attrs.get("Name", "").lstrip("/"),
-        config=lbl.get(CONFIG_LABEL, ""),
-    )
-
-
-def check_name(name: str) -> str:
-    """An agent name is safe as a folder, label and container name; anything else is refused."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name == OPERATOR:
-        shown = repr(name.encode("unicode_escape").decode()) if isinstance(name, str) else repr(name)
-        raise UnknownAgent(f"{shown} is not an agent name (a-z, 0-9, '_' and '-', up to 63); check the name")
-    return name
-
-
-def needs_entry(agent: AgentDef) -> bool:
-    """Whether the agent's command runs through crowd-entry (secrets to take, a forwarder to start)."""
-    return bool(agent.secrets) or agent.network == "allowlist"
-
-
-def agent_user() -> str:
-    """The uid:gid agents run as: the image's ``agent`` (1000), whose folders crowdtui (as
-    root) hands over. Run by another user, crowdtui cannot hand folders over, so agents run
-    as that user, who owns them already."""
-    if os.geteuid() == 0 or os.geteuid() == AGENT_UID:
-        return f"{AGENT_UID}:{AGENT_GID}"
-    return f"{os.geteuid()}:{os.getegid()}"
-
-
-# --------------------------------------------------------------------------- the runtime
 
 
 class Runtime:
@@ -220,33 +65,24 @@ class Runtime:
 
     def persona_dir(self, agent: str) -> Path:
         """Where the persona (CLAUDE.md) and skills written for the container live."""
-        return self.workspace.crowd_dir / "personas" / agent
+        return container_spec.persona_dir(self.workspace, agent)
 
     def empty_dir(self) -> Path:
         """An empty folder mounted over /workspace/.crowd, so no agent sees the store or others' homes."""
-        return self.workspace.crowd_dir / "empty"
+        return container_spec.empty_dir(self.workspace)
 
     def _stop_marker(self, agent: str) -> Path:
         return self.workspace.crowd_dir / "run" / "stopped" / agent
 
-    # ---- configuration
+    # ---- configuration (crowdtui.runtime.container_spec)
 
     def default_image(self) -> str:
-        from crowdtui.runtime.image import image_tag
-
-        return str(self.workspace.setting("runtime", "image", "") or "") or image_tag()
+        return container_spec.default_image(self.workspace)
 
     def image_for(self, agent: AgentDef) -> str:
         """``image:`` when given; else the runner's image (its program on the agent image), else
         the default agent image."""
-        if agent.image:
-            return agent.image
-        runner = runner_for(agent)
-        if runner.packages:
-            from crowdtui.runtime.runner_image import runner_image_tag
-
-            return runner_image_tag(runner, runner_settings(self.workspace.config, runner.name))
-        return self.default_image()
+        return container_spec.image_for(self.workspace, agent)
 
     def effective(self, agent: AgentDef) -> AgentDef:
         """The definition with its runner's secret, egress and network folded in."""
@@ -254,110 +90,13 @@ class Runtime:
 
     def container_config(self, agent: AgentDef, secrets: dict[str, str] | None = None) -> dict[str, Any]:
         """The keyword arguments for ``client.containers.create`` (pure: touches nothing).
-
-        Secret values never enter the configuration: when the definition names secrets, the
-        command runs through ``crowd-entry``, which takes them from a one-shot socket in the
-        agent's IPC folder at start (see :mod:`crowdtui.runtime.secrets_handoff`); only their
-        names are in the environment (``CROWD_SECRETS``). ``secrets`` is accepted for
-        compatibility and ignored. With ``network: allowlist`` the container has no network
-        and its proxy settings point at the forwarder crowd-entry starts (127.0.0.1:3128 ->
-        ``/run/crowd/egress.sock``, served by :class:`crowdtui.hub.egress.EgressProxy`).
-        When the definition gives no command, ``["crowd-entry"]`` is completed with the
-        image's own command at start.
-        """
-        from docker.types import Mount
-
-        ws = self.workspace
-        name = check_name(agent.name)
-        agent = self.effective(agent)
-        runner = runner_for(agent)
-        settings = runner_settings(ws.config, runner.name)
-        mounts = [
-            Mount(HOME, str(ws.home_dir(name)), type="bind", read_only=False),
-            Mount(IPC, str(ws.ipc_dir(name)), type="bind", read_only=False),
-            Mount(WORKSPACE_MOUNT, str(ws.root), type="bind",
-                  read_only=agent.workspace_mode != "rw"),
-            Mount(f"{WORKSPACE_MOUNT}/.crowd", str(self.empty_dir()), type="bind", read_only=True),
-        ]
-        if agent.workspace_mode == "rw":
-            # A writable workspace must not let the agent rewrite the roster or the
-            # configuration: that would let it widen its own grants, mounts or tier.
-            # agents/ is always guarded (prepare_host makes it when missing, so the agent
-            # cannot create a roster of its own there); crowd.toml when the workspace has one.
-            for guarded in ("agents", "crowd.toml"):
-                if guarded == "agents" or (ws.root / guarded).exists():
-                    mounts.append(Mount(f"{WORKSPACE_MOUNT}/{guarded}", str(ws.root / guarded),
-                                        type="bind", read_only=True))
-        mounts += [
-            Mount(runner.persona_target, str(self.persona_dir(name) / runner.persona_file), type="bind",
-                  read_only=True),
-        ]
-        if agent.skills:
-            mounts.append(Mount(f"{HOME}/.claude/skills", str(self.persona_dir(name) / "skills"),
-                                type="bind", read_only=True))
-        for m in agent.mounts:
-            source = Path(m.source).expanduser()
-            if not source.is_absolute():
-                source = ws.root / source
-            mounts.append(Mount(m.target, str(source), type="bind", read_only=m.mode != "rw"))
-
-        env = {
-            **runner.environment(agent, settings),
-            **agent.env,
-            "CROWD_AGENT": name,
-            "CROWD_WORKSPACE": WORKSPACE_MOUNT,
-            "CROWD_IPC": IPC,
-            "HOME": HOME,
-            "TERM": "xterm-256color",
-        }
-        if agent.secrets:
-            env["CROWD_SECRETS"] = ",".join(agent.secrets)
-        if agent.network == "allowlist":
-            env.update({key: PROXY_URL for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")})
-            env.update({"NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1",
-                        "CROWD_EGRESS": f"{IPC}/{EGRESS_SOCKET}"})
-        command = list(agent.command) if agent.command else runner.command(agent, settings)
-        if needs_entry(agent):
-            command = [ENTRY, *(command or [])]
-        res = agent.resources
-        network = "bridge" if agent.network == "open" else "none"
-        config: dict[str, Any] = {
-            "image": self.image_for(agent),
-            "command": command,
-            "name": container_name(ws, name),
-            "hostname": name,
-            "labels": labels.for_agent(ws, name),
-            "environment": env,
-            "user": agent_user(),
-            "tty": True,
-            "stdin_open": True,
-            "init": True,
-            "security_opt": ["no-new-privileges:true"],
-            "cap_drop": ["ALL"],
-            "cap_add": list(agent.capabilities) or None,
-            "read_only": True,
-            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m", "/run": "rw,nosuid,nodev,size=16m,mode=1777"},
-            "pids_limit": int(res.pids),
-            "mem_limit": parse_size(res.memory),
-            "memswap_limit": parse_size(res.memory),  # no swap beyond the memory limit
-            "nano_cpus": int(float(res.cpus) * 1e9),
-            "network_mode": network,
-            "mounts": mounts,
-            # bounded engine-side logs; older output is archived under .crowd/logs/ on removal
-            "log_config": {"type": "json-file", "config": {"max-size": LOG_MAX_SIZE, "max-file": "3"}},
-            "detach": True,
-        }
-        if runner.working_dir:
-            config["working_dir"] = runner.working_dir
-        # the persona and skills are files, not settings: they count as configuration too
-        hashed = {**config, "persona": agent.persona, "skills": agent.skills}
-        digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
-        config["labels"] = {**config["labels"], CONFIG_LABEL: digest[:16]}
-        return config
+        ``secrets`` is accepted for compatibility and ignored: secret values never enter the
+        configuration (see :func:`crowdtui.runtime.container_spec.container_config`)."""
+        return container_spec.container_config(self.workspace, agent)
 
     def config_hash(self, agent: AgentDef) -> str:
         """The hash a container created from ``agent`` now would carry (secrets not included)."""
-        return self.container_config(agent)["labels"][CONFIG_LABEL]
+        return container_spec.config_hash(self.workspace, agent)
 
     def is_current(self, agent: AgentDef, info: ContainerInfo) -> bool:
         """False when the definition (or the default image) changed since the container was made:
@@ -365,65 +104,9 @@ class Runtime:
         return info.config == self.config_hash(agent)
 
     def prepare_host(self, agent: AgentDef, findings: list | None = None) -> None:
-        """Create the folders and files the container mounts, writable by the agent user.
-
-        The agent's home and IPC folder are the agent's: everything in them is made through
-        :class:`crowdtui.agent_folder.AgentFolder`, which never follows what the agent placed
-        (a link where ``.claude`` should be is replaced, not chowned through). What stood in
-        the way is appended to ``findings``.
-        """
-        ws = self.workspace
-        name = check_name(agent.name)
-        agent = self.effective(agent)
-        runner = runner_for(agent)
-        persona_rel = _home_relative(runner.persona_target)
-        persona = self.persona_dir(name)
-        disk = ensure_home_disk(ws, name, agent.resources.disk)
-        if disk.startswith("unlimited") and agent.resources.disk != "none":
-            log.warning("agent %s: home %s", name, disk)
-        home, ipc = home_folder(ws, name), ipc_folder(ws, name)
-        try:
-            ipc.ensure_dir("")
-            home.ensure_dir("")
-            home.ensure_dir(".claude")
-            # The bind-mount targets inside the home: created here, owned by the agent, so the
-            # engine never makes root-owned placeholders in a folder the agent must own.
-            if "/" in persona_rel:
-                home.ensure_dir(persona_rel.rsplit("/", 1)[0])
-            home.ensure_file(persona_rel)
-            if agent.skills:
-                home.ensure_dir(".claude/skills")
-            runner.seed_home(home, agent, runner_settings(ws.config, runner.name))
-        finally:
-            if findings is not None:
-                findings.extend(home.findings + ipc.findings)
-        if agent.workspace_mode == "rw":  # the workspace is the agent's too: guard the roster
-            roster = ws.agents_dir
-            if os.path.islink(roster) or (os.path.lexists(roster) and not roster.is_dir()):
-                raise ContainerFailed(f"agent {name}: {roster} is not a plain folder (a link or a file "
-                                      "an agent with a writable workspace may have left); replace it "
-                                      "with the roster folder before starting agents")
-            roster.mkdir(exist_ok=True)
-        for folder in (persona, self.empty_dir()):  # ours: never mounted writable
-            folder.mkdir(parents=True, exist_ok=True)
-        _write_in_place(persona / runner.persona_file, agent.persona)
-        skills = persona / "skills"
-        if agent.skills:
-            skills.mkdir(exist_ok=True)
-            for skill, text in agent.skills.items():
-                (skills / skill).mkdir(exist_ok=True)
-                _write_in_place(skills / skill / "SKILL.md", text)
-        for m in agent.mounts:
-            source = Path(m.source).expanduser()
-            if not source.is_absolute():
-                source = ws.root / source
-            if not source.exists():
-                raise ContainerFailed(
-                    f"agent {name}: mount source {source} does not exist; create it or fix "
-                    f"'mounts' in agents/{agent.rel_path}/AGENT.md"
-                )
-        for path in (persona, self.empty_dir()):
-            os.chmod(path, 0o755)
+        """Create the folders and files the container mounts, writable by the agent user
+        (see :func:`crowdtui.runtime.container_spec.prepare_host`)."""
+        container_spec.prepare_host(self.workspace, agent, findings)
 
     # ---- engine lookups (blocking; called in threads)
 
@@ -608,7 +291,7 @@ class Runtime:
         socket (never the container's configuration); start returns once they were taken
         (``HandoffFailed`` when they were not within 20 s; the container is then removed).
         """
-        running = await _in_thread(self._running, agent.name)
+        running = await in_thread(self._running, agent.name)
         if running is not None:
             return running
         agent = self.effective(agent)
@@ -616,7 +299,7 @@ class Runtime:
             secrets = await self.reveal_secrets(agent)
         findings: list = []
         try:
-            return await _in_thread(self._start_sync, agent, secrets, findings)
+            return await in_thread(self._start_sync, agent, secrets, findings)
         finally:
             if findings:
                 await self._record_findings(findings)
@@ -651,38 +334,38 @@ class Runtime:
 
     async def stop(self, name: str, *, timeout: int = STOP_TIMEOUT) -> ContainerInfo:
         """Stop the agent's container (kept, state "stopped": the operator's intent, not a crash)."""
-        return await _in_thread(self._stop_sync, name, timeout)
+        return await in_thread(self._stop_sync, name, timeout)
 
     async def restart(self, agent: AgentDef, *, secrets: dict[str, str] | None = None) -> ContainerInfo:
         """Stop and remove the container, then start a fresh one from the current definition."""
         agent = self.effective(agent)
         if secrets is None and agent.secrets:
             secrets = await self.reveal_secrets(agent)  # before removing: a missing one changes nothing
-        await _in_thread(self._remove_sync, agent.name)
+        await in_thread(self._remove_sync, agent.name)
         return await self.start(agent, secrets=secrets or {})
 
     async def remove(self, name: str) -> bool:
         """Remove the agent's container(s), running or not. False when there was none."""
-        return await _in_thread(self._remove_sync, name)
+        return await in_thread(self._remove_sync, name)
 
     async def adopt(self) -> list[ContainerInfo]:
         """The containers this workspace already has (e.g. from an earlier crowdtui process)."""
-        return await _in_thread(self.list_sync)
+        return await in_thread(self.list_sync)
 
     async def list(self) -> list[ContainerInfo]:
         """Every agent container of this workspace, one per agent, by name."""
-        return await _in_thread(self.list_sync)
+        return await in_thread(self.list_sync)
 
     async def info(self, name: str) -> ContainerInfo | None:
         def run() -> ContainerInfo | None:
             container = self._find(name)
             return None if container is None else self._info(container)
 
-        return await _in_thread(run)
+        return await in_thread(run)
 
     async def container(self, name: str):
         """The agent's docker ``Container`` (running preferred), or None."""
-        return await _in_thread(self._find, name)
+        return await in_thread(self._find, name)
 
     def container_sync(self, name: str):
         """Same as :meth:`container`, for code already in a thread."""
@@ -706,22 +389,3 @@ def _stopped_why(container) -> str | None:
     return f"exit {code}: {last}"
 
 
-async def _in_thread(fn, *args):
-    """Run a blocking SDK call off the event loop; engine trouble becomes a one-line error."""
-    with engine_errors(ContainerFailed):
-        return await asyncio.to_thread(fn, *args)
-
-
-def _home_relative(target: str) -> str:
-    """``/home/agent/.claude/CLAUDE.md`` -> ``.claude/CLAUDE.md`` (a runner's persona path)."""
-    rel = target.removeprefix(HOME + "/")
-    if rel == target or not rel or ".." in rel.split("/"):
-        raise ContainerFailed(f"the persona path {target!r} is not inside {HOME}")
-    return rel
-
-
-def _write_in_place(path: Path, text: str) -> None:
-    """Rewrite a file keeping its inode, so a running container's file mount sees the change."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(path, 0o644)

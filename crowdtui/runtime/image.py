@@ -123,7 +123,8 @@ def latest_tag() -> str:
 # --- engine helpers ---------------------------------------------------------------
 
 
-def _exists(client, ref: str) -> bool:
+def image_exists(client, ref: str) -> bool:
+    """Whether the engine has the image ``ref``."""
     from docker.errors import ImageNotFound
 
     try:
@@ -133,14 +134,14 @@ def _exists(client, ref: str) -> bool:
         return False
 
 
-def _engine_call(fn, *args, **kwargs):
+def engine_call(fn, *args, **kwargs):
     """Run an SDK call, turning a vanished engine into a plain error."""
     with engine_errors(ImageError, then="re-run `crowdtui image build`"):
         return fn(*args, **kwargs)
 
 
 @contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
+def build_lock() -> Iterator[None]:
     """One build at a time per machine (parallel test runs share the cache)."""
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -243,14 +244,14 @@ def _run_debootstrap(cmd: list[str], progress: Progress) -> None:
 def ensure_base(client, progress: Progress = print, *, force: bool = False) -> str:
     """The imported base image tag, importing (and bootstrapping) it if needed."""
     tag = base_tag()
-    if not force and _engine_call(_exists, client, tag):
+    if not force and engine_call(image_exists, client, tag):
         progress(f"base image: {tag} present")
         return tag
     tarball = make_rootfs(progress, force=force)
     progress(f"base image: importing {tarball.name} as {tag}")
     repo, _, version = tag.partition(":")
-    _engine_call(client.api.import_image_from_file, str(tarball), repository=repo, tag=version)
-    if not _engine_call(_exists, client, tag):
+    engine_call(client.api.import_image_from_file, str(tarball), repository=repo, tag=version)
+    if not engine_call(image_exists, client, tag):
         raise ImageError(f"importing {tarball} did not produce {tag}; remove the file and retry")
     return tag
 
@@ -261,12 +262,12 @@ def ensure_base(client, progress: Progress = print, *, force: bool = False) -> s
 def ensure_image(client, progress: Progress = print, force: bool = False) -> str:
     """The agent image's tag, building it first when it is missing (or ``force``)."""
     tag = image_tag()
-    if not force and _engine_call(_exists, client, tag):
+    if not force and engine_call(image_exists, client, tag):
         _tag_latest(client, tag)
         return tag
-    with _build_lock():
+    with build_lock():
         tag = image_tag()
-        if not force and _engine_call(_exists, client, tag):  # another process built it
+        if not force and engine_call(image_exists, client, tag):  # another process built it
             _tag_latest(client, tag)
             return tag
         base = ensure_base(client, progress, force=force)
@@ -277,16 +278,16 @@ def ensure_image(client, progress: Progress = print, force: bool = False) -> str
 
 
 def _tag_latest(client, tag: str) -> None:
-    image = _engine_call(client.images.get, tag)
+    image = engine_call(client.images.get, tag)
     if latest_tag() not in image.tags:
         repo, _, version = latest_tag().partition(":")
-        _engine_call(image.tag, repo, version)
+        engine_call(image.tag, repo, version)
 
 
 def _build(client, tag: str, base: str, progress: Progress, *, nocache: bool) -> None:
     progress(f"agent image: building docker/Dockerfile on {base}")
     repo, _, version = tag.partition(":")
-    stream = _engine_call(
+    stream = engine_call(
         client.api.build,
         path=str(docker_dir()),
         tag=tag,
@@ -299,7 +300,7 @@ def _build(client, tag: str, base: str, progress: Progress, *, nocache: bool) ->
         decode=True,
     )
     tail: list[str] = []
-    for chunk in _iterate(stream):
+    for chunk in build_output(stream):
         if "error" in chunk:
             detail = str(chunk.get("error", "")).strip()
             context = " | ".join(t for t in tail[-3:] if t)
@@ -314,11 +315,12 @@ def _build(client, tag: str, base: str, progress: Progress, *, nocache: bool) ->
             if text.startswith("Step "):
                 first = text.splitlines()[0]
                 progress(f"agent image: {first[:100] + '...' if len(first) > 100 else first}")
-    if not _engine_call(_exists, client, tag):
+    if not engine_call(image_exists, client, tag):
         raise ImageError(f"the build finished without producing {tag}; run with --force")
 
 
-def _iterate(stream):
+def build_output(stream):
+    """The chunks of a build's output stream; an engine gone mid-build becomes EngineUnavailable."""
     import requests
 
     try:
@@ -334,7 +336,7 @@ def list_images(client) -> list[dict]:
     rows = []
     current = image_tag()
     for repo in (REPOSITORY, BASE_REPOSITORY):
-        for image in _engine_call(client.images.list, name=repo):
+        for image in engine_call(client.images.list, name=repo):
             rows.append({
                 "id": image.short_id.split(":", 1)[-1],
                 "tags": sorted(image.tags),
@@ -350,9 +352,9 @@ def prune_images(client, progress: Progress = print) -> list[str]:
     from docker.errors import APIError
 
     keep = {image_tag(), latest_tag()}
-    current = _engine_call(client.images.get, image_tag()).id if _engine_call(_exists, client, image_tag()) else None
+    current = engine_call(client.images.get, image_tag()).id if engine_call(image_exists, client, image_tag()) else None
     removed = []
-    for image in _engine_call(client.images.list, name=REPOSITORY):
+    for image in engine_call(client.images.list, name=REPOSITORY):
         if image.id == current:
             continue
         for tag in image.tags:

@@ -52,7 +52,7 @@ def _split_timestamp(raw: str) -> tuple[str, str]:
     return "", raw
 
 
-def _lines_of(agent: str, data: bytes) -> list[LogLine]:
+def lines_of(agent: str, data: bytes) -> list[LogLine]:
     out = []
     for raw in data.decode("utf-8", errors="replace").split("\n"):
         if not raw:
@@ -80,7 +80,7 @@ def archive_logs(folder: Path, container) -> Path | None:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = folder / f"{stamp}-{container.id[:12]}.log"
     with open(path, "w", encoding="utf-8") as fh:
-        for line in _lines_of(agent, data):
+        for line in lines_of(agent, data):
             fh.write(f"{line.at} {line.text}\n" if line.at else f"{line.text}\n")
     for old in sorted(folder.glob("*.log"))[:-ARCHIVES_KEPT]:
         old.unlink(missing_ok=True)

@@ -10,10 +10,12 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterable
 
-from crowdtui.runtime.containers import NoContainer, Runtime, _in_thread
+from crowdtui.runtime.containers import NoContainer, Runtime
 from crowdtui.runtime.log_lines import (  # noqa: F401 (LogLine, plain, archived_logs: this module's API too)
-    LogLine, _lines_of, archived_logs, plain,
+    LogLine, archived_logs, lines_of, plain,
 )
+from crowdtui.runtime.threads import in_thread
+
 
 def _targets(runtime: Runtime, names: Iterable[str] | None) -> list[tuple[str, object]]:
     """(agent, container) pairs; all of the workspace's agents when ``names`` is empty."""
@@ -34,13 +36,13 @@ def read_logs_sync(runtime: Runtime, names: Iterable[str] | None = None, *, tail
     lines: list[LogLine] = []
     for name, container in _targets(runtime, names):
         data = container.logs(stdout=True, stderr=True, timestamps=True, tail=tail)
-        lines.extend(_lines_of(name, data))
+        lines.extend(lines_of(name, data))
     lines.sort(key=lambda line: line.at)  # RFC 3339 with nanoseconds sorts as text
     return lines
 
 
 async def read_logs(runtime: Runtime, names: Iterable[str] | None = None, *, tail: int = 100) -> list[LogLine]:
-    return await _in_thread(lambda: read_logs_sync(runtime, names, tail=tail))
+    return await in_thread(lambda: read_logs_sync(runtime, names, tail=tail))
 
 
 async def follow_logs(
@@ -54,7 +56,7 @@ async def follow_logs(
 
     Ends when ``stop_event`` is set, or when every followed container has stopped.
     """
-    targets = await _in_thread(_targets, runtime, names)
+    targets = await in_thread(_targets, runtime, names)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[LogLine | None] = asyncio.Queue()
     streams: list = []
@@ -74,10 +76,10 @@ async def follow_logs(
             for chunk in stream:
                 buffer += chunk
                 *complete, buffer = buffer.split(b"\n")
-                for line in _lines_of(agent, b"\n".join(complete)):
+                for line in lines_of(agent, b"\n".join(complete)):
                     loop.call_soon_threadsafe(queue.put_nowait, line)
             if buffer:
-                for line in _lines_of(agent, buffer):
+                for line in lines_of(agent, buffer):
                     loop.call_soon_threadsafe(queue.put_nowait, line)
         except Exception:
             pass  # the stream was closed under us, or the container went away

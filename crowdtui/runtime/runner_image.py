@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from crowdtui.runners import NpmPackage, Runner
-from crowdtui.runtime.image import (INPUTS_LABEL, ImageError, Progress, _build_lock, _engine_call, _exists,
-                                    _iterate, cache_dir, ensure_image, inputs_hash)
+from crowdtui.runtime.image import (INPUTS_LABEL, ImageError, Progress, build_lock, build_output, cache_dir,
+                                    engine_call, ensure_image, image_exists, inputs_hash)
 
 REPOSITORY_PREFIX = "crowdtui-"  # crowdtui-claude-code:<hash>
 NPM_TIMEOUT = 1800  # seconds one npm pack may take (the Claude Code package is ~190 MB)
@@ -186,13 +186,13 @@ def ensure_runner_image(client, runner: Runner, settings: dict[str, Any], progre
     if not runner.packages:
         return ensure_image(client, progress, force=force)
     tag = runner_image_tag(runner, settings)
-    if not force and _engine_call(_exists, client, tag):
+    if not force and engine_call(image_exists, client, tag):
         progress(f"{runner.name} image: {tag} present")
         return tag
     base = ensure_image(client, progress)
     tarballs = [(pkg, ver, fetch_package(pkg, ver, progress)) for pkg, ver in _specs(runner, settings)]
-    with _build_lock():
-        if not force and _engine_call(_exists, client, tag):
+    with build_lock():
+        if not force and engine_call(image_exists, client, tag):
             return tag
         layer = _layer(runner, settings)
         with tempfile.TemporaryDirectory(prefix="layer-", dir=npm_cache()) as tmp:
@@ -206,16 +206,16 @@ def ensure_runner_image(client, runner: Runner, settings: dict[str, Any], progre
             started = time.monotonic()
             progress(f"{runner.name} image: unpacking into a layer on {base}")
             repo, _, version = tag.partition(":")
-            stream = _engine_call(client.api.build, path=str(context), tag=tag, labels={INPUTS_LABEL: version},
+            stream = engine_call(client.api.build, path=str(context), tag=tag, labels={INPUTS_LABEL: version},
                                   rm=True, forcerm=True, nocache=force, pull=False, decode=True)
-            for chunk in _iterate(stream):
+            for chunk in build_output(stream):
                 if "error" in chunk:
                     raise ImageError(f"building the {runner.name} image failed: {str(chunk['error']).strip()}; "
                                      f"retry with `crowdtui image build --runner {runner.name} --force`")
                 text = str(chunk.get("stream", "")).strip()
                 if text.startswith("Step "):
                     progress(f"{runner.name} image: {text.splitlines()[0][:100]}")
-            if not _engine_call(_exists, client, tag):
+            if not engine_call(image_exists, client, tag):
                 raise ImageError(f"the build finished without producing {tag}; run with --force")
             progress(f"{runner.name} image: {tag} built in {time.monotonic() - started:.0f} s")
     return tag

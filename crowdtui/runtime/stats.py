@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from crowdtui.runtime.containers import Runtime, _in_thread
+from crowdtui.runtime.containers import Runtime
+from crowdtui.runtime.threads import in_thread
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def collect_sync(runtime: Runtime) -> list[AgentStats]:
 
 async def collect(runtime: Runtime) -> list[AgentStats]:
     """One sample per running agent (takes about a second: the engine reads twice)."""
-    return await _in_thread(collect_sync, runtime)
+    return await in_thread(collect_sync, runtime)
 
 
 def human_bytes(n: int) -> str:

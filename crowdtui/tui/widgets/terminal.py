@@ -13,8 +13,6 @@ import asyncio
 import time
 from typing import Optional
 
-from rich.cells import cell_len
-from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.content import Content
@@ -25,23 +23,7 @@ from textual.widget import Widget
 
 from crowdtui.terminal import Cell, Emulator, TerminalSession, Viewer, encode_key, encode_mouse
 from crowdtui.tui.text import inert
-
-_ANSI_NAMES = {
-    "black": 0, "red": 1, "green": 2, "brown": 3, "yellow": 3, "blue": 4, "magenta": 5, "cyan": 6, "white": 7,
-}
-_HEX = set("0123456789abcdefABCDEF")
-
-
-def _colour(name: str) -> Optional[str]:
-    if name == "default":
-        return None
-    if name.startswith("bright") and name[6:] in _ANSI_NAMES:
-        return f"color({_ANSI_NAMES[name[6:]] + 8})"
-    if name in _ANSI_NAMES:
-        return f"color({_ANSI_NAMES[name]})"
-    if len(name) == 6 and set(name) <= _HEX:
-        return f"#{name}"
-    return None
+from crowdtui.tui.widgets.terminal_cells import CellPainter
 
 
 class Terminal(Widget, can_focus=True):
@@ -130,7 +112,7 @@ class Terminal(Widget, can_focus=True):
         self._slice = 1 << 20  # bytes fed per step; adapts to FLUSH_BUDGET
         self._full_repaint = True
         self._scroll_back = 0  # rows scrolled back into history; 0 = live
-        self._styles: dict[tuple, Style] = {}
+        self._painter = CellPainter()
         self._title = ""
         self.closed = False
         #: Counters for tests and benchmarks.
@@ -376,61 +358,12 @@ class Terminal(Widget, can_focus=True):
             cursor_x = min(emu.cursor[0], emu.cols - 1)
             self._last_cursor_y = y
         return self._strip(emu.line(y), width, cursor_x)
-
     def _style(self, key: tuple) -> Style:
         """Style for a cell's attributes (Cell fields after data), plus a cursor flag."""
-        style = self._styles.get(key)
-        if style is None:
-            fg, bg, bold, italics, underscore, strike, reverse, blink, dim = key[:9]
-            shape = key[9] if len(key) > 9 else None  # the cursor is on this cell
-            cursor = shape in ("block", "bar")
-            underscore = underscore or shape == "underline"
-            style = Style(
-                color=_colour(fg),
-                bgcolor=_colour(bg),
-                bold=bold or None,
-                italic=italics or None,
-                underline=underscore or None,
-                strike=strike or None,
-                reverse=(reverse ^ cursor) or None,
-                blink=blink or None,
-                dim=dim or None,
-            )
-            if len(self._styles) > 4096:
-                self._styles.clear()
-            self._styles[key] = style
-        return style
+        return self._painter.style(key)
 
     def _strip(self, cells: list[Cell], width: int, cursor_x: Optional[int]) -> Strip:
-        segments: list[Segment] = []
-        text: list[str] = []
-        run_key: Optional[tuple] = None
-        skip_stub = False
-        last = len(cells) - 1
-        for x, cell in enumerate(cells):
-            data = cell[0]
-            if not data:
-                if skip_stub:
-                    skip_stub = False
-                    continue
-                data = " "
-            elif skip_stub:
-                skip_stub = False
-            if data > "\u10ff" and len(data) == 1 and _wide(data):
-                if x < last and cells[x + 1][0] == "":
-                    skip_stub = True
-                else:
-                    data = " "  # a wide character without room: blank keeps columns aligned
-            key = cell[1:] if x != cursor_x else cell[1:] + (self.emulator.cursor_shape,)
-            if key != run_key:
-                if text:
-                    segments.append(Segment("".join(text), self._style(run_key)))
-                    text = []
-                run_key = key
-            text.append(data)
-        if text:
-            segments.append(Segment("".join(text), self._style(run_key)))
-        return Strip(segments).adjust_cell_length(width)
+        return self._painter.strip(cells, width, cursor_x, self.emulator.cursor_shape)
 
     # -- input -------------------------------------------------------------------------
     async def _on_key(self, event: events.Key) -> None:
@@ -524,10 +457,6 @@ class Terminal(Widget, can_focus=True):
             self._write(encode_key("down", application_cursor=self.emulator.application_cursor) * self.WHEEL_LINES)
         else:
             self.scroll_history(-self.WHEEL_LINES)
-
-
-def _wide(ch: str) -> bool:
-    return cell_len(ch) == 2
 
 
 def _runs(ys: list[int]):
