@@ -61,9 +61,9 @@ def cli(ws, *args) -> subprocess.CompletedProcess:
 @pytest.fixture
 async def crowd(small_disk):
     """A workspace on the small disk: roster of one agent, store, started hub, engine API."""
-    from crowdtui.engine.api import build_app
-    from crowdtui.engine.http_server import LocalServer
-    from crowdtui.engine.service import Engine
+    from crowdtui.dispatch.api import build_app
+    from crowdtui.dispatch.http_server import LocalServer
+    from crowdtui.dispatch.service import Dispatch
     from crowdtui.hub.hub import Hub
     from crowdtui.roster import AgentDef
     from crowdtui.workspace import init_workspace
@@ -77,7 +77,7 @@ async def crowd(small_disk):
     hub = Hub(ws, store, definitions={"lead": lead}.get)
     await hub.start()
     door = await hub.open_door("lead")
-    engine = Engine(store, log=lambda line: None)
+    engine = Dispatch(store, log=lambda line: None)
     server = await LocalServer(build_app(engine, register_key="k")).start()
     http = httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=10)
     r = await http.post("/channels/register", headers={"Authorization": "Bearer k"},

@@ -23,6 +23,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from crowdtui.roster import AgentDef
+from qms.names import DISPATCH
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1795320000.0  # 2026-11-22T04:00:00Z: the manual clock of the scheduler
@@ -44,18 +45,18 @@ async def crew(workspace):
     """A real store with the crew registered, a started hub, the engine's tools, open doors."""
     from qms import Store
 
-    from crowdtui.engine.clock import ManualClock
-    from crowdtui.engine.mcp_tools import add_engine_tools
-    from crowdtui.engine.service import Engine
+    from crowdtui.dispatch.clock import ManualClock
+    from crowdtui.dispatch.mcp_tools import add_dispatch_tools
+    from crowdtui.dispatch.service import Dispatch
     from crowdtui.hub.hub import Hub
 
     store = await Store.open(workspace.db_path)
     for name, rel, tier, parent in CREW:
         await store.upsert_agent(name, path=rel, tier=tier, parent=parent, description=f"the {name}")
-    engine = Engine(store, clock=ManualClock(T0), log=lambda line: None)
+    engine = Dispatch(store, clock=ManualClock(T0), log=lambda line: None)
     hub = Hub(workspace, store, definitions=definitions(workspace).get)
     await hub.start()
-    add_engine_tools(hub.server, engine)
+    add_dispatch_tools(hub.server, engine)
     doors = {name: await hub.open_door(name) for name, *_ in CREW}
     try:
         yield store, engine, doors
@@ -230,7 +231,7 @@ def store_workspace(store):
 
 
 async def test_a_stopped_creators_tasks_stop_firing_and_go_when_it_leaves(crew):
-    from crowdtui.engine import tasks
+    from crowdtui.dispatch import tasks
 
     store, engine, doors = crew
     clock = engine.clock
@@ -264,14 +265,14 @@ async def test_a_stopped_creators_tasks_stop_firing_and_go_when_it_leaves(crew):
     assert await fired() == ["standup"]
     assert [t.name for t in await tasks.list_tasks(store)] == ["standup"]
     [removed] = await store.events_after(0, kinds="task.removed")
-    assert (removed.actor, removed.subject) == ("engine", "nag")
+    assert (removed.actor, removed.subject) == (DISPATCH, "nag")
     assert "its creator mallory left the roster" in removed.detail["reason"]
 
 
 async def test_an_agents_task_is_held_to_the_minimum_gap_whatever_its_schedule(crew):
     """A schedule whose runs bunch up later than the look-ahead at creation still fires at
     most once per task_min_interval."""
-    from crowdtui.engine import tasks
+    from crowdtui.dispatch import tasks
 
     store, engine, _doors = crew
     await store.set_agent_state("mallory", "running")

@@ -8,11 +8,11 @@ import pytest
 from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable, Select, Static, TabbedContent
 
-from crowdtui.engine import inbound as inb
-from crowdtui.engine import onboarding
-from crowdtui.engine.clock import ManualClock
-from crowdtui.engine.routes import list_routes
-from crowdtui.engine.service import Engine, EngineConfig
+from crowdtui.dispatch import inbound as inb
+from crowdtui.dispatch import onboarding
+from crowdtui.dispatch.clock import ManualClock
+from crowdtui.dispatch.routes import list_routes
+from crowdtui.dispatch.service import Dispatch, DispatchConfig
 from crowdtui.tui.screens.form import FormScreen
 from crowdtui.tui.screens.help import KEYS
 from crowdtui.tui.widgets.agent_list import AgentList
@@ -26,7 +26,7 @@ HOSTILE = "\x1b[2J\x1b]0;pwned\x07[bold red]boom[/] \x9b31m"
 @pytest.fixture
 async def engine(store):
     """The engine part of `crowdtui serve`, driven step by step (no loops, no HTTP)."""
-    eng = Engine(store, clock=ManualClock(T0), config=EngineConfig(), log=lambda line: None)
+    eng = Dispatch(store, clock=ManualClock(T0), config=DispatchConfig(), log=lambda line: None)
     ch, _ = await eng.register(name="local", platform="local", callback_url="http://127.0.0.1:9",
                                prefixes=["local:"])
     eng.channel = ch  # type: ignore[attr-defined]
