@@ -66,7 +66,7 @@ class HostOptions:
     dispatch: bool = True  # False: ``hub --no-dispatch`` (dispatch's tools still served, its loops not run)
     dispatch_required: bool = False  # ``serve``: fail when another process runs dispatch
     dispatch_host: str = "127.0.0.1"
-    dispatch_port: int | None = None  # None: crowd.toml [dispatch] port (old name: [engine]), else any free port
+    dispatch_port: int | None = None  # None: crowd.toml [dispatch] port (Workspace.dispatch_port)
     dispatch_config: Any = None  # crowdtui.dispatch.service.DispatchConfig
     hub_http_port: int | None = None  # None: crowd.toml [hub] http_port
     hub_http_host: str | None = None

@@ -11,8 +11,8 @@ Layers, lowest first; a module may import its own layer and the ones below it:
 
 ``base`` holds the small leaf modules every layer may use (errors, text safety, the grant
 rule language, the workspace, the process lock, agent folders, secrets); ``host`` is the one
-assembly of hub, runtime, roster and dispatch that the console and the CLI start. A failure names each offending
-import as ``file:line``.
+assembly of hub, runtime, roster and dispatch that the console and the CLI start. A failure
+names each offending import as ``file:line``.
 """
 
 from __future__ import annotations

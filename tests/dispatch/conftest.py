@@ -1,4 +1,4 @@
-"""Fixtures for the engine tests: a real store file, a manual clock, a recording channel."""
+"""Fixtures for dispatch tests: a real store file, a manual clock, a recording channel."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def engine(store, clock):
+async def dispatch(store, clock):
     lines: list[str] = []
     eng = Dispatch(store, clock=clock, config=DispatchConfig(health_failures=2, outbound_attempts=3),
                  log=lines.append)

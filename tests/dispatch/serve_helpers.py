@@ -1,4 +1,4 @@
-"""Running `crowdtui serve` and the CLI as real subprocesses for the engine tests."""
+"""Running `crowdtui serve` and the CLI as real subprocesses for dispatch tests."""
 
 from __future__ import annotations
 

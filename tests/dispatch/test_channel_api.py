@@ -22,7 +22,7 @@ async def api(store, channel):
     await eng.start()
     server = await LocalServer(build_app(eng, register_key=KEY)).start()
     async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=10) as client:
-        client.engine = eng  # type: ignore[attr-defined]
+        client.dispatch = eng  # type: ignore[attr-defined]
         yield client
     await server.stop()
     await eng.stop()
@@ -61,7 +61,7 @@ async def test_message_in_reply_out_over_real_sockets(api, store, channel):
         await asyncio.sleep(0.02)
     [m] = await store.inbox("lead")
     assert "attachment: a.png https://files.example/a.png" in m.body
-    await api.engine.reply("lead", "local:ann", "hello Ann")
+    await api.dispatch.reply("lead", "local:ann", "hello Ann")
     await asyncio.wait_for(channel.got.wait(), 30)
     assert channel.sent[0]["text"] == "hello Ann" and channel.sent[0]["chat"] == "local:ann"
     assert channel.auth[0] == "Bearer cb"

@@ -14,13 +14,13 @@ from crowdtui.dispatch import inbound as inb
 from crowdtui.dispatch.onboarding import approve_held_chat, deny_held_chat, list_holds
 
 
-async def _hold(engine, channel, chat: str, texts: list[str]) -> None:
-    ch, _ = await engine.register(name="local", platform="local", callback_url=channel.url,
+async def _hold(dispatch, channel, chat: str, texts: list[str]) -> None:
+    ch, _ = await dispatch.register(name="local", platform="local", callback_url=channel.url,
                                   prefixes=["local:"], callback_token="cb-secret")
     for i, text in enumerate(texts, start=1):
-        await engine.receive(ch, inb.parse_inbound({"id": f"{chat}-{i}", "chat": chat, "text": text,
+        await dispatch.receive(ch, inb.parse_inbound({"id": f"{chat}-{i}", "chat": chat, "text": text,
                                                     "sender": "ann", "sender_name": "Ann"}))
-    await engine.route_pending()
+    await dispatch.route_pending()
 
 
 async def _crowdtui(workspace, *args: str) -> tuple[int, str, str]:
@@ -31,9 +31,9 @@ async def _crowdtui(workspace, *args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_the_cli_approves_and_denies_through_the_one_home(engine, store, channel, workspace):
-    await _hold(engine, channel, "local:stranger", ["hi", "anyone?"])
-    await _hold(engine, channel, "local:spammer", ["buy"])
+async def test_the_cli_approves_and_denies_through_the_one_home(dispatch, store, channel, workspace):
+    await _hold(dispatch, channel, "local:stranger", ["hi", "anyone?"])
+    await _hold(dispatch, channel, "local:spammer", ["buy"])
 
     code, out, err = await _crowdtui(workspace, "onboard", "approve", "local:stranger", "helper")
     assert code == 0, err
@@ -48,8 +48,8 @@ async def test_the_cli_approves_and_denies_through_the_one_home(engine, store, c
     assert [h.chat for h in await list_holds(store)] == []
 
 
-async def test_only_the_operator_may_answer_and_a_refusal_is_an_event(engine, store, channel):
-    await _hold(engine, channel, "local:stranger", ["hi"])
+async def test_only_the_operator_may_answer_and_a_refusal_is_an_event(dispatch, store, channel):
+    await _hold(dispatch, channel, "local:stranger", ["hi"])
     with pytest.raises(PermissionDenied, match="only the operator"):
         await approve_held_chat(store, "local:stranger", "helper", actor="lead")
     with pytest.raises(PermissionDenied, match="only the operator"):

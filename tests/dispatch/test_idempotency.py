@@ -25,21 +25,21 @@ async def scenario(root: Path, plan) -> None:
         for name in ("lead", "qa"):
             await store.upsert_agent(name, path=name, tier=0)
         await add_route(store, "platform=local", "lead", actor="operator", now=0)
-        engine = Dispatch(store, log=lambda line: None)
-        ch, _ = await engine.register(name="local", platform="local", callback_url="http://127.0.0.1:9",
+        dispatch = Dispatch(store, log=lambda line: None)
+        ch, _ = await dispatch.register(name="local", platform="local", callback_url="http://127.0.0.1:9",
                                       prefixes=["local:"])
         first: dict[str, str] = {}
         batch = []
         for i, text, route_now in plan:
             mid = f"m{i}"
             first.setdefault(mid, text)
-            batch.append(engine.receive(ch, parse_inbound({"id": mid, "chat": "local:c", "text": text})))
+            batch.append(dispatch.receive(ch, parse_inbound({"id": mid, "chat": "local:c", "text": text})))
             if route_now:  # some arrive together (one commit), some apart, routing in between
                 await asyncio.gather(*batch)
                 batch = []
-                await engine.route_pending()
+                await dispatch.route_pending()
         await asyncio.gather(*batch)
-        await engine.route_pending()
+        await dispatch.route_pending()
         rows = await store.query("SELECT msg_id, text, status FROM engine_inbound")
         assert {r["msg_id"]: r["text"] for r in rows} == first
         assert all(r["status"] != "new" for r in rows)

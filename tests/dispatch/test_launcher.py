@@ -1,4 +1,4 @@
-"""Launch policies on the real engine: on_task starts a stopped agent once; per_message
+"""Launch policies on the real Docker engine: on_task starts a stopped agent once; per_message
 gives each routed message a fresh container whose home persists."""
 
 from __future__ import annotations

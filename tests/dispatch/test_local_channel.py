@@ -1,5 +1,5 @@
 """`crowdtui channel local` as a component: terminal lines out, and its web page, against a
-real engine on 127.0.0.1."""
+real dispatch on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The engine's MCP tools over the hub's real per-agent unix sockets."""
+"""The dispatch's MCP tools over the hub's real per-agent unix sockets."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def structured(result) -> dict:
 
 
 @pytest.fixture
-async def doors(workspace, store, engine):
+async def doors(workspace, store, dispatch):
     from crowdtui.hub.hub import Hub
 
     defs = {n: AgentDef(name=n, file=workspace.agents_dir / rel / "AGENT.md", rel_path=rel, tier=t, parent=p,
@@ -28,7 +28,7 @@ async def doors(workspace, store, engine):
             for n, rel, t, p in CREW}
     hub = Hub(workspace, store, definitions=defs.get)
     await hub.start()
-    add_dispatch_tools(hub.server, engine)
+    add_dispatch_tools(hub.server, dispatch)
     paths = {n: await hub.open_door(n) for n in defs}
     yield paths
     await hub.stop()
@@ -62,15 +62,15 @@ async def test_tools_are_listed_for_the_agents(doors):
     assert names & set(DISPATCH_TOOLS) == {"reply", "list_routes", "list_tasks"}
 
 
-async def test_reply_only_to_chats_routed_to_the_caller_or_its_children(doors, engine, store, channel, clock):
+async def test_reply_only_to_chats_routed_to_the_caller_or_its_children(doors, dispatch, store, channel, clock):
     from mcp.shared.exceptions import MCPError
 
-    ch, _ = await engine.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
+    ch, _ = await dispatch.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
     await add_route(store, "platform=local", "helper", actor="operator", now=clock.now())
     from crowdtui.dispatch.inbound import parse_inbound
 
-    await engine.receive(ch, parse_inbound({"id": "1", "chat": "local:ann", "text": "hi"}))
-    await engine.route_pending()
+    await dispatch.receive(ch, parse_inbound({"id": "1", "chat": "local:ann", "text": "hi"}))
+    await dispatch.route_pending()
     with pytest.raises(MCPError, match="reply has no parameter 'as'"):  # refused, not ignored (issue 18)
         await call(doors["helper"], "reply", {"chat": "local:ann", "text": "hello Ann", "as": "qa"})
     r = structured(await call(doors["helper"], "reply", {"chat": "local:ann", "text": "hello Ann"}))
@@ -78,7 +78,7 @@ async def test_reply_only_to_chats_routed_to_the_caller_or_its_children(doors, e
     structured(await call(doors["lead"], "reply", {"chat": "local:ann", "text": "from the parent"}))
     with pytest.raises(MCPError, match="qa may not reply to chat"):
         await call(doors["qa"], "reply", {"chat": "local:ann", "text": "not mine"})
-    assert await engine.send_due() == 2
+    assert await dispatch.send_due() == 2
     assert [(s["from"], s["text"]) for s in channel.sent] == [("helper", "hello Ann"), ("lead", "from the parent")]
 
 
@@ -111,7 +111,7 @@ async def test_route_and_task_tools_need_authority_and_stay_in_the_callers_tree(
     assert await list_routes(store) == []
 
 
-async def test_route_takeover_by_a_tier0_agent_is_refused(doors, engine, store, channel, clock, workspace):
+async def test_route_takeover_by_a_tier0_agent_is_refused(doors, dispatch, store, channel, clock, workspace):
     """Issue 18 item 4, as reproduced: lead (tier 0) asks for match="*" to itself at position 1."""
     import asyncio
 
@@ -121,19 +121,19 @@ async def test_route_takeover_by_a_tier0_agent_is_refused(doors, engine, store, 
     from crowdtui.dispatch import onboarding
     from serve_helpers import cli
 
-    ch, _ = await engine.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
+    ch, _ = await dispatch.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
 
     async def say(i, chat, text):
-        await engine.receive(ch, inb.parse_inbound({"id": str(i), "chat": chat, "text": text,
+        await dispatch.receive(ch, inb.parse_inbound({"id": str(i), "chat": chat, "text": text,
                                                     "sender": chat.split(":")[1]}))
-        await engine.route_pending()
+        await dispatch.route_pending()
 
     async def bodies(agent):
         return [m.body.splitlines()[1] for m in await store.inbox(agent)]
 
     await say(1, "local:ann", "hello")  # ann is new: held until the operator lets her in
     op_id, _ = await onboarding.approve_chat(store, "local:ann", "qa", actor="operator", now=clock.now())
-    await engine.route_pending()
+    await dispatch.route_pending()
     assert await bodies("qa") == ["hello"]
 
     grab = structured(await call(doors["lead"], "add_route", {"match": "*", "agent": "lead", "position": 1}))
@@ -181,20 +181,20 @@ async def test_route_takeover_by_a_tier0_agent_is_refused(doors, engine, store, 
 
 
 async def test_an_agents_route_passes_on_what_the_operator_gives_it_and_refusals_are_events(
-        doors, engine, store, channel, clock):
+        doors, dispatch, store, channel, clock):
     from mcp.shared.exceptions import MCPError
 
     from crowdtui.dispatch import inbound as inb
     from crowdtui.dispatch import onboarding
 
-    ch, _ = await engine.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
+    ch, _ = await dispatch.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
     await add_route(store, "platform=local", "lead", actor="operator", now=clock.now())
     r = structured(await call(doors["lead"], "add_route", {"match": "platform=local chat=local:ann",
                                                            "agent": "helper"}))
     assert r["route"]["state"] == "active"
     for i, chat in enumerate(("local:ann", "local:cy")):
-        await engine.receive(ch, inb.parse_inbound({"id": str(i), "chat": chat, "text": f"hi from {chat}"}))
-    await engine.route_pending()
+        await dispatch.receive(ch, inb.parse_inbound({"id": str(i), "chat": chat, "text": f"hi from {chat}"}))
+    await dispatch.route_pending()
     assert [m.body.splitlines()[1] for m in await store.inbox("helper")] == ["hi from local:ann"]
     assert [m.body.splitlines()[1] for m in await store.inbox("lead")] == ["hi from local:cy"]
     with pytest.raises(MCPError, match="may not remove route .* belongs to lead"):

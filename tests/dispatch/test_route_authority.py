@@ -106,16 +106,16 @@ async def test_wide_agent_routes_wait_for_the_operator(store, clock):
 
 
 async def test_a_held_chat_stays_held_whatever_agents_route_and_only_the_operator_lets_it_in(
-        engine, store, channel, clock):
-    ch, _ = await engine.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
+        dispatch, store, channel, clock):
+    ch, _ = await dispatch.register(name="local", platform="local", callback_url=channel.url, prefixes=["local:"])
     await add_route(store, "platform=local chat=local:ann", "qa", actor="operator", now=clock.now())
     await add_route(store, "platform=local chat=local:bob", "lead", actor="lead", position=1, now=clock.now())
     wide = await add_route(store, "*", "lead", actor="lead", position=1, now=clock.now())
     await decide_pending(store, wide.id, True, actor="operator")  # even approved, it lets nobody in
-    await engine.receive(ch, inb.parse_inbound({"id": "1", "chat": "local:bob", "text": "let me in",
+    await dispatch.receive(ch, inb.parse_inbound({"id": "1", "chat": "local:bob", "text": "let me in",
                                                 "sender": "bob"}))
-    await engine.receive(ch, inb.parse_inbound({"id": "2", "chat": "local:ann", "text": "hello", "sender": "ann"}))
-    await engine.route_pending()
+    await dispatch.receive(ch, inb.parse_inbound({"id": "2", "chat": "local:ann", "text": "hello", "sender": "ann"}))
+    await dispatch.route_pending()
     assert (await inb.get_inbound(store, "local", "1")).status == "held"
     assert [m.body.splitlines()[1] for m in await store.inbox("qa")] == ["hello"]
     assert await store.inbox("lead") == []
@@ -127,7 +127,7 @@ async def test_a_held_chat_stays_held_whatever_agents_route_and_only_the_operato
     assert [e.detail["action"] for e in await store.events_after(0, kinds=["route.refused"])] == [
         "onboard.approve", "onboard.deny"]
     await onboarding.approve_chat(store, "local:bob", "lead", actor="operator", now=clock.now())
-    await engine.route_pending()
+    await dispatch.route_pending()
     assert [m.body.splitlines()[1] for m in await store.inbox("lead")] == ["let me in"]
 
 

@@ -14,7 +14,7 @@ T0 = datetime(2026, 11, 22, 4, 0, tzinfo=timezone.utc).timestamp()
 def test_cron_next_and_catch_up_folds_missed_runs():
     s = parse_schedule("cron:*/5 * * * *")
     assert s.first_due(T0) == T0 + 300
-    # engine down from 04:05 until 04:21: one run now, three folded, next at 04:25
+    # dispatch down from 04:05 until 04:21: one run now, three folded, next at 04:25
     nxt, missed = s.after_run(T0 + 300, T0 + 21 * 60)
     assert (nxt, missed) == (T0 + 25 * 60, 3)
     assert s.text == "cron:*/5 * * * *"

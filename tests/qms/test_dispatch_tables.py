@@ -1,6 +1,7 @@
-"""The engine's tables as the store keeps them (qms.routes, qms.scheduled_tasks, qms.inbound,
-qms.outbound, qms.channels), on a real SQLite file: typed rows out, each change with its
-event in the same transaction, and a refused or failing change leaves nothing behind."""
+"""Dispatch's tables (``engine_*`` in the schema) as the store keeps them (qms.routes,
+qms.scheduled_tasks, qms.inbound, qms.outbound, qms.channels), on a real SQLite file: typed
+rows out, each change with its event in the same transaction, and a refused or failing
+change leaves nothing behind."""
 
 from __future__ import annotations
 
