@@ -16,7 +16,7 @@ bench: setup
 	.venv/bin/python bench/attach.py
 	.venv/bin/python bench/terminal.py
 	.venv/bin/python bench/hub.py
-	.venv/bin/python bench/engine.py
+	.venv/bin/python bench/dispatch.py
 	.venv/bin/python bench/tui.py
 	.venv/bin/python bench/egress.py
 	.venv/bin/python bench/runner_start.py

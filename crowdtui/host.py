@@ -1,8 +1,8 @@
-"""The host: one assembly of store, roster, runtime, hub and engine for a workspace.
+"""The host: one assembly of store, roster, runtime, hub and dispatch for a workspace.
 
 Every entry point that serves agents runs a ``Host``: ``crowdtui serve`` and ``crowdtui
 hub`` (headless), the console's own hub and ``crowdtui web``. So every agent gets the
-same MCP tools (the hub's and the engine's routes, tasks and ``reply``) and the same
+same MCP tools (the hub's and dispatch's routes, tasks and ``reply``) and the same
 policies, whoever started the host. Parts, in start order:
 
 1. the store (opened here unless given) and the roster: synced into the registry, then
@@ -10,19 +10,19 @@ policies, whoever started the host. Parts, in start order:
 2. the Docker runtime: container states followed (``StateFollower``), so the supervisor
    sees crashes wherever the host runs. No Docker engine is not fatal: the host says so
    and serves the agents the registry knows, without launch policies;
-3. the hub (one per workspace: ``.crowd/run/hub.lock``) with the engine's tools, doors
+3. the hub (one per workspace: ``.crowd/run/hub.lock``) with dispatch's tools, doors
    following the registry, announcements, launch/shutdown policies and the supervisor;
-4. the engine (routing, outbound, channel health, scheduler) and its HTTP side for chat
-   channels on 127.0.0.1, described in ``.crowd/run/serve.json``. One engine per
+4. dispatch, the chat side (routing, outbound, channel health, scheduler) and its HTTP side for chat
+   channels on 127.0.0.1, described in ``.crowd/run/serve.json``. One dispatch per
    workspace (``.crowd/run/serve.lock``): when another process runs it (``crowdtui serve
    --no-hub``), this host serves the tools and leaves the loops to that one.
 
 ``stop()`` undoes what ``start()`` did, in reverse order; agents keep running. Options
 that leave a part out exist only where a user asks for it (``serve --no-hub``,
-``serve --no-runtime``, ``hub --no-engine``) or where the caller does that part itself
+``serve --no-runtime``, ``hub --no-dispatch``) or where the caller does that part itself
 (the console follows the roster and container states for its own views).
 
-Layer: above ``engine`` (it assembles hub, runtime, roster and engine), below ``tui`` and
+Layer: above ``dispatch`` (it assembles hub, runtime, roster and dispatch), below ``tui`` and
 ``cli``.
 """
 
@@ -52,7 +52,7 @@ def _log_info(line: str) -> None:
 
 
 class HostAlreadyRunning(CrowdError):
-    """Another process runs this workspace's hub (or, for ``serve``, its engine)."""
+    """Another process runs this workspace's hub (or, for ``serve``, its dispatch)."""
 
     def __init__(self, message: str, pid: Any = None) -> None:
         super().__init__(message)
@@ -61,13 +61,13 @@ class HostAlreadyRunning(CrowdError):
 
 @dataclass
 class HostOptions:
-    hub: bool = True  # False: ``serve --no-hub`` (engine only, no MCP doors)
+    hub: bool = True  # False: ``serve --no-hub`` (dispatch only, no MCP doors)
     runtime: bool = True  # False: ``serve --no-runtime`` (no Docker: nothing started or stopped)
-    engine: bool = True  # False: ``hub --no-engine`` (the engine's tools still served, its loops not run)
-    engine_required: bool = False  # ``serve``: fail when another process runs the engine
-    engine_host: str = "127.0.0.1"
-    engine_port: int | None = None  # None: crowd.toml [engine] port, else any free port
-    engine_config: Any = None  # crowdtui.engine.service.EngineConfig
+    dispatch: bool = True  # False: ``hub --no-dispatch`` (dispatch's tools still served, its loops not run)
+    dispatch_required: bool = False  # ``serve``: fail when another process runs dispatch
+    dispatch_host: str = "127.0.0.1"
+    dispatch_port: int | None = None  # None: crowd.toml [dispatch] port (Workspace.dispatch_port)
+    dispatch_config: Any = None  # crowdtui.dispatch.service.DispatchConfig
     hub_http_port: int | None = None  # None: crowd.toml [hub] http_port
     hub_http_host: str | None = None
     follow_roster: bool = True  # sync and follow agents/ (the console does both itself: it shows them)
@@ -87,13 +87,13 @@ class Host:
         self.runtime = runtime  # given: the caller's (the console's; not closed here); else connected at start
         self.pool = pool
         self.hub: Any = None
-        self.engine: Any = None
+        self.dispatch: Any = None
         self.launcher: Any = None
-        self.engine_url: str | None = None
-        self.engine_elsewhere: dict | None = None  # the other engine's lock info, when it runs elsewhere
+        self.dispatch_url: str | None = None
+        self.dispatch_elsewhere: dict | None = None  # the other dispatch's lock info, when it runs elsewhere
         self.runtime_problem: str | None = None
         self.started_at: float | None = None
-        self._engine_lock: Any = None
+        self._dispatch_lock: Any = None
         self._cleanup: list[tuple[str, Callable[[], Any]]] = []
         self._roster: Any = None  # the roster synced at start (the follower diffs against it)
         self._policies = False
@@ -115,8 +115,8 @@ class Host:
             return
         opts = self.options
         try:
-            if opts.engine and opts.engine_required:
-                self._take_engine_lock(required=True)  # serve: refuse before touching anything
+            if opts.dispatch and opts.dispatch_required:
+                self._take_dispatch_lock(required=True)  # serve: refuse before touching anything
             if self.store is None:
                 self.store = await self.workspace.open_store()
                 self._cleanup.append(("store", self.store.close))
@@ -126,22 +126,22 @@ class Host:
                 await self._connect_runtime()
             if self.runtime is not None and opts.follow_states:
                 await self._follow_states()
-            self.engine = self._make_engine()
+            self.dispatch = self._make_dispatch()
             if opts.hub:
                 await self._start_hub()
-            if opts.engine and self._engine_lock is None:
-                self._take_engine_lock(required=False)
+            if opts.dispatch and self._dispatch_lock is None:
+                self._take_dispatch_lock(required=False)
             if opts.follow_roster:
                 self._start_roster_follower()
-            if self._engine_lock is not None:
-                await self._start_engine()
+            if self._dispatch_lock is not None:
+                await self._start_dispatch()
             self._start_policies()
         except BaseException:
             await self._unwind()
             raise
         self._started = True
         self.started_at = time.time()
-        if self.launcher is not None and self.runtime is not None and self._engine_lock is not None:
+        if self.launcher is not None and self.runtime is not None and self._dispatch_lock is not None:
             for name in await self.launcher.start_always():
                 self.log(f"started {name} (launch always)")
 
@@ -165,20 +165,20 @@ class Host:
     # ---- what the host serves --------------------------------------------------------
 
     @property
-    def engine_running(self) -> bool:
-        return self._engine_lock is not None
+    def dispatch_running(self) -> bool:
+        return self._dispatch_lock is not None
 
     def summary(self) -> list[str]:
         """What runs, in a few lines for a terminal."""
         hub = self.hub
         lines = [f"hub: {'serving ' + str(len(hub.doors)) + ' door(s)' if hub else 'off'}"
                  + (f", http {hub.http_url}" if hub is not None and hub.http_url else "")]
-        if self.engine_running:
-            lines.append(f"engine: {self.engine_url}")
-        elif self.engine_elsewhere is not None:
-            lines.append(f"engine: runs in pid {self.engine_elsewhere.get('pid', '?')}")
+        if self.dispatch_running:
+            lines.append(f"dispatch: {self.dispatch_url}")
+        elif self.dispatch_elsewhere is not None:
+            lines.append(f"dispatch: runs in pid {self.dispatch_elsewhere.get('pid', '?')}")
         else:
-            lines.append("engine: off")
+            lines.append("dispatch: off")
         lines.append("runtime: docker" if self.runtime is not None else
                      f"runtime: off ({self.runtime_problem})" if self.runtime_problem else "runtime: off")
         return lines
@@ -200,7 +200,7 @@ class Host:
         if self._policies:
             return
         self._start_policies()
-        if self._policies and self.launcher is not None and self.engine_running:
+        if self._policies and self.launcher is not None and self.dispatch_running:
             task = asyncio.create_task(self._start_always_later(), name="host-launch-always")
             self._cleanup.append(("launch always", lambda: _cancel(task)))
 
@@ -265,37 +265,37 @@ class Host:
         _follower, stop_states = start_following(self.runtime, self.store)
         self._cleanup.append(("states", stop_states))
 
-    def _make_engine(self):
-        from crowdtui.engine.launch import Launcher
-        from crowdtui.engine.service import Engine, EngineConfig
+    def _make_dispatch(self):
+        from crowdtui.dispatch.launcher import Launcher
+        from crowdtui.dispatch.service import Dispatch, DispatchConfig
 
         self.launcher = Launcher(self.workspace, self.store, self.runtime,
                                  log=lambda line: self.log(f"launch: {line}"),
                                  on_task=not self.options.hub)  # the hub's launch policy does on_task
-        return Engine(self.store, config=self.options.engine_config or EngineConfig(),
+        return Dispatch(self.store, config=self.options.dispatch_config or DispatchConfig(),
                       stop_agent=self.launcher.stop, delivered=self.launcher.delivered,
-                      log=lambda line: self.log(f"engine: {line}"))
+                      log=lambda line: self.log(f"dispatch: {line}"))
 
     async def _start_hub(self) -> None:
-        from crowdtui.engine.mcp_tools import add_engine_tools
+        from crowdtui.dispatch.mcp_tools import add_dispatch_tools
         from crowdtui.hub.hub import Hub
-        from crowdtui.hub.lock import HubAlreadyRunning
+        from crowdtui.hub.hub_lock import HubAlreadyRunning
 
         hub = Hub(self.workspace, self.store, http_port=self.options.hub_http_port,
                   http_host=self.options.hub_http_host)
         try:
             await hub.start()
         except HubAlreadyRunning as exc:
-            raise HostAlreadyRunning(str(exc), pid=hub.lock.holder()) from None
+            raise HostAlreadyRunning(str(exc), pid=hub.lock.holder().get("pid")) from None
         self.hub = hub
         self._cleanup.append(("hub", hub.stop))
-        add_engine_tools(hub.server, self.engine)
+        add_dispatch_tools(hub.server, self.dispatch)
         await hub.open_running_doors()
         hub.follow_registry()
         self.log(f"hub started{' (' + hub.http_url + ')' if hub.http_url else ''}")
 
-    def _take_engine_lock(self, *, required: bool) -> None:
-        from crowdtui.engine.lock import ServeAlreadyRunning, ServeLock
+    def _take_dispatch_lock(self, *, required: bool) -> None:
+        from crowdtui.dispatch.serve_lock import ServeAlreadyRunning, ServeLock
         from crowdtui.process_lock import since
 
         lock = ServeLock(self.workspace.crowd_dir / "run" / "serve.lock")
@@ -309,26 +309,26 @@ class Host:
                     f"a host already runs for this workspace (pid {pid}, since {since(holder)}, "
                     f"{holder.get('url', 'starting')}; `crowdtui serve`, `crowdtui hub` or a console); "
                     f"use it, or stop it first (kill {pid})", pid=pid) from None
-            self.engine_elsewhere = holder
-            self.log(f"engine: runs in another process (pid {self.engine_elsewhere.get('pid', '?')}); "
+            self.dispatch_elsewhere = holder
+            self.log(f"dispatch: runs in another process (pid {self.dispatch_elsewhere.get('pid', '?')}); "
                      "this host serves its tools")
             return
-        self._engine_lock = lock
+        self._dispatch_lock = lock
 
         def release() -> None:
             lock.release()
-            self._engine_lock = None
+            self._dispatch_lock = None
 
-        self._cleanup.append(("engine lock", release))
+        self._cleanup.append(("dispatch lock", release))
 
-    async def _start_engine(self) -> None:
-        from crowdtui.engine.api import build_app
-        from crowdtui.engine.http_server import LocalServer
-        from crowdtui.engine.serve import info_path, write_private
+    async def _start_dispatch(self) -> None:
+        from crowdtui.dispatch.api import build_app
+        from crowdtui.dispatch.http_server import LocalServer
+        from crowdtui.dispatch.serve import info_path, write_private
 
-        engine = self.engine
-        await engine.start()
-        self._cleanup.append(("engine", engine.stop))
+        dispatch = self.dispatch
+        await dispatch.start()
+        self._cleanup.append(("dispatch", dispatch.stop))
         register_key = secrets.token_urlsafe(24)
         started = time.time()
         hub = self.hub
@@ -338,19 +338,19 @@ class Host:
                     "hub": bool(hub), "hub_http": getattr(hub, "http_url", None),
                     "runtime": self.runtime is not None}
 
-        port = self.options.engine_port
+        port = self.options.dispatch_port
         if port is None:
-            port = int(self.workspace.setting("engine", "port", 0) or 0)
-        server = await LocalServer(build_app(engine, register_key=register_key, status=status),
-                                   host=self.options.engine_host, port=port).start()
+            port = int(self.workspace.dispatch_port() or 0)
+        server = await LocalServer(build_app(dispatch, register_key=register_key, status=status),
+                                   host=self.options.dispatch_host, port=port).start()
         self._cleanup.append(("http", server.stop))
-        self.engine_url = server.url
+        self.dispatch_url = server.url
         info = {"pid": os.getpid(), "url": server.url, "register_key": register_key, "started": started,
                 "hub_http": getattr(hub, "http_url", None)}
         path = info_path(self.workspace)
         write_private(path, info)
         self._cleanup.append(("info", lambda: _remove(path)))
-        self._engine_lock.note(pid=os.getpid(), started=started, url=server.url)
+        self._dispatch_lock.note(pid=os.getpid(), started=started, url=server.url)
 
     def _start_policies(self) -> None:
         """Announcements, launch/shutdown policies and the supervisor: once the hub and a

@@ -24,7 +24,7 @@ class ProcessLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def holder_info(self) -> dict:
+    def holder(self) -> dict:
         """What the current holder wrote about itself ({} when unknown)."""
         try:
             data = json.loads(self.path.read_text() or "{}")
@@ -35,7 +35,7 @@ class ProcessLock:
         return data if isinstance(data, dict) else {}
 
     def acquire(self, refuse: Callable[[dict], Exception]) -> None:
-        """Take the lock, or raise ``refuse(holder_info)`` when another process has it."""
+        """Take the lock, or raise ``refuse(holder)`` when another process has it."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -48,7 +48,7 @@ class ProcessLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise refuse(self.holder_info()) from None
+            raise refuse(self.holder()) from None
         self._fd = fd
         self.note(pid=os.getpid(), started=time.time())
 
@@ -56,7 +56,7 @@ class ProcessLock:
         """Record facts about the holder in the lock file (pid and start are kept)."""
         if self._fd is None:
             return
-        data = {**self.holder_info(), **info} if info.keys() - {"pid", "started"} else info
+        data = {**self.holder(), **info} if info.keys() - {"pid", "started"} else info
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, (json.dumps(data) + "\n").encode(), 0)
 

@@ -1,6 +1,6 @@
 """Making untrusted text (message bodies, names, titles, error messages) safe to show.
 
-Headless (standard library only): the CLI, the engine's local channel and the TUI all
+Headless (standard library only): the CLI, dispatch's local channel and the TUI all
 use this one definition, so what is inert is the same everywhere.
 """
 

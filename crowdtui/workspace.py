@@ -36,8 +36,10 @@ http_host = "127.0.0.1"
 # Host names accepted in requests besides the loopback names (DNS-rebinding guard).
 http_allowed_hosts = []
 
-[engine]
-# `crowdtui serve`: HTTP port on 127.0.0.1 for channels and /health; 0 picks a free one.
+[dispatch]
+# The chat side (channels, routes, scheduled tasks): HTTP port on 127.0.0.1 for channels
+# and /health; 0 picks a free one. (Older workspaces call this section [engine]; it is
+# still read when [dispatch] is absent.)
 port = 0
 """
 
@@ -113,6 +115,12 @@ class Workspace:
 
     def setting(self, section: str, key: str, default=None):
         return self.config.get(section, {}).get(key, default)
+
+    def dispatch_port(self) -> int:
+        """``[dispatch] port`` in crowd.toml; ``[engine] port`` (its old name) when the
+        ``[dispatch]`` section is absent; 0 (any free port) when neither says."""
+        section = self.config.get("dispatch", self.config.get("engine", {}))
+        return int(section.get("port", 0) or 0)
 
     def ensure_dirs(self) -> None:
         for sub in ("homes", "ipc", "logs", "run"):

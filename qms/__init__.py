@@ -1,7 +1,7 @@
 """qms: the store crowdtui's processes share (agents, messages, documents, events).
 
 Imports neither textual, docker nor crowdtui. Start with ``await Store.open(path)``.
-The store owns all its SQL: the engine's and the hub's tables have typed modules of their
+The store owns all its SQL: dispatch's (the chat side's) and the hub's tables have typed modules of their
 own taking a Store (``qms.routes``, ``qms.scheduled_tasks``, ``qms.inbound``,
 ``qms.outbound``, ``qms.channels``, ``qms.tokens``, ``qms.secrets``).
 """

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from qms.errors import InvalidInput, NotFound
 from qms.event_rows import add_event
-from qms.names import OPERATOR
+from qms.names import DISPATCH, OPERATOR
 
 if TYPE_CHECKING:
     from qms.store import Store
@@ -50,7 +50,7 @@ def _row(r: sqlite3.Row) -> Channel:
 
 
 async def register_channel(store: "Store", *, name: str, platform: str, callback_url: str, prefixes: list[str],
-                           now: float, callback_token: str = "", actor: str = "engine") -> tuple[Channel, str]:
+                           now: float, callback_token: str = "", actor: str = DISPATCH) -> tuple[Channel, str]:
     """Register (or re-register) a channel; returns it and a fresh bearer token.
 
     A prefix that overlaps another live channel's is refused. A channel's name is the
@@ -86,7 +86,7 @@ async def register_channel(store: "Store", *, name: str, platform: str, callback
     return Channel(name, platform, callback_url, tuple(prefixes), now, now, 0, "up", callback_token), token
 
 
-async def deregister_channel(store: "Store", name: str, *, reason: str, actor: str = "engine") -> bool:
+async def deregister_channel(store: "Store", name: str, *, reason: str, actor: str = DISPATCH) -> bool:
     """Take a live channel down; False when it was not up."""
 
     def tx(conn: sqlite3.Connection) -> bool:
@@ -121,7 +121,7 @@ async def channel_for_chat(store: "Store", chat: str) -> Channel | None:
 
 
 async def record_health(store: "Store", name: str, ok: bool, *, now: float, max_failures: int,
-                        actor: str = "engine") -> Channel:
+                        actor: str = DISPATCH) -> Channel:
     """Record one health poll; a channel failing ``max_failures`` times in a row goes down."""
 
     def tx(conn: sqlite3.Connection) -> Channel:

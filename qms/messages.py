@@ -71,7 +71,7 @@ def deliver_tx(conn: sqlite3.Connection, store: StoreCore, sender: str, recipien
                thread: str | None = None, checked: set[str] | None = None) -> Message:
     """Put one message in ``recipient``'s inbox inside an open transaction on the writer's
     thread, with the same row and ``message.sent`` event ``send_message`` makes (no quota:
-    for the engine's own senders, e.g. a channel bringing a chat message in).
+    for dispatch's own senders, e.g. a channel bringing a chat message in).
 
     ``checked``: recipients already found registered in this same transaction (skipped;
     found ones are added)."""

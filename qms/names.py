@@ -12,6 +12,8 @@ import re
 from qms.errors import InvalidInput
 
 OPERATOR = "operator"
+#: the actor of the chat side's own doings (routing, onboarding holds, scheduled tasks, its launcher)
+DISPATCH = "dispatch"
 BROADCAST = "*"
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qms.event_rows import add_event
+from qms.names import DISPATCH
 
 if TYPE_CHECKING:
     from qms.store import Store
@@ -79,7 +80,7 @@ async def mark_sent(store: "Store", oid: int, channel: str, now: float) -> None:
 
 
 async def mark_failed(store: "Store", oid: int, error: str, now: float, *, max_attempts: int = MAX_ATTEMPTS,
-                      actor: str = "engine") -> str:
+                      actor: str = DISPATCH) -> str:
     """Record a failed try; returns the new state (pending, or failed when out of tries)."""
 
     def tx(conn: sqlite3.Connection) -> str:

@@ -9,7 +9,7 @@ size)`` over messages and ``(author, created_at, size)`` over versions, where ``
 a virtual column (UTF-8 bytes of the body or content) stored only in those indexes.
 
 Who is limited: registered agents (a row in ``agents``). The operator, channels and the
-engine's own actors are not: they are the operator's machinery, and chat traffic from
+dispatch's own actors are not: they are the operator's machinery, and chat traffic from
 channels is a person's, not an agent's. Messages an agent's scheduled task sends are sent
 in the agent's name, so they count against that agent too.
 
@@ -140,7 +140,7 @@ def check_messages(conn: sqlite3.Connection, quotas: Quotas, sender: str, count:
     """Refuse (QuotaExceeded) if ``sender``, an agent, may not store ``count`` more message
     rows of ``size`` bytes in all now. Call inside the send's write transaction."""
     if conn.execute(IS_AGENT, (sender,)).fetchone() is None:
-        return  # the operator, a channel, the engine: not limited
+        return  # the operator, a channel, dispatch: not limited
     now = time.time() if now is None else now
     row = conn.execute(MESSAGES_USE, {"who": sender, "minute": now - MINUTE, "day": now - DAY}).fetchone()
     n_day, b_day, first_day, n_min, b_min, first_min = row

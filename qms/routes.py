@@ -8,7 +8,7 @@ same transaction (``route.added|pending|moved|removed|approved|rejected|refused`
   position it asks for; it may move them only among the agents' routes and may move or
   remove no route it does not own;
 - a route added with a ``wide`` reason (the caller decides what is wide: see
-  ``crowdtui.engine.matching.wide_reason``) is stored ``pending`` until the operator approves it.
+  ``crowdtui.dispatch.matching.wide_reason``) is stored ``pending`` until the operator approves it.
 
 Operator routes occupy positions 1..N and agents' routes N+1.. ; every change keeps the
 positions dense. Match expressions are stored as given: the caller checks them.

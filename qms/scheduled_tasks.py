@@ -1,7 +1,7 @@
 """Scheduled tasks (``engine_tasks``) and their runs (``engine_task_runs``).
 
 Not the review and approval tasks of documents (``tasks``, :mod:`qms.doc_workflow`): these
-are the engine's timed messages. The store keeps the rows, the quota check on an agent's
+are dispatch's timed messages. The store keeps the rows, the quota check on an agent's
 task (:func:`qms.quotas.check_task`, in the insert's own transaction), the claim of a due
 run (one transaction, so a crash never fires a run twice) and the events (``task.added|
 paused|resumed|removed|ran``). Parsing schedules and computing due times is the caller's.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from qms.errors import InvalidInput, NotFound
 from qms.event_rows import add_event
-from qms.names import validate_name
+from qms.names import DISPATCH, validate_name
 from qms.quotas import check_task
 
 if TYPE_CHECKING:
@@ -149,10 +149,10 @@ async def recover_runs(store: "Store") -> int:
     """Mark runs a crash left half-done (claimed, never sent) as interrupted; returns how many."""
     return await store.write_sync(lambda conn: conn.execute(
         "UPDATE engine_task_runs SET outcome = 'interrupted', "
-        "detail = 'the engine stopped before sending' WHERE outcome = 'firing'").rowcount)
+        "detail = 'dispatch stopped before sending' WHERE outcome = 'firing'").rowcount)
 
 
-async def remove_orphans(store: "Store", *, actor: str = "engine") -> list[str]:
+async def remove_orphans(store: "Store", *, actor: str = DISPATCH) -> list[str]:
     """Remove the tasks whose creating agent left the roster; returns their names."""
     if not await store.query(f"SELECT 1 FROM engine_tasks WHERE {ORPHANS} LIMIT 1"):
         return []  # the usual case: a read, no write transaction
@@ -172,7 +172,7 @@ async def claim_run(store: "Store", task: ScheduledTask, *, next_due: float | No
                     now: float) -> int | None:
     """Claim one run of ``task`` (due at ``task.next_due``): move its due time to ``next_due``
     (None: a one-shot, now done) and record the run as ``firing``, in one transaction.
-    None when someone else (another engine, a pause, the creator stopping) got there first."""
+    None when someone else (another dispatch, a pause, the creator stopping) got there first."""
 
     def tx(conn: sqlite3.Connection) -> int | None:
         claimed = conn.execute(  # the creator's state is checked again in the claim itself
@@ -189,7 +189,7 @@ async def claim_run(store: "Store", task: ScheduledTask, *, next_due: float | No
 
 
 async def finish_run(store: "Store", task: ScheduledTask, run_id: int, *, outcome: str, detail: str,
-                     missed: int, next_due: float | None, actor: str = "engine") -> None:
+                     missed: int, next_due: float | None, actor: str = DISPATCH) -> None:
     """Record how a claimed run ended (``sent`` or ``failed``) and its ``task.ran`` event."""
 
     def tx(conn: sqlite3.Connection) -> None:

@@ -25,7 +25,7 @@ class Store(DocumentsMixin, RegistryMixin):
     """Open with ``await Store.open(path)``; close with ``await store.close()``.
 
     Agents (``qms.registry``), messages (``qms.messages``), documents and their workflow
-    (``qms.documents``), events (``qms.events``), on the core of ``qms.core``. The engine's
+    (``qms.documents``), events (``qms.events``), on the core of ``qms.core``. Dispatch's
     and the hub's tables have modules of their own taking a Store (``qms.routes``,
     ``qms.scheduled_tasks``, ``qms.inbound``, ``qms.outbound``, ``qms.channels``,
     ``qms.tokens``, ``qms.secrets``).

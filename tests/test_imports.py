@@ -7,12 +7,12 @@ its layers that way), read straight from the source with ``ast``: every ``import
 
 Layers, lowest first; a module may import its own layer and the ones below it:
 
-    qms < terminal < base < roster < runners < runtime < hub < engine < host < tui < cli
+    qms < terminal < base < roster < runners < runtime < hub < dispatch < host < tui < cli
 
 ``base`` holds the small leaf modules every layer may use (errors, text safety, the grant
 rule language, the workspace, the process lock, agent folders, secrets); ``host`` is the one
-assembly of hub, runtime, roster and engine that the console and the CLI start. A failure names each offending
-import as ``file:line``.
+assembly of hub, runtime, roster and dispatch that the console and the CLI start. A failure
+names each offending import as ``file:line``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runners", ("crowdtui.runners",)),
     ("runtime", ("crowdtui.runtime",)),
     ("hub", ("crowdtui.hub",)),
-    ("engine", ("crowdtui.engine",)),
+    ("dispatch", ("crowdtui.dispatch",)),
     ("host", ("crowdtui.host",)),
     ("tui", ("crowdtui.tui",)),
     ("cli", ("crowdtui.cli", "crowdtui.__main__")),
@@ -253,5 +253,5 @@ def test_the_reader_sees_imports_inside_functions(tmp_path):
 @pytest.mark.parametrize("module", ["crowdtui.host", "crowdtui.tui.app", "crowdtui.cli"])
 def test_layers_are_ordered_as_designed(module):
     order = [name for name, _ in LAYERS]
-    assert order.index("engine") < order.index("host") < order.index("tui") < order.index("cli")
+    assert order.index("dispatch") < order.index("host") < order.index("tui") < order.index("cli")
     assert layer_of(module) >= order.index("host")

@@ -29,9 +29,9 @@ COMMAND_MODULES = [
     "crowdtui.cli.image_cmds",
     "crowdtui.cli.terminal_cmds",
     "crowdtui.cli.hub_cmds",
-    "crowdtui.cli.engine_cmds",
+    "crowdtui.cli.dispatch_cmds",
     "crowdtui.cli.secret_cmds",
-    "crowdtui.cli.tui_cmds",
+    "crowdtui.cli.web_cmds",
 ]
 
 
@@ -89,25 +89,18 @@ def rewrite_serve(argv: list[str]) -> list[str]:
     return argv
 
 
-def default_command(args) -> int:
-    """``crowdtui`` with no command: the console when it exists, else help."""
-    try:
-        from crowdtui.tui.app import run_app
-    except ImportError:
-        build_parser().print_help(sys.stdout)
-        return 0
-    from crowdtui.cli.common import workspace_of
-
-    return run_app(workspace_of(args))
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = rewrite_serve(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
-    if func is None:
-        func = default_command
+    if func is None:  # no command: the console when it exists (textual installed), else help
+        from crowdtui.cli.tui_cmds import cmd_console, console_available
+
+        if not console_available():
+            parser.print_help(sys.stdout)
+            return 0
+        func = cmd_console
     try:
         return run_handler(func, args)
     except CrowdError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from crowdtui.cli.common import open_store, print_json, workspace_of
@@ -11,20 +12,22 @@ def register(sub) -> None:
     p = sub.add_parser(
         "hub",
         help="run the host in the foreground: the MCP hub (one door per running agent), its "
-        "policies and the engine",
+        "policies and dispatch (the chat side)",
         description="Run this workspace's host (the same as `crowdtui serve` and the console's "
-        "own hub): the hub's and the engine's MCP tools on a unix socket per running agent "
+        "own hub): the hub's and dispatch's MCP tools on a unix socket per running agent "
         "(.crowd/ipc/NAME/mcp.sock), following agents as they start and stop, launch policies "
-        "and supervision, the engine (routes, channels, scheduled tasks), and streamable HTTP "
+        "and supervision, dispatch (routes, channels, scheduled tasks), and streamable HTTP "
         "when [hub] http_port is set. Ctrl-C stops it; agents keep running.",
     )
     p.add_argument("--http-port", type=int, default=None, metavar="PORT",
                    help="also serve streamable HTTP on this port (default: crowd.toml [hub] http_port; 0 = off)")
     p.add_argument("--http-host", default=None, metavar="HOST",
                    help="address for HTTP (default: crowd.toml [hub] http_host, 127.0.0.1)")
-    p.add_argument("--no-engine", action="store_true",
-                   help="do not run the engine's loops and chat HTTP side here (its tools are still "
+    p.add_argument("--no-dispatch", action="store_true",
+                   help="do not run dispatch's loops and chat HTTP side here (its tools are still "
                    "served; run it with `crowdtui serve --no-hub`)")
+    p.add_argument("--no-engine", dest="no_dispatch", action="store_true",
+                   help=argparse.SUPPRESS)  # the old name of --no-dispatch
     p.set_defaults(func=cmd_hub)
 
     p = sub.add_parser("token", help="bearer tokens for agents that reach the hub over HTTP")
@@ -107,7 +110,7 @@ async def cmd_hub(args) -> int:
         if line != "stopped":  # said on stdout below
             print(f"crowdtui hub: {line}", file=sys.stderr, flush=True)
 
-    opts = HostOptions(engine=not args.no_engine, hub_http_port=args.http_port, hub_http_host=args.http_host)
+    opts = HostOptions(dispatch=not args.no_dispatch, hub_http_port=args.http_port, hub_http_host=args.http_host)
 
     def ready(host) -> None:
         doors = sorted(host.hub.doors)

@@ -45,11 +45,11 @@ DOCUMENT_TOOLS = (
     "my_tasks",
 )
 COORDINATION_TOOLS = ("delegate", "escalate", "observe", "set_status")
-# Served only by `crowdtui serve` (crowdtui.engine.mcp_tools), which narrows them further.
-ENGINE_TOOLS = ("reply", "list_routes", "add_route", "move_route", "remove_route",
+# Served only by `crowdtui serve` (crowdtui.dispatch.mcp_tools), which narrows them further.
+DISPATCH_TOOLS = ("reply", "list_routes", "add_route", "move_route", "remove_route",
                 "list_tasks", "add_task", "pause_task", "resume_task", "remove_task")
 HUB_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS
-ALL_TOOLS = HUB_TOOLS + ENGINE_TOOLS
+ALL_TOOLS = HUB_TOOLS + DISPATCH_TOOLS
 
 _CHANGE_ROUTING = ("!add_route", "!move_route", "!remove_route", "!add_task", "!pause_task",
                    "!resume_task", "!remove_task")

@@ -27,7 +27,7 @@ from crowdtui.hub.bounds import ConnectionBudget, RefusalReporter, refuse_connec
 from crowdtui.hub.directory import DefinitionSource, Directory, roster_definitions
 from crowdtui.hub.limits import DEFAULT as DEFAULT_LIMITS
 from crowdtui.hub.limits import TOO_MANY_CONNECTIONS, Limits, raise_open_file_limit
-from crowdtui.hub.lock import HubLock
+from crowdtui.hub.hub_lock import HubLock
 from crowdtui.hub.server import build_server
 from crowdtui.hub.unix_transport import MAX_LINE, serve_connection
 from qms.follow import EventFollower
@@ -350,7 +350,7 @@ class Hub:
         ``SessionPool`` (the app passes its own so notices go through the same terminals).
         """
         from crowdtui.hub.announce import Announcer, pty_typist
-        from crowdtui.hub.launch import LaunchPolicy, runtime_actions
+        from crowdtui.hub.launch_policy import LaunchPolicy, runtime_actions
 
         if pool is None:
             from crowdtui.runtime.pty import SessionPool
@@ -364,7 +364,7 @@ class Hub:
             self.launcher = LaunchPolicy(self.store, self.directory, start, stop)
             self._policy_tasks.append(asyncio.create_task(self.launcher.run(), name="hub-launch-policy"))
         if supervise and self.supervisor is None:
-            from crowdtui.hub.launch import runtime_paused, runtime_probe
+            from crowdtui.hub.launch_policy import runtime_paused, runtime_probe
             from crowdtui.hub.supervisor import Supervisor
 
             start, _ = runtime_actions(runtime, self.store, self.directory.definition, by="supervisor")

@@ -17,7 +17,7 @@ engine goes away. Driven by the store's ``agent.state`` and ``engine.*`` events.
   message is older than ``STUCK_AFTER`` s, is recorded as stuck (``agent.stuck``, and the
   registry detail says why) until it moves again (``agent.unstuck``).
 
-Starting goes through one callable (``start``, bound by ``crowdtui.hub.launch.runtime_actions``
+Starting goes through one callable (``start``, bound by ``crowdtui.hub.launch_policy.runtime_actions``
 to ``crowdtui.runtime.lifecycle.start`` with ``by="supervisor"``), the one place restarts
 enter the runtime; each records ``runtime.start`` with the hub as actor.
 """

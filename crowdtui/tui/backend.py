@@ -175,8 +175,8 @@ async def follow_logs(runtime, names: list[str], *, tail: int = 50,
 
 async def start_hub(workspace, store) -> tuple[str, str, Any]:
     """Use a running host of the workspace if there is one, else start one in-process: the
-    same host as ``crowdtui serve`` and ``crowdtui hub`` (``crowdtui.host``: hub with the
-    engine's tools, policies, engine). The console follows the roster and container states
+    same host as ``crowdtui serve`` and ``crowdtui hub`` (``crowdtui.host``: hub with
+    dispatch's tools, policies, dispatch). The console follows the roster and container states
     itself (it shows them), and hands the host its runtime once connected
     (``host.run_policies(runtime, pool)``).
 

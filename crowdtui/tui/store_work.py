@@ -118,7 +118,7 @@ class StoreWork:
 
     @work(exclusive=True, group="held", exit_on_error=False)
     async def refresh_held(self) -> None:
-        from crowdtui.engine.onboarding import list_holds
+        from crowdtui.dispatch.onboarding import list_holds
 
         # a busy store fails the worker (the app says so); the next event tries again
         self.show_holds(await list_holds(self.store))

@@ -7,7 +7,7 @@ CREATE INDEX messages_sender_quota ON messages (sender, created_at, size);
 ALTER TABLE doc_versions ADD COLUMN size INTEGER GENERATED ALWAYS AS (length(CAST(content AS BLOB))) VIRTUAL;
 CREATE INDEX doc_versions_author_quota ON doc_versions (author, created_at, size);
 
--- Scheduled tasks an agent created are bound to it (crowdtui/engine/tasks.py): they fire
+-- Scheduled tasks an agent created are bound to it (crowdtui/dispatch/tasks.py): they fire
 -- only while it is running, never closer than min_gap seconds apart, and are removed
 -- when it leaves the roster. Tasks the operator created have by_agent = 0.
 ALTER TABLE engine_tasks ADD COLUMN by_agent INTEGER NOT NULL DEFAULT 0;

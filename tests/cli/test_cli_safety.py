@@ -71,7 +71,7 @@ def test_the_global_serve_flag_still_runs_serve(tmp_path, capsys):
 
 def test_one_inert_for_the_cli_the_local_channel_and_the_console():
     from crowdtui.cli import common
-    from crowdtui.engine import local_channel
+    from crowdtui.dispatch import local_channel
     from crowdtui.text_safety import inert
     from crowdtui.tui import text
 

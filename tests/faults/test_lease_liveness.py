@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 
 from crowdtui.hub.directory import Directory
 from crowdtui.hub.hub import Hub
-from crowdtui.hub.launch import runtime_probe
+from crowdtui.hub.launch_policy import runtime_probe
 from crowdtui.hub.supervisor import Supervisor
 from crowdtui.hub.unix_transport import unix_client
 from crowdtui.roster import AgentDef

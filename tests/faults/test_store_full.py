@@ -2,7 +2,7 @@
 nothing is half written, and writes work again once the fault is gone.
 
 The workspace lives on a small tmpfs the test mounts (root, as CI) and removes. Doors:
-the store API, an agent's MCP call over its real socket, the engine's channel HTTP API
+the store API, an agent's MCP call over its real socket, dispatch's channel HTTP API
 (503), and the CLI (one line, exit 1).
 """
 
@@ -60,10 +60,10 @@ def cli(ws, *args) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 async def crowd(small_disk):
-    """A workspace on the small disk: roster of one agent, store, started hub, engine API."""
-    from crowdtui.engine.api import build_app
-    from crowdtui.engine.http_server import LocalServer
-    from crowdtui.engine.service import Engine
+    """A workspace on the small disk: roster of one agent, store, started hub, dispatch API."""
+    from crowdtui.dispatch.api import build_app
+    from crowdtui.dispatch.http_server import LocalServer
+    from crowdtui.dispatch.service import Dispatch
     from crowdtui.hub.hub import Hub
     from crowdtui.roster import AgentDef
     from crowdtui.workspace import init_workspace
@@ -77,8 +77,8 @@ async def crowd(small_disk):
     hub = Hub(ws, store, definitions={"lead": lead}.get)
     await hub.start()
     door = await hub.open_door("lead")
-    engine = Engine(store, log=lambda line: None)
-    server = await LocalServer(build_app(engine, register_key="k")).start()
+    dispatch = Dispatch(store, log=lambda line: None)
+    server = await LocalServer(build_app(dispatch, register_key="k")).start()
     http = httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=10)
     r = await http.post("/channels/register", headers={"Authorization": "Bearer k"},
                         json={"name": "chat", "callback_url": "http://127.0.0.1:9/", "prefixes": ["chat:"]})
@@ -89,7 +89,7 @@ async def crowd(small_disk):
     finally:
         await http.aclose()
         await server.stop()
-        await engine.stop()
+        await dispatch.stop()
         await hub.stop()
         await store.close()
 

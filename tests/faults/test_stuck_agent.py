@@ -14,7 +14,7 @@ import signal
 import pytest
 
 from crowdtui.hub.hub import Hub
-from crowdtui.hub.launch import runtime_paused, runtime_probe
+from crowdtui.hub.launch_policy import runtime_paused, runtime_probe
 from crowdtui.hub.supervisor import Supervisor
 from crowdtui.roster import load_roster, sync_roster
 from crowdtui.runtime.containers import Runtime

@@ -25,7 +25,7 @@ from crowdtui.tui.widgets.agent_list import AgentList
 from tests.tui.conftest import add_agent, wait_for, wait_store
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENGINE_TOOLS = {"reply", "list_routes", "add_route", "list_tasks", "add_task"}
+DISPATCH_TOOLS = {"reply", "list_routes", "add_route", "list_tasks", "add_task"}
 
 
 def crowdtui(ws, *args: str, stdout=subprocess.PIPE) -> subprocess.Popen:
@@ -109,7 +109,7 @@ async def test_every_entry_point_serves_the_same_tools_to_a_tier0_agent(workspac
         seen["hub"] = await tools_listed(workspace, store, "lead")
     finally:
         out += end(proc)
-    assert "  engine: http://127.0.0.1:" in out, out  # the same host runs the engine too
+    assert "  dispatch: http://127.0.0.1:" in out, out  # the same host runs dispatch too
 
     # crowdtui web (the web server runs the host; each visit's console uses it)
     before = await store.last_event_id()
@@ -120,14 +120,14 @@ async def test_every_entry_point_serves_the_same_tools_to_a_tier0_agent(workspac
     finally:
         end(proc)
 
-    # the console's own hub (no Docker here: the hub and the engine need none)
+    # the console's own hub (no Docker here: the hub and dispatch need none)
     app = CrowdApp(workspace, docker=False, watch_roster=False, poll_interval=0.05)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.hub_mode == "own", 30, what="the console's own host")
-        assert app.hub.engine_running
+        assert app.hub.dispatch_running
         seen["console"] = await tools_listed(workspace, store, "lead")
 
-    assert ENGINE_TOOLS <= set(seen["serve"]), seen["serve"]
+    assert DISPATCH_TOOLS <= set(seen["serve"]), seen["serve"]
     assert {"send_message", "get_messages"} <= set(seen["serve"])
     for entry, tools in seen.items():
         assert tools == seen["serve"], (entry, sorted(set(tools) ^ set(seen["serve"])))
@@ -202,7 +202,7 @@ async def test_up_with_no_host_says_the_agent_has_no_hub_and_up_host_starts_one(
         await wait_store(_there(sock), 60, what="beta's door from the background host")
         async with Client(unix_client(sock)) as c:
             names = {t.name for t in (await c.list_tools()).tools}
-        assert ENGINE_TOOLS <= names
+        assert DISPATCH_TOOLS <= names
         await wait_store(_there(workspace.ipc_dir("alpha") / "mcp.sock"), 60, what="alpha's door")
         # with a host running, `up` says nothing about hubs
         again = cli(workspace, "restart", "alpha")

@@ -11,9 +11,9 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crowdtui.engine.api import build_app
-from crowdtui.engine.http_server import LocalServer
-from crowdtui.engine.service import Engine, EngineConfig
+from crowdtui.dispatch.api import build_app
+from crowdtui.dispatch.http_server import LocalServer
+from crowdtui.dispatch.service import Dispatch, DispatchConfig
 
 from .strategies import HOSTILE_TEXT, HOSTILE_VALUE, examples, one_line
 
@@ -50,7 +50,7 @@ async def test_hostile_channel_bodies_get_clear_4xx_and_lose_nothing(workspace):
                                              Route("/health", _ok, methods=["GET"]),
                                              Route("/typing", _ok, methods=["POST"])]))
     await callback.start()
-    eng = Engine(store, config=EngineConfig(health_interval=60), log=lambda line: None)
+    eng = Dispatch(store, config=DispatchConfig(health_interval=60), log=lambda line: None)
     await eng.start()
     server = await LocalServer(build_app(eng, register_key=KEY)).start()
     try:

@@ -23,6 +23,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from crowdtui.roster import AgentDef
+from qms.names import DISPATCH
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1795320000.0  # 2026-11-22T04:00:00Z: the manual clock of the scheduler
@@ -41,27 +42,27 @@ def definitions(ws) -> dict[str, AgentDef]:
 
 @pytest.fixture
 async def crew(workspace):
-    """A real store with the crew registered, a started hub, the engine's tools, open doors."""
+    """A real store with the crew registered, a started hub, dispatch's tools, open doors."""
     from qms import Store
 
-    from crowdtui.engine.clock import ManualClock
-    from crowdtui.engine.mcp_tools import add_engine_tools
-    from crowdtui.engine.service import Engine
+    from crowdtui.dispatch.clock import ManualClock
+    from crowdtui.dispatch.mcp_tools import add_dispatch_tools
+    from crowdtui.dispatch.service import Dispatch
     from crowdtui.hub.hub import Hub
 
     store = await Store.open(workspace.db_path)
     for name, rel, tier, parent in CREW:
         await store.upsert_agent(name, path=rel, tier=tier, parent=parent, description=f"the {name}")
-    engine = Engine(store, clock=ManualClock(T0), log=lambda line: None)
+    dispatch = Dispatch(store, clock=ManualClock(T0), log=lambda line: None)
     hub = Hub(workspace, store, definitions=definitions(workspace).get)
     await hub.start()
-    add_engine_tools(hub.server, engine)
+    add_dispatch_tools(hub.server, dispatch)
     doors = {name: await hub.open_door(name) for name, *_ in CREW}
     try:
-        yield store, engine, doors
+        yield store, dispatch, doors
     finally:
         await hub.stop()
-        await engine.stop()
+        await dispatch.stop()
         await store.close()
 
 
@@ -230,10 +231,10 @@ def store_workspace(store):
 
 
 async def test_a_stopped_creators_tasks_stop_firing_and_go_when_it_leaves(crew):
-    from crowdtui.engine import tasks
+    from crowdtui.dispatch import tasks
 
-    store, engine, doors = crew
-    clock = engine.clock
+    store, dispatch, doors = crew
+    clock = dispatch.clock
     async with client(doors["mallory"]) as c:
         assert await attempt(c, "add_task", {"name": "nag", "agent": "mallory", "schedule": "every:1m",
                                              "text": "do it again"}) is None
@@ -242,7 +243,7 @@ async def test_a_stopped_creators_tasks_stop_firing_and_go_when_it_leaves(crew):
     await store.set_agent_state("mallory", "running")
 
     async def fired():
-        return sorted(tasks_by_id[r.task_id] for r in await engine.run_due_tasks())
+        return sorted(tasks_by_id[r.task_id] for r in await dispatch.run_due_tasks())
 
     tasks_by_id = {t.id: t.name for t in await tasks.list_tasks(store)}
     clock.advance(60)
@@ -254,7 +255,7 @@ async def test_a_stopped_creators_tasks_stop_firing_and_go_when_it_leaves(crew):
     assert len(await store.inbox("mallory", limit=1000)) == 1
     assert await tasks.next_due_at(store) == clock.now() + 60  # nothing overdue left to spin on
     await store.set_agent_state("mallory", "running")
-    runs = await engine.run_due_tasks()
+    runs = await dispatch.run_due_tasks()
     assert [(tasks_by_id[r.task_id], r.missed) for r in runs] == [("nag", 29)]  # once, missed folded in
     assert len(await store.inbox("mallory", limit=1000)) == 2
 
@@ -264,26 +265,26 @@ async def test_a_stopped_creators_tasks_stop_firing_and_go_when_it_leaves(crew):
     assert await fired() == ["standup"]
     assert [t.name for t in await tasks.list_tasks(store)] == ["standup"]
     [removed] = await store.events_after(0, kinds="task.removed")
-    assert (removed.actor, removed.subject) == ("engine", "nag")
+    assert (removed.actor, removed.subject) == (DISPATCH, "nag")
     assert "its creator mallory left the roster" in removed.detail["reason"]
 
 
 async def test_an_agents_task_is_held_to_the_minimum_gap_whatever_its_schedule(crew):
     """A schedule whose runs bunch up later than the look-ahead at creation still fires at
     most once per task_min_interval."""
-    from crowdtui.engine import tasks
+    from crowdtui.dispatch import tasks
 
-    store, engine, _doors = crew
+    store, dispatch, _doors = crew
     await store.set_agent_state("mallory", "running")
     t = await tasks.add_task(store, name="bunch", agent="mallory", schedule="every:1m", text="x",
-                             actor="mallory", now=engine.clock.now())
+                             actor="mallory", now=dispatch.clock.now())
     assert (t.by_agent, t.min_gap) == (True, 60.0)
     await store.write_sync(lambda conn: conn.execute(  # as if its schedule said every second
         "UPDATE engine_tasks SET schedule = 'every:1s' WHERE name = 'bunch'"))
     count = 0
     for _ in range(120):
-        engine.clock.advance(1)
-        count += len(await engine.run_due_tasks())
+        dispatch.clock.advance(1)
+        count += len(await dispatch.run_due_tasks())
     assert count == 2  # two minutes, one run each
 
 

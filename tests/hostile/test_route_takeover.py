@@ -12,7 +12,7 @@ import json
 import httpx
 import pytest
 
-from tests.engine.serve_helpers import cli, start_serve, stop, wait_ready, write_agent
+from tests.dispatch.serve_helpers import cli, start_serve, stop, wait_ready, write_agent
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.docker

@@ -265,7 +265,7 @@ async def test_unregistered_agents_get_no_door(hub):
 
 async def test_only_one_hub_per_workspace(hub, workspace, store):
     from crowdtui.hub.hub import Hub
-    from crowdtui.hub.lock import HubAlreadyRunning
+    from crowdtui.hub.hub_lock import HubAlreadyRunning
 
     second = Hub(workspace, store)
     with pytest.raises(HubAlreadyRunning) as err:

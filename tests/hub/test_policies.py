@@ -10,7 +10,7 @@ import pytest
 from crowdtui.hub.announce import Announcer, notice_text, pty_typist
 from crowdtui.hub.directory import Directory
 from crowdtui.hub.hub import Hub
-from crowdtui.hub.launch import LaunchPolicy, runtime_actions
+from crowdtui.hub.launch_policy import LaunchPolicy, runtime_actions
 
 from tests.waiting import wait_for
 

@@ -23,8 +23,8 @@ async def test_filters(store):
     start = await store.last_event_id()
     await store.append_event("hub", "hub.call", "bob")
     await store.append_event("hub", "hub.denied", "bob")
-    await store.append_event("engine", "chat.reply", "c1")
-    await store.append_event("engine", "hubx.other", "c1")
+    await store.append_event("dispatch", "chat.reply", "c1")
+    await store.append_event("dispatch", "hubx.other", "c1")
     assert [e.kind for e in await store.events_after(start, kinds=["hub.*"])] == ["hub.call", "hub.denied"]
     assert [e.kind for e in await store.events_after(start, kinds="hub")] == ["hub.call", "hub.denied"]
     assert [e.kind for e in await store.events_after(start, kinds=["hub.denied", "chat.reply"])] == [

@@ -119,7 +119,7 @@ def test_runners_sit_between_roster_and_runtime():
             "print(sorted(m for m in sys.modules if m.startswith('crowdtui.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     loaded = ast.literal_eval(out.stdout.strip())
-    assert not [m for m in loaded if m.split(".")[1] in ("runtime", "hub", "engine", "tui", "cli")], loaded
+    assert not [m for m in loaded if m.split(".")[1] in ("runtime", "hub", "dispatch", "tui", "cli")], loaded
     assert "docker" not in out.stdout
 
 

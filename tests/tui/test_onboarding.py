@@ -1,4 +1,4 @@
-"""Held chats in the console: held by the engine's real router, approved or denied from view 6."""
+"""Held chats in the console: held by dispatch's real router, approved or denied from view 6."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable, Select, Static, TabbedContent
 
-from crowdtui.engine import inbound as inb
-from crowdtui.engine import onboarding
-from crowdtui.engine.clock import ManualClock
-from crowdtui.engine.routes import list_routes
-from crowdtui.engine.service import Engine, EngineConfig
+from crowdtui.dispatch import inbound as inb
+from crowdtui.dispatch import onboarding
+from crowdtui.dispatch.clock import ManualClock
+from crowdtui.dispatch.routes import list_routes
+from crowdtui.dispatch.service import Dispatch, DispatchConfig
 from crowdtui.tui.screens.form import FormScreen
 from crowdtui.tui.screens.help import KEYS
 from crowdtui.tui.widgets.agent_list import AgentList
@@ -24,9 +24,9 @@ HOSTILE = "\x1b[2J\x1b]0;pwned\x07[bold red]boom[/] \x9b31m"
 
 
 @pytest.fixture
-async def engine(store):
-    """The engine part of `crowdtui serve`, driven step by step (no loops, no HTTP)."""
-    eng = Engine(store, clock=ManualClock(T0), config=EngineConfig(), log=lambda line: None)
+async def dispatch(store):
+    """The dispatch part of `crowdtui serve`, driven step by step (no loops, no HTTP)."""
+    eng = Dispatch(store, clock=ManualClock(T0), config=DispatchConfig(), log=lambda line: None)
     ch, _ = await eng.register(name="local", platform="local", callback_url="http://127.0.0.1:9",
                                prefixes=["local:"])
     eng.channel = ch  # type: ignore[attr-defined]
@@ -34,12 +34,12 @@ async def engine(store):
     await eng.stop()
 
 
-async def hold(engine, i: int, chat: str, text: str, sender: str = "ann") -> None:
-    """A message from a chat no route accepts, received and routed by the engine: held."""
+async def hold(dispatch, i: int, chat: str, text: str, sender: str = "ann") -> None:
+    """A message from a chat no route accepts, received and routed by dispatch: held."""
     msg = inb.parse_inbound({"id": str(i), "chat": chat, "text": text, "sender": sender,
                              "sender_name": sender.title()})
-    await engine.receive(engine.channel, msg)
-    await engine.route_pending()
+    await dispatch.receive(dispatch.channel, msg)
+    await dispatch.route_pending()
 
 
 def held_chats(app) -> list[str]:
@@ -50,7 +50,7 @@ def status_text(app) -> str:
     return str(app.query_one("#status-bar", Static).render())
 
 
-async def test_held_chat_is_listed_and_approved_to_the_chosen_agent(workspace, store, engine):
+async def test_held_chat_is_listed_and_approved_to_the_chosen_agent(workspace, store, dispatch):
     for name in ("alice", "bob"):
         add_agent(workspace, name)
     app = store_app(workspace)
@@ -60,8 +60,8 @@ async def test_held_chat_is_listed_and_approved_to_the_chosen_agent(workspace, s
         assert app.query_one(TabbedContent).get_tab("view-held").label.plain == "6 Held"
         assert "held" not in status_text(app)
         # messages arrive while the console is open: the router holds them (no route at all)
-        await hold(engine, 1, "local:stranger", "hi, I am new")
-        await hold(engine, 2, "local:stranger", "anyone there?", sender="ann")
+        await hold(dispatch, 1, "local:stranger", "hi, I am new")
+        await hold(dispatch, 2, "local:stranger", "anyone there?", sender="ann")
         assert await store.inbox("alice") == [] and await store.inbox("bob") == []
         await wait_for(pilot, lambda: held_chats(app) == ["local:stranger"], what="hold listed")
         # the operator notices: the tab label and the status bar count it
@@ -90,7 +90,7 @@ async def test_held_chat_is_listed_and_approved_to_the_chosen_agent(workspace, s
     routes = await list_routes(store)
     assert [(r.position, r.agent) for r in routes] == [(1, "alice")]
     # the running serve's router delivers what was held, in order, to the chosen agent
-    assert await engine.route_pending() == 2
+    assert await dispatch.route_pending() == 2
     assert [m.body.splitlines()[1] for m in await store.inbox("alice")] == ["hi, I am new",
                                                                           "anyone there?"]
     assert await store.inbox("bob") == []
@@ -99,18 +99,18 @@ async def test_held_chat_is_listed_and_approved_to_the_chosen_agent(workspace, s
     assert [(e.actor, e.subject) for e in events] == [("operator", "local:stranger")]
     # the chat now has its route: a later message goes straight through
     msg = inb.parse_inbound({"id": "3", "chat": "local:stranger", "text": "thanks", "sender": "ann"})
-    await engine.receive(engine.channel, msg)
-    await engine.route_pending()
+    await dispatch.receive(dispatch.channel, msg)
+    await dispatch.route_pending()
     assert len(await store.inbox("alice")) == 3
 
 
-async def test_deny_from_the_palette_drops_and_hostile_text_is_inert(workspace, store, engine):
+async def test_deny_from_the_palette_drops_and_hostile_text_is_inert(workspace, store, dispatch):
     add_agent(workspace, "alice")
-    await hold(engine, 1, "local:friend", "hello")
+    await hold(dispatch, 1, "local:friend", "hello")
     # a hostile text the channel API would refuse, stored by a process that skipped the checks
-    await engine.receive(engine.channel, inb.InboundMsg(id="2", chat="local:spam", text=HOSTILE,
+    await dispatch.receive(dispatch.channel, inb.InboundMsg(id="2", chat="local:spam", text=HOSTILE,
                                                         sender="eve"))
-    await engine.route_pending()
+    await dispatch.route_pending()
     assert [h.chat for h in await onboarding.list_holds(store)] == ["local:friend", "local:spam"]
     app = store_app(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -152,7 +152,7 @@ async def test_deny_from_the_palette_drops_and_hostile_text_is_inert(workspace, 
         assert held_chats(app) == ["local:friend"]
     assert [h.chat for h in await onboarding.list_holds(store)] == ["local:friend"]
     assert (await inb.get_inbound(store, "local", "2")).status == "denied"
-    assert await engine.route_pending() == 0
+    assert await dispatch.route_pending() == 0
     assert await store.inbox("alice") == []
     assert await list_routes(store) == []
     events = await store.events_after(0, kinds=["onboard.denied"])

@@ -98,7 +98,7 @@ class OnboardingView(Vertical):
     # palette). Each asks first (so it runs in a worker); True when done.
     async def approve(self, chat: str) -> bool:
         """Route ``chat`` to an agent the operator picks; its held messages are released."""
-        from crowdtui.engine.onboarding import approve_held_chat
+        from crowdtui.dispatch.onboarding import approve_held_chat
 
         app: Any = self.app
         names = sorted(r.name for r in app.rows if not r.is_operator)
@@ -122,7 +122,7 @@ class OnboardingView(Vertical):
 
     async def deny(self, chat: str) -> bool:
         """Drop ``chat``'s held messages, once the operator confirms."""
-        from crowdtui.engine.onboarding import deny_held_chat
+        from crowdtui.dispatch.onboarding import deny_held_chat
 
         app: Any = self.app
         vals = await app.push_screen_wait(FormScreen(
