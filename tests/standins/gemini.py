@@ -9,9 +9,8 @@ Gemini CLI takes its base URL from ``GOOGLE_GEMINI_BASE_URL`` and calls
 ``GenerateContentResponse`` (``candidates[0].content.parts``). The first request whose
 ``tools[].functionDeclarations`` offer the wanted MCP tool gets one ``functionCall`` part of
 it; a request whose ``contents`` carry that call's ``functionResponse`` gets a final text
-answer quoting it. Side calls the CLI makes on its own (``:generateContent`` for its routing
-or next-speaker checks, ``:countTokens``) get a short answer so the turn goes on. Every
-request is recorded (``standin.requests``: path, headers, JSON body). Standard library only;
+answer quoting it. Anything else is a 404 (Gemini CLI 0.61 makes no other call in a
+print-mode turn with a named model). Every request is recorded (``standin.requests``: path, headers, JSON body). Standard library only;
 ``Connection: close`` on every answer (the crowd egress proxy forwards one request per
 connection).
 """
@@ -83,10 +82,6 @@ class GeminiStandIn:
                 path = self.path.partition("?")[0]
                 if path.endswith(":streamGenerateContent"):
                     self._stream(standin._answer(body))
-                elif path.endswith(":generateContent"):
-                    self._plain(200, standin._side_answer(body))
-                elif path.endswith(":countTokens"):
-                    self._plain(200, {"totalTokens": 10})
                 else:
                     self._plain(404, {"error": {"code": 404, "message": "only models/*:streamGenerateContent here",
                                                 "status": "NOT_FOUND"}})
@@ -133,14 +128,6 @@ class GeminiStandIn:
                 {"functionCall": {"name": wanted[0], "args": self.arguments}}]}, "finishReason": "STOP", "index": 0}],
                 "usageMetadata": USAGE}
         return text_answer("Nothing to do.")
-
-    def _side_answer(self, body: dict) -> dict:
-        """Gemini CLI's own JSON side questions (model routing, next speaker): plain answers."""
-        config = body.get("generationConfig") or {}
-        if config.get("responseMimeType") == "application/json":
-            return text_answer(json.dumps({"next_speaker": "user", "reasoning": "The turn is done.",
-                                           "model_choice": "flash"}))
-        return text_answer("ok")
 
     def start(self) -> "GeminiStandIn":
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="gemini-standin", daemon=True)
