@@ -1,10 +1,12 @@
 """Codex CLI and Gemini CLI in their images, started by crowdtui: each one's own MCP listing
-names the crowd server through the bridge (Gemini's also connects to it), and Codex, driven
-by a stand-in of the OpenAI Responses API (tests/standins/openai.py), calls a crowd tool."""
+names the crowd server through the bridge (Gemini's also connects to it), and each, driven by
+a stand-in of its model API (tests/standins/openai.py: the OpenAI Responses API;
+tests/standins/gemini.py: the Gemini API), calls a crowd tool in a real turn."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -104,6 +106,62 @@ async def test_codex_reaches_the_crowd_server_in_a_turn_driven_by_the_responses_
         assert [(e.subject, e.detail.get("ok")) for e in calls] == [("send_message", True)], calls
         assert [(m.sender, m.body) for m in await store.inbox("operator")] == [("x", "hello from codex")]
         assert all(r["body"].get("model") == "gpt-test" for r in standin.requests if r["path"].endswith("/responses"))
+    finally:
+        standin.stop()
+        await runtime.remove("x")
+        await hub.stop()
+
+
+async def test_gemini_reaches_the_crowd_server_in_a_turn_driven_by_the_gemini_api_stand_in(
+        workspace, store, docker_client, runner_images):
+    """Gemini CLI in its image, pointed by the definition's base_url (GOOGLE_GEMINI_BASE_URL)
+    at a stand-in of the Gemini API reached through the agent's egress allowlist: the
+    stand-in asks for the crowd server's send_message, Gemini CLI calls it through
+    crowd-mcp-bridge (the server is trusted, no approval asked), the hub records the call with
+    the agent as actor, and the operator has the message."""
+    from crowdtui.runners import runner_named
+    from crowdtui.secrets import Vault
+    from tests.standins.gemini import GeminiStandIn
+
+    standin = GeminiStandIn(server="crowd", tool="send_message",
+                            arguments={"to": "operator", "body": "hello from gemini"}, host="127.0.0.2").start()
+    (workspace.agents_dir / "x").mkdir(parents=True)
+    (workspace.agents_dir / "x" / "AGENT.md").write_text(
+        f"---\nrunner: gemini\nmodel: gemini-test\nbase_url: {standin.url}\n"
+        "resources: {memory: 1g, pids: 512}\n---\nPersona of x.\n")
+    roster = load_roster(workspace)
+    assert not roster.problems, roster.problems
+    await sync_roster(store, roster)
+    await Vault.open(workspace, store).set(runner_named("gemini").secret, "test-key-not-real")
+    hub = Hub(workspace, store)
+    await hub.start()
+    runtime = Runtime(workspace, docker_client, store=store)
+    try:
+        await hub.open_door("x")
+        info = await runtime.start(roster.get("x"))
+        container = docker_client.containers.get(info.container_id)
+        env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+        assert env.get("GOOGLE_GEMINI_BASE_URL") == standin.url, env
+        code, out = await asyncio.to_thread(
+            container.exec_run,
+            ["crowd-gemini", "--model", "gemini-test", "-p", "Tell the operator hello."],
+            user="1000:1000", workdir="/workspace",
+            environment={"HOME": "/home/agent", "GEMINI_API_KEY": "test-key-not-real"})
+        text = out.decode("utf-8", "replace")
+        assert standin.called_as, f"the stand-in never saw the crowd tool offered: {text[-1500:]} {standin.requests}"
+        assert standin.result is not None and "operator" in standin.result, text[-1500:]
+        calls = [e for e in await store.events_after(0, limit=10000, kinds=["hub.call"]) if e.actor == "x"]
+        assert [(e.subject, e.detail.get("ok")) for e in calls] == [("send_message", True)], calls
+        assert [(m.sender, m.body) for m in await store.inbox("operator")] == [("x", "hello from gemini")]
+        turns = [r for r in standin.requests if ":streamGenerateContent" in r["path"]]
+        assert turns and all("/models/gemini-test:" in r["path"] for r in turns), [r["path"] for r in turns]
+        assert all(r["headers"].get("x-goog-api-key") == "test-key-not-real" for r in turns)
+        assert "Persona of x." in json.dumps(turns[0]["body"].get("systemInstruction"))
+        passed = [e.detail for e in await store.events_after(0, limit=10000, kinds=["egress.allowed"])
+                  if e.actor == "x"]  # the container has only lo: the stand-in is reached through the proxy
+        assert len([d for d in passed if (d["host"], d["port"]) == ("127.0.0.2", standin.port)]) \
+            >= len(standin.requests), passed
+        assert code == 0, text[-1500:]
     finally:
         standin.stop()
         await runtime.remove("x")
