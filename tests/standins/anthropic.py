@@ -21,10 +21,10 @@ connection).
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.standins.server import Reply, StandIn
 
 
 @dataclass
@@ -58,114 +58,70 @@ def last_user_text(body: dict) -> str:
     return ""
 
 
-class AnthropicStandIn:
+class AnthropicStandIn(StandIn):
+    name = "anthropic"
+
     def __init__(self, turns: list[Turn], *, host: str = "127.0.0.1", port: int = 0,
                  default_text: str = "OK."):
         self.turns = turns
         self.default_text = default_text
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
-        standin = self
+        super().__init__(host=host, port=port)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def answer(self, method: str, path: str, body: dict) -> Reply:
+        if method == "HEAD":
+            return Reply(200, raw=b"")
+        if method == "GET":
+            return Reply.json(200, {})
+        if path.endswith("/count_tokens"):
+            return Reply.json(200, {"input_tokens": 100})
+        if not path.endswith("/messages"):
+            return Reply.json(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
+        turn = self._pick(body)
+        blocks: list[dict[str, Any]] = []
+        text = turn.text if turn else self.default_text
+        if text:
+            blocks.append({"type": "text", "text": text})
+        if turn and turn.tool:
+            blocks.append({"type": "tool_use", "id": f"toolu_{turn.name or len(self.requests)}",
+                           "name": turn.tool, "input": turn.input})
+        model = body.get("model") or "stand-in"
+        stop = "tool_use" if turn and turn.tool else "end_turn"
+        if body.get("stream"):
+            return Reply.stream(self._events(model, blocks, stop))
+        return Reply.json(200, {"id": f"msg_{len(self.requests):04d}", "type": "message", "role": "assistant",
+                                "model": model, "content": blocks, "stop_reason": stop, "stop_sequence": None,
+                                "usage": {"input_tokens": 100, "output_tokens": 10}})
 
-            def log_message(self, *args) -> None:
-                pass
+    def _events(self, model: str, blocks: list[dict], stop: str) -> list[tuple[str | None, Any]]:
+        events: list[tuple[str | None, Any]] = []
 
-            def do_HEAD(self) -> None:
-                self._plain(200, b"")
+        def event(kind: str, data: dict) -> None:
+            events.append((kind, data))
 
-            def do_GET(self) -> None:
-                self._plain(200, b"{}")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {}
-                path = self.path.split("?", 1)[0]
-                with standin.changed:
-                    standin.requests.append({"path": path, "headers": dict(self.headers.items()), "body": body})
-                    standin.changed.notify_all()
-                if path.endswith("/count_tokens"):
-                    self._plain(200, json.dumps({"input_tokens": 100}).encode())
-                    return
-                if not path.endswith("/messages"):
-                    self._plain(404, json.dumps({"type": "error", "error": {"type": "not_found_error",
-                                                                            "message": path}}).encode())
-                    return
-                turn = standin._pick(body)
-                blocks: list[dict[str, Any]] = []
-                text = turn.text if turn else standin.default_text
-                if text:
-                    blocks.append({"type": "text", "text": text})
-                if turn and turn.tool:
-                    blocks.append({"type": "tool_use", "id": f"toolu_{turn.name or len(standin.requests)}",
-                                   "name": turn.tool, "input": turn.input})
-                model = body.get("model") or "stand-in"
-                stop = "tool_use" if turn and turn.tool else "end_turn"
-                if body.get("stream"):
-                    self._stream(model, blocks, stop)
-                else:
-                    message = {"id": f"msg_{len(standin.requests):04d}", "type": "message", "role": "assistant",
-                               "model": model, "content": blocks, "stop_reason": stop, "stop_sequence": None,
-                               "usage": {"input_tokens": 100, "output_tokens": 10}}
-                    self._plain(200, json.dumps(message).encode())
-
-            def _plain(self, status: int, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(data)
-                self.close_connection = True
-
-            def _event(self, kind: str, data: dict) -> None:
-                self.wfile.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
-                self.wfile.flush()
-
-            def _stream(self, model: str, blocks: list[dict], stop: str) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Cache-Control", "no-cache")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
-                self._event("message_start", {"type": "message_start", "message": {
-                    "id": f"msg_{len(standin.requests):04d}", "type": "message", "role": "assistant",
-                    "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
-                    "usage": {"input_tokens": 100, "output_tokens": 1}}})
-                for i, block in enumerate(blocks):
-                    if block["type"] == "text":
-                        self._event("content_block_start", {"type": "content_block_start", "index": i,
-                                                            "content_block": {"type": "text", "text": ""}})
-                        self._event("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                            "delta": {"type": "text_delta", "text": block["text"]}})
-                    else:
-                        self._event("content_block_start", {"type": "content_block_start", "index": i,
-                                                            "content_block": {"type": "tool_use", "id": block["id"],
-                                                                              "name": block["name"], "input": {}}})
-                        partial = json.dumps(block["input"])
-                        half = len(partial) // 2
-                        for piece in (partial[:half], partial[half:]):
-                            self._event("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                                "delta": {"type": "input_json_delta",
-                                                                          "partial_json": piece}})
-                    self._event("content_block_stop", {"type": "content_block_stop", "index": i})
-                self._event("message_delta", {"type": "message_delta",
-                                              "delta": {"stop_reason": stop, "stop_sequence": None},
-                                              "usage": {"output_tokens": 10}})
-                self._event("message_stop", {"type": "message_stop"})
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.host, self.port = self.server.server_address[:2]
-        self.thread: threading.Thread | None = None
+        event("message_start", {"type": "message_start", "message": {
+            "id": f"msg_{len(self.requests):04d}", "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": 100, "output_tokens": 1}}})
+        for i, block in enumerate(blocks):
+            if block["type"] == "text":
+                event("content_block_start", {"type": "content_block_start", "index": i,
+                                              "content_block": {"type": "text", "text": ""}})
+                event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                              "delta": {"type": "text_delta", "text": block["text"]}})
+            else:
+                event("content_block_start", {"type": "content_block_start", "index": i,
+                                              "content_block": {"type": "tool_use", "id": block["id"],
+                                                                "name": block["name"], "input": {}}})
+                partial = json.dumps(block["input"])
+                half = len(partial) // 2
+                for piece in (partial[:half], partial[half:]):
+                    event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                  "delta": {"type": "input_json_delta", "partial_json": piece}})
+            event("content_block_stop", {"type": "content_block_stop", "index": i})
+        event("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                                "usage": {"output_tokens": 10}})
+        event("message_stop", {"type": "message_stop"})
+        return events
 
     @property
     def url(self) -> str:
@@ -199,12 +155,3 @@ class AnthropicStandIn:
                     return False
                 self.changed.wait(min(left, 0.5))
         return True
-
-    def start(self) -> "AnthropicStandIn":
-        self.thread = threading.Thread(target=self.server.serve_forever, name="anthropic-standin", daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -18,9 +18,9 @@ connection).
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.standins.server import Reply, StandIn
 
 USAGE = {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
 
@@ -53,61 +53,21 @@ def text_answer(text: str) -> dict:
                             "index": 0}], "usageMetadata": USAGE}
 
 
-class GeminiStandIn:
+class GeminiStandIn(StandIn):
+    name = "gemini"
+
     def __init__(self, *, server: str, tool: str, arguments: dict[str, Any], host: str = "127.0.0.1",
                  port: int = 0):
-        self.server, self.tool, self.arguments = server, tool, arguments
-        self.requests: list[dict] = []
+        self.server_name, self.tool, self.arguments = server, tool, arguments
         self.called_as: str | None = None  # the name the tool was declared under
         self.result: str | None = None  # what the tool answered, as the agent sent it back
-        standin = self
+        super().__init__(host=host, port=port)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self._plain(404, {"error": {"code": 404, "message": "not here", "status": "NOT_FOUND"}})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {}
-                standin.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                path = self.path.partition("?")[0]
-                if path.endswith(":streamGenerateContent"):
-                    self._stream(standin._answer(body))
-                else:
-                    self._plain(404, {"error": {"code": 404, "message": "only models/*:streamGenerateContent here",
-                                                "status": "NOT_FOUND"}})
-
-            def _plain(self, status: int, obj: dict) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.send_header("connection", "close")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _stream(self, answer: dict) -> None:
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("cache-control", "no-cache")
-                self.send_header("connection", "close")
-                self.end_headers()
-                self.wfile.write(f"data: {json.dumps(answer)}\r\n\r\n".encode())
-                self.wfile.flush()
-
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self.host, self.port = host, self._httpd.server_address[1]
-        self._thread: threading.Thread | None = None
+    def answer(self, method: str, path: str, body: dict) -> Reply:
+        if method == "POST" and path.endswith(":streamGenerateContent"):
+            return Reply.stream([(None, self._answer(body))], eol="\r\n")
+        message = "only models/*:streamGenerateContent here" if method == "POST" else "not here"
+        return Reply.json(404, {"error": {"code": 404, "message": message, "status": "NOT_FOUND"}})
 
     @property
     def url(self) -> str:
@@ -120,7 +80,7 @@ class GeminiStandIn:
             if done is not None:
                 self.result = done
                 return text_answer(f"The crowd tool answered: {done[:200]}")
-        wanted = [n for n in tool_names(body) if n.endswith(self.tool) and self.server in n] or \
+        wanted = [n for n in tool_names(body) if n.endswith(self.tool) and self.server_name in n] or \
                  [n for n in tool_names(body) if n == self.tool]
         if wanted and self.called_as is None:
             self.called_as = wanted[0]
@@ -128,12 +88,3 @@ class GeminiStandIn:
                 {"functionCall": {"name": wanted[0], "args": self.arguments}}]}, "finishReason": "STOP", "index": 0}],
                 "usageMetadata": USAGE}
         return text_answer("Nothing to do.")
-
-    def start(self) -> "GeminiStandIn":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="gemini-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
