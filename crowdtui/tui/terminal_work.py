@@ -94,7 +94,7 @@ class TerminalWork:
             self.attention = attention
             self.refresh_rows_soon()
 
-    @work(exclusive=True, group="attach", exit_on_error=False)
+    @work(group="attach", exit_on_error=False)  # not exclusive: the pane runs attaches in turn
     async def _attach_terminal(self, name: str, container_id: str) -> None:
         await self._main.query_one(TerminalPane).attach(name, container_id, self._session)
 

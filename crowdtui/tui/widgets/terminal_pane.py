@@ -4,6 +4,7 @@ session; detaching removes only that viewer, never stops the agent."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 from rich.text import Text
@@ -66,6 +67,7 @@ class TerminalPane(Container):
         self.container_id: str | None = None
         self.terminal: Widget | None = None
         self.session: Any = None  # the shared PTY session shown
+        self._attaching = asyncio.Lock()
 
     @property
     def stale(self) -> bool:
@@ -88,31 +90,45 @@ class TerminalPane(Container):
 
     async def attach(self, agent: str, container_id: str, get_session: Callable[[str], Any],
                      *, focus: bool = False) -> None:
-        """Show ``agent``'s terminal (``get_session(container_id)`` gives the shared session)."""
-        if self.agent == agent and self.container_id == container_id and self.terminal and not self.stale:
-            if focus:
-                self.terminal.focus()
-            return
-        self._detach()
-        self.agent = agent
-        self.container_id = container_id
-        try:
-            session = await get_session(container_id)
-            widget = make_terminal(session, id="agent-terminal")
-            self.session = session
-        except Exception as exc:
-            self.explain(agent, f"Cannot attach to the terminal: {exc}")
-            return
-        if self.agent != agent:  # selection moved on while attaching
-            return
-        self.query_one("#terminal-placeholder", Static).display = False
-        self.terminal = widget
-        await self.mount(widget)
-        if focus:
-            widget.focus()
+        """Show ``agent``'s terminal (``get_session(container_id)`` gives the shared session).
 
-    def _detach(self) -> None:
+        Attaches run one at a time, and a mount once begun is never cut short: a widget
+        cancelled halfway through its mount stays in the DOM without handling a message, and
+        the whole console waits on it."""
+        async with self._attaching:
+            if self.agent == agent and self.container_id == container_id and self.terminal and not self.stale:
+                if focus:
+                    self.terminal.focus()
+                return
+            removing = self._detach()
+            if removing is not None:
+                await removing
+            self.agent = agent
+            self.container_id = container_id
+            target = (agent, container_id)
+            try:
+                session = await get_session(container_id)
+                widget = make_terminal(session, id="agent-terminal")
+            except Exception as exc:
+                if (self.agent, self.container_id) == target:
+                    self.explain(agent, f"Cannot attach to the terminal: {exc}")
+                return
+            if (self.agent, self.container_id) != target:  # selection moved on while attaching
+                return
+            self.query_one("#terminal-placeholder", Static).display = False
+            await asyncio.shield(self.mount(widget))
+            if (self.agent, self.container_id) != target:  # explained away while it mounted
+                await widget.remove()
+                return
+            self.session = session
+            self.terminal = widget
+            if focus:
+                widget.focus()
+
+    def _detach(self) -> Any:
+        """Forget the terminal shown; returns its removal (to await) if there was one."""
         self.session = None
         if self.terminal is not None:
             t, self.terminal = self.terminal, None
-            t.remove()
+            return t.remove()
+        return None
