@@ -54,12 +54,12 @@ async def serve_hub(root: str, agents: int) -> None:
     from crowdtui.hub.hub import Hub
     from crowdtui.workspace import load_workspace
 
+    # the quota is still counted on every send (its cost is measured), never reached; the
+    # hub sets the store's quotas from crowd.toml, so that is where they go
+    toml = Path(root) / "crowd.toml"
+    toml.write_text(toml.read_text() + "\n[quotas]\nmessages_per_minute = 1000000000\nmessages_per_day = 1000000000\n")
     ws = load_workspace(Path(root))
     store = await Store.open(ws.db_path)
-    from qms.quotas import Quotas
-
-    # the quota is still counted on every send (its cost is measured), never reached
-    store.quotas = Quotas(messages_per_minute=10**9, messages_per_day=10**9)
     for i in range(agents):
         await store.upsert_agent(f"a{i}", path=f"a{i}", tier=1)
     hub = Hub(ws, store, definitions=lambda name: None)

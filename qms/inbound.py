@@ -95,25 +95,37 @@ async def store_arrivals(store: "Store", items: Iterable[Arrival], *, now: float
     """Store each message once per (channel, msg_id), all in one transaction (one fsync);
     returns (seq, newly stored) for each, in order."""
     items = list(items)
+    return await store.write_sync(lambda conn: store_arrivals_tx(conn, items, now))
 
-    def tx(conn: sqlite3.Connection) -> list[tuple[int, bool]]:
-        out = []
-        for a in items:
-            row = conn.execute(
-                "INSERT INTO engine_inbound (channel, msg_id, chat, platform, room, sender, sender_name, "
-                "text, sent_at, reply_to, attachments, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT(channel, msg_id) DO NOTHING RETURNING seq",
-                (a.channel, a.msg_id, a.chat, a.platform, a.room, a.sender, a.sender_name, a.text, a.sent_at,
-                 a.reply_to, json.dumps(list(a.attachments)), now)).fetchone()
-            if row is None:
-                seq = conn.execute("SELECT seq FROM engine_inbound WHERE channel = ? AND msg_id = ?",
-                                   (a.channel, a.msg_id)).fetchone()[0]
-                out.append((seq, False))
-            else:
-                out.append((row[0], True))
-        return out
 
-    return await store.write_sync(tx)
+def store_arrivals_tx(conn: sqlite3.Connection, items: list[Arrival], now: float) -> list[tuple[int, bool]]:
+    """:func:`store_arrivals` inside an open transaction (the writer's thread)."""
+    out = []
+    for a in items:
+        row = conn.execute(
+            "INSERT INTO engine_inbound (channel, msg_id, chat, platform, room, sender, sender_name, "
+            "text, sent_at, reply_to, attachments, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(channel, msg_id) DO NOTHING RETURNING seq",
+            (a.channel, a.msg_id, a.chat, a.platform, a.room, a.sender, a.sender_name, a.text, a.sent_at,
+             a.reply_to, json.dumps(list(a.attachments)), now)).fetchone()
+        if row is None:
+            seq = conn.execute("SELECT seq FROM engine_inbound WHERE channel = ? AND msg_id = ?",
+                               (a.channel, a.msg_id)).fetchone()[0]
+            out.append((seq, False))
+        else:
+            out.append((row[0], True))
+    return out
+
+
+def stored_arrival(a: Arrival, seq: int, now: float) -> StoredInbound:
+    """The row :func:`store_arrivals_tx` just stored for ``a`` (status ``new``)."""
+    return StoredInbound(seq, a.channel, a.msg_id, a.chat, a.platform, a.room, a.sender, a.sender_name, a.text,
+                         a.reply_to, list(a.attachments), now, "new", None, "")
+
+
+def any_new_tx(conn: sqlite3.Connection) -> bool:
+    """Whether some stored message still waits for the router."""
+    return conn.execute("SELECT 1 FROM engine_inbound WHERE status = 'new' LIMIT 1").fetchone() is not None
 
 
 async def get_inbound(store: "Store", channel: str, msg_id: str) -> StoredInbound | None:
@@ -148,9 +160,22 @@ async def stickies(store: "Store", chats: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for i in range(0, len(chats_l), CHUNK):
         part = chats_l[i:i + CHUNK]
-        rows = await store.query(f"SELECT chat, agent FROM engine_sticky WHERE chat IN ({_marks(len(part))})", part)
+        rows = await store.query(_STICKY_SQL.format(_marks(len(part))), part)
         out.update({r[0]: r[1] for r in rows})
     return out
+
+
+def stickies_tx(conn: sqlite3.Connection, chats: Iterable[str]) -> dict[str, str]:
+    """:func:`stickies` read inside an open transaction (what it holds now)."""
+    chats_l = sorted(set(chats))
+    out: dict[str, str] = {}
+    for i in range(0, len(chats_l), CHUNK):
+        part = chats_l[i:i + CHUNK]
+        out.update({r[0]: r[1] for r in conn.execute(_STICKY_SQL.format(_marks(len(part))), part)})
+    return out
+
+
+_STICKY_SQL = "SELECT chat, agent FROM engine_sticky WHERE chat IN ({})"
 
 
 async def chat_agents(store: "Store", chat: str) -> set[str]:

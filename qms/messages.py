@@ -234,16 +234,17 @@ class MessagesMixin(StoreCore):
         validate_name(name)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidInput(f"limit must be an integer from 1 to 10000, not '{shown(limit)}'")
-        if name != OPERATOR:
-            rows = await self.query("SELECT 1 FROM agents WHERE name = ?", (name,))
-            if not rows:
-                raise no_such_agent(name)
-        sql = "SELECT * FROM messages WHERE recipient = ?"
-        if unread_only:
-            sql += " AND read_at IS NULL"
-        sql += " ORDER BY prio_rank, id LIMIT ?"
-        rows = await self.query(sql, (name, limit))
-        return [message_from_row(r) for r in rows]
+        # one read (one trip to the reader's thread): whether the agent exists rides along
+        # as a column; a row whose id is NULL stands for an empty inbox
+        unread = " AND read_at IS NULL" if unread_only else ""
+        rows = await self.query(
+            "SELECT (SELECT 1 FROM agents WHERE name = :n) AS known, m.* FROM (SELECT 1) LEFT JOIN "
+            f"(SELECT * FROM messages WHERE recipient = :n{unread} ORDER BY prio_rank, id LIMIT :limit) AS m "
+            "ORDER BY m.prio_rank, m.id",
+            {"n": name, "limit": limit})
+        if name != OPERATOR and not rows[0]["known"]:
+            raise no_such_agent(name)
+        return [message_from_row(r) for r in rows if r["id"] is not None]
 
     async def mark_read(self, name: str, ids: Iterable[int]) -> int:
         """Mark ``name``'s own messages read; returns how many changed (others' ids are ignored)."""

@@ -31,6 +31,11 @@ def agent_from_row(row: sqlite3.Row) -> Agent:
     )
 
 
+def agent_names_tx(conn: sqlite3.Connection) -> set[str]:
+    """Every registered agent's name, read inside an open transaction (the writer's thread)."""
+    return {r[0] for r in conn.execute("SELECT name FROM agents")}
+
+
 def no_such_agent(name: str) -> NotFound:
     return NotFound(
         f"no agent named '{shown(name)}' is registered; check the name (the roster in agents/ "

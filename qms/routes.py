@@ -63,6 +63,11 @@ async def list_routes(store: "Store") -> list[RouteRow]:
     return [_row(r) for r in await store.query(f"SELECT {COLUMNS} FROM engine_routes ORDER BY position, id")]
 
 
+def list_routes_tx(conn: sqlite3.Connection) -> list[RouteRow]:
+    """:func:`list_routes` read inside an open transaction (what it holds now)."""
+    return [_row(r) for r in conn.execute(f"SELECT {COLUMNS} FROM engine_routes ORDER BY position, id")]
+
+
 # --- on the writer's thread ----------------------------------------------------------
 
 def _renumber(conn: sqlite3.Connection, ids: list[int]) -> None:

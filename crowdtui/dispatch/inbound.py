@@ -117,20 +117,24 @@ async def store_inbound(store, channel: Channel, msg: InboundMsg, *, now: float)
 
 async def store_inbound_many(store, items: list[tuple[Channel, InboundMsg]], *,
                              now: float) -> list[tuple[int, bool]]:
-    """Store several messages in one transaction (one fsync); (seq, newly stored) for each.
-    A channel may bring in only chats under its own prefixes."""
+    """Store several messages in one transaction (one fsync); (seq, newly stored) for each."""
+    return await inbound_rows.store_arrivals(store, arrivals(items), now=now)
+
+
+def arrivals(items: list[tuple[Channel, InboundMsg]]) -> list[Arrival]:
+    """The rows to store for checked messages. A channel may bring in only chats under
+    its own prefixes."""
     for channel, msg in items:
         if not channel.owns(msg.chat):
             raise PermissionError(
                 f"chat {msg.chat!r} is not one of channel {channel.name!r}'s prefixes "
                 f"({', '.join(channel.prefixes)}); register the prefix first"
             )
-    return await inbound_rows.store_arrivals(store, [
-        Arrival(channel=channel.name, platform=channel.platform, msg_id=msg.id, chat=msg.chat, text=msg.text,
-                sender=msg.sender, sender_name=msg.sender_name, room=msg.room, sent_at=msg.time,
-                reply_to=msg.reply_to, attachments=msg.attachments)
-        for channel, msg in items], now=now)
+    return [Arrival(channel=channel.name, platform=channel.platform, msg_id=msg.id, chat=msg.chat, text=msg.text,
+                    sender=msg.sender, sender_name=msg.sender_name, room=msg.room, sent_at=msg.time,
+                    reply_to=msg.reply_to, attachments=msg.attachments)
+            for channel, msg in items]
 
 
 __all__ = ["InboundMsg", "MAX_ATTACHMENTS", "MAX_CHAT", "MAX_ID", "MAX_NAME", "MAX_TEXT", "StoredInbound",
-           "get_inbound", "list_inbound", "parse_inbound", "store_inbound", "store_inbound_many"]
+           "arrivals", "get_inbound", "list_inbound", "parse_inbound", "store_inbound", "store_inbound_many"]

@@ -17,12 +17,13 @@ from qms import inbound as inbound_rows
 from qms import outbound
 from qms.errors import QmsError
 from qms.event_rows import add_event
-from qms.inbound import StoredInbound
+from qms.inbound import Arrival, StoredInbound
 from qms.messages import deliver_tx
 from qms.names import DISPATCH
+from qms.registry import agent_names_tx
 
 from crowdtui.dispatch.matching import Decision, Incoming, decide
-from crowdtui.dispatch.routes import list_routes
+from crowdtui.dispatch.routes import list_routes, list_routes_tx
 
 _HEADER_SAFE = str.maketrans({"|": "/", "[": "(", "]": ")"})
 
@@ -81,23 +82,59 @@ class Router:
 
         def tx(conn: sqlite3.Connection) -> list[str | None]:
             mine = inbound_rows.still_new_tx(conn, [r.seq for r in batch])  # another router may have taken some
-            checked: set[str] = set()  # recipients known to exist (we are in the write transaction)
-            statuses: list[str | None] = []
-            for row in batch:
-                if row.seq not in mine:
-                    statuses.append(None)
-                    continue
-                current = sticky.get(row.chat)
-                d = self._decide(row, routes, agents, current)
-                statuses.append(self._apply_tx(conn, row, d, current, after, checked=checked))
-                if d.kind == "sticky":
-                    sticky[row.chat] = d.agent
-                elif d.kind == "command" and d.command == "new":
-                    sticky.pop(row.chat, None)
-            return statuses
+            return self._route_tx(conn, [r for r in batch if r.seq in mine], routes, agents, sticky, after)
 
         statuses = await self.store.write_sync(tx)
         await self.finish(statuses, after)
+
+    def _route_tx(self, conn: sqlite3.Connection, rows: list[StoredInbound], routes, agents,
+                  sticky: dict[str, str], after: After) -> list[str]:
+        """Route ``rows`` (still new, in arrival order) inside the open transaction."""
+        checked: set[str] = set()  # recipients known to exist (we are in the write transaction)
+        statuses: list[str] = []
+        for row in rows:
+            current = sticky.get(row.chat)
+            d = self._decide(row, routes, agents, current)
+            statuses.append(self._apply_tx(conn, row, d, current, after, checked=checked))
+            if d.kind == "sticky":
+                sticky[row.chat] = d.agent
+            elif d.kind == "command" and d.command == "new":
+                sticky.pop(row.chat, None)
+        return statuses
+
+    async def take_in(self, arrivals: list[Arrival], now: float) -> tuple[list[tuple[int, bool]], bool]:
+        """Store ``arrivals`` and route them in the same transaction (one fsync for both),
+        unless older messages still wait for the routing loop (then arrival order says
+        they go first, and these are only stored). Returns (seq, newly stored) for each
+        and whether some were left for the loop. If routing meets an error, the messages
+        are stored all the same and left for the loop (which redoes them one by one)."""
+        after: After = []
+
+        def tx(conn: sqlite3.Connection) -> tuple[list[tuple[int, bool]], list[str] | None]:
+            backlog = inbound_rows.any_new_tx(conn)
+            results = inbound_rows.store_arrivals_tx(conn, arrivals, now)
+            rows = [inbound_rows.stored_arrival(a, seq, now) for a, (seq, new) in zip(arrivals, results) if new]
+            if backlog or not rows:
+                return results, None
+            # the routes, agents and sticky chats as this transaction sees them: one trip to
+            # the writer's thread for the whole batch, and no decision on a stale read
+            routes, agents = list_routes_tx(conn), agent_names_tx(conn)
+            sticky = inbound_rows.stickies_tx(conn, {r.chat for r in rows})
+            conn.execute("SAVEPOINT route")
+            try:
+                statuses = self._route_tx(conn, rows, routes, agents, sticky, after)
+            except QmsError:
+                conn.execute("ROLLBACK TO route")
+                after.clear()
+                statuses = None
+            conn.execute("RELEASE route")
+            return results, statuses
+
+        results, statuses = await self.store.write_sync(tx)
+        if statuses is not None:
+            await self.finish(statuses, after)
+        left = statuses is None and any(new for _, new in results)
+        return results, left
 
     def _decide(self, row: StoredInbound, routes, agents, sticky) -> Decision:
         msg = Incoming(row.chat, row.text, platform=row.platform, room=row.room, sender=row.sender)

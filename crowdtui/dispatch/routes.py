@@ -17,7 +17,7 @@ from qms.routes import RouteRow
 
 from crowdtui.dispatch.matching import BadExpression, Route, parse_expression, wide_reason
 
-__all__ = ["add_route", "check_match", "decide_pending", "list_routes", "move_route", "record_refusal",
+__all__ = ["add_route", "check_match", "decide_pending", "list_routes", "list_routes_tx", "move_route", "record_refusal",
            "remove_route"]
 
 
@@ -28,6 +28,11 @@ def _route(r: RouteRow) -> Route:
 async def list_routes(store) -> list[Route]:
     """Every route in the order tried, pending ones included (matching skips them)."""
     return [_route(r) for r in await table.list_routes(store)]
+
+
+def list_routes_tx(conn) -> list[Route]:
+    """:func:`list_routes` inside an open transaction (the writer's thread)."""
+    return [_route(r) for r in table.list_routes_tx(conn)]
 
 
 def check_match(match: str) -> str:

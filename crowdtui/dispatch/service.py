@@ -22,7 +22,7 @@ from qms.names import OPERATOR, validate_name
 
 from crowdtui.dispatch import tasks
 from crowdtui.dispatch.clock import Clock, SystemClock
-from crowdtui.dispatch.inbound import InboundMsg, store_inbound, store_inbound_many
+from crowdtui.dispatch.inbound import InboundMsg, arrivals, store_inbound
 from crowdtui.dispatch.router import Router
 
 MAX_REPLY_BYTES = 32 * 1024
@@ -112,27 +112,25 @@ class Dispatch:
         return ch, token
 
     async def receive(self, channel: chans.Channel, msg: InboundMsg) -> tuple[int, bool]:
-        """Store one inbound message (durable when this returns) and wake the router.
+        """Store one inbound message (durable when this returns) and route it.
 
-        Messages arriving together share one transaction (group commit): each caller
-        still returns only after the commit that holds its message.
+        Messages arriving together share one transaction (group commit), in which they
+        are routed too when no older message waits for the router (``Router.take_in``):
+        each caller still returns only after the commit that holds its message.
         """
         fut = asyncio.get_running_loop().create_future()
         self._arrivals.append((channel, msg, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_arrivals(), name="dispatch-inbound-commit")
-        seq, created = await fut
-        if created:
-            self._route_wake.set()
-        return seq, created
+        return await fut
 
     async def _flush_arrivals(self) -> None:
         while self._arrivals:
             batch, self._arrivals = self._arrivals[:MAX_GROUP], self._arrivals[MAX_GROUP:]
             try:
-                results = await store_inbound_many(self.store, [(c, m) for c, m, _ in batch],
-                                                   now=self.clock.now())
-            except Exception:  # redo one by one, so only the bad message fails
+                results, left = await self.router.take_in(arrivals([(c, m) for c, m, _ in batch]),
+                                                          now=self.clock.now())
+            except Exception:  # redo one by one, so only the bad message fails; the loop routes them
                 for c, m, fut in batch:
                     try:
                         result = await store_inbound(self.store, c, m, now=self.clock.now())
@@ -142,7 +140,12 @@ class Dispatch:
                     else:
                         if not fut.done():
                             fut.set_result(result)
+                self._route_wake.set()
                 continue
+            if left:
+                self._route_wake.set()
+            elif any(new for _, new in results):
+                self._send_wake.set()  # typing notices and command answers queued with the routing
             for (_, _, fut), result in zip(batch, results):
                 if not fut.done():
                     fut.set_result(result)

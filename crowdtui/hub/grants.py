@@ -22,6 +22,7 @@ checks a definition's rules with the same parser.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from crowdtui.grant_rules import Rule, parse_rules
@@ -74,6 +75,7 @@ class Decision:
     reason: str
 
 
+@lru_cache(maxsize=None)
 def tier_default(tier: int) -> tuple[Rule, ...]:
     return parse_rules(TIER_DEFAULTS.get(tier, DEEP_TIER_DEFAULT))
 
@@ -108,7 +110,7 @@ class Grants:
 
     @classmethod
     def of(cls, tier: int, rule_texts: Iterable[str] = ()) -> "Grants":
-        return cls(tier=tier, rules=parse_rules(rule_texts))
+        return _grants(tier, tuple(rule_texts))
 
     def check(self, tool: str, args: Mapping[str, Any] | None = None, known: Iterable[str] | None = ALL_TOOLS) -> Decision:
         """May this call go ahead? ``known``: the tools that exist (the server's; None: any)."""
@@ -146,3 +148,9 @@ class Grants:
 
     def visible_tools(self, tools: Iterable[str] = HUB_TOOLS) -> list[str]:
         return [t for t in tools if self.visible(t)]
+
+
+@lru_cache(maxsize=1024)
+def _grants(tier: int, rule_texts: tuple[str, ...]) -> Grants:
+    """Parsed once per (tier, rules): every call of every agent asks for its grants."""
+    return Grants(tier=tier, rules=parse_rules(rule_texts))

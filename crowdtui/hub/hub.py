@@ -25,6 +25,7 @@ from crowdtui.agent_folder import AgentFolder, UnsafeEntry, finding_event, home_
 from crowdtui.errors import CrowdError
 from crowdtui.hub.bounds import ConnectionBudget, RefusalReporter, refuse_connection, return_memory
 from crowdtui.hub.directory import DefinitionSource, Directory, roster_definitions
+from crowdtui.hub.eventlog import EventLog
 from crowdtui.hub.limits import DEFAULT as DEFAULT_LIMITS
 from crowdtui.hub.limits import TOO_MANY_CONNECTIONS, Limits, raise_open_file_limit
 from crowdtui.hub.hub_lock import HubLock
@@ -130,6 +131,7 @@ class Hub:
         self.egress = EgressProxy(workspace, store, limits=self.limits, budget=self.budget,
                                   refusals=self.refusals)  # network: allowlist agents' proxy, beside their MCP door
         self.server = None
+        self.audit = EventLog(store)  # every tool call's record (grouped writes; drained at stop)
         self.http_url: str | None = None
         self._http = None
         self._http_task: asyncio.Task | None = None
@@ -158,7 +160,7 @@ class Hub:
                 scheme, _, token = header.partition(" ")
                 return await agent_for_token(self.store, token.strip()) if scheme.lower() == "bearer" else None
 
-            self.server = build_server(self.store, self.directory, http_identity)
+            self.server = build_server(self.store, self.directory, http_identity, events=self.audit)
             if self.http_port:
                 await self._start_http()
         except BaseException:
@@ -196,6 +198,7 @@ class Hub:
                 self._http_task.cancel()
             self._http = self._http_task = None
             self.http_url = None
+        await self.audit.drain()  # every call answered has its record on disk before the hub says stopped
         await self._event("hub.stopped", "", {"pid": os.getpid()})
         self._started = False
         self.lock.release()

@@ -12,10 +12,15 @@ caller may call. A ``tools/call`` goes through, in order:
 4. the grants, checked against the validated values (defaults filled in, JSON strings
    parsed, ``"01"`` read as ``1``), which are then what the tool receives.
 
-Every refusal is a ``hub.denied`` event (with the reason). An allowed call is recorded
-as ``hub.calling`` BEFORE it runs and is refused if that record cannot be written, so
-no call has an effect without an audit record, even when the hub dies or the client
-cancels mid-call; when it ends, ``hub.call`` records the outcome (``ok`` and the error).
+Every refusal is a ``hub.denied`` event (with the reason). An allowed call that can
+change something is recorded as ``hub.calling`` BEFORE it runs and is refused if that
+record cannot be written, so no call has an effect without an audit record, even when
+the hub dies or the client cancels mid-call; when it ends, ``hub.call`` records the
+outcome (``ok`` and the error) before the answer goes back. A read-only call (a tool
+registered with ``readOnlyHint``: ``tools.READ_ONLY``) has no effect to guard: it is
+recorded once, ``hub.call`` with its outcome, and that record and refusals' are written
+in groups without holding the answer (``crowdtui.hub.eventlog``: at most 100 ms of them
+can be lost to a crash).
 """
 
 from __future__ import annotations
@@ -97,12 +102,13 @@ def _unknown_keys_reason(tool: str, unknown: list[str], accepted: set[str]) -> s
 
 
 class HubMiddleware:
-    def __init__(self, store: Any, directory: Directory, http_identity: HttpIdentity | None = None):
+    def __init__(self, store: Any, directory: Directory, http_identity: HttpIdentity | None = None,
+                 events: EventLog | None = None):
         self.server = None  # set by build_server: the tools that exist are the server's
         self.store = store
         self.directory = directory
         self.http_identity = http_identity
-        self.events = EventLog(store)
+        self.events = events if events is not None else EventLog(store)
 
     def _manager(self):
         return getattr(self.server, "_tool_manager", None) if self.server is not None else None
@@ -113,6 +119,12 @@ class HubMiddleware:
         if manager is None:
             return None
         return {t.name for t in manager.list_tools()}
+
+    def read_only(self, name: str) -> bool:
+        """Whether a tool is registered as read-only (its ``readOnlyHint``)."""
+        spec = self.tool_spec(name)
+        annotations = getattr(spec, "annotations", None) if spec is not None else None
+        return bool(annotations is not None and annotations.read_only_hint)
 
     def tool_spec(self, name: str):
         """The SDK's registration of a tool (its argument model), or None."""
@@ -132,14 +144,20 @@ class HubMiddleware:
                 return await self.http_identity(request)
         return None
 
-    async def _event(self, actor: str, kind: str, subject: str, detail: dict, required: bool = False) -> None:
+    async def _event(self, actor: str, kind: str, subject: str, detail: dict, required: bool = False,
+                     durable: bool = True) -> None:
         """Record an event. ``required``: a failure is raised (the caller refuses the call);
-        otherwise it is logged, since the call it describes is refused or over already."""
+        otherwise it is logged, since the call it describes is refused or over already.
+        ``durable=False``: written in the next group without waiting (read-only calls and
+        refusals; see ``EventLog.note``)."""
         if not _SAFE_SUBJECT.fullmatch(subject or ""):
             detail = {**detail, "name": repr(subject)[:80]}
             subject = "bad-tool-name"
         try:
-            await self.events.append(actor, kind, subject, detail)
+            if durable:
+                await self.events.append(actor, kind, subject, detail)
+            else:
+                await self.events.note(actor, kind, subject, detail)
         except Exception:  # an audit write must never take the hub down
             log.exception("could not record %s for %s", kind, actor)
             if required:
@@ -147,7 +165,8 @@ class HubMiddleware:
 
     async def _refuse(self, who: str, tool: str, reason: str, via: str, args: Any, code: int = DENIED) -> NoReturn:
         """Record the refusal (hub.denied) and raise it to the caller."""
-        await self._event(who, "hub.denied", tool, {"reason": reason, "via": via, "args": summarise(args)})
+        await self._event(who, "hub.denied", tool, {"reason": reason, "via": via, "args": summarise(args)},
+                          durable=False)
         raise MCPError(code=code, message=reason)
 
     async def _admit(
@@ -199,7 +218,7 @@ class HubMiddleware:
             grants = info.grant_set
         except GrantRuleError as exc:
             reason = f"{who}'s grant rules are invalid ({exc}); ask the operator to fix its AGENT.md"
-            await self._event(who, "hub.denied", str(method), {"reason": reason})
+            await self._event(who, "hub.denied", str(method), {"reason": reason}, durable=False)
             raise MCPError(code=DENIED, message=reason) from exc
         via = "socket" if DOOR_AGENT.get() else "http"
         if method == "tools/list":
@@ -215,7 +234,8 @@ class HubMiddleware:
         if not isinstance(tool, str):
             raise MCPError(code=-32602, message="tools/call needs a string `name`; call tools/list to see the tools you may call")
         if args is not None and not isinstance(args, Mapping):
-            await self._event(who, "hub.denied", tool, {"reason": "arguments must be an object", "via": via})
+            await self._event(who, "hub.denied", tool, {"reason": "arguments must be an object", "via": via},
+                              durable=False)
             raise MCPError(code=-32602, message=f"arguments of {tool} must be a JSON object of named parameters")
         try:
             decision, values = await self._admit(who, grants, tool, args or {}, via)
@@ -225,9 +245,11 @@ class HubMiddleware:
             log.exception("checking a call of %s by %s failed", tool, who)
             await self._refuse(who, tool, f"the hub could not check this call of {tool}; tell the operator",
                                via, args, AUDIT_FAILED)
-        try:  # no effect without an audit record: the call runs only once this is stored
-            await self._event(who, "hub.calling", tool, {"via": via, "grant": decision.reason, "args": summarise(args)},
-                              required=True)
+        read_only = self.read_only(tool)
+        try:  # no effect without an audit record: a call that can change something runs only once this is stored
+            if not read_only:
+                await self._event(who, "hub.calling", tool, {"via": via, "grant": decision.reason,
+                                                             "args": summarise(args)}, required=True)
         except Exception as exc:
             from qms.errors import StoreUnavailable
 
@@ -235,18 +257,26 @@ class HubMiddleware:
                       "try again later, and tell the operator if it keeps failing")
             if isinstance(exc, StoreUnavailable):
                 reason = f"{exc}; the hub did not run this call (no audit record could be written)"
-            await self._event(who, "hub.denied", tool, {"reason": reason, "via": via})  # likely fails too
+            await self._event(who, "hub.denied", tool, {"reason": reason, "via": via}, durable=False)  # likely fails too
             raise MCPError(code=AUDIT_FAILED, message=reason) from exc
         ctx = dataclasses.replace(ctx, params={**params, "arguments": values})  # what the grants saw
+        summary = summarise(args)
+
+        async def outcome(error: str | None) -> None:
+            detail = {"ok": error is None, "via": via, "grant": decision.reason, "args": summary}
+            if error is not None:
+                detail["error"] = error[:300]
+            await self._event(who, "hub.call", tool, detail, durable=not read_only)
+
         token = CALLER.set(who)
         via_token = VIA.set(via)
         try:
             result = await call_next(ctx)
         except MCPError as exc:
-            await self._event(who, "hub.call", tool, {"ok": False, "error": exc.error.message[:300], "via": via, "grant": decision.reason, "args": summarise(args)})
+            await outcome(exc.error.message)
             raise
         except Exception as exc:  # e.g. malformed params rejected before the tool ran
-            await self._event(who, "hub.call", tool, {"ok": False, "error": " ".join(str(exc).split())[:300], "via": via, "grant": decision.reason, "args": summarise(args)})
+            await outcome(" ".join(str(exc).split()))
             raise
         finally:
             CALLER.reset(token)
@@ -261,15 +291,17 @@ class HubMiddleware:
                 (c.get("text", "") if isinstance(c, dict) else getattr(c, "text", "")) for c in content or ()
             )
             message = clear_tool_error(tool, text)
-            await self._event(who, "hub.call", tool, {"ok": False, "error": message[:300], "via": via, "grant": decision.reason, "args": summarise(args)})
+            await outcome(message)
             code = -32602 if message.startswith("wrong arguments") else -32603
             raise MCPError(code=code, message=message)
-        await self._event(who, "hub.call", tool, {"ok": True, "via": via, "grant": decision.reason, "args": summarise(args)})
+        await outcome(None)
         return result
 
 
-def build_server(store: Any, directory: Directory, http_identity: HttpIdentity | None = None) -> MCPServer:
-    """One MCP server for all doors of a workspace."""
+def build_server(store: Any, directory: Directory, http_identity: HttpIdentity | None = None,
+                 events: EventLog | None = None) -> MCPServer:
+    """One MCP server for all doors of a workspace; its audit records go through ``events``
+    (the hub drains it when it stops)."""
     server = MCPServer(
         "crowd",
         instructions=(
@@ -280,7 +312,7 @@ def build_server(store: Any, directory: Directory, http_identity: HttpIdentity |
         log_level="WARNING",
     )
     build_tools(server, store, directory)
-    middleware = HubMiddleware(store, directory, http_identity)
+    middleware = HubMiddleware(store, directory, http_identity, events)
     middleware.server = server
     server.middleware.append(middleware)
     return server

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
+from mcp_types import ToolAnnotations
 
 from qms.doc_rows import DEFAULT_LEASE_SECONDS
 
@@ -28,6 +29,10 @@ DENIED = -32001  # the caller may not do this
 CONFLICT = -32009  # state does not allow it now (lock held, wrong workflow state)
 STORE_UNAVAILABLE = -32010  # the store cannot take writes (disk full, read-only): retry later
 INVALID_PARAMS = -32602
+
+# Tools that change nothing say so (MCP's readOnlyHint): clients see it in tools/list, and
+# the hub records their calls once, without holding the answer (crowdtui.hub.server).
+READ_ONLY = ToolAnnotations(read_only_hint=True)
 
 MAX_WAIT = 60.0  # seconds get_messages may hold a call open
 WAIT_POLL = 0.25  # how often a waiting get_messages looks again (a cheap read)
@@ -87,7 +92,7 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
             msgs = await store.send_message(me, to, body, priority=priority, thread=thread)
         return {"sent": len(msgs), "ids": [m.id for m in msgs], "recipients": [m.recipient for m in msgs]}
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     async def get_messages(unread_only: bool = True, limit: int = 50, wait_seconds: float = 0) -> dict[str, Any]:
         """Read my inbox: high priority first, then oldest first. Does not mark anything read.
 
@@ -112,7 +117,7 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
             n = await store.mark_read(me, ids)
         return {"marked": n}
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     async def discover_agents() -> dict[str, Any]:
         """Who is in the crew: name, description, tier, parent, state, status and skills."""
         with qms_errors():
@@ -136,13 +141,13 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
         with qms_errors():
             return plain(await store.create_document(caller(), doc_type, title, content))
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     async def read_document(doc_id: str, version: int | None = None) -> dict[str, Any]:
         """Read a document (the latest version, or the version given)."""
         with qms_errors():
             return plain(await store.get_document(doc_id, version))
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     async def list_documents(state: str | None = None, doc_type: str | None = None) -> dict[str, Any]:
         """List documents, optionally only those in a state or of a type."""
         with qms_errors():
@@ -232,13 +237,13 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
             doc = await store.get_document(doc_id)
         return {"doc_id": doc_id, "state": doc.state}
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     async def document_history(doc_id: str) -> dict[str, Any]:
         """Every event of a document, oldest first."""
         with qms_errors():
             return {"doc_id": doc_id, "events": plain(await store.history(doc_id))}
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     async def my_tasks() -> dict[str, Any]:
         """What waits on me: reviews and approvals routed to me."""
         with qms_errors():
@@ -285,7 +290,7 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
                     todo.append(child)
         return seen
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     async def observe(agent: str, limit: int = 20) -> dict[str, Any]:
         """A read-only look at one of my descendants (children, their children...): its
         status and latest inbox (nothing is marked read)."""

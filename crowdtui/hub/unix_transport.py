@@ -127,8 +127,9 @@ class LineWriter:
         async with self._lock:
             if self.writer.is_closing():
                 raise ConnectionResetError("the connection is closed")
-            for part in parts:
-                self.writer.write(part)
+            # one write, so one send(): a line written in parts wakes the peer for a piece
+            # it cannot use yet (each wake-up costs both sides a trip through the scheduler)
+            self.writer.write(parts[0] if len(parts) == 1 else b"".join(parts))
             try:
                 await asyncio.wait_for(self.writer.drain(), self.timeout)
             except (asyncio.TimeoutError, TimeoutError):

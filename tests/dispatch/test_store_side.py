@@ -57,8 +57,7 @@ async def test_inbound_is_stored_once_and_routed_once(dispatch, store, channel, 
     await add_route(store, "platform=local", "lead", actor="operator", now=clock.now())
     assert (await dispatch.receive(ch, msg(1)))[1] is True
     assert (await dispatch.receive(ch, msg(1, text="retry")))[1] is False  # same id: stored once
-    assert await dispatch.route_pending() == 1
-    assert await dispatch.route_pending() == 0
+    assert await dispatch.route_pending() == 0  # routed as it was stored
     inbox = await store.inbox("lead")
     assert len(inbox) == 1
     m = inbox[0]
@@ -67,6 +66,35 @@ async def test_inbound_is_stored_once_and_routed_once(dispatch, store, channel, 
                                    '(answer with reply(chat="local:ann", text=...))']
     row = await inb.get_inbound(store, "local", "1")
     assert (row.status, row.agent, row.text) == ("routed", "lead", "hello")
+
+
+async def test_arrivals_are_stored_and_routed_in_one_commit(dispatch, store, channel, clock):
+    import asyncio
+
+    ch, _ = await register(dispatch, channel)
+    await add_route(store, "platform=local", "lead", actor="operator", now=clock.now())
+    commits = []
+    await store._writer.set_trace_callback(lambda sql: commits.append(1) if sql.strip().upper() == "COMMIT" else None)
+    try:
+        results = await asyncio.gather(*(dispatch.receive(ch, msg(i, chat=f"local:c{i % 3}")) for i in range(12)))
+    finally:
+        await store._writer.set_trace_callback(None)
+    assert all(new for _, new in results)
+    assert len(commits) == 1  # twelve arrivals together: one transaction stores and routes them all
+    assert len(await store.inbox("lead")) == 12
+    assert {r.status for r in await inb.list_inbound(store)} == {"routed"}
+
+
+async def test_an_arrival_waits_behind_older_messages_the_router_has_not_taken(dispatch, store, channel, clock):
+    ch, _ = await register(dispatch, channel)
+    await add_route(store, "platform=local", "lead", actor="operator", now=clock.now())
+    # a message stored and not yet routed (say, before a crash): a bare "@qa" makes the chat sticky
+    await inb.store_inbound(store, ch, msg(1, text="@qa", chat="local:ann"), now=clock.now())
+    await dispatch.receive(ch, msg(2, text="after the command", chat="local:ann"))
+    assert (await inb.get_inbound(store, "local", "2")).status == "new"  # not routed past the older one
+    assert await dispatch.route_pending() == 2
+    [m] = await store.inbox("qa")  # arrival order held: the command, then the message
+    assert "after the command" in m.body and await store.inbox("lead") == []
 
 
 async def test_a_sender_name_cannot_forge_the_header(dispatch, store, channel, clock):
