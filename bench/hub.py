@@ -5,12 +5,15 @@
 Runs in one go, on this machine:
   * reference: a bare newline-JSON echo server over a unix socket (parse, dump, write),
     in its own process;
+  * for scale, not a floor: the MCP SDK's own server with a no-op tool over the hub's unix
+    transport (what the protocol stack alone costs per call);
   * the hub (`Hub` with a real store file, grants, events) in its own process, one door
     per client agent;
 and drives both with the same minimal newline-JSON-RPC client (an MCP session per
 connection: initialize, then tools/call), 1 and 20 concurrent clients. Prints p50/p99
-round trip and calls/s, and the ratio to the echo. Every hub call also appends a
-`hub.call` event to SQLite (synchronous=FULL), which is most of its cost.
+round trip and calls/s, and the ratio to the echo. Every hub call also leaves an audit
+event in SQLite (synchronous=FULL): a change waits for its records, a read-only call's is
+written in a group after the answer (crowdtui.hub.eventlog).
 """
 
 from __future__ import annotations
@@ -68,6 +71,28 @@ async def serve_hub(root: str, agents: int) -> None:
         await hub.open_door(f"a{i}")
     print("ready", flush=True)
     await asyncio.Event().wait()
+
+
+async def serve_sdk(path: str) -> None:
+    """Where the protocol's own cost ends: the MCP SDK's server with one no-op tool named
+    like the hub's, over the hub's unix transport; no grants, no store, no audit."""
+    from mcp.server.mcpserver import MCPServer
+
+    from crowdtui.hub.unix_transport import serve_connection
+
+    server = MCPServer("bare", log_level="WARNING")
+
+    @server.tool()
+    async def get_messages(limit: int = 10) -> dict:
+        return {"messages": []}
+
+    async def handle(reader, writer):
+        await serve_connection(server, "a0", reader, writer)
+
+    unix = await asyncio.start_unix_server(handle, path=path)
+    print("ready", flush=True)
+    async with unix:
+        await unix.serve_forever()
 
 
 # ---- client ----------------------------------------------------------------------------
@@ -138,6 +163,8 @@ async def main_bench(calls: int, client_counts: list[int]) -> None:
     most = max(client_counts)
     echo_path = str(tmp / "echo.sock")
     echo = start_child(["--serve-echo", echo_path])
+    sdk_path = str(tmp / "sdk.sock")
+    sdk = start_child(["--serve-sdk", sdk_path])
     hub = start_child(["--serve-hub", str(ws.root), str(most)])
     try:
         print(f"hub bench: {calls} calls per client, machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}")
@@ -147,6 +174,10 @@ async def main_bench(calls: int, client_counts: list[int]) -> None:
             echo_lat, echo_wall = await run_clients([echo_path] * n, per, lambda i, k: {"jsonrpc": "2.0", "method": "echo", "params": {"k": k}}, mcp=False)
             echo_rate = len(echo_lat) / echo_wall
             print(f"{'bare JSON echo (unix socket)':<34} {n:>7} {pct(echo_lat, 50) * 1e3:>9.3f} {pct(echo_lat, 99) * 1e3:>9.3f} {echo_rate:>9.0f} {'1.0x':>8}")
+            get = lambda i, k: {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "get_messages", "arguments": {"limit": 10}}}  # noqa: E731
+            lat, wall = await run_clients([sdk_path] * n, per, get, mcp=True)
+            rate = len(lat) / wall
+            print(f"{'MCP SDK alone, no-op get_messages':<34} {n:>7} {pct(lat, 50) * 1e3:>9.3f} {pct(lat, 99) * 1e3:>9.3f} {rate:>9.0f} {echo_rate / rate:>7.0f}x")
             doors = [str(ws.ipc_dir(f"a{i}") / "mcp.sock") for i in range(n)]
             for label, make in (
                 ("hub get_messages", lambda i, k: {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "get_messages", "arguments": {"limit": 10}}}),
@@ -155,9 +186,9 @@ async def main_bench(calls: int, client_counts: list[int]) -> None:
                 lat, wall = await run_clients(doors, per, make, mcp=True)
                 rate = len(lat) / wall
                 print(f"{label:<34} {n:>7} {pct(lat, 50) * 1e3:>9.3f} {pct(lat, 99) * 1e3:>9.3f} {rate:>9.0f} {echo_rate / rate:>7.0f}x")
-        print(f"(median of all echo round trips: {statistics.median(echo_lat) * 1e3:.3f} ms; each hub call also writes an event)")
+        print(f"(median of all echo round trips: {statistics.median(echo_lat) * 1e3:.3f} ms; each hub call also leaves an audit event)")
     finally:
-        for p in (echo, hub):
+        for p in (echo, sdk, hub):
             p.kill()
             p.wait()
 
@@ -167,10 +198,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400, help="calls per client with 1 client (split across clients otherwise)")
     parser.add_argument("--clients", default="1,20", help="comma-separated concurrent client counts")
     parser.add_argument("--serve-echo", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-sdk", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--serve-hub", nargs=2, metavar=("ROOT", "AGENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:
         asyncio.run(serve_echo(args.serve_echo))
+    elif args.serve_sdk:
+        asyncio.run(serve_sdk(args.serve_sdk))
     elif args.serve_hub:
         asyncio.run(serve_hub(args.serve_hub[0], int(args.serve_hub[1])))
     else:
