@@ -2,7 +2,8 @@
 
 - ``reply(chat, text)``: any agent, for chats routed to it or to one of its children.
 - routes and tasks: ``list_*`` for tiers 0 and 1; changing them for tier 0, and only
-  for targets that are the caller or its descendants.
+  for targets that are the caller or its descendants. The operator (``crowdtui mcp``)
+  may do all of it, for every agent.
 
 The hub's grants decide first (tool names are listed in ``crowdtui.hub.grants``);
 these checks narrow further. Errors are MCPErrors that say what to do.
@@ -16,12 +17,15 @@ from mcp.shared.exceptions import MCPError
 
 from crowdtui.hub.identity import caller
 from crowdtui.hub.tools import DENIED, plain, qms_errors
+from qms.names import OPERATOR
 
 DISPATCH_TOOLS = ("reply", "list_routes", "add_route", "move_route", "remove_route",
                 "list_tasks", "add_task", "pause_task", "resume_task", "remove_task")
 
 
 async def _tier(store, name: str) -> int:
+    if name == OPERATOR:  # `crowdtui mcp`: the operator's own AI client
+        return 0
     a = await store.get_agent(name)
     if a is None:
         raise MCPError(code=DENIED, message=f"{name} is not a registered agent")
@@ -36,6 +40,8 @@ async def _require_tier(store, me: str, most: int, what: str) -> None:
 
 
 async def _require_own(store, me: str, target: str) -> None:
+    if me == OPERATOR:
+        return
     name, seen = target, set()
     while name and name not in seen:
         if name == me:
@@ -72,6 +78,8 @@ def add_dispatch_tools(server, dispatch) -> None:
             raise
 
     def _below_note(me: str, route, asked: int | None) -> str:
+        if me == OPERATOR:
+            return f"placed at {route.position}: an operator route"
         where = f"placed at {route.position}"
         if asked and asked != route.position:
             where += f" (you asked for {asked})"

@@ -54,6 +54,7 @@ class AgentManager:
     connect: Callable[[], Awaitable[Any]] | None = None
     open_door: Callable[[str], Awaitable[Any]] | None = None  # the hub's, so a started agent finds its door
     close_door: Callable[[str], Awaitable[Any]] | None = None
+    host_note: Callable[[], str | None] | None = None  # said after a start (crowdtui mcp: no host runs)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def quota(self, key: str) -> int:
@@ -61,7 +62,11 @@ class AgentManager:
 
     async def engine(self, action: str, name: str) -> Any:
         if self.runtime is None and self.connect is not None:
-            self.runtime = await self.connect()
+            try:
+                self.runtime = await self.connect()
+            except Exception as exc:  # EngineUnavailable and the like: say it, once per call
+                raise MCPError(code=CONFLICT, message=f"cannot {action} {name}: no Docker engine answers "
+                                                      f"({' '.join(str(exc).split())[:200]}); start Docker") from exc
         if self.runtime is None:
             raise MCPError(code=CONFLICT, message=f"cannot {action} {name}: this host has no Docker engine; "
                                                   "ask the operator to start Docker and the host")
@@ -138,7 +143,11 @@ class AgentManager:
                 raise
             except Exception as exc:
                 raise MCPError(code=CONFLICT, message=f"{action} of {name} failed: {' '.join(str(exc).split())[:300]}") from exc
-        return {"name": name, "state": info.state, "container": info.short_id}
+        out = {"name": name, "state": info.state, "container": info.short_id}
+        note = self.host_note() if self.host_note is not None and action != "stop" else None
+        if note:
+            out["note"] = note
+        return out
 
     # ---- spawn and retire ------------------------------------------------------------------
 
