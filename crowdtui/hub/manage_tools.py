@@ -266,6 +266,8 @@ class AgentManager:
     # ---- list ----------------------------------------------------------------------------
 
     async def listing(self, me: str) -> dict[str, Any]:
+        from crowdtui.runtime.engine import where
+
         roster = await self.roster()
         with qms_errors():
             agents = await self.store.list_agents()
@@ -280,7 +282,7 @@ class AgentManager:
             out.append({
                 "name": a.name, "tier": a.tier, "parent": a.parent, "description": a.description,
                 "state": a.state, "status": a.status, "unread": unread.get(a.name, 0),
-                "runs_on": ("docker (local engine)" if a.state == RUNNING else None),
+                "runs_on": f"docker engine at {where()}" if a.state == RUNNING else None,
                 "container": detail.get("container") if isinstance(detail, dict) else None,
                 "spawned_by": d.spawned_by if d is not None else None,
                 "launch": d.launch if d is not None else None,
