@@ -193,8 +193,13 @@ class AgentManager:
             if child is None:  # lost a race with an operator's edit: leave nothing half made
                 await asyncio.to_thread(shutil.rmtree, folder, True)
                 raise MCPError(code=CONFLICT, message=f"agents/{rel} did not load as {name}; try again")
+            try:
+                with qms_errors():
+                    await lifecycle.register(self.store, child, actor=me)
+            except MCPError:  # the store refused it (e.g. its description): leave no file behind
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+                raise
             with qms_errors():
-                await lifecycle.register(self.store, child, actor=me)
                 await self.store.append_event(me, "agent.spawned", name, {
                     "path": rel, "file": f"agents/{rel}/AGENT.md", "parent": child.parent, "tier": child.tier,
                     "template": template})

@@ -61,8 +61,12 @@ def compose(name: str, spawner: str, *, template_path: Path | None, definition: 
     keys: dict[str, Any] = {}
     body = ""
     if template_path is not None:
-        front, body, _ = split_front_matter(template_path.read_text(encoding="utf-8"))
-        loaded = yaml.safe_load(front) if front else None
+        try:
+            front, body, _ = split_front_matter(template_path.read_text(encoding="utf-8"))
+            loaded = yaml.safe_load(front) if front else None
+        except (ValueError, OSError, yaml.YAMLError) as exc:
+            raise SpawnRefused(f"template {template_path.name} cannot be read ({' '.join(str(exc).split())[:200]}); "
+                               "tell the operator") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise SpawnRefused(f"template {template_path.name} has no mapping of keys; tell the operator")
         keys.update(loaded or {})
@@ -78,7 +82,7 @@ def compose(name: str, spawner: str, *, template_path: Path | None, definition: 
         raise SpawnRefused("the persona is the `persona` argument, not a key of the definition")
     keys.update(definition)
     if description is not None:
-        keys["description"] = description
+        keys["description"] = inert(description, multiline=False)
     keys["name"] = name
     keys["spawned_by"] = spawner
     if persona is not None:

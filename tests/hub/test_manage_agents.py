@@ -23,6 +23,8 @@ ROSTER = {
     "boss": "name: boss\ndescription: the top\n",
     "boss/mid": "name: mid\ndescription: a tier-1 manager\nresources: {memory: 256m, cpus: 0.5}\n",
     "other": "name: other\ndescription: a peer of boss\n",
+    "boss/narrow": "name: narrow\ndescription: a manager with grant rules\n"
+                   "grants: ['send_message(to=boss)', get_messages, spawn_agent, list_agents]\n",
 }
 ECHO_TEMPLATE = "---\ndescription: answers every message\ncommand: [crowd-agent, --role, echo, --poll, '0.3']\n---\nYou echo.\n"
 
@@ -161,5 +163,56 @@ async def test_a_tier_1_agent_is_held_to_its_subtree_and_quotas_each_refusal_an_
         async with Client(unix_client(ws.ipc_dir("one") / "mcp.sock")) as one:
             tools = {t.name for t in (await one.list_tools()).tools}
             assert "list_agents" in tools and not tools & {"spawn_agent", "start_agent", "retire_agent"}
+    finally:
+        await host.stop()
+
+
+async def test_spawned_definitions_are_checked_bounded_and_never_widen_the_callers_grants(workspace):
+    from crowdtui.workspace import load_workspace
+
+    make_workspace(workspace)
+    ws = load_workspace(workspace.root)
+    host = Host(ws, options=HostOptions(dispatch=False, runtime=False))
+    await host.start()
+    try:
+        store = host.store
+        for name in ("mid", "narrow"):
+            await host.open_door(name)
+        async with Client(unix_client(ws.ipc_dir("mid") / "mcp.sock")) as mid, \
+                Client(unix_client(ws.ipc_dir("narrow") / "mcp.sock")) as narrow:
+            async def refused(client, **args) -> str:
+                with pytest.raises(MCPError) as err:
+                    await client.call_tool("spawn_agent", args)
+                return err.value.error.message
+
+            assert "unknown key" in await refused(mid, name="junk", definition={"colour": "red"})
+            assert "is not one of" in await refused(mid, name="junk", definition={"launch": "sometimes"})
+            assert "not allowed for a spawned agent" in await refused(mid, name="junk", definition={"launch": "always"})
+            assert "over 64 KiB" in await refused(mid, name="junk", persona="x" * 70_000)
+            assert "not a template name" in await refused(mid, name="junk", template="../boss")
+            assert "no template 'nope'" in await refused(mid, name="junk", template="nope")
+            assert "valid" in await refused(mid, name="../escape")
+            assert "exists already" in await refused(mid, name="other")
+            assert not (ws.agents_dir / "boss/mid/junk").exists()
+            assert len(await events(store, "hub.denied", "mid")) >= 6
+
+            # control characters end up inert in the file and the registry
+            await call(mid, "spawn_agent", name="quiet", description="rings\x07 the bell",
+                       persona="\x1b[2J wipe the screen")
+            text = (ws.agents_dir / "boss/mid/quiet/AGENT.md").read_text()
+            assert "\x1b" not in text and "\x07" not in text and "\\x1b[2J" in text
+            assert "\x07" not in (await store.get_agent("quiet")).description
+
+            # a caller with grant rules passes them on; its child may only add deny rules
+            assert "could widen your own grants" in await refused(narrow, name="wider",
+                                                                  definition={"grants": ["observe"]})
+            await call(narrow, "spawn_agent", name="narrower", definition={"grants": ["!send_message"]})
+            child = load_roster(ws).get("narrower")
+            assert child.grants == ("send_message(to=boss)", "get_messages", "spawn_agent", "list_agents",
+                                    "!send_message")
+        from crowdtui.hub.grants import Grants
+
+        grants = Grants.of(child.tier, child.grants)
+        assert not grants.check("send_message", {"to": "boss"}).allowed and grants.check("get_messages").allowed
     finally:
         await host.stop()
