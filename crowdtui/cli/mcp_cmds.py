@@ -2,7 +2,8 @@
 
     claude mcp add crowd -- crowdtui --workspace DIR mcp
 
-It serves the hub's tools, dispatch's (routes, tasks, reply) and the agent-management tools,
+It serves the hub's tools, dispatch's (routes, tasks, reply), the agent-management tools and
+``decide_route`` (approve or reject an agent's pending route: the operator's alone),
 acting as the operator (``--as NAME`` acts for an agent instead, recorded as such): every
 call is checked and recorded (``hub.calling`` / ``hub.call``) by the hub's own middleware,
 with the operator as actor. It opens the workspace's store itself (safe beside a running
@@ -48,7 +49,7 @@ async def cmd_mcp(args) -> int:
 
 async def operator_server(workspace, store):
     """The MCP server ``crowdtui mcp`` serves, and its agent manager (for its runtime)."""
-    from crowdtui.dispatch.mcp_tools import add_dispatch_tools
+    from crowdtui.dispatch.mcp_tools import add_dispatch_tools, add_operator_tools
     from crowdtui.dispatch.service import Dispatch
     from crowdtui.host import host_running
     from crowdtui.hub.directory import Directory, roster_definitions
@@ -75,6 +76,7 @@ async def operator_server(workspace, store):
                                "runs (`crowdtui hub`, `crowdtui serve` or the console)"))
     add_manage_tools(server, manager)
     add_dispatch_tools(server, Dispatch(store, log=lambda line: print(line, file=sys.stderr)))
+    add_operator_tools(server, store)
     return server, manager
 
 

@@ -200,3 +200,18 @@ def add_dispatch_tools(server, dispatch) -> None:
 
         with qms_errors():
             return {"removed": plain(await _rm(store, name, actor=me))}
+
+
+def add_operator_tools(server, store) -> None:
+    """Tools only the operator has (``crowdtui mcp`` registers them; the hub does not, so no
+    agent sees them): deciding agents' pending routes, as ``crowdtui route approve|reject``."""
+
+    @server.tool()
+    async def decide_route(route_id: int, approve: bool) -> dict[str, Any]:
+        """Approve (approve=true) or reject an agent's pending route (a wide match waiting for
+        the operator); a rejected route is removed."""
+        from crowdtui.dispatch.routes import decide_pending
+
+        with qms_errors():
+            route = await decide_pending(store, route_id, approve, actor=caller())
+        return {"route": plain(route), "approved": approve}

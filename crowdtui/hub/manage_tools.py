@@ -131,7 +131,7 @@ class AgentManager:
                     raise MCPError(code=INVALID_PARAMS, message=f"{name} is not in the roster (agents/); "
                                                                 "call list_agents to see who exists")
                 agent = await self.store.get_agent(name)
-                if action == "restart" or agent is None or agent.state != RUNNING:
+                if agent is None or agent.state != RUNNING:  # a restart of a running one adds none
                     await self.check_running_quota(me)
             runtime = await self.engine(action, name)
             if definition is not None and self.open_door is not None:

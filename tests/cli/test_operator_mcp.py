@@ -52,7 +52,7 @@ async def test_the_operator_sends_approves_and_manages_agents_through_crowdtui_m
     # a document written by one agent, reviewed by another, waiting for the operator's approval
     store = await Store.open(workspace.db_path)
     try:
-        for name in ("writer", "reviewer"):
+        for name in ("writer", "reviewer", "lead"):
             await store.upsert_agent(name, path=name, tier=0)
         doc = await store.create_document("writer", "SOP", "Backups", "Back up nightly.\n")
         await store.route(doc.id, "writer", "review", ["reviewer"])
@@ -63,7 +63,7 @@ async def test_the_operator_sends_approves_and_manages_agents_through_crowdtui_m
         async with Client(stdio_client(operator_server(workspace))) as op:
             tools = {t.name for t in (await op.list_tools()).tools}
             assert {"send_message", "get_messages", "approve_document", "list_agents", "spawn_agent",
-                    "start_agent", "retire_agent", "add_route", "list_tasks"} <= tools
+                    "start_agent", "retire_agent", "add_route", "decide_route", "list_tasks"} <= tools
 
             sent = structured(await op.call_tool("send_message", {"to": "lead", "body": "hello from my assistant"}))
             assert sent["recipients"] == ["lead"]
@@ -79,6 +79,12 @@ async def test_the_operator_sends_approves_and_manages_agents_through_crowdtui_m
             route = structured(await op.call_tool("add_route", {"match": "platform=local chat=local:ops",
                                                                  "agent": "lead"}))
             assert route["route"]["owner"] == "operator"
+            from crowdtui.dispatch.routes import add_route
+
+            pending = await add_route(store, "platform=*", "lead", actor="lead", now=0.0)
+            assert pending.state == "pending"  # an agent's wide route waits for the operator
+            decided = structured(await op.call_tool("decide_route", {"route_id": pending.id, "approve": True}))
+            assert decided["route"]["state"] == "active"
             listed = {a["name"] for a in structured(await op.call_tool("list_agents", {}))["agents"]}
             assert {"lead", "writer", "reviewer"} <= listed  # synced from agents/: no host runs
             spawned = structured(await op.call_tool("spawn_agent", {"name": "helper", "description": "helps"}))
