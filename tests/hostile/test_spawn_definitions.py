@@ -5,6 +5,7 @@ written anywhere else."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from hypothesis import strategies as st
@@ -69,7 +70,7 @@ async def test_hostile_spawns_are_refused_in_one_line_or_stay_within_the_caller(
                     spawned.append(result.structured_content["name"])
     finally:
         await host.stop()
-    roster = load_roster(ws)
+    roster = (await asyncio.to_thread(load_roster, ws))
     mid = roster.get("mid")
     for name in spawned:
         child = roster.get(name)

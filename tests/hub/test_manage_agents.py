@@ -8,6 +8,8 @@ the subtree, quotas, more than the caller has) are each an event.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -70,7 +72,7 @@ async def test_an_agent_spawns_starts_messages_and_retires_a_child(workspace, ag
             # the roster is the source of truth: a file under agents/, loaded like any other
             text = (ws.agents_dir / "boss/mid/kid/AGENT.md").read_text()
             assert "spawned_by: mid" in text and "crowd-agent" in text
-            kid = load_roster(ws).get("kid")
+            kid = (await asyncio.to_thread(load_roster, ws)).get("kid")
             assert kid is not None and kid.parent == "mid" and kid.spawned_by == "mid"
             assert kid.resources.memory == "128m" and kid.resources.cpus == 0.5  # at most mid's
             row = await store.get_agent("kid")
@@ -109,7 +111,7 @@ async def test_an_agent_spawns_starts_messages_and_retires_a_child(workspace, ag
             assert not (ws.agents_dir / "boss/mid/kid").exists()
             assert await store.get_agent("kid") is None
             assert await events(store, "agent.retired", "mid")
-            assert "kid" not in load_roster(ws)
+            assert "kid" not in (await asyncio.to_thread(load_roster, ws))
     finally:
         await host.stop()
 
@@ -207,7 +209,7 @@ async def test_spawned_definitions_are_checked_bounded_and_never_widen_the_calle
             assert "could widen your own grants" in await refused(narrow, name="wider",
                                                                   definition={"grants": ["observe"]})
             await call(narrow, "spawn_agent", name="narrower", definition={"grants": ["!send_message"]})
-            child = load_roster(ws).get("narrower")
+            child = (await asyncio.to_thread(load_roster, ws)).get("narrower")
             assert child.grants == ("send_message(to=boss)", "get_messages", "spawn_agent", "list_agents",
                                     "!send_message")
         from crowdtui.hub.grants import Grants
