@@ -34,10 +34,9 @@ async def test_a_spawned_child_appears_in_the_console_runs_and_goes_when_retired
         async with Client(unix_client(sock)) as boss:
             spawned = structured(await boss.call_tool("spawn_agent", {
                 "name": "kid", "description": "spawned by boss",
-                "definition": {"command": ["crowd-agent", "--role", "echo", "--poll", "0.3"]}}))
-            assert spawned["parent"] == "boss"
+                "definition": {"command": ["crowd-agent", "--role", "echo", "--poll", "0.3"]}, "start": True}))
+            assert (spawned["parent"], spawned["state"]) == ("boss", "running")  # spawned and started in one call
             await wait_for(pilot, lambda: agents.row("kid"), 30, what="the spawned child in the agent list")
-            await boss.call_tool("start_agent", {"name": "kid"})
             await wait_for(pilot, lambda: agents.row("kid") and agents.row("kid").running, 30, what="kid running")
             await boss.call_tool("retire_agent", {"name": "kid"})
             await wait_for(pilot, lambda: agents.row("kid") is None, 30, what="kid gone from the list")
