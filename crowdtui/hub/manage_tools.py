@@ -159,10 +159,13 @@ class AgentManager:
         from crowdtui.runtime import lifecycle
 
         args = {"name": str(name)[:80], "template": str(template)[:80]}
-        with qms_errors():
+        try:
             validate_name(name)
+        except Exception as exc:  # a path, a traversal: the child goes only below the caller's folder
+            await self.refuse(me, "spawn_agent", f"cannot spawn: {exc}; the child is placed in your own folder, "
+                                                 "so give a plain name", args, INVALID_PARAMS)
         if name in RESERVED_NAMES:
-            raise MCPError(code=INVALID_PARAMS, message=f"{name!r} is reserved; choose another name")
+            await self.refuse(me, "spawn_agent", f"{name!r} is reserved; choose another name", args, INVALID_PARAMS)
         async with self.lock:
             roster = await self.roster()
             parent = roster.get(me) if me != OPERATOR else None
@@ -170,7 +173,8 @@ class AgentManager:
                 await self.refuse(me, "spawn_agent", f"{me} has no definition in the roster to place a child under; "
                                                      "ask the operator", args)
             if name in roster or await self.store.get_agent(name) is not None:
-                raise MCPError(code=CONFLICT, message=f"an agent named {name!r} exists already; choose another name")
+                await self.refuse(me, "spawn_agent", f"an agent named {name!r} exists already; choose another name",
+                                  args, CONFLICT)
             if me != OPERATOR:
                 cap = self.quota("spawned_per_agent")
                 mine = sorted(a.name for a in roster if a.spawned_by == me)

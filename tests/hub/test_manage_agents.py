@@ -137,9 +137,12 @@ async def test_a_tier_1_agent_is_held_to_its_subtree_and_quotas_each_refusal_an_
             assert "not below mid" in await refused("start_agent", name="boss")
             assert "not below mid" in await refused("restart_agent", name="mid")
             assert "not below mid" in await refused("retire_agent", name="other")
+            # a child goes only into its own folder: no paths, no taking a name from elsewhere
+            assert "plain name" in await refused("spawn_agent", name="../../other/x")
+            assert "exists already" in await refused("spawn_agent", name="other")
             denied = {(e.subject, e.detail["args"]["name"]) for e in await events(store, "hub.denied", "mid")}
             assert {("stop_agent", "other"), ("start_agent", "boss"), ("restart_agent", "mid"),
-                    ("retire_agent", "other")} <= denied
+                    ("retire_agent", "other"), ("spawn_agent", "../../other/x"), ("spawn_agent", "other")} <= denied
 
             # more than it has itself
             assert "more than your own 256m" in await refused(
