@@ -21,6 +21,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
 from crowdtui.host import host_running
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CROWDTUI = str(Path(sys.executable).with_name("crowdtui"))
@@ -101,6 +102,32 @@ async def test_the_operator_sends_approves_and_manages_agents_through_crowdtui_m
         assert await store.events_after(0, kinds="agent.retired", actor="operator")
     finally:
         await store.close()
+
+
+@pytest.mark.docker
+async def test_beside_a_running_host_the_operator_starts_an_agent_that_answers(workspace, agent_image):
+    (workspace.agents_dir / "echo").mkdir(parents=True)
+    (workspace.agents_dir / "echo" / "AGENT.md").write_text(
+        "---\nname: echo\ncommand: [crowd-agent, --role, echo, --poll, '0.3']\n---\nEchoes.\n")
+    host = subprocess.Popen([CROWDTUI, "--workspace", str(workspace.root), "hub", "--no-dispatch"], cwd=str(REPO),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        await wait_for(lambda: host_running(workspace), 30, "the host")
+        async with Client(stdio_client(operator_server(workspace))) as op:
+            started = structured(await op.call_tool("start_agent", {"name": "echo"}))
+            assert started["state"] == "running" and "note" not in started  # the host gives it its door
+            await op.call_tool("send_message", {"to": "echo", "body": "are you there?"})
+
+            async def answer():
+                got = structured(await op.call_tool("get_messages", {}))["messages"]
+                return [m["body"] for m in got if m["sender"] == "echo"]
+
+            assert await wait_for(answer, 45, "echo's answer in the operator's inbox") == ["echo: are you there?"]
+            stopped = structured(await op.call_tool("stop_agent", {"name": "echo"}))
+            assert stopped["state"] in ("exited", "stopped")
+    finally:
+        host.terminate()
+        await asyncio.to_thread(host.wait, 30)
 
 
 @pytest.fixture(scope="session")
