@@ -53,6 +53,9 @@ class Quotas:
     tasks_max: int = 20  # scheduled tasks created by the agent that exist at once
     task_min_interval: float = 60.0  # seconds: shortest gap between runs of an agent's task
     task_max_text: int = 4096  # bytes of an agent-created task's message text
+    # Agents managing agents (counted by the hub's management tools, crowdtui.hub.manage_tools)
+    spawned_per_agent: int = 4  # agents spawned by one agent that exist at once
+    agents_running_max: int = 16  # running agents beyond which an agent's start is refused
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> "Quotas":

@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "crowdtui.cli.dispatch_cmds",
     "crowdtui.cli.secret_cmds",
     "crowdtui.cli.web_cmds",
+    "crowdtui.cli.mcp_cmds",
 ]
 
 

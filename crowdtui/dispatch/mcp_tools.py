@@ -2,7 +2,8 @@
 
 - ``reply(chat, text)``: any agent, for chats routed to it or to one of its children.
 - routes and tasks: ``list_*`` for tiers 0 and 1; changing them for tier 0, and only
-  for targets that are the caller or its descendants.
+  for targets that are the caller or its descendants. The operator (``crowdtui mcp``)
+  may do all of it, for every agent.
 
 The hub's grants decide first (tool names are listed in ``crowdtui.hub.grants``);
 these checks narrow further. Errors are MCPErrors that say what to do.
@@ -16,12 +17,15 @@ from mcp.shared.exceptions import MCPError
 
 from crowdtui.hub.identity import caller
 from crowdtui.hub.tools import DENIED, plain, qms_errors
+from qms.names import OPERATOR
 
 DISPATCH_TOOLS = ("reply", "list_routes", "add_route", "move_route", "remove_route",
                 "list_tasks", "add_task", "pause_task", "resume_task", "remove_task")
 
 
 async def _tier(store, name: str) -> int:
+    if name == OPERATOR:  # `crowdtui mcp`: the operator's own AI client
+        return 0
     a = await store.get_agent(name)
     if a is None:
         raise MCPError(code=DENIED, message=f"{name} is not a registered agent")
@@ -36,6 +40,8 @@ async def _require_tier(store, me: str, most: int, what: str) -> None:
 
 
 async def _require_own(store, me: str, target: str) -> None:
+    if me == OPERATOR:
+        return
     name, seen = target, set()
     while name and name not in seen:
         if name == me:
@@ -72,6 +78,8 @@ def add_dispatch_tools(server, dispatch) -> None:
             raise
 
     def _below_note(me: str, route, asked: int | None) -> str:
+        if me == OPERATOR:
+            return f"placed at {route.position}: an operator route"
         where = f"placed at {route.position}"
         if asked and asked != route.position:
             where += f" (you asked for {asked})"
@@ -192,3 +200,18 @@ def add_dispatch_tools(server, dispatch) -> None:
 
         with qms_errors():
             return {"removed": plain(await _rm(store, name, actor=me))}
+
+
+def add_operator_tools(server, store) -> None:
+    """Tools only the operator has (``crowdtui mcp`` registers them; the hub does not, so no
+    agent sees them): deciding agents' pending routes, as ``crowdtui route approve|reject``."""
+
+    @server.tool()
+    async def decide_route(route_id: int, approve: bool) -> dict[str, Any]:
+        """Approve (approve=true) or reject an agent's pending route (a wide match waiting for
+        the operator); a rejected route is removed."""
+        from crowdtui.dispatch.routes import decide_pending
+
+        with qms_errors():
+            route = await decide_pending(store, route_id, approve, actor=caller())
+        return {"route": plain(route), "approved": approve}

@@ -46,10 +46,14 @@ DOCUMENT_TOOLS = (
     "my_tasks",
 )
 COORDINATION_TOOLS = ("delegate", "escalate", "observe", "set_status")
+# Agent lifecycle (crowdtui.hub.manage_tools): whatever the grants say, an agent acts only
+# on its own descendants, within the spawn and running quotas.
+MANAGE_TOOLS = ("list_agents", "start_agent", "stop_agent", "restart_agent", "spawn_agent", "retire_agent")
+_CHANGE_AGENTS = ("!start_agent", "!stop_agent", "!restart_agent", "!spawn_agent", "!retire_agent")
 # Served only by `crowdtui serve` (crowdtui.dispatch.mcp_tools), which narrows them further.
 DISPATCH_TOOLS = ("reply", "list_routes", "add_route", "move_route", "remove_route",
                 "list_tasks", "add_task", "pause_task", "resume_task", "remove_task")
-HUB_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS
+HUB_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS + MANAGE_TOOLS
 ALL_TOOLS = HUB_TOOLS + DISPATCH_TOOLS
 
 _CHANGE_ROUTING = ("!add_route", "!move_route", "!remove_route", "!add_task", "!pause_task",
@@ -64,9 +68,10 @@ TIER_DEFAULTS: dict[int, tuple[str, ...]] = {
     1: ("*",) + _CHANGE_ROUTING,
 }
 # Tier 2 and deeper: no observing other agents, no broadcasting to everyone, no routing
-# or scheduling at all (reply to a chat stays open to every tier).
+# or scheduling at all (reply to a chat stays open to every tier), no starting, stopping,
+# spawning or retiring agents (list_agents stays open).
 DEEP_TIER_DEFAULT: tuple[str, ...] = (
-    ("*", "!observe", "!send_message(to=[*])", "!list_routes", "!list_tasks") + _CHANGE_ROUTING
+    ("*", "!observe", "!send_message(to=[*])", "!list_routes", "!list_tasks") + _CHANGE_ROUTING + _CHANGE_AGENTS
 )
 
 @dataclass(frozen=True)

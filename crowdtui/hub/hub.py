@@ -140,6 +140,11 @@ class Hub:
         self.announcer = None
         self.launcher = None
         self.supervisor = None
+        from crowdtui.hub.manage_tools import AgentManager
+
+        # the agent-management tools act with the hub's runtime once it has one (run_policies)
+        self.manager = AgentManager(workspace, store, self.directory, open_door=self.open_door,
+                                    close_door=self.close_door)
         self._started = False
 
     # ---- lifecycle ---------------------------------------------------------------
@@ -161,6 +166,9 @@ class Hub:
                 return await agent_for_token(self.store, token.strip()) if scheme.lower() == "bearer" else None
 
             self.server = build_server(self.store, self.directory, http_identity, events=self.audit)
+            from crowdtui.hub.manage_tools import add_manage_tools
+
+            add_manage_tools(self.server, self.manager)
             if self.http_port:
                 await self._start_http()
         except BaseException:
@@ -355,6 +363,8 @@ class Hub:
         from crowdtui.hub.announce import Announcer, pty_typist
         from crowdtui.hub.launch_policy import LaunchPolicy, runtime_actions
 
+        if self.manager.runtime is None:
+            self.manager.runtime = runtime
         if pool is None:
             from crowdtui.runtime.pty import SessionPool
 

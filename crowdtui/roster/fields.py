@@ -269,6 +269,13 @@ def _base_url(value: Any, node: yaml.Node) -> str:
     return text.strip().rstrip("/")
 
 
+def _spawner(value: Any, node: yaml.Node) -> str:
+    """Who spawned the agent (``spawn_agent`` writes it): an agent's name or the operator."""
+    if value in RESERVED_NAMES:
+        return value
+    return _name(value, node)
+
+
 def _bool(value: Any, node: yaml.Node) -> bool:
     if not isinstance(value, bool):
         raise Invalid(node, f"{kind_of(value)} is not allowed; give true or false")
@@ -300,5 +307,6 @@ KEYS: dict[str, tuple[str, Any]] = {
     "runner": ("runner", lambda v, n: _choice(v, n, RUNNERS)),
     "permission_mode": ("permission_mode", lambda v, n: _text(v, n, "a permission mode")),
     "base_url": ("base_url", _base_url),
+    "spawned_by": ("spawned_by", _spawner),
 }
 KNOWN_KEYS = tuple(KEYS)

@@ -92,6 +92,7 @@ class AgentDef:
     runner: str = "script"
     permission_mode: str | None = None  # the runner's own mode name; None: its default
     base_url: str | None = None  # the model API (a gateway); None: crowd.toml's, else the vendor's
+    spawned_by: str | None = None  # the agent (or operator) whose spawn_agent wrote this file
     persona: str = ""  # Markdown body, mounted as CLAUDE.md
     skills: dict[str, str] = field(default_factory=dict)  # skill name -> SKILL.md text
 

@@ -184,6 +184,33 @@ def release_home_disk(workspace, agent: str) -> bool:
     return True
 
 
+def archive_home(workspace, agent: str) -> Path:
+    """Move a retired agent's state out of the way: its home (the filesystem image, else the
+    plain folder) and its logs go to ``.crowd/archive/<agent>-<UTC time>/``, its IPC folder
+    is removed. Returns the archive folder. The container must be gone first."""
+    import time
+
+    release_home_disk(workspace, agent)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = workspace.crowd_dir / "archive"
+    dest, n = base / f"{agent}-{stamp}", 1
+    while dest.exists():
+        n += 1
+        dest = base / f"{agent}-{stamp}-{n}"
+    dest.mkdir(parents=True)
+    image = image_path(workspace, agent)
+    if image.exists():
+        image.rename(dest / "home.ext4")
+    home = workspace.home_dir(agent)
+    if home.exists() and _mounted_from(home) is None:
+        home.rename(dest / "home")
+    logs = workspace.log_dir(agent)
+    if logs.exists():
+        logs.rename(dest / "logs")
+    shutil.rmtree(workspace.ipc_dir(agent), ignore_errors=True)
+    return dest
+
+
 def release_all(workspace) -> list[str]:
     """Unmount every agent home of the workspace (images stay); the names released."""
     homes = workspace.crowd_dir / "homes"

@@ -9,7 +9,8 @@ from typing import Iterator
 from crowdtui.errors import CrowdError, EngineUnavailable
 
 
-def _where() -> str:
+def where() -> str:
+    """The engine's address (``DOCKER_HOST``, else the local socket)."""
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
@@ -22,7 +23,7 @@ def connect(timeout: int = 60):
         client = docker.from_env(timeout=timeout)
     except DockerException as exc:
         raise EngineUnavailable(
-            f"no Docker engine answers at {_where()}; start Docker "
+            f"no Docker engine answers at {where()}; start Docker "
             "(e.g. `make setup`, or `dockerd &` as root) and try again"
         ) from exc
     try:
@@ -30,7 +31,7 @@ def connect(timeout: int = 60):
     except Exception as exc:
         client.close()
         raise EngineUnavailable(
-            f"no Docker engine answers at {_where()}; start Docker "
+            f"no Docker engine answers at {where()}; start Docker "
             "(e.g. `make setup`, or `dockerd &` as root) and try again"
         ) from exc
     return client

@@ -5,6 +5,7 @@ Doors and where they are covered:
   raw JSON-RPC frames on an agent's MCP socket                                 test_mcp_frames.py
   grant bypasses (coerced values, lists, unknown keys) and audit dodges       test_grant_bypass.py
   agent definition files (AGENT.md)                                           test_agent_files.py
+  definitions an agent spawns (spawn_agent over its socket)                    test_spawn_definitions.py
   channel bodies, registrations and tokens (engine HTTP API on 127.0.0.1)     test_channel_bodies.py
   CLI names and ids (subprocess crowdtui)                                     test_cli_args.py
   document ids, titles and types (the store)                                  test_documents.py
