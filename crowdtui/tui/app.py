@@ -141,6 +141,7 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
         self.roster: dict[str, Any] = {}
         self.roster_problems: list[str] = []
         self.roster_obj: Any = None
+        self._roster_seen = False  # a roster was loaded once (the watch starts then)
         self.containers: dict[str, Any] = {}
         self.stats: dict[str, Any] = {}
         self.runtime: Any = None

@@ -33,26 +33,29 @@ class RosterWork:
 
     @quiet_when_closing
     def on_roster_loaded(self, message: RosterLoaded) -> None:
-        first = not self.roster and not self.roster_problems
+        first = not self._roster_seen
+        self._roster_seen = True
+        # the store work runs as a worker: a handler that awaits I/O holds up every
+        # message behind it (keys included) for as long as the store takes
+        self._sync_roster(message)
+        if first and self.watch_roster:
+            self.watch_roster_worker()
+
+    @work(exclusive=True, group="roster-sync", exit_on_error=False)
+    async def _sync_roster(self, message: RosterLoaded) -> None:
+        """Register the roster's agents, then show them: a row in the list is an agent the
+        store knows (acting on it works at once)."""
+        if message.roster is not None:
+            try:
+                await backend.sync_registry(self.store, message.roster)
+            except Exception as exc:
+                self.notify(f"roster: {exc}", severity="warning", markup=False)
         self.roster = message.agents
         self.roster_problems = message.problems
         if message.roster is not None:
             self.roster_obj = message.roster
-        # the store work runs as a worker: a handler that awaits I/O holds up every
-        # message behind it (keys included) for as long as the store takes
-        self._sync_roster(message.roster)
-        if first and self.watch_roster:
-            self.watch_roster_worker()
-        self._status()
-
-    @work(exclusive=True, group="roster-sync", exit_on_error=False)
-    async def _sync_roster(self, roster: Any) -> None:
-        if roster is not None:
-            try:
-                await backend.sync_registry(self.store, roster)
-            except Exception as exc:
-                self.notify(f"roster: {exc}", severity="warning", markup=False)
         await self.refresh_rows()
+        self._status()
 
     @work(exclusive=True, group="hub", exit_on_error=False)
     async def start_hub(self) -> None:

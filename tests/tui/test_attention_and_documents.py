@@ -11,6 +11,14 @@ from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.agent_list import AgentList
 from crowdtui.tui.widgets.documents_view import DocumentsView
 from tests.tui.conftest import add_agent, store_app, wait_for
+from tests.waiting import wait_for as wait_until
+
+
+async def wait_registered(store, *names: str) -> None:
+    async def all_there() -> bool:
+        return all([await store.get_agent(n) is not None for n in names])
+
+    await wait_until(all_there, 30, f"{', '.join(names)} in the registry")
 
 
 async def doc_for_approval(store, author="alice", reviewer="qa"):
@@ -136,6 +144,8 @@ async def test_activity_feed_follows_events_and_filters(workspace, store):
     app = store_app(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.query_one(AgentList).row("bob"))
+        # the list shows the roster's rows; the registry may take a moment longer
+        await wait_registered(store, "alice", "bob")
         await store.send_message("alice", "bob", "hi bob")
         await store.create_document("bob", "SOP", "Runbook")
         await pilot.press("4")
