@@ -12,7 +12,7 @@ Commands::
 
     crowdtui send TO BODY [--priority low|normal|high] [--thread T] [--json]   (BODY - : stdin)
     crowdtui inbox [NAME] [--unread] [--limit N] [--json]
-    crowdtui read ID...
+    crowdtui read ID... [--json]                 (prints {"marked": N, "asked": N})
     crowdtui doc ...   (the document commands: see crowdtui.cli.doc_cmds)
     crowdtui events [--json] [-f] [--kind K]... [--after ID] [--limit N]
 
@@ -56,7 +56,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from crowdtui.cli.common import inert, print_json, workspace_of
+from crowdtui.cli.common import emit, inert, print_json, workspace_of
 from crowdtui.errors import CrowdError, UsageError
 
 FOLLOW_INTERVAL = 0.5  # seconds between polls of `events -f`
@@ -147,14 +147,12 @@ def register(sub) -> None:
     p.add_argument("body", metavar="BODY", help="message text (- reads stdin)")
     p.add_argument("--priority", "-p", choices=("low", "normal", "high"), default="normal")
     p.add_argument("--thread", "-t", default=None, help="thread label to group messages")
-    p.add_argument("--json", action="store_true", help="print the stored messages as JSON")
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("inbox", help="list messages (yours, or NAME's)")
     p.add_argument("name", nargs="?", default=None, metavar="NAME")
     p.add_argument("--unread", action="store_true", help="only unread messages")
     p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser("read", help="mark messages read")
@@ -162,7 +160,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_read)
 
     p = sub.add_parser("events", help="the change log: every write others may care about")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument("--kind", "-k", action="append", default=None,
                    help="only this kind (doc.state) or family (doc.*); repeatable")
@@ -212,11 +209,10 @@ async def cmd_inbox(args) -> int:
 async def cmd_read(args) -> int:
     async with acting_store(args) as (store, actor):
         n = await store.mark_read(actor, args.ids)
-    if n < len(set(args.ids)):
-        print(f"marked {n} of {len(set(args.ids))} read (the others were already read, "
-              f"or are not {inert(actor)}'s messages)")
-    else:
-        print(f"marked {n} read")
+    asked = len(set(args.ids))
+    emit(args, {"marked": n, "asked": asked},
+         f"marked {n} of {asked} read (the others were already read, or are not {inert(actor)}'s messages)"
+         if n < asked else f"marked {n} read")
     return 0
 
 

@@ -41,7 +41,7 @@ def register(sub) -> None:
         f"goes to the agent; {DETACH_HINT}.",
     )
     p.add_argument("name", metavar="NAME", help="the agent")
-    p.set_defaults(func=cmd_attach)
+    p.set_defaults(func=cmd_attach, interactive="`attach` (a full-screen terminal)")
 
     p = sub.add_parser(
         "exec",
@@ -52,7 +52,7 @@ def register(sub) -> None:
     p.add_argument("name", metavar="NAME", help="the agent")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD...",
                    help="command and its arguments, taken as they are (default: a shell)")
-    p.set_defaults(func=cmd_exec)
+    p.set_defaults(func=cmd_exec, interactive="`exec` (a terminal in the container)")
 
 
 # --------------------------------------------------------------------------- finding the agent

@@ -38,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--no-hub", action="store_true",
                    help="do not run the host (hub, dispatch, policies) in the web server "
                    "(each console then uses or starts one)")
-    p.set_defaults(func=cmd_web)
+    p.set_defaults(func=cmd_web, interactive="`web` (the console in a browser)")
 
 
 def console_command(workspace_root: str) -> str:
