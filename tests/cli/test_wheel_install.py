@@ -1,0 +1,74 @@
+"""A wheel built from the repository installs and runs with no checkout in sight.
+
+The repository's files (those git knows, committed or not) are copied to a temporary
+folder, a wheel is built there (``pip wheel --no-deps``: no stale ``build/`` of the
+checkout can leak into it), installed into a fresh virtual environment (its dependencies
+from the package index), and the installed ``crowdtui`` is run from a folder outside the
+checkout: ``init demo``, ``ls --json``, and ``image build`` resolving the image's inputs
+from the installed package (the same inputs hash to the same tag, so the engine's image is
+reused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(argv: list, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+    assert proc.returncode == 0, f"{argv} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def copy_of_the_repository(target: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        source = REPO / rel
+        if source.is_file():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / rel)
+    return target
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(900)
+def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path, agent_image):
+    source = copy_of_the_repository(tmp_path / "src")
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist",
+         "."], cwd=source)
+    (wheel,) = (tmp_path / "dist").glob("crowdtui-*.whl")
+    run([sys.executable, "-m", "venv", tmp_path / "venv"], cwd=tmp_path)
+    py = tmp_path / "venv" / "bin" / "python"
+    run([py, "-m", "pip", "install", "-q", wheel], cwd=tmp_path, timeout=800)
+    crowdtui = tmp_path / "venv" / "bin" / "crowdtui"
+
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CROWD_WORKSPACE", "PYTHONPATH", "VIRTUAL_ENV")}
+    where = run([py, "-c", "import crowdtui.shipped as s; print(s.shipped_path('docker'))"], cwd=away, env=env)
+    assert Path(where.stdout.strip()).is_relative_to(tmp_path / "venv"), where.stdout  # not the checkout
+
+    init = json.loads(run([crowdtui, "init", "demo", "--json"], cwd=away, env=env).stdout)
+    demo = away / "demo"
+    assert init["workspace"] == str(demo) and "agents/ (sample roster)" in init["created"]
+    assert "crowdtui-sample" not in (demo / "crowd.toml").read_text()  # the template, with its own name
+    assert 'name = "demo"' in (demo / "crowd.toml").read_text()
+    agents = json.loads(run([crowdtui, "ls", "--json"], cwd=demo, env=env).stdout)
+    sample = sorted(p.parent.relative_to(REPO / "agents").name for p in (REPO / "agents").rglob("AGENT.md"))
+    assert sorted(a["name"] for a in agents) == sample
+    assert all(a["defined"] and a["state"] == "not started" for a in agents)
+
+    # the image's inputs come from the installed package and hash as the checkout's do
+    built = json.loads(run([crowdtui, "image", "build", "--json"], cwd=demo, env=env).stdout)
+    assert built["tag"] == agent_image
