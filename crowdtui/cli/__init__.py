@@ -40,6 +40,7 @@ COMMAND_MODULES = [
     "crowdtui.cli.dispatch_cmds",
     "crowdtui.cli.secret_cmds",
     "crowdtui.cli.web_cmds",
+    "crowdtui.cli.completion_cmds",
 ]
 
 
