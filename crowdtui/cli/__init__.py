@@ -41,6 +41,7 @@ COMMAND_MODULES = [
     "crowdtui.cli.secret_cmds",
     "crowdtui.cli.web_cmds",
     "crowdtui.cli.completion_cmds",
+    "crowdtui.cli.doctor_cmds",
 ]
 
 

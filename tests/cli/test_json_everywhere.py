@@ -223,6 +223,8 @@ def test_every_command_answers_json_with_its_documented_keys(ws, crowd, tmp_path
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     crowd("image", "prune", expect=3)  # no engine there: a JSON error (prune spares the shared engine)
     monkeypatch.delenv("DOCKER_HOST")
+    assert crowd("doctor")["ok"] is True  # (tests/cli/test_doctor.py: its failures)
+    crowd("completion", "bash")
     # interactive commands refuse --json in JSON
     # (exec's CMD... takes every word after NAME as they are, so --json goes before NAME)
     for argv in (("attach", "echo"), ("exec", "--json", "echo"), ("web",), ("channel", "local")):
