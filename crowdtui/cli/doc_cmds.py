@@ -20,9 +20,8 @@ Commands::
     crowdtui doc history ID [--json]
     crowdtui doc tasks [NAME] [--json]
 
-Every command takes ``--json``: the JSON shapes (document, task, event) are described in
-:mod:`crowdtui.cli.store_cmds`; a change prints the document after it (without
-``content``), ``reassign`` the new task (docs/cli-json.md).
+Every command takes ``--json`` (shapes: docs/cli-json.md): a change prints the document
+after it (without ``content``), ``reassign`` the new task.
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
 """CLI: the agents' containers — ``ls``, ``up``, ``down``, ``restart``, ``logs``, ``stats``.
 
-``crowdtui ls --json`` prints a list of objects with these keys (stable):
-``name``, ``tier``, ``path``, ``state`` (created | running | exited | crashed | stopped, or
-the registry's word when there is no container, or "not started"), ``detail`` (e.g.
-"crashed (exit 3)"), ``exit_code``, ``oom_killed``, ``unread``, ``image``, ``container``
-(short id or null), ``defined`` (in the roster), ``registered`` (in the store).
-
-``crowdtui stats --json``: a list of ``name``, ``cpu`` (percent of one CPU), ``memory``
-(bytes), ``memory_limit`` (bytes), ``memory_percent``, ``pids``.
-
-``up``, ``down``, ``restart`` and ``logs`` with ``--json``: see docs/cli-json.md.
+With ``--json`` each prints the shape docs/cli-json.md gives it (``logs``: JSON Lines).
 """
 
 from __future__ import annotations

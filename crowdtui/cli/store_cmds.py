@@ -16,32 +16,8 @@ Commands::
     crowdtui doc ...   (the document commands: see crowdtui.cli.doc_cmds)
     crowdtui events [--json] [-f] [--kind K]... [--after ID] [--limit N]
 
-JSON output (stable; times are epoch seconds as numbers, absent values are null):
-
-- message (``send --json`` prints a list, ``inbox --json`` prints a list)::
-
-    {"id": 12, "sender": "operator", "recipient": "lead", "body": "...",
-     "priority": "normal", "thread": null, "created_at": 1.7e9, "read_at": null}
-
-- document (``doc ls --json`` prints a list without ``content``; ``doc show --json``
-  and ``doc new --json`` print one with ``content``)::
-
-    {"id": "SOP-001", "doc_type": "SOP", "title": "...", "state": "DRAFT",
-     "version": 2, "latest_version": 2, "author": "operator", "created_at": ...,
-     "updated_at": ..., "holder": null, "taken_at": null, "lease_expires_at": null,
-     "executable": false, "content": "..."}
-
-- task (``doc tasks --json`` prints a list)::
-
-    {"id": 3, "doc_id": "SOP-001", "kind": "review", "assignee": "qa",
-     "created_at": ..., "doc_title": "...", "doc_state": "IN_REVIEW",
-     "routed_by": "operator", "round": 1}
-
-- event (``doc history --json`` prints a list; ``events --json`` prints one event per
-  line, JSON Lines, also while following with ``-f``)::
-
-    {"id": 40, "at": 1.7e9, "actor": "operator", "kind": "doc.state",
-     "subject": "SOP-001", "detail": {"from": "DRAFT", "to": "IN_REVIEW"}}
+Every command takes ``--json``; the shapes (message, document, task, event) are in
+docs/cli-json.md, the one place they are written down (tests hold the commands to it).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def register(sub) -> None:
     p.add_argument("name", metavar="NAME", help="the agent")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD...",
                    help="command and its arguments, taken as they are (default: a shell)")
-    p.set_defaults(func=cmd_exec, interactive="`exec` (a terminal in the container)")
+    p.set_defaults(func=cmd_exec)
 
 
 # --------------------------------------------------------------------------- finding the agent
@@ -263,7 +263,13 @@ async def cmd_exec(args) -> int:
     ws = workspace_of(args)
     if args.cmd[:1] == ["--"]:
         args.cmd = args.cmd[1:]
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    from crowdtui.cli.common import wants_json
+
+    as_json = wants_json(args)
+    if as_json and not args.cmd:
+        raise UsageError("`exec` without CMD is interactive (a shell): --json needs a command, "
+                         f"e.g. `crowdtui exec --json {args.name} ls /` (--json before NAME)")
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     if not interactive and not args.cmd:
         raise UsageError(
             "no command given and this is not a terminal, so there is no shell to open; "
@@ -272,6 +278,8 @@ async def cmd_exec(args) -> int:
     client = await asyncio.to_thread(_connect)
     try:
         container = await asyncio.to_thread(find_agent_container, client, ws, args.name)
+        if as_json:
+            return await asyncio.to_thread(_exec_json, client, container.id, args.name, args.cmd)
         if not interactive:
             return await asyncio.to_thread(_exec_plain, client, container.id, args.cmd)
         from crowdtui.runtime.pty import open_exec
@@ -294,6 +302,30 @@ async def cmd_exec(args) -> int:
         return 0
     finally:
         client.close()
+
+
+EXEC_JSON_LIMIT = 1 << 20  # bytes kept of each of stdout and stderr with --json
+
+
+def _exec_json(client, container_id: str, name: str, cmd: list[str]) -> int:
+    """``exec --json NAME CMD``: run ``cmd`` without a terminal and print one object with
+    its output (the first MiB of each stream) and exit status, which is also ours."""
+    from crowdtui.cli.common import print_json
+
+    api = client.api
+    exec_id = api.exec_create(container_id, cmd, stdout=True, stderr=True)["Id"]
+    streams = {"stdout": bytearray(), "stderr": bytearray()}
+    truncated = False
+    for chunks in api.exec_start(exec_id, stream=True, demux=True):
+        for key, chunk in zip(("stdout", "stderr"), chunks):
+            if chunk:
+                room = EXEC_JSON_LIMIT - len(streams[key])
+                truncated |= len(chunk) > room
+                streams[key] += chunk[:max(room, 0)]
+    code = int(api.exec_inspect(exec_id).get("ExitCode") or 0)
+    print_json({"name": name, "command": cmd, "exit_code": code, "truncated": truncated,
+                **{k: v.decode("utf-8", "replace") for k, v in streams.items()}})
+    return code
 
 
 def _exec_plain(client, container_id: str, cmd: list[str]) -> int:

@@ -97,16 +97,17 @@ def crowd(ws, capsys, monkeypatch):
     """Run one command in-process with --json after it: (exit, parsed-or-raw stdout, stderr)."""
     seen: dict[str, str] = {}
 
-    def run(*argv: str, expect: int = 0, shape: str | None = None, stdin: str | None = None):
+    def run(*argv: str, expect: int = 0, shape: str | None = None, stdin: str | None = None,
+            options_after: bool = True):
         if stdin is not None:
             monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(argv) + ["--json", "-w", str(ws.root)])
+        code = main(list(argv) + (["--json", "-w", str(ws.root)] if options_after else []))
         out, err = capsys.readouterr()
         command = shape or " ".join(a for a in argv[:2] if not a.startswith("-"))
         command = command if command in leaves() else argv[0]
         command = command if command in leaves() else argv[0]
         assert code == expect, f"{argv}: exit {code}, stdout {out!r}, stderr {err!r}"
-        if expect == 0:
+        if expect == 0 or shape:  # (exec answers its object with the command's exit status)
             check_shape(command, out, seen)
             seen.setdefault(command, "ran")
         else:
@@ -216,6 +217,10 @@ def test_every_command_answers_json_with_its_documented_keys(ws, crowd, tmp_path
     crowd("restart", "echo")
     crowd("stats")
     crowd("logs", "echo")
+    # exec's CMD... takes every word after NAME as it is: the options go before NAME
+    ran = crowd("exec", "--json", "-w", str(ws.root), "echo", "sh", "-c", "echo out; echo err >&2; exit 3",
+                expect=3, shape="exec", options_after=False)
+    assert (ran["exit_code"], ran["stdout"], ran["stderr"], ran["truncated"]) == (3, "out\n", "err\n", False)
     assert crowd("down", "echo", "--rm")["stopped"][0]["removed"] is True
     assert crowd("image", "build")["tag"] == agent_image
     crowd("image", "tag")
@@ -226,9 +231,9 @@ def test_every_command_answers_json_with_its_documented_keys(ws, crowd, tmp_path
     assert crowd("doctor")["ok"] is True  # (tests/cli/test_doctor.py: its failures)
     crowd("completion", "bash")
     # interactive commands refuse --json in JSON
-    # (exec's CMD... takes every word after NAME as they are, so --json goes before NAME)
-    for argv in (("attach", "echo"), ("exec", "--json", "echo"), ("web",), ("channel", "local")):
+    for argv in (("attach", "echo"), ("web",), ("channel", "local")):
         crowd(*argv, expect=2)
+    crowd("exec", "--json", "-w", str(ws.root), "echo", expect=2, options_after=False)  # a shell: interactive
     _new_commands(ws, crowd.seen)
     long_running = {"hub", "serve"}  # test_servers_print_a_ready_line
     missing = sorted(set(leaves()) - set(crowd.seen) - long_running)
