@@ -231,11 +231,11 @@ def test_every_command_answers_json_with_its_documented_keys(ws, crowd, tmp_path
     assert crowd("doctor")["ok"] is True  # (tests/cli/test_doctor.py: its failures)
     crowd("completion", "bash")
     # interactive commands refuse --json in JSON
-    for argv in (("attach", "echo"), ("web",), ("channel", "local")):
+    for argv in (("attach", "echo"), ("channel", "local")):
         crowd(*argv, expect=2)
     crowd("exec", "--json", "-w", str(ws.root), "echo", expect=2, options_after=False)  # a shell: interactive
     _new_commands(ws, crowd.seen)
-    long_running = {"hub", "serve"}  # test_servers_print_a_ready_line
+    long_running = {"hub", "serve", "web"}  # test_servers_print_a_ready_line
     missing = sorted(set(leaves()) - set(crowd.seen) - long_running)
     assert not missing, f"commands this test never ran: {missing}"
 
@@ -244,7 +244,7 @@ def _new_commands(ws, seen: dict[str, str]) -> None:
     """Commands the scenario does not know (added later): run with --json and nothing else;
     the answer must be one JSON document, an error object when the exit is non-zero."""
     for command in leaves():
-        if command in seen or command in ("hub", "serve"):
+        if command in seen or command in ("hub", "serve", "web"):
             continue
         proc = subprocess.run(CROWDTUI + command.split() + ["--json", "-w", str(ws.root)],
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
@@ -264,10 +264,11 @@ def test_every_command_has_a_documented_shape():
     assert not stale, f"docs/cli-json.md documents commands that do not exist: {stale}"
 
 
-@pytest.mark.parametrize("command", ["hub", "serve"])
+@pytest.mark.parametrize("command", ["hub", "serve", "web"])
 def test_servers_print_a_ready_line(sample_workspace, command):
-    """`hub --json` / `serve --json` print one JSON line when ready, then run until stopped."""
-    extra = ["--no-runtime"] if command == "serve" else []
+    """`hub --json` / `serve --json` / `web --json` print one JSON line when ready, then run
+    until stopped."""
+    extra = {"serve": ["--no-runtime"], "web": ["--no-hub", "--port", str(free_port())]}.get(command, [])
     proc = subprocess.Popen(CROWDTUI + [command, "--json", "-w", str(sample_workspace.root)] + extra,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -275,6 +276,12 @@ def test_servers_print_a_ready_line(sample_workspace, command):
         seen: dict[str, str] = {}
         check_shape(command, line, seen)
         assert json.loads(line)["pid"] == proc.pid
+        if command == "web":  # the URL it printed opens the console page; without its key, refused
+            import httpx
+
+            url = json.loads(line)["url"]
+            assert httpx.get(url, timeout=10, trust_env=False).status_code == 200
+            assert httpx.get(url.split("?")[0], timeout=10, trust_env=False).status_code == 403
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -284,6 +291,14 @@ def test_servers_print_a_ready_line(sample_workspace, command):
             rest, _err = proc.communicate()
     if command == "hub":
         assert json.loads(rest.strip().splitlines()[-1])["event"] == "stopped"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_global_options_after_the_command(sample_workspace, capsys, monkeypatch):
