@@ -72,3 +72,7 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path, agent_image)
     # the image's inputs come from the installed package and hash as the checkout's do
     built = json.loads(run([crowdtui, "image", "build", "--json"], cwd=demo, env=env).stdout)
     assert built["tag"] == agent_image
+    # and the doctor finds the engine and that image (the hub is not running: a warning only)
+    report = json.loads(run([crowdtui, "doctor", "--json"], cwd=demo, env=env).stdout)
+    statuses = {c["area"]: c["status"] for c in report["checks"] if c["area"] in ("engine", "image", "hub")}
+    assert report["ok"] and statuses == {"engine": "ok", "image": "ok", "hub": "warn"}, report
