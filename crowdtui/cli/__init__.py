@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         from crowdtui.cli.tui_cmds import cmd_console, console_available
 
         if not console_available():
+            if as_json:
+                return report_error("give a command (`crowdtui --help` lists them)", 2, as_json)
             parser.print_help(sys.stdout)
             return 0
         func = cmd_console
@@ -214,4 +216,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(exc, QmsError):
             return report_error(inert(exc), 1, as_json)
-        raise
+        if not as_json:
+            raise
+        import traceback  # a bug: the traceback for a person, still one JSON answer for the script
+
+        traceback.print_exc()
+        return report_error(inert(f"unexpected error ({type(exc).__name__}: {exc}); this is a bug in "
+                                  "crowdtui: please report it with the traceback above"), 1, as_json)

@@ -325,3 +325,21 @@ def test_usage_errors_in_json_mode(capsys):
     assert "invalid choice" in json.loads(capsys.readouterr().out)["error"]
     assert main(["--json"]) == 2  # the console is interactive
     assert "interactive" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_an_unexpected_failure_is_still_one_json_answer(sample_workspace, capsys, monkeypatch):
+    """A bug (an exception no handler expects) in --json mode: the traceback on stderr for a
+    person, and the JSON error object on stdout with exit 1 for the script."""
+    import crowdtui.cli.secret_cmds as secret_cmds
+
+    def broken(args):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(secret_cmds, "cmd_ls", broken)
+    assert main(["secret", "ls", "--json", "-w", str(sample_workspace.root)]) == 1
+    out, err = capsys.readouterr()
+    error = json.loads(out)
+    assert error["exit"] == 1 and "KeyError" in error["error"] and "bug" in error["error"]
+    assert "Traceback" in err
+    with pytest.raises(KeyError):  # without --json: the plain traceback, as before
+        main(["secret", "ls", "-w", str(sample_workspace.root)])
