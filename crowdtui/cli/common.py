@@ -50,3 +50,12 @@ def emit(args, data: Any, *lines: str, file=None) -> None:
 def note(args, line: str) -> None:
     """A remark for a person: stdout in text mode, stderr with ``--json`` (stdout is JSON)."""
     print(line, file=sys.stderr if wants_json(args) else sys.stdout)
+
+
+AGENT_NAMES = "agents"  # an argument's ``completer``: shell completion offers the roster's names
+
+
+def completes_agents(action):
+    """Mark an argument (``add_argument``'s result) as an agent name, for shell completion."""
+    action.completer = AGENT_NAMES
+    return action

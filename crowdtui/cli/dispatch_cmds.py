@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from crowdtui.cli.common import emit, inert, open_store, print_json, wants_json, workspace_of
+from crowdtui.cli.common import completes_agents, emit, inert, open_store, print_json, wants_json, workspace_of
 
 
 def register(sub) -> None:
@@ -34,7 +34,7 @@ def register(sub) -> None:
     r.set_defaults(func=cmd_route_ls)
     r = rs.add_parser("add", help="add a route, e.g. route add 'platform=local chat=local:ops*' ops")
     r.add_argument("match", help="glob terms over platform, room, chat, sender, verb (key=* present, key= absent, * all)")
-    r.add_argument("agent")
+    completes_agents(r.add_argument("agent"))
     r.add_argument("--position", type=int, default=None, help="1 is tried first (default: last)")
     r.set_defaults(func=cmd_route_add)
     r = rs.add_parser("mv", help="move a route to a position (1 is tried first)")
@@ -54,7 +54,7 @@ def register(sub) -> None:
     ts = p.add_subparsers(dest="task_command", metavar="ACTION", required=True)
     t = ts.add_parser("add", help="add a task, e.g. task add standup lead every:1d 'post the standup'")
     t.add_argument("name")
-    t.add_argument("agent")
+    completes_agents(t.add_argument("agent"))
     t.add_argument("schedule", help="cron:'*/5 * * * *' (UTC), every:10m, or at:2026-01-01T09:00:00Z")
     t.add_argument("text", help="the message the agent gets when the task is due")
     t.set_defaults(func=cmd_task_add)
@@ -72,7 +72,7 @@ def register(sub) -> None:
     o.set_defaults(func=cmd_onboard_ls)
     o = os_.add_parser("approve", help="route the chat to an agent and deliver what it sent")
     o.add_argument("chat")
-    o.add_argument("agent")
+    completes_agents(o.add_argument("agent"))
     o.set_defaults(func=cmd_onboard_approve)
     o = os_.add_parser("deny", help="drop what the chat sent (later messages are held again)")
     o.add_argument("chat")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import sys
 import time
 
-from crowdtui.cli.common import emit, inert, print_json
+from crowdtui.cli.common import completes_agents, emit, inert, print_json
 from crowdtui.cli.store_cmds import acting_store, as_dict, event_line, read_text_file, when
 from crowdtui.errors import UsageError
 
@@ -118,7 +118,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_doc_history)
 
     p = ds.add_parser("tasks", help="open review/approval tasks (yours, or NAME's)")
-    p.add_argument("name", nargs="?", default=None, metavar="NAME")
+    completes_agents(p.add_argument("name", nargs="?", default=None, metavar="NAME"))
     p.set_defaults(func=cmd_doc_tasks)
 
 

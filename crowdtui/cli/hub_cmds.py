@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from crowdtui.cli.common import emit, open_store, print_json, wants_json, workspace_of
+from crowdtui.cli.common import completes_agents, emit, open_store, print_json, wants_json, workspace_of
 
 
 def register(sub) -> None:
@@ -34,14 +34,14 @@ def register(sub) -> None:
     p = sub.add_parser("token", help="bearer tokens for agents that reach the hub over HTTP")
     tsub = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     t = tsub.add_parser("issue", help="make a new token for an agent (printed once; only its hash is kept)")
-    t.add_argument("name", metavar="NAME")
+    completes_agents(t.add_argument("name", metavar="NAME"))
     t.set_defaults(func=cmd_token_issue)
     t = tsub.add_parser("revoke", help="revoke an agent's tokens (all, or one by --id)")
-    t.add_argument("name", metavar="NAME")
+    completes_agents(t.add_argument("name", metavar="NAME"))
     t.add_argument("--id", type=int, default=None, help="only this token (see `token ls`)")
     t.set_defaults(func=cmd_token_revoke)
     t = tsub.add_parser("ls", help="list an agent's tokens (never the tokens themselves)")
-    t.add_argument("name", metavar="NAME", nargs="?")
+    completes_agents(t.add_argument("name", metavar="NAME", nargs="?"))
     t.set_defaults(func=cmd_token_ls)
 
 

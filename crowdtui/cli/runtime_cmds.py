@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from crowdtui.cli.common import emit, inert, open_store, print_json, wants_json, workspace_of
+from crowdtui.cli.common import completes_agents, emit, inert, open_store, print_json, wants_json, workspace_of
 from crowdtui.errors import CrowdError, UsageError
 from qms.names import OPERATOR
 
@@ -18,7 +18,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("up", help="start agents' containers")
-    p.add_argument("names", nargs="*", metavar="NAME")
+    completes_agents(p.add_argument("names", nargs="*", metavar="NAME"))
     p.add_argument("--all", action="store_true", help="every agent in the roster")
     p.add_argument("--host", action="store_true",
                    help="if no host (hub) runs for the workspace, start one in the background so the "
@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop agents' containers (their homes stay)")
-    p.add_argument("names", nargs="*", metavar="NAME")
+    completes_agents(p.add_argument("names", nargs="*", metavar="NAME"))
     p.add_argument("--all", action="store_true", help="every running agent of the workspace")
     p.add_argument("--rm", action="store_true", help="also remove the stopped containers")
     p.add_argument("--timeout", type=int, default=10, metavar="S",
@@ -34,13 +34,13 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_down)
 
     p = sub.add_parser("restart", help="replace an agent's container with a fresh one")
-    p.add_argument("name", metavar="NAME")
+    completes_agents(p.add_argument("name", metavar="NAME"))
     p.add_argument("--host", action="store_true",
                    help="if no host (hub) runs for the workspace, start one in the background")
     p.set_defaults(func=cmd_restart)
 
     p = sub.add_parser("logs", help="an agent's container output, or all agents merged")
-    p.add_argument("names", nargs="*", metavar="NAME", help="agents (default: all)")
+    completes_agents(p.add_argument("names", nargs="*", metavar="NAME", help="agents (default: all)"))
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
     p.add_argument("-n", "--tail", type=int, default=100, metavar="N",
                    help="lines of each agent to show first (default 100)")

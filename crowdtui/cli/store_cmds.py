@@ -32,7 +32,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from crowdtui.cli.common import emit, inert, print_json, workspace_of
+from crowdtui.cli.common import completes_agents, emit, inert, print_json, workspace_of
 from crowdtui.errors import CrowdError, UsageError
 
 FOLLOW_INTERVAL = 0.5  # seconds between polls of `events -f`
@@ -119,14 +119,14 @@ def indent(text: str, prefix: str = "    ") -> str:
 
 def register(sub) -> None:
     p = sub.add_parser("send", help="send a message to an agent, the operator, or * (everyone)")
-    p.add_argument("to", metavar="TO", help="agent name, operator, or * for every agent")
+    completes_agents(p.add_argument("to", metavar="TO", help="agent name, operator, or * for every agent"))
     p.add_argument("body", metavar="BODY", help="message text (- reads stdin)")
     p.add_argument("--priority", "-p", choices=("low", "normal", "high"), default="normal")
     p.add_argument("--thread", "-t", default=None, help="thread label to group messages")
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("inbox", help="list messages (yours, or NAME's)")
-    p.add_argument("name", nargs="?", default=None, metavar="NAME")
+    completes_agents(p.add_argument("name", nargs="?", default=None, metavar="NAME"))
     p.add_argument("--unread", action="store_true", help="only unread messages")
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=cmd_inbox)

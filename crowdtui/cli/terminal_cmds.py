@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from crowdtui.cli.common import completes_agents
 from crowdtui.errors import CrowdError, UsageError
 
 DETACH_KEY = b"\x1d"  # Ctrl-]
@@ -40,7 +41,7 @@ def register(sub) -> None:
         description="Join the running agent's terminal from this terminal. Everything you type "
         f"goes to the agent; {DETACH_HINT}.",
     )
-    p.add_argument("name", metavar="NAME", help="the agent")
+    completes_agents(p.add_argument("name", metavar="NAME", help="the agent"))
     p.set_defaults(func=cmd_attach, interactive="`attach` (a full-screen terminal)")
 
     p = sub.add_parser(
@@ -49,7 +50,7 @@ def register(sub) -> None:
         description="Open a new interactive shell in the agent's container, or run CMD there. "
         "With stdin not a terminal, CMD runs without one and its exit status is returned.",
     )
-    p.add_argument("name", metavar="NAME", help="the agent")
+    completes_agents(p.add_argument("name", metavar="NAME", help="the agent"))
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD...",
                    help="command and its arguments, taken as they are (default: a shell)")
     p.set_defaults(func=cmd_exec)

@@ -4,6 +4,7 @@ the completion function is asked what it offers for command lines typed so far."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,9 @@ import pytest
 from crowdtui.cli import build_parser, subparsers_of, walk_commands
 
 CROWDTUI = str(Path(sys.executable).parent / "crowdtui")
+# the scripts run `crowdtui completion --agents` for agents' names: this venv's crowdtui
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+ENV.pop("CROWD_WORKSPACE", None)
 
 
 def bash_offers(words: list[str], tmp_path: Path) -> list[str]:
@@ -25,7 +29,7 @@ def bash_offers(words: list[str], tmp_path: Path) -> list[str]:
     code = (f"source {script}; complete -p crowdtui >/dev/null || exit 9; COMP_WORDS=({quoted}); "
             f"COMP_CWORD={len(words) - 1}; _crowdtui; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
     out = subprocess.run(["bash", "--norc", "--noprofile", "-c", code], capture_output=True, text=True,
-                         timeout=30, cwd=tmp_path)
+                         timeout=30, cwd=tmp_path, env=ENV)
     assert out.returncode == 0, out.stderr
     return [line for line in out.stdout.splitlines() if line]
 
@@ -43,7 +47,7 @@ def zsh_offers(words: list[str], tmp_path: Path) -> list[str]:
             'compadd() { shift; print -l -- "${(@P)1}"; }; '
             '_files() { print -- "<folders>"; }; '
             f"words=({quoted}); CURRENT={len(words)}; PREFIX=${{words[CURRENT]}}; _crowdtui")
-    out = subprocess.run(["zsh", "-f", "-c", code], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    out = subprocess.run(["zsh", "-f", "-c", code], capture_output=True, text=True, timeout=30, cwd=tmp_path, env=ENV)
     assert out.returncode == 0, out.stderr
     return [line.split(":", 1)[0] if not line.startswith("-") else line for line in out.stdout.splitlines() if line]
 
@@ -88,3 +92,22 @@ def test_completion_json_and_bad_shell(capsys):
     assert data["shell"] == "bash" and "complete -o default -F _crowdtui crowdtui" in data["script"]
     assert main(["completion", "fish", "--json"]) == 2
     assert "fish" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_agent_names_complete_from_the_workspace_roster(sample_workspace, tmp_path):
+    """Where a command takes an agent's name (and after --as), the roster's names are
+    offered: from -w DIR when given, else from the workspace around the current folder."""
+    from crowdtui.roster import load_roster
+
+    names = sorted(load_roster(sample_workspace).names())
+    root = str(sample_workspace.root)
+    assert bash_offers(["crowdtui", "-w", root, "up", ""], tmp_path) == names
+    assert bash_offers(["crowdtui", "--workspace", root, "attach", "l"], tmp_path) == ["lead"]
+    assert bash_offers(["crowdtui", "-w", root, "doc", "route", "X", ""], tmp_path) == ["review", "approval"]
+    assert bash_offers(["crowdtui", "-w", root, "send", "q"], tmp_path) == ["qa"]
+    assert bash_offers(["crowdtui", "-w", root, "secret", "set", ""], tmp_path) == []  # a secret's name: no
+    assert bash_offers(["crowdtui", "-w", root, "doc", "checkout", "X", "--as", ""], tmp_path) == names
+    assert bash_offers(["crowdtui", "up", ""], tmp_path) == []  # no workspace around tmp_path: nothing
+    if shutil.which("zsh"):
+        assert zsh_offers(["crowdtui", "-w", root, "restart", ""], tmp_path) == names
+        assert zsh_offers(["crowdtui", "-w", root, "ls", "--as", ""], tmp_path) == names
