@@ -37,14 +37,14 @@ def wants_json(args) -> bool:
     return bool(getattr(args, "json", False))
 
 
-def emit(args, data: Any, *lines: str, file=None) -> None:
+def emit(args, data: Any, *lines: str) -> None:
     """A command's result: ``data`` as JSON with ``--json`` (shapes: docs/cli-json.md),
     else ``lines`` as text (callers make agent-supplied text inert)."""
     if wants_json(args):
         print_json(data)
         return
     for line in lines:
-        print(line, file=file or sys.stdout)
+        print(line)
 
 
 def note(args, line: str) -> None:
