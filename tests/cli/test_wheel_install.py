@@ -4,18 +4,20 @@ The repository's files (those git knows, committed or not) are copied to a tempo
 folder, a wheel is built there (``pip wheel --no-deps``: no stale ``build/`` of the
 checkout can leak into it), installed into a fresh virtual environment (its dependencies
 from the package index), and the installed ``crowdtui`` is run from a folder outside the
-checkout: ``init demo``, ``ls --json``, and ``image build`` resolving the image's inputs
+checkout: ``init demo``, ``ls --json``, ``image build`` resolving the image's inputs
 from the installed package (the same inputs hash to the same tag, so the engine's image is
-reused).
+reused), ``doctor``, and the console itself (in tmux) showing the sample crew.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,34 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path, agent_image)
     report = json.loads(run([crowdtui, "doctor", "--json"], cwd=demo, env=env).stdout)
     statuses = {c["area"]: c["status"] for c in report["checks"] if c["area"] in ("engine", "image", "hub")}
     assert report["ok"] and statuses == {"engine": "ok", "image": "ok", "hub": "warn"}, report
+
+    # and `crowdtui` in demo opens the console (in tmux), showing the sample crew; q quits
+    console_shows_the_crew(crowdtui, demo, env, [a["name"] for a in agents])
+
+
+def console_shows_the_crew(crowdtui: Path, demo: Path, env: dict, names: list[str]) -> None:
+    socket = f"crowdtui-wheel-{os.getpid()}"  # a tmux server of our own
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], capture_output=True, text=True,
+                              check=True).stdout
+
+    cmd = shlex.join(["env", "-u", "COLUMNS", "-u", "LINES", "-u", "CROWD_WORKSPACE", "-u", "PYTHONPATH",
+                      str(crowdtui)])
+    tmux("new-session", "-d", "-s", "wheel", "-x", "140", "-y", "40", "-c", str(demo), cmd)
+    try:
+        deadline = time.monotonic() + 60
+        screen = ""
+        while time.monotonic() < deadline and not (all(n in screen for n in names) and "docker ✓" in screen):
+            time.sleep(0.2)
+            screen = tmux("capture-pane", "-p", "-t", "wheel")
+        assert all(n in screen for n in names) and "docker ✓" in screen, screen
+        tmux("send-keys", "-t", "wheel", "q")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "wheel" in subprocess.run(
+                ["tmux", "-L", socket, "list-sessions"], capture_output=True, text=True).stdout:
+            time.sleep(0.2)
+        assert "wheel" not in subprocess.run(["tmux", "-L", socket, "list-sessions"], capture_output=True,
+                                             text=True).stdout, "q did not quit the console"
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
