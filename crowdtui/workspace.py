@@ -17,36 +17,11 @@ from crowdtui.errors import WorkspaceNotFound
 
 CONFIG_NAME = "crowd.toml"
 
-DEFAULT_CONFIG = """\
-# crowdtui workspace configuration. Every key is optional; these are the defaults.
-
-[workspace]
-# Shown in the app's title and used in container names.
-name = "{name}"
-
-[runtime]
-# Image for agents whose AGENT.md names none. Empty: the image `crowdtui image build` made.
-image = ""
-
-[hub]
-# Streamable HTTP for agents on other machines (each with its own bearer token,
-# `crowdtui token issue NAME`); 0 turns it off.
-http_port = 0
-http_host = "127.0.0.1"
-# Host names accepted in requests besides the loopback names (DNS-rebinding guard).
-http_allowed_hosts = []
-
-[dispatch]
-# The chat side (channels, routes, scheduled tasks): HTTP port on 127.0.0.1 for channels
-# and /health; 0 picks a free one. (Older workspaces call this section [engine]; it is
-# still read when [dispatch] is absent.)
-port = 0
-"""
-
-
 def sample_roster_dir() -> Path:
-    """The sample roster shipped with crowdtui (the repository's ``agents/``)."""
-    return Path(__file__).resolve().parent.parent / "agents"
+    """The sample roster shipped with crowdtui (``agents/``; see :mod:`crowdtui.shipped`)."""
+    from crowdtui.shipped import shipped_path
+
+    return shipped_path("agents")
 
 
 @dataclass(frozen=True)
@@ -167,15 +142,17 @@ def init_workspace(root: Path, *, sample: bool = True) -> tuple[Workspace, list[
     created: list[str] = []
     cfg = root / CONFIG_NAME
     if not cfg.exists():
-        cfg.write_text(DEFAULT_CONFIG.format(name=root.name))
+        from crowdtui.shipped import config_template
+
+        cfg.write_text(config_template(root.name), encoding="utf-8")
         created.append(CONFIG_NAME)
     agents = root / "agents"
     if not agents.exists():
-        src = sample_roster_dir()
+        src = sample_roster_dir() if sample else None
         if sample and not src.is_dir():
             raise WorkspaceNotFound(
-                f"the sample roster is not at {src} (crowdtui was installed without its source "
-                "checkout); run `crowdtui init --empty` or install with `make setup`"
+                f"the sample roster is not at {src} (a broken installation); run "
+                "`crowdtui init --empty`, or reinstall crowdtui (`pipx install ./dist/crowdtui-*.whl`)"
             )
         if sample and src.resolve() != agents.resolve():
             shutil.copytree(src, agents)

@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "crowdtui.workspace",
         "crowdtui.agent_folder",
         "crowdtui.secrets",
+        "crowdtui.shipped",
     )),
     ("roster", ("crowdtui.roster",)),
     ("runners", ("crowdtui.runners",)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from crowdtui.cli.common import inert, open_store, print_json, workspace_of
+from crowdtui.cli.common import completes_agents, emit, inert, open_store, print_json, wants_json, workspace_of
 
 
 def register(sub) -> None:
@@ -31,11 +31,10 @@ def register(sub) -> None:
     p = sub.add_parser("route", help="chat routes: which agent gets which chat messages")
     rs = p.add_subparsers(dest="route_command", metavar="ACTION", required=True)
     r = rs.add_parser("ls", help="list routes in the order they are tried")
-    r.add_argument("--json", action="store_true", help="machine-readable output")
     r.set_defaults(func=cmd_route_ls)
     r = rs.add_parser("add", help="add a route, e.g. route add 'platform=local chat=local:ops*' ops")
     r.add_argument("match", help="glob terms over platform, room, chat, sender, verb (key=* present, key= absent, * all)")
-    r.add_argument("agent")
+    completes_agents(r.add_argument("agent"))
     r.add_argument("--position", type=int, default=None, help="1 is tried first (default: last)")
     r.set_defaults(func=cmd_route_add)
     r = rs.add_parser("mv", help="move a route to a position (1 is tried first)")
@@ -49,19 +48,17 @@ def register(sub) -> None:
                              ("reject", "drop an agent's pending (wide) route")):
         r = rs.add_parser(action, help=helptext)
         r.add_argument("id", type=int)
-        r.add_argument("--json", action="store_true", help="machine-readable output")
         r.set_defaults(func=cmd_route_decide, approve=action == "approve")
 
     p = sub.add_parser("task", help="scheduled tasks: messages to agents on a cron, interval or one-shot schedule")
     ts = p.add_subparsers(dest="task_command", metavar="ACTION", required=True)
     t = ts.add_parser("add", help="add a task, e.g. task add standup lead every:1d 'post the standup'")
     t.add_argument("name")
-    t.add_argument("agent")
+    completes_agents(t.add_argument("agent"))
     t.add_argument("schedule", help="cron:'*/5 * * * *' (UTC), every:10m, or at:2026-01-01T09:00:00Z")
     t.add_argument("text", help="the message the agent gets when the task is due")
     t.set_defaults(func=cmd_task_add)
     t = ts.add_parser("ls", help="list tasks (with who created them and their last run)")
-    t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_task_ls)
     for action, helptext in (("pause", "pause a task"), ("resume", "resume a paused task (no backlog)"),
                              ("rm", "remove a task"), ("runs", "show a task's runs")):
@@ -72,11 +69,10 @@ def register(sub) -> None:
     p = sub.add_parser("onboard", help="chats held because no route accepts them: approve or deny")
     os_ = p.add_subparsers(dest="onboard_command", metavar="ACTION", required=True)
     o = os_.add_parser("ls", help="list held chats")
-    o.add_argument("--json", action="store_true", help="machine-readable output")
     o.set_defaults(func=cmd_onboard_ls)
     o = os_.add_parser("approve", help="route the chat to an agent and deliver what it sent")
     o.add_argument("chat")
-    o.add_argument("agent")
+    completes_agents(o.add_argument("agent"))
     o.set_defaults(func=cmd_onboard_approve)
     o = os_.add_parser("deny", help="drop what the chat sent (later messages are held again)")
     o.add_argument("chat")
@@ -97,7 +93,7 @@ def register(sub) -> None:
     c.add_argument("--web", action="store_true",
                    help="chat from a web page on 127.0.0.1 instead of the terminal (prints its URL)")
     c.add_argument("--register-key", default=None, help=argparse_suppress())
-    c.set_defaults(func=cmd_channel_local)
+    c.set_defaults(func=cmd_channel_local, interactive="`channel local` (a terminal chat)")
     c = cs.add_parser("send", help="send text to a chat through its channel (as the operator, or --as an agent "
                                    "the chat was routed to)")
     c.add_argument("chat")
@@ -105,7 +101,6 @@ def register(sub) -> None:
     c.set_defaults(func=cmd_channel_send)
     c = cs.add_parser("ls", help="list registered channels (with those deregistered, --all)")
     c.add_argument("--all", action="store_true", help="include channels that went down")
-    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_channel_ls)
 
 
@@ -134,6 +129,12 @@ async def cmd_serve(args) -> int:
                                                       health_failures=args.health_failures))
 
     def ready(host) -> None:
+        if wants_json(args):  # one line on stdout when ready; the log stays on stderr
+            import json
+
+            print(json.dumps({"event": "ready", "workspace": str(ws.root), "pid": os.getpid(),
+                              "dispatch": host.dispatch_url, "hub": host.hub is not None,
+                              "runtime": host.runtime is not None}), flush=True)
         host.log(f"listening on {host.dispatch_url} (pid {os.getpid()}, workspace {ws.root}, "
                  f"hub {'on' if host.hub else 'off'}, runtime {'on' if host.runtime else 'off'})")
 
@@ -177,12 +178,12 @@ async def cmd_route_decide(args) -> int:
 
     async with open_store(args) as store:
         r = await decide_pending(store, args.id, args.approve, actor=args.actor)
-    if args.json:
-        print_json(_route_json(r))
-    elif args.approve:
-        print(f"route {r.id} approved, active at {r.position}: {inert(r.match)} -> {r.agent} (owner {r.owner})")
+    if args.approve:
+        emit(args, _route_json(r),
+             f"route {r.id} approved, active at {r.position}: {inert(r.match)} -> {r.agent} (owner {r.owner})")
     else:
-        print(f"route {r.id} rejected and removed: {inert(r.match)} -> {r.agent} (owner {r.owner})")
+        emit(args, _route_json(r),
+             f"route {r.id} rejected and removed: {inert(r.match)} -> {r.agent} (owner {r.owner})")
     return 0
 
 
@@ -199,7 +200,7 @@ async def cmd_route_add(args) -> int:
                             now=time.time())
     asked = _asked(args.position, r.position)
     state = " PENDING: a wide match by an agent waits for `crowdtui route approve`" if r.state == "pending" else ""
-    print(f"route {r.id} at {r.position}{asked}: {inert(r.match)} -> {r.agent}{state}")
+    emit(args, _route_json(r), f"route {r.id} at {r.position}{asked}: {inert(r.match)} -> {r.agent}{state}")
     return 0
 
 
@@ -208,7 +209,7 @@ async def cmd_route_mv(args) -> int:
 
     async with open_store(args) as store:
         r = await move_route(store, args.id, args.position, actor=args.actor)
-    print(f"route {r.id} now at {r.position}{_asked(args.position, r.position)}")
+    emit(args, _route_json(r), f"route {r.id} now at {r.position}{_asked(args.position, r.position)}")
     return 0
 
 
@@ -217,7 +218,7 @@ async def cmd_route_rm(args) -> int:
 
     async with open_store(args) as store:
         r = await remove_route(store, args.id, actor=args.actor)
-    print(f"removed route {r.id}: {inert(r.match)} -> {r.agent}")
+    emit(args, _route_json(r), f"removed route {r.id}: {inert(r.match)} -> {r.agent}")
     return 0
 
 
@@ -231,8 +232,13 @@ async def cmd_task_add(args) -> int:
             raise CrowdError(f"no agent named {inert(args.agent)!r} is registered; `crowdtui ls` lists them")
         t = await add_task(store, name=args.name, agent=args.agent, schedule=args.schedule, text=args.text,
                            actor=args.actor, now=time.time())
-    print(f"task {t.name}: {t.schedule} -> {t.agent}, next {_when(t.next_due)}")
+    emit(args, _task_json(t), f"task {t.name}: {t.schedule} -> {t.agent}, next {_when(t.next_due)}")
     return 0
+
+
+def _task_json(t, **extra) -> dict:
+    return {"name": t.name, "agent": t.agent, "schedule": t.schedule, "state": t.state,
+            "next_due": t.next_due, "text": t.text, "created_by": t.created_by, "by_agent": t.by_agent, **extra}
 
 
 async def cmd_task_ls(args) -> int:
@@ -242,9 +248,7 @@ async def cmd_task_ls(args) -> int:
         tasks = await list_tasks(store)
         last = {t.name: (await runs_of(store, t.name, limit=1) or [None])[-1] for t in tasks}
     if args.json:
-        print_json([{"name": t.name, "agent": t.agent, "schedule": t.schedule, "state": t.state,
-                     "next_due": t.next_due, "text": t.text, "created_by": t.created_by, "by_agent": t.by_agent,
-                     "last_run": last[t.name].__dict__ if last[t.name] else None} for t in tasks])
+        print_json([_task_json(t, last_run=last[t.name].__dict__ if last[t.name] else None) for t in tasks])
         return 0
     if not tasks:
         print("no tasks; add one with `crowdtui task add NAME AGENT SCHEDULE TEXT`")
@@ -262,16 +266,17 @@ async def cmd_task_action(args) -> int:
 
     async with open_store(args) as store:
         if args.action == "runs":
-            for r in await tasks.runs_of(store, args.name):
-                extra = f" ({r.missed} missed folded in)" if r.missed else ""
-                print(f"{_when(r.ran_at)}  due {_when(r.due_at)}  {r.outcome}{extra}  {inert(r.detail)}")
+            runs = await tasks.runs_of(store, args.name)
+            emit(args, [r.__dict__ for r in runs],
+                 *(f"{_when(r.ran_at)}  due {_when(r.due_at)}  {r.outcome}"
+                   f"{f' ({r.missed} missed folded in)' if r.missed else ''}  {inert(r.detail)}" for r in runs))
             return 0
         if args.action == "rm":
             t = await tasks.remove_task(store, args.name, actor=args.actor)
-            print(f"removed task {t.name}")
+            emit(args, _task_json(t, removed=True), f"removed task {t.name}")
             return 0
         t = await tasks.set_paused(store, args.name, args.action == "pause", actor=args.actor, now=time.time())
-    print(f"task {t.name}: {t.state}, next {_when(t.next_due) if t.state == 'active' else '-'}")
+    emit(args, _task_json(t), f"task {t.name}: {t.state}, next {_when(t.next_due) if t.state == 'active' else '-'}")
     return 0
 
 
@@ -298,7 +303,7 @@ async def cmd_onboard_approve(args) -> int:
 
     async with open_store(args) as store:
         answer = await approve_held_chat(store, args.chat, args.agent, actor=args.actor)
-    print(answer.summary)
+    emit(args, answer.__dict__, answer.summary)
     return 0
 
 
@@ -307,7 +312,7 @@ async def cmd_onboard_deny(args) -> int:
 
     async with open_store(args) as store:
         answer = await deny_held_chat(store, args.chat, actor=args.actor)
-    print(answer.summary)
+    emit(args, answer.__dict__, answer.summary)
     return 0
 
 
@@ -342,5 +347,6 @@ async def cmd_channel_send(args) -> int:
 
     async with open_store(args) as store:
         oid = await Dispatch(store, log=lambda line: None).reply(args.actor, args.chat, args.text)
-    print(f"queued as outbound {oid} for {inert(args.chat)} (a running serve delivers it)")
+    emit(args, {"outbound": oid, "chat": args.chat},
+         f"queued as outbound {oid} for {inert(args.chat)} (a running serve delivers it)")
     return 0

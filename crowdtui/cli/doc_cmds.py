@@ -20,7 +20,8 @@ Commands::
     crowdtui doc history ID [--json]
     crowdtui doc tasks [NAME] [--json]
 
-The JSON shapes (document, task, event) are described in :mod:`crowdtui.cli.store_cmds`.
+Every command takes ``--json`` (shapes: docs/cli-json.md): a change prints the document
+after it (without ``content``), ``reassign`` the new task.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import sys
 import time
 
-from crowdtui.cli.common import inert, print_json
+from crowdtui.cli.common import completes_agents, emit, inert, print_json
 from crowdtui.cli.store_cmds import acting_store, as_dict, event_line, read_text_file, when
 from crowdtui.errors import UsageError
 
@@ -48,19 +49,16 @@ def register(sub) -> None:
     p.add_argument("doc_type", metavar="TYPE")
     p.add_argument("title", metavar="TITLE")
     p.add_argument("--file", "-f", default=None, help="initial content (- reads stdin)")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doc_new)
 
     p = ds.add_parser("ls", help="list documents")
     p.add_argument("--state", default=None)
     p.add_argument("--type", dest="doc_type", default=None)
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doc_ls)
 
     p = ds.add_parser("show", help="show a document (latest version, or --version N)")
     p.add_argument("doc_id", metavar="ID")
     p.add_argument("--version", type=int, default=None)
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doc_show)
 
     p = ds.add_parser("checkout", help="take the checkout lease")
@@ -117,12 +115,10 @@ def register(sub) -> None:
 
     p = ds.add_parser("history", help="every event about a document")
     p.add_argument("doc_id", metavar="ID")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doc_history)
 
     p = ds.add_parser("tasks", help="open review/approval tasks (yours, or NAME's)")
-    p.add_argument("name", nargs="?", default=None, metavar="NAME")
-    p.add_argument("--json", action="store_true")
+    completes_agents(p.add_argument("name", nargs="?", default=None, metavar="NAME"))
     p.set_defaults(func=cmd_doc_tasks)
 
 
@@ -175,8 +171,8 @@ async def cmd_doc_show(args) -> int:
 async def cmd_doc_checkout(args) -> int:
     async with acting_store(args) as (store, actor):
         doc = await store.checkout(args.doc_id, actor, lease_seconds=args.lease)
-    print(inert(f"{doc.id} checked out by {actor} until {when(doc.lease_expires_at)} "
-                f"(version {doc.version})"))
+    emit(args, as_dict(doc, content=False), inert(f"{doc.id} checked out by {actor} until "
+                                                  f"{when(doc.lease_expires_at)} (version {doc.version})"))
     return 0
 
 
@@ -184,14 +180,15 @@ async def cmd_doc_checkin(args) -> int:
     content = read_text_file(args.file)
     async with acting_store(args) as (store, actor):
         doc = await store.checkin(args.doc_id, actor, content, note=args.note)
-    print(inert(f"{doc.id} checked in as version {doc.version}"))
+    emit(args, as_dict(doc, content=False), inert(f"{doc.id} checked in as version {doc.version}"))
     return 0
 
 
 async def cmd_doc_cancel(args) -> int:
     async with acting_store(args) as (store, actor):
         await store.cancel_checkout(args.doc_id, actor)
-    print(inert(f"{args.doc_id.upper()}: checkout cancelled"))
+        doc = await store.get_document(args.doc_id)
+    emit(args, as_dict(doc, content=False), inert(f"{doc.id}: checkout cancelled"))
     return 0
 
 
@@ -200,7 +197,7 @@ async def cmd_doc_route(args) -> int:
     async with acting_store(args) as (store, actor):
         await store.route(args.doc_id, actor, args.kind, people)
         doc = await store.get_document(args.doc_id)
-    print(inert(f"{doc.id} routed for {args.kind} to {', '.join(people)}; now {doc.state}"))
+    emit(args, as_dict(doc, content=False), inert(f"{doc.id} routed for {args.kind} to {', '.join(people)}; now {doc.state}"))
     return 0
 
 
@@ -208,7 +205,7 @@ async def cmd_doc_review(args) -> int:
     async with acting_store(args) as (store, actor):
         await store.review(args.doc_id, actor, args.outcome, args.comment)
         doc = await store.get_document(args.doc_id)
-    print(inert(f"{doc.id}: {actor} reviewed ({args.outcome}); now {doc.state}"))
+    emit(args, as_dict(doc, content=False), inert(f"{doc.id}: {actor} reviewed ({args.outcome}); now {doc.state}"))
     return 0
 
 
@@ -216,7 +213,7 @@ async def cmd_doc_approve(args) -> int:
     async with acting_store(args) as (store, actor):
         await store.approve(args.doc_id, actor, args.comment)
         doc = await store.get_document(args.doc_id)
-    print(inert(f"{doc.id}: approved by {actor}; now {doc.state}"))
+    emit(args, as_dict(doc, content=False), inert(f"{doc.id}: approved by {actor}; now {doc.state}"))
     return 0
 
 
@@ -224,7 +221,7 @@ async def cmd_doc_reject(args) -> int:
     async with acting_store(args) as (store, actor):
         await store.reject(args.doc_id, actor, args.comment)
         doc = await store.get_document(args.doc_id)
-    print(inert(f"{doc.id}: rejected by {actor}; back to {doc.state}"))
+    emit(args, as_dict(doc, content=False), inert(f"{doc.id}: rejected by {actor}; back to {doc.state}"))
     return 0
 
 
@@ -233,17 +230,17 @@ async def cmd_doc_step(args) -> int:
         await getattr(store, args.method)(args.doc_id, actor)
         doc = await store.get_document(args.doc_id)
     if args.method == "break_lock":
-        print(inert(f"{doc.id}: lock broken; it is free to check out"))
-    else:
-        print(inert(f"{doc.id}: {args.verb}d; now {doc.state}"))  # released, closed, retired
+        emit(args, as_dict(doc, content=False), inert(f"{doc.id}: lock broken; it is free to check out"))
+    else:  # released, closed, retired
+        emit(args, as_dict(doc, content=False), inert(f"{doc.id}: {args.verb}d; now {doc.state}"))
     return 0
 
 
 async def cmd_doc_reassign(args) -> int:
     async with acting_store(args) as (store, actor):
         task = await store.reassign_task(args.task_id, args.to, actor)
-    print(inert(f"task {args.task_id} reassigned: {task.doc_id} {task.kind} is now task {task.id} "
-                f"for {task.assignee}"))
+    emit(args, as_dict(task), inert(f"task {args.task_id} reassigned: {task.doc_id} {task.kind} is now "
+                                    f"task {task.id} for {task.assignee}"))
     return 0
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from crowdtui.cli.common import open_store, print_json, workspace_of
+from crowdtui.cli.common import completes_agents, emit, open_store, print_json, wants_json, workspace_of
 
 
 def register(sub) -> None:
@@ -33,15 +34,14 @@ def register(sub) -> None:
     p = sub.add_parser("token", help="bearer tokens for agents that reach the hub over HTTP")
     tsub = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     t = tsub.add_parser("issue", help="make a new token for an agent (printed once; only its hash is kept)")
-    t.add_argument("name", metavar="NAME")
+    completes_agents(t.add_argument("name", metavar="NAME"))
     t.set_defaults(func=cmd_token_issue)
     t = tsub.add_parser("revoke", help="revoke an agent's tokens (all, or one by --id)")
-    t.add_argument("name", metavar="NAME")
+    completes_agents(t.add_argument("name", metavar="NAME"))
     t.add_argument("--id", type=int, default=None, help="only this token (see `token ls`)")
     t.set_defaults(func=cmd_token_revoke)
     t = tsub.add_parser("ls", help="list an agent's tokens (never the tokens themselves)")
-    t.add_argument("name", metavar="NAME", nargs="?")
-    t.add_argument("--json", action="store_true", help="machine-readable output")
+    completes_agents(t.add_argument("name", metavar="NAME", nargs="?"))
     t.set_defaults(func=cmd_token_ls)
 
 
@@ -51,7 +51,7 @@ async def cmd_token_issue(args) -> int:
     async with open_store(args) as store:
         await _sync_roster(workspace_of(args), store)
         token = await issue_token(store, args.name, actor=args.actor)
-    print(token)
+    emit(args, {"agent": args.name, "token": token}, token)
     print(f"token for {args.name}: shown once, keep it secret; send it as `Authorization: Bearer <token>`",
           file=sys.stderr)
     return 0
@@ -66,7 +66,8 @@ async def cmd_token_revoke(args) -> int:
     if n == 0:
         which = f"token {args.id} of {args.name}" if args.id is not None else f"tokens of {args.name}"
         raise CrowdError(f"no valid {which} to revoke; `crowdtui token ls {args.name}` lists them")
-    print(f"revoked {n} token{'s' if n != 1 else ''} of {args.name}")
+    emit(args, {"agent": args.name, "revoked": n, "id": args.id},
+         f"revoked {n} token{'s' if n != 1 else ''} of {args.name}")
     return 0
 
 
@@ -114,6 +115,11 @@ async def cmd_hub(args) -> int:
 
     def ready(host) -> None:
         doors = sorted(host.hub.doors)
+        if wants_json(args):  # JSON Lines: this one now, {"event": "stopped"} at the end
+            print(json.dumps({"event": "ready", "workspace": str(ws.root), "pid": os.getpid(),
+                              "doors": doors, "http": host.hub.http_url or None,
+                              "dispatch": host.dispatch_url if host.dispatch_running else None}), flush=True)
+            return
         print(f"crowdtui hub: serving {ws.root} (pid {os.getpid()})", flush=True)
         print(f"  doors: {', '.join(doors) if doors else 'none yet (agents get one when they start)'}", flush=True)
         if host.hub.http_url:
@@ -122,7 +128,8 @@ async def cmd_hub(args) -> int:
             print(f"  {line}", flush=True)
 
     status = await run_foreground(Host(ws, options=opts, log=log), ready=ready)
-    print("crowdtui hub: stopped", flush=True)
+    print(json.dumps({"event": "stopped", "status": status}) if wants_json(args) else "crowdtui hub: stopped",
+          flush=True)
     return status
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from crowdtui.cli.common import print_json
+from crowdtui.cli.common import emit, print_json, wants_json
 
 
 def register(sub) -> None:
@@ -29,7 +29,6 @@ def register(sub) -> None:
     b.set_defaults(func=cmd_build)
 
     ls = isub.add_parser("ls", help="list agent and base images in the engine")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=cmd_ls)
 
     t = isub.add_parser("tag", help="print the tag the current docker/ inputs build to")
@@ -41,6 +40,10 @@ def register(sub) -> None:
 
 def _help(parser):
     def show(args) -> int:
+        if wants_json(args):
+            from crowdtui.errors import UsageError
+
+            raise UsageError("image needs an action: build, ls, tag or prune")
         parser.print_help()
         return 2
 
@@ -51,6 +54,14 @@ def _progress(line: str) -> None:
     print(f"  {line}", flush=True)
 
 
+def _progress_err(line: str) -> None:  # with --json: stdout holds only the answer
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+def _progress_for(args):
+    return _progress_err if wants_json(args) else _progress
+
+
 def cmd_build(args) -> int:
     from crowdtui.runtime.engine import connect
     from crowdtui.runtime.image import ensure_image
@@ -59,7 +70,8 @@ def cmd_build(args) -> int:
         return _build_runner(args)
     client = connect(timeout=600)
     try:
-        print(ensure_image(client, progress=_progress, force=args.force))
+        tag = ensure_image(client, progress=_progress_for(args), force=args.force)
+        emit(args, {"tag": tag, "runner": None}, tag)
         return 0
     finally:
         client.close()
@@ -74,8 +86,9 @@ def _build_runner(args) -> int:
     from crowdtui.workspace import CONFIG_NAME, find_workspace
 
     if args.runner is None:
-        print("crowdtui image build: --upgrade needs --runner NAME", file=sys.stderr)
-        return 2
+        from crowdtui.errors import UsageError
+
+        raise UsageError("image build --upgrade needs --runner NAME")
     runner = runner_named(args.runner)
     try:
         ws = find_workspace(getattr(args, "workspace", None))
@@ -83,17 +96,19 @@ def _build_runner(args) -> int:
         ws = None
     if args.upgrade:
         if ws is None:
-            print("crowdtui image build --upgrade: no workspace here to pin versions in; run it in a "
-                  "workspace or pass --workspace DIR", file=sys.stderr)
-            return 2
+            from crowdtui.errors import UsageError
+
+            raise UsageError("image build --upgrade: no workspace here to pin versions in; run it in a "
+                             "workspace or pass --workspace DIR")
         pins = newest_versions(runner)
         pin_versions(ws.root / CONFIG_NAME, runner, pins)
-        _progress(f"pinned in {CONFIG_NAME}: " + ", ".join(f"{k} = {v}" for k, v in pins.items()))
+        _progress_for(args)(f"pinned in {CONFIG_NAME}: " + ", ".join(f"{k} = {v}" for k, v in pins.items()))
         ws = find_workspace(ws.root)
     settings = runner_settings(ws.config if ws else None, runner.name)
     client = connect(timeout=1800)
     try:
-        print(ensure_runner_image(client, runner, settings, progress=_progress, force=args.force))
+        tag = ensure_runner_image(client, runner, settings, progress=_progress_for(args), force=args.force)
+        emit(args, {"tag": tag, "runner": runner.name}, tag)
         return 0
     finally:
         client.close()
@@ -123,7 +138,8 @@ def cmd_ls(args) -> int:
 def cmd_tag(args) -> int:
     from crowdtui.runtime.image import image_tag
 
-    print(image_tag())
+    tag = image_tag()
+    emit(args, {"tag": tag}, tag)
     return 0
 
 
@@ -133,8 +149,8 @@ def cmd_prune(args) -> int:
 
     client = connect()
     try:
-        removed = prune_images(client, progress=_progress)
+        removed = prune_images(client, progress=_progress_for(args))
     finally:
         client.close()
-    print(f"removed {len(removed)} older agent image(s)")
+    emit(args, {"removed": removed}, f"removed {len(removed)} older agent image(s)")
     return 0

@@ -29,7 +29,7 @@ def register(sub) -> None:
         description="Serve the operator's tools (messages, inbox, documents with approval, agent "
                     "lifecycle, routes, tasks) over MCP on stdin/stdout, e.g. "
                     "`claude mcp add crowd -- crowdtui --workspace DIR mcp`.")
-    p.set_defaults(func=cmd_mcp)
+    p.set_defaults(func=cmd_mcp, interactive="`mcp` (an MCP server: its stdout is the protocol)")
 
 
 async def cmd_mcp(args) -> int:

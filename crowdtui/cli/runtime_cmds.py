@@ -1,31 +1,24 @@
 """CLI: the agents' containers — ``ls``, ``up``, ``down``, ``restart``, ``logs``, ``stats``.
 
-``crowdtui ls --json`` prints a list of objects with these keys (stable):
-``name``, ``tier``, ``path``, ``state`` (created | running | exited | crashed | stopped, or
-the registry's word when there is no container, or "not started"), ``detail`` (e.g.
-"crashed (exit 3)"), ``exit_code``, ``oom_killed``, ``unread``, ``image``, ``container``
-(short id or null), ``defined`` (in the roster), ``registered`` (in the store).
-
-``crowdtui stats --json``: a list of ``name``, ``cpu`` (percent of one CPU), ``memory``
-(bytes), ``memory_limit`` (bytes), ``memory_percent``, ``pids``.
+With ``--json`` each prints the shape docs/cli-json.md gives it (``logs``: JSON Lines).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
-from crowdtui.cli.common import inert, open_store, print_json, workspace_of
+from crowdtui.cli.common import completes_agents, emit, inert, open_store, print_json, wants_json, workspace_of
 from crowdtui.errors import CrowdError, UsageError
 from qms.names import OPERATOR
 
 
 def register(sub) -> None:
     p = sub.add_parser("ls", help="list agents: tier, state, unread messages, image")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("up", help="start agents' containers")
-    p.add_argument("names", nargs="*", metavar="NAME")
+    completes_agents(p.add_argument("names", nargs="*", metavar="NAME"))
     p.add_argument("--all", action="store_true", help="every agent in the roster")
     p.add_argument("--host", action="store_true",
                    help="if no host (hub) runs for the workspace, start one in the background so the "
@@ -33,7 +26,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop agents' containers (their homes stay)")
-    p.add_argument("names", nargs="*", metavar="NAME")
+    completes_agents(p.add_argument("names", nargs="*", metavar="NAME"))
     p.add_argument("--all", action="store_true", help="every running agent of the workspace")
     p.add_argument("--rm", action="store_true", help="also remove the stopped containers")
     p.add_argument("--timeout", type=int, default=10, metavar="S",
@@ -41,20 +34,19 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_down)
 
     p = sub.add_parser("restart", help="replace an agent's container with a fresh one")
-    p.add_argument("name", metavar="NAME")
+    completes_agents(p.add_argument("name", metavar="NAME"))
     p.add_argument("--host", action="store_true",
                    help="if no host (hub) runs for the workspace, start one in the background")
     p.set_defaults(func=cmd_restart)
 
     p = sub.add_parser("logs", help="an agent's container output, or all agents merged")
-    p.add_argument("names", nargs="*", metavar="NAME", help="agents (default: all)")
+    completes_agents(p.add_argument("names", nargs="*", metavar="NAME", help="agents (default: all)"))
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
     p.add_argument("-n", "--tail", type=int, default=100, metavar="N",
                    help="lines of each agent to show first (default 100)")
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("stats", help="CPU and memory per running agent")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_stats)
 
 
@@ -102,6 +94,13 @@ def _actor(args) -> str:
 
 def _line(info) -> str:
     return f"{info.name}: {info.describe()} ({info.container_name}, {info.image})"
+
+
+def container_json(info, **extra) -> dict:
+    """An agent's container after a change (``up``, ``down``, ``restart`` with --json)."""
+    return {"name": info.name, "state": info.state, "detail": info.describe(),
+            "exit_code": info.exit_code, "container": info.short_id,
+            "container_name": info.container_name, "image": info.image, **extra}
 
 
 # --------------------------------------------------------------------------- commands
@@ -168,44 +167,48 @@ async def cmd_up(args) -> int:
     ws = workspace_of(args)
     agents = _definitions(_roster(ws), args.names, args.all)
     runtime = Runtime(ws, progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
-    failed = started = 0
+    started, failed = [], []
     try:
         async with open_store(args) as store:
             for agent in agents:
                 try:
                     info = await lifecycle.start(runtime, store, agent, actor=_actor(args), register_first=True)
                 except CrowdError as exc:
-                    failed += 1
+                    failed.append({"name": agent.name, "error": inert(exc)})
                     print(f"crowdtui: {exc}", file=sys.stderr)
                     continue
-                started += 1
+                current = runtime.is_current(agent, info)
+                started.append(container_json(info, current=current))
                 note = ""
-                if not runtime.is_current(agent, info):
+                if not current:
                     note = (f"; it was started from an older definition or image, "
                             f"`crowdtui restart {agent.name}` applies the current one")
-                print(_line(info) + note)
+                if not wants_json(args):
+                    print(_line(info) + note)
     finally:
         runtime.close()
-    if started:
-        await _no_host_notice(ws, args)
+    host = await _no_host_notice(ws, args) if started else None
+    emit(args, {"started": started, "failed": failed, "host": host})
     return 1 if failed else 0
 
 
-async def _no_host_notice(ws, args) -> None:
+async def _no_host_notice(ws, args) -> dict:
     """No host (hub) runs for the workspace: the agents started have no MCP door until one
-    does. Say so plainly, or start one in the background with ``--host``."""
+    does. Say so plainly, or start one in the background with ``--host``. Returns the
+    ``host`` of the JSON answer: ``{"running", "started_pid", "log"}``."""
     from crowdtui.host import host_running, start_background
 
     if host_running(ws):
-        return
+        return {"running": True, "started_pid": None, "log": None}
     if getattr(args, "host", False):
         pid, log_file = start_background(ws)
         print(f"crowdtui: started the host in the background (pid {pid}; log {log_file}); "
               "it opens the agents' MCP doors. Stop it with `kill " + str(pid) + "`", file=sys.stderr)
-        return
+        return {"running": True, "started_pid": pid, "log": str(log_file)}
     print("crowdtui: no host runs for this workspace, so the agent(s) have no hub (no MCP door, "
           "no messages) until one does. Start one: `crowdtui hub` or `crowdtui serve` (foreground), "
           "the console (`crowdtui`), or `crowdtui up --host NAME` (in the background).", file=sys.stderr)
+    return {"running": False, "started_pid": None, "log": None}
 
 
 async def cmd_down(args) -> int:
@@ -228,21 +231,24 @@ async def cmd_down(args) -> int:
             names = list(dict.fromkeys(args.names))
         else:
             raise UsageError("name the agents to stop, or pass --all")
+        out = []
         async with open_store(args) as store:
             for name in names:
                 info = containers.get(name)
                 if info is None:
-                    print(f"{name}: not started")
+                    out.append({"name": name, "state": "not started", "container": None, "removed": False})
                     continue
                 if info.running or info.state == "created":
                     info = await lifecycle.stop(runtime, store, name, actor=_actor(args), timeout=args.timeout)
                 if args.rm:
                     await lifecycle.remove(runtime, store, name, info, actor=_actor(args))
-                    print(f"{name}: {info.describe()}, container removed")
-                else:
-                    print(_line(info))
+                out.append(container_json(info, removed=bool(args.rm)))
+        lines = [f"{r['name']}: {r['state']}" if r["container"] is None
+                 else f"{r['name']}: {r['detail']}, container removed" if r["removed"]
+                 else f"{r['name']}: {r['detail']} ({r['container_name']}, {r['image']})" for r in out]
         if args.all and not names:
-            print("no agent is running")
+            lines = ["no agent is running"]
+        emit(args, {"stopped": out}, *lines)
     finally:
         runtime.close()
     return 0
@@ -258,10 +264,12 @@ async def cmd_restart(args) -> int:
     try:
         async with open_store(args) as store:
             info = await lifecycle.restart(runtime, store, agent, actor=_actor(args), register_first=True)
-            print(_line(info))
+            if not wants_json(args):
+                print(_line(info))
     finally:
         runtime.close()
-    await _no_host_notice(ws, args)
+    host = await _no_host_notice(ws, args)
+    emit(args, {"restarted": container_json(info), "host": host})
     return 0
 
 
@@ -297,6 +305,9 @@ async def cmd_logs(args) -> int:
         merged = len(names) != 1
 
         def show(line) -> None:
+            if wants_json(args):  # JSON Lines, also while following
+                print(json.dumps({"name": line.agent, "at": line.at, "text": line.text}), flush=args.follow)
+                return
             print(line.format(width) if merged else line.text, flush=args.follow)
 
         if args.follow:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from crowdtui.cli.common import open_store, print_json, workspace_of
+from crowdtui.cli.common import emit, open_store, print_json, workspace_of
 
 
 def register(sub) -> None:
@@ -19,7 +19,6 @@ def register(sub) -> None:
     s.add_argument("name")
     s.set_defaults(func=cmd_set)
     s = ss.add_parser("ls", help="list secret names (never values)")
-    s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_ls)
     s = ss.add_parser("rm", help="remove a secret")
     s.add_argument("name")
@@ -42,7 +41,7 @@ async def cmd_set(args) -> int:
     value = _read_value(args.name)
     async with open_store(args) as store:
         await Vault.open(workspace_of(args), store).set(args.name, value, actor=args.actor)
-    print(f"secret {args.name} stored (encrypted)")
+    emit(args, {"name": args.name, "stored": True}, f"secret {args.name} stored (encrypted)")
     return 0
 
 
@@ -66,5 +65,5 @@ async def cmd_rm(args) -> int:
 
     async with open_store(args) as store:
         await Vault.open(workspace_of(args), store).remove(args.name, actor=args.actor)
-    print(f"secret {args.name} removed")
+    emit(args, {"name": args.name, "removed": True}, f"secret {args.name} removed")
     return 0

@@ -12,36 +12,12 @@ Commands::
 
     crowdtui send TO BODY [--priority low|normal|high] [--thread T] [--json]   (BODY - : stdin)
     crowdtui inbox [NAME] [--unread] [--limit N] [--json]
-    crowdtui read ID...
+    crowdtui read ID... [--json]                 (prints {"marked": N, "asked": N})
     crowdtui doc ...   (the document commands: see crowdtui.cli.doc_cmds)
     crowdtui events [--json] [-f] [--kind K]... [--after ID] [--limit N]
 
-JSON output (stable; times are epoch seconds as numbers, absent values are null):
-
-- message (``send --json`` prints a list, ``inbox --json`` prints a list)::
-
-    {"id": 12, "sender": "operator", "recipient": "lead", "body": "...",
-     "priority": "normal", "thread": null, "created_at": 1.7e9, "read_at": null}
-
-- document (``doc ls --json`` prints a list without ``content``; ``doc show --json``
-  and ``doc new --json`` print one with ``content``)::
-
-    {"id": "SOP-001", "doc_type": "SOP", "title": "...", "state": "DRAFT",
-     "version": 2, "latest_version": 2, "author": "operator", "created_at": ...,
-     "updated_at": ..., "holder": null, "taken_at": null, "lease_expires_at": null,
-     "executable": false, "content": "..."}
-
-- task (``doc tasks --json`` prints a list)::
-
-    {"id": 3, "doc_id": "SOP-001", "kind": "review", "assignee": "qa",
-     "created_at": ..., "doc_title": "...", "doc_state": "IN_REVIEW",
-     "routed_by": "operator", "round": 1}
-
-- event (``doc history --json`` prints a list; ``events --json`` prints one event per
-  line, JSON Lines, also while following with ``-f``)::
-
-    {"id": 40, "at": 1.7e9, "actor": "operator", "kind": "doc.state",
-     "subject": "SOP-001", "detail": {"from": "DRAFT", "to": "IN_REVIEW"}}
+Every command takes ``--json``; the shapes (message, document, task, event) are in
+docs/cli-json.md, the one place they are written down (tests hold the commands to it).
 """
 
 from __future__ import annotations
@@ -56,7 +32,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from crowdtui.cli.common import inert, print_json, workspace_of
+from crowdtui.cli.common import completes_agents, emit, inert, print_json, workspace_of
 from crowdtui.errors import CrowdError, UsageError
 
 FOLLOW_INTERVAL = 0.5  # seconds between polls of `events -f`
@@ -143,18 +119,16 @@ def indent(text: str, prefix: str = "    ") -> str:
 
 def register(sub) -> None:
     p = sub.add_parser("send", help="send a message to an agent, the operator, or * (everyone)")
-    p.add_argument("to", metavar="TO", help="agent name, operator, or * for every agent")
+    completes_agents(p.add_argument("to", metavar="TO", help="agent name, operator, or * for every agent"))
     p.add_argument("body", metavar="BODY", help="message text (- reads stdin)")
     p.add_argument("--priority", "-p", choices=("low", "normal", "high"), default="normal")
     p.add_argument("--thread", "-t", default=None, help="thread label to group messages")
-    p.add_argument("--json", action="store_true", help="print the stored messages as JSON")
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("inbox", help="list messages (yours, or NAME's)")
-    p.add_argument("name", nargs="?", default=None, metavar="NAME")
+    completes_agents(p.add_argument("name", nargs="?", default=None, metavar="NAME"))
     p.add_argument("--unread", action="store_true", help="only unread messages")
     p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser("read", help="mark messages read")
@@ -162,7 +136,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_read)
 
     p = sub.add_parser("events", help="the change log: every write others may care about")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument("--kind", "-k", action="append", default=None,
                    help="only this kind (doc.state) or family (doc.*); repeatable")
@@ -212,11 +185,10 @@ async def cmd_inbox(args) -> int:
 async def cmd_read(args) -> int:
     async with acting_store(args) as (store, actor):
         n = await store.mark_read(actor, args.ids)
-    if n < len(set(args.ids)):
-        print(f"marked {n} of {len(set(args.ids))} read (the others were already read, "
-              f"or are not {inert(actor)}'s messages)")
-    else:
-        print(f"marked {n} read")
+    asked = len(set(args.ids))
+    emit(args, {"marked": n, "asked": asked},
+         f"marked {n} of {asked} read (the others were already read, or are not {inert(actor)}'s messages)"
+         if n < asked else f"marked {n} read")
     return 0
 
 

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from crowdtui.cli.common import completes_agents
 from crowdtui.errors import CrowdError, UsageError
 
 DETACH_KEY = b"\x1d"  # Ctrl-]
@@ -40,8 +41,8 @@ def register(sub) -> None:
         description="Join the running agent's terminal from this terminal. Everything you type "
         f"goes to the agent; {DETACH_HINT}.",
     )
-    p.add_argument("name", metavar="NAME", help="the agent")
-    p.set_defaults(func=cmd_attach)
+    completes_agents(p.add_argument("name", metavar="NAME", help="the agent"))
+    p.set_defaults(func=cmd_attach, interactive="`attach` (a full-screen terminal)")
 
     p = sub.add_parser(
         "exec",
@@ -49,7 +50,7 @@ def register(sub) -> None:
         description="Open a new interactive shell in the agent's container, or run CMD there. "
         "With stdin not a terminal, CMD runs without one and its exit status is returned.",
     )
-    p.add_argument("name", metavar="NAME", help="the agent")
+    completes_agents(p.add_argument("name", metavar="NAME", help="the agent"))
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD...",
                    help="command and its arguments, taken as they are (default: a shell)")
     p.set_defaults(func=cmd_exec)
@@ -263,7 +264,13 @@ async def cmd_exec(args) -> int:
     ws = workspace_of(args)
     if args.cmd[:1] == ["--"]:
         args.cmd = args.cmd[1:]
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    from crowdtui.cli.common import wants_json
+
+    as_json = wants_json(args)
+    if as_json and not args.cmd:
+        raise UsageError("`exec` without CMD is interactive (a shell): --json needs a command, "
+                         f"e.g. `crowdtui exec --json {args.name} ls /` (--json before NAME)")
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     if not interactive and not args.cmd:
         raise UsageError(
             "no command given and this is not a terminal, so there is no shell to open; "
@@ -272,6 +279,8 @@ async def cmd_exec(args) -> int:
     client = await asyncio.to_thread(_connect)
     try:
         container = await asyncio.to_thread(find_agent_container, client, ws, args.name)
+        if as_json:
+            return await asyncio.to_thread(_exec_json, client, container.id, args.name, args.cmd)
         if not interactive:
             return await asyncio.to_thread(_exec_plain, client, container.id, args.cmd)
         from crowdtui.runtime.pty import open_exec
@@ -294,6 +303,30 @@ async def cmd_exec(args) -> int:
         return 0
     finally:
         client.close()
+
+
+EXEC_JSON_LIMIT = 1 << 20  # bytes kept of each of stdout and stderr with --json
+
+
+def _exec_json(client, container_id: str, name: str, cmd: list[str]) -> int:
+    """``exec --json NAME CMD``: run ``cmd`` without a terminal and print one object with
+    its output (the first MiB of each stream) and exit status, which is also ours."""
+    from crowdtui.cli.common import print_json
+
+    api = client.api
+    exec_id = api.exec_create(container_id, cmd, stdout=True, stderr=True)["Id"]
+    streams = {"stdout": bytearray(), "stderr": bytearray()}
+    truncated = False
+    for chunks in api.exec_start(exec_id, stream=True, demux=True):
+        for key, chunk in zip(("stdout", "stderr"), chunks):
+            if chunk:
+                room = EXEC_JSON_LIMIT - len(streams[key])
+                truncated |= len(chunk) > room
+                streams[key] += chunk[:max(room, 0)]
+    code = int(api.exec_inspect(exec_id).get("ExitCode") or 0)
+    print_json({"name": name, "command": cmd, "exit_code": code, "truncated": truncated,
+                **{k: v.decode("utf-8", "replace") for k, v in streams.items()}})
+    return code
 
 
 def _exec_plain(client, container_id: str, cmd: list[str]) -> int:

@@ -19,7 +19,7 @@ import shlex
 import sys
 from urllib.parse import urlsplit
 
-from crowdtui.cli.common import workspace_of
+from crowdtui.cli.common import wants_json, workspace_of
 
 
 def register(sub) -> None:
@@ -133,6 +133,7 @@ def cmd_web(args) -> int:
             self.console.print(f"crowdtui web: open {self.url}", highlight=False, markup=False, soft_wrap=True)
             self.console.print("Press Ctrl+C to quit", highlight=False, markup=False)
             if args.no_hub:
+                self.ready("off")
                 return
 
             from crowdtui.host import Host, HostAlreadyRunning
@@ -150,6 +151,16 @@ def cmd_web(args) -> int:
                 self.host = host
                 where = "host: running in this server (" + "; ".join(host.summary()) + ")"
             self.console.print(where, highlight=False, markup=False)
+            self.ready("running" if self.host is not None else "elsewhere" if "already" in where else "not started")
+
+        def ready(self, host_state: str) -> None:
+            """With --json: one line on stdout once it serves (its log is on stderr)."""
+            if wants_json(args):
+                import json
+                import os
+
+                print(json.dumps({"event": "ready", "url": self.url, "workspace": str(ws.root), "pid": os.getpid(),
+                                  "host": host_state}), flush=True)
 
         async def on_shutdown(self, app) -> None:
             if self.host is not None:
@@ -160,5 +171,9 @@ def cmd_web(args) -> int:
         console_command(str(ws.root)), host=args.host, port=args.port,
         title=f"crowdtui · {ws.name}", public_url=args.public_url,
     )
+    if wants_json(args):  # stdout carries the ready line only
+        from rich.console import Console
+
+        server.console = Console(stderr=True)
     server.serve()
     return 0

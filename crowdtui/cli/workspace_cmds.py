@@ -29,15 +29,16 @@ async def cmd_init(args) -> int:
         created += _add_example(ws, args.with_runner)
     store = await ws.open_store()
     await store.close()
-    if created:
-        print(f"initialised workspace {ws.root}: created {', '.join(created)}")
-    else:
-        print(f"workspace {ws.root} already initialised")
+    from crowdtui.cli.common import emit, note
+
+    emit(args, {"workspace": str(ws.root), "created": created},
+         f"initialised workspace {ws.root}: created {', '.join(created)}" if created
+         else f"workspace {ws.root} already initialised")
     if args.with_runner is not None:
         from crowdtui.runners import runner_named
 
         runner = runner_named(args.with_runner)
-        print(f"next: `crowdtui image build --runner {runner.name}`, then "
+        note(args, f"next: `crowdtui image build --runner {runner.name}`, then "
               f"`crowdtui secret set {runner.secret}`, then start it (`s` in the console)")
     return 0
 
@@ -49,9 +50,11 @@ def _add_example(ws, runner: str) -> list[str]:
     from crowdtui.errors import UsageError
 
     source_name, target_name = EXAMPLES[runner]
-    source = Path(__file__).resolve().parents[2] / "examples" / source_name
+    from crowdtui.shipped import shipped_path
+
+    source = shipped_path("examples") / source_name
     if not (source / "AGENT.md").is_file():
-        raise UsageError(f"the sample {source} is missing; install crowdtui from its source checkout")
+        raise UsageError(f"the sample {source} is missing; reinstall crowdtui")
     target = ws.agents_dir / target_name
     if target.exists():
         return []

@@ -46,18 +46,16 @@ class ImageError(CrowdError):
 
 
 def docker_dir() -> Path:
-    """The folder holding the Dockerfile and ``bin/`` (the build context).
+    """The folder holding the Dockerfile and ``bin/`` (the build context): the checkout's
+    ``docker/``, or the copy an installed wheel carries (:mod:`crowdtui.shipped`)."""
+    from crowdtui.shipped import shipped_path
 
-    It lives in the source checkout beside the packages; crowdtui is installed from
-    that checkout in editable mode (``scripts/setup.sh``). A copy installed without
-    it cannot build the image, and says so rather than building something else.
-    """
-    folder = Path(__file__).resolve().parent.parent.parent / "docker"
+    folder = shipped_path("docker")
     if not (folder / "Dockerfile").is_file() or not (folder / "bin").is_dir():
         raise ImageError(
-            f"the agent image's build files are not at {folder}; install crowdtui from its "
-            "source checkout with `make setup` (pip install -e .), or build docker/Dockerfile "
-            "yourself and set [runtime] image in crowd.toml"
+            f"the agent image's build files are not at {folder}; reinstall crowdtui "
+            "(`pipx install ./dist/crowdtui-*.whl`, or `make setup` in its checkout), or build "
+            "docker/Dockerfile yourself and set [runtime] image in crowd.toml"
         )
     return folder
 
