@@ -1,0 +1,88 @@
+"""CLI of the network channels: ``crowdtui channel telegram | email``.
+
+Each runs in the foreground beside ``crowdtui serve`` (dispatch's URL and register key
+from ``.crowd/run/serve.json``, or ``--dispatch`` / ``--register-key``), takes its
+credentials from ``crowdtui secret`` and keeps its cursor in
+``.crowd/channels/<name>/state.json``. SIGTERM or Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from crowdtui.cli.common import workspace_of
+from crowdtui.errors import CrowdError
+
+
+def add_network_channels(cs) -> None:
+    """Add the network channels' subcommands to ``crowdtui channel``'s subparsers ``cs``."""
+    c = cs.add_parser("telegram", help="a Telegram bot as a channel (Bot API, long polling)",
+                      description="Registers with this workspace's running serve as channel NAME, owning chats "
+                      "'NAME:<chat id>'. The bot token is the secret TELEGRAM_BOT_TOKEN "
+                      "(`crowdtui secret set TELEGRAM_BOT_TOKEN`).")
+    _common(c, "telegram")
+    c.add_argument("--api-url", default="https://api.telegram.org",
+                   help="Bot API base URL (a local Bot API server; default https://api.telegram.org)")
+    c.add_argument("--token-secret", default="TELEGRAM_BOT_TOKEN", help="secret holding the bot token")
+    c.add_argument("--poll-timeout", type=int, default=25, help="long-poll seconds per getUpdates (default 25)")
+    c.set_defaults(func=cmd_channel_telegram)
+
+
+def _common(c, default_name: str) -> None:
+    c.add_argument("--name", default=default_name, help=f"channel name and chat prefix (default {default_name})")
+    c.add_argument("--dispatch", default=None, metavar="URL", help="dispatch URL (default: from .crowd/run/serve.json)")
+    c.add_argument("--register-key", default=None, help="dispatch's register key (default: from serve.json)")
+    c.add_argument("--max-backoff", type=float, default=30.0, help="longest wait between reconnects (s)")
+
+
+async def reveal(ws, *names: str) -> dict[str, str]:
+    from crowdtui.secrets import Vault
+
+    store = await ws.open_store()
+    try:
+        return await Vault.open(ws, store, create_key=False).reveal(list(names))
+    finally:
+        await store.close()
+
+
+def channel_kwargs(args) -> dict:
+    from crowdtui.dispatch.serve import read_info
+
+    ws = workspace_of(args)
+    info = {} if (args.dispatch and args.register_key) else (read_info(ws) or {})
+    url = args.dispatch or info.get("url")
+    key = args.register_key or info.get("register_key")
+    if not url or not key:
+        raise CrowdError("no crowdtui serve runs for this workspace (no .crowd/run/serve.json); start one with "
+                         "`crowdtui serve`, or give --dispatch URL and --register-key")
+    return {"name": args.name, "dispatch_url": url, "register_key": key, "max_backoff": args.max_backoff,
+            "state_path": ws.crowd_dir / "channels" / args.name / "state.json"}
+
+
+async def run_channel(channel) -> int:
+    """Start ``channel``, serve until SIGTERM/SIGINT, deregister."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, channel.stopping.set)
+    await channel.start()
+    task = asyncio.create_task(channel.run())
+    try:
+        await channel.stopping.wait()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        try:
+            await channel.disconnect()
+        finally:
+            await channel.close()
+    return 0
+
+
+async def cmd_channel_telegram(args) -> int:
+    from crowdtui.channels.telegram import TelegramChannel
+
+    ws = workspace_of(args)
+    token = (await reveal(ws, args.token_secret))[args.token_secret]
+    return await run_channel(TelegramChannel(bot_token=token, api_url=args.api_url, poll_timeout=args.poll_timeout,
+                                             **channel_kwargs(args)))
