@@ -49,6 +49,9 @@ fi
 if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     need_apt+=(npm)  # the host's npm fetches runner packages (Claude Code) for their images
 fi
+if ! command -v dovecot >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    need_apt+=(dovecot-imapd)  # the email channel's tests start a real IMAP server (Dovecot)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     step "installing Debian packages: ${need_apt[*]} (about a minute)"
     export DEBIAN_FRONTEND=noninteractive

@@ -28,6 +28,23 @@ def add_network_channels(cs) -> None:
     c.add_argument("--poll-timeout", type=int, default=25, help="long-poll seconds per getUpdates (default 25)")
     c.set_defaults(func=cmd_channel_telegram)
 
+    c = cs.add_parser("email", help="a mailbox as a channel (IMAP IDLE in, SMTP out)",
+                      description="Registers with this workspace's running serve as channel NAME; each mail "
+                      "thread is a chat 'NAME:<id>'. The password is the secret EMAIL_PASSWORD "
+                      "(`crowdtui secret set EMAIL_PASSWORD`).")
+    _common(c, "email")
+    c.add_argument("--address", required=True, help="the mailbox's address (also the login unless --user)")
+    c.add_argument("--user", default=None, help="IMAP/SMTP login (default: --address)")
+    c.add_argument("--imap", required=True, metavar="HOST[:PORT]", help="IMAP server (port default 993, or 143 "
+                   "with --imap-tls starttls/none)")
+    c.add_argument("--smtp", required=True, metavar="HOST[:PORT]", help="SMTP submission server (port default 587)")
+    c.add_argument("--imap-tls", choices=("ssl", "starttls", "none"), default="ssl")
+    c.add_argument("--smtp-tls", choices=("ssl", "starttls", "none"), default="starttls")
+    c.add_argument("--password-secret", default="EMAIL_PASSWORD", help="secret holding the password")
+    c.add_argument("--smtp-password-secret", default=None, help="secret for SMTP if it differs")
+    c.add_argument("--idle", type=float, default=300, help="seconds an IDLE waits before asking again (default 300)")
+    c.set_defaults(func=cmd_channel_email)
+
 
 def _common(c, default_name: str) -> None:
     c.add_argument("--name", default=default_name, help=f"channel name and chat prefix (default {default_name})")
@@ -77,6 +94,28 @@ async def run_channel(channel) -> int:
         finally:
             await channel.close()
     return 0
+
+
+def _host_port(value: str, default: int) -> tuple[str, int]:
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    if port and not port.isdigit():
+        raise CrowdError(f"bad server {value!r}: use HOST or HOST:PORT")
+    return (host or value), int(port) if port else default
+
+
+async def cmd_channel_email(args) -> int:
+    from crowdtui.channels.mail import EmailChannel
+
+    ws = workspace_of(args)
+    names = [args.password_secret] + ([args.smtp_password_secret] if args.smtp_password_secret else [])
+    found = await reveal(ws, *names)
+    imap_host, imap_port = _host_port(args.imap, 993 if args.imap_tls == "ssl" else 143)
+    smtp_host, smtp_port = _host_port(args.smtp, 465 if args.smtp_tls == "ssl" else 587)
+    return await run_channel(EmailChannel(
+        address=args.address, user=args.user, password=found[args.password_secret],
+        smtp_password=found.get(args.smtp_password_secret or ""), imap_host=imap_host, imap_port=imap_port,
+        smtp_host=smtp_host, smtp_port=smtp_port, imap_tls=args.imap_tls, smtp_tls=args.smtp_tls,
+        idle_seconds=args.idle, **channel_kwargs(args)))
 
 
 async def cmd_channel_telegram(args) -> int:
