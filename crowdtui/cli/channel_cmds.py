@@ -1,4 +1,4 @@
-"""CLI of the network channels: ``crowdtui channel telegram | email``.
+"""CLI of the network channels: ``crowdtui channel telegram | email | matrix``.
 
 Each runs in the foreground beside ``crowdtui serve`` (dispatch's URL and register key
 from ``.crowd/run/serve.json``, or ``--dispatch`` / ``--register-key``), takes its
@@ -44,6 +44,17 @@ def add_network_channels(cs) -> None:
     c.add_argument("--smtp-password-secret", default=None, help="secret for SMTP if it differs")
     c.add_argument("--idle", type=float, default=300, help="seconds an IDLE waits before asking again (default 300)")
     c.set_defaults(func=cmd_channel_email)
+
+    c = cs.add_parser("matrix", help="a Matrix account as a channel (rooms are chats; bridges bring other networks)",
+                      description="Registers with this workspace's running serve as channel NAME; each room the "
+                      "account is in (invite it) is a chat 'NAME:<room id>', a thread 'NAME:<room id>|<root>'. "
+                      "The password is the secret MATRIX_PASSWORD (`crowdtui secret set MATRIX_PASSWORD`).")
+    _common(c, "matrix")
+    c.add_argument("--homeserver", required=True, metavar="URL", help="homeserver URL, e.g. https://matrix.example.org")
+    c.add_argument("--user", required=True, help="the account, e.g. @crowd:example.org")
+    c.add_argument("--password-secret", default="MATRIX_PASSWORD", help="secret holding the password")
+    c.add_argument("--poll-timeout", type=float, default=30, help="long-poll seconds per /sync (default 30)")
+    c.set_defaults(func=cmd_channel_matrix)
 
 
 def _common(c, default_name: str) -> None:
@@ -116,6 +127,15 @@ async def cmd_channel_email(args) -> int:
         smtp_password=found.get(args.smtp_password_secret or ""), imap_host=imap_host, imap_port=imap_port,
         smtp_host=smtp_host, smtp_port=smtp_port, imap_tls=args.imap_tls, smtp_tls=args.smtp_tls,
         idle_seconds=args.idle, **channel_kwargs(args)))
+
+
+async def cmd_channel_matrix(args) -> int:
+    from crowdtui.channels.matrix import MatrixChannel
+
+    ws = workspace_of(args)
+    pw = (await reveal(ws, args.password_secret))[args.password_secret]
+    return await run_channel(MatrixChannel(homeserver=args.homeserver, user=args.user, password=pw,
+                                           poll_timeout=args.poll_timeout, **channel_kwargs(args)))
 
 
 async def cmd_channel_telegram(args) -> int:

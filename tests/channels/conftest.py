@@ -51,6 +51,23 @@ async def crowd(workspace, monkeypatch):
     await store.close()
 
 
+async def wait_for(predicate, timeout: float, what: str, ch: "ChannelProcess | None" = None):
+    """tests.waiting.wait_for, and on a timeout what the channel process said."""
+    from tests.waiting import wait_for as plain_wait_for
+
+    try:
+        return await plain_wait_for(predicate, timeout, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; channel log:\n{ch.stderr if ch else ''}") from None
+
+
+async def rows(crowd: Crowd, channel: str) -> list:
+    """The inbound rows the channel named ``channel`` brought in, in order."""
+    from qms.inbound import list_inbound
+
+    return [r for r in await list_inbound(crowd.store) if r.channel == channel]
+
+
 async def set_secret(crowd: Crowd, name: str, value: str) -> None:
     from crowdtui.secrets import Vault
 

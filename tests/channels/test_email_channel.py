@@ -9,11 +9,10 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
-from qms.inbound import list_inbound
 
-from tests.channels.conftest import set_secret
+from tests.channels.conftest import rows as rows_of
+from tests.channels.conftest import set_secret, wait_for
 from tests.channels.mail_servers import MailServers, password
-from tests.waiting import wait_for as _wait_for
 
 BOT = "bot@example.test"
 ANN = "ann@example.test"
@@ -27,12 +26,6 @@ async def mail():
     yield servers
     await servers.stop()
 
-
-async def wait_for(predicate, timeout, what, ch=None):
-    try:
-        return await _wait_for(predicate, timeout, what)
-    except AssertionError as exc:  # say what the channel process said
-        raise AssertionError(f"{exc}; channel log:\n{ch.stderr if ch else ''}") from None
 
 
 async def start_email(crowd, channels, mail):
@@ -53,9 +46,6 @@ def letter(text: str, *, mid: str, subject: str = "Plan", frm: str = ANN, **head
     m.set_content(text)
     return m
 
-
-async def rows(crowd):
-    return [r for r in await list_inbound(crowd.store) if r.channel == "email"]
 
 
 def parsed(raw: bytes):
@@ -151,3 +141,7 @@ async def test_restart_mid_stream_and_smtp_outage_lose_and_double_nothing(crowd,
     await wait_for(lambda: mail.inbox(ANN), 40, "the reply after the outage", ch2)
     texts = [parsed(m).get_content().strip() for m in await mail.inbox(ANN)]
     assert texts == ["answer after the outage"]
+
+
+async def rows(crowd):
+    return await rows_of(crowd, 'email')

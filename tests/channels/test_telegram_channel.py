@@ -6,11 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 from qms import channels as chans
-from qms.inbound import list_inbound
 
-from tests.channels.conftest import set_secret
+from tests.channels.conftest import rows as rows_of
+from tests.channels.conftest import set_secret, wait_for
 from tests.standins.telegram import TelegramStandIn
-from tests.waiting import wait_for as _wait_for
 
 TOKEN = "123456:test-token"
 pytestmark = pytest.mark.timeout(90)
@@ -28,15 +27,6 @@ async def start_telegram(crowd, channels, api):
     return channels(crowd, "telegram", "--api-url", f"http://127.0.0.1:{api.port}", "--poll-timeout", "2")
 
 
-async def wait_for(predicate, timeout, what, ch=None):
-    try:
-        return await _wait_for(predicate, timeout, what)
-    except AssertionError as exc:  # say what the channel process said
-        raise AssertionError(f"{exc}; channel log:\n{ch.stderr if ch else ''}") from None
-
-
-async def rows(crowd):
-    return [r for r in await list_inbound(crowd.store) if r.channel == "telegram"]
 
 
 async def test_a_message_reaches_the_agent_and_its_reply_the_chat(crowd, channels, api):
@@ -131,3 +121,7 @@ async def test_restart_mid_stream_loses_and_doubles_nothing(crowd, channels, api
                                   headers={"Authorization": f"Bearer {ch_row.callback_token}"})
             assert r.status_code == 200
     assert [m["text"] for m in api.sent].count("lead: once") == 1
+
+
+async def rows(crowd):
+    return await rows_of(crowd, 'telegram')
