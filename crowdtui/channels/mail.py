@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import ssl
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
@@ -110,14 +111,17 @@ class EmailChannel(NetworkChannel):
         self.max_bytes = max_bytes
         self.imap = None
         self.uidvalidity: int | None = None
+        self._lost = asyncio.Event()
 
     # --- IMAP in ---------------------------------------------------------------------
 
     async def connect(self) -> None:
         import aioimaplib
 
-        cls = aioimaplib.IMAP4_SSL if self.imap_tls == "ssl" else aioimaplib.IMAP4
-        imap = cls(host=self.imap_host, port=self.imap_port, timeout=30)
+        lost = self._lost = asyncio.Event()
+        ssl_context = ssl.create_default_context() if self.imap_tls == "ssl" else None
+        imap = aioimaplib.IMAP4(host=self.imap_host, port=self.imap_port, timeout=30, ssl_context=ssl_context,
+                                conn_lost_cb=lambda exc: lost.set())  # (IMAP4_SSL takes no such callback)
         self.imap = imap
         await imap.wait_hello_from_server()
         if self.imap_tls == "starttls":
@@ -186,15 +190,20 @@ class EmailChannel(NetworkChannel):
                 threads.pop(next(iter(threads)))
 
     async def _idle(self) -> None:
+        """Wait for the server to push news (or ``idle_seconds``); a dropped connection or a
+        BYE raises at once, so the channel reconnects instead of waiting out the IDLE."""
         idle = await self.imap.idle_start(timeout=self.idle_seconds)
-        try:
-            await self.imap.wait_server_push(timeout=self.idle_seconds)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            if self.imap.has_pending_idle():
-                self.imap.idle_done()
-            await asyncio.wait_for(idle, 10)
+        push = asyncio.ensure_future(self.imap.wait_server_push(timeout=self.idle_seconds))
+        lost = asyncio.ensure_future(self._lost.wait())
+        await asyncio.wait({push, lost}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (push, lost):
+            t.cancel()
+        news = push.result() if push.done() and not push.cancelled() and push.exception() is None else []
+        if lost.done() and not lost.cancelled() or any(b"BYE" in bytes(x) for x in news if isinstance(x, (bytes, bytearray))):
+            raise ConnectionError("the IMAP server closed the connection")
+        if self.imap.has_pending_idle():
+            self.imap.idle_done()
+        await asyncio.wait_for(idle, 10)
 
     # --- SMTP out --------------------------------------------------------------------
 

@@ -118,10 +118,10 @@ async def cmd_channel_email(args) -> int:
     from crowdtui.channels.mail import EmailChannel
 
     ws = workspace_of(args)
-    names = [args.password_secret] + ([args.smtp_password_secret] if args.smtp_password_secret else [])
-    found = await reveal(ws, *names)
     imap_host, imap_port = _host_port(args.imap, 993 if args.imap_tls == "ssl" else 143)
     smtp_host, smtp_port = _host_port(args.smtp, 465 if args.smtp_tls == "ssl" else 587)
+    names = [args.password_secret] + ([args.smtp_password_secret] if args.smtp_password_secret else [])
+    found = await reveal(ws, *names)
     return await run_channel(EmailChannel(
         address=args.address, user=args.user, password=found[args.password_secret],
         smtp_password=found.get(args.smtp_password_secret or ""), imap_host=imap_host, imap_port=imap_port,

@@ -91,11 +91,24 @@ service imap-login {{
         if not shutil.which("dovecot") or not os.path.exists(LDA):
             raise AssertionError("Dovecot is not installed; run `make setup` (it installs dovecot-imapd)")
         self._configure()
+        await self.start_imap()
+        await asyncio.to_thread(self._start_smtp)
+        return self
+
+    async def start_imap(self) -> None:
         self.dovecot = subprocess.Popen(["dovecot", "-F", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         await self._wait_port(self.imap_port, "dovecot")
-        await asyncio.to_thread(self._start_smtp)
-        return self
+
+    async def stop_imap(self) -> None:
+        if self.dovecot is not None and self.dovecot.poll() is None:
+            self.dovecot.terminate()
+            try:
+                await asyncio.to_thread(self.dovecot.wait, 20)
+            except subprocess.TimeoutExpired:
+                self.dovecot.kill()
+                await asyncio.to_thread(self.dovecot.wait, 10)
+        self.dovecot = None
 
     async def _wait_port(self, port: int, what: str) -> None:
         for _ in range(200):
@@ -153,13 +166,7 @@ service imap-login {{
 
     async def stop(self) -> None:
         await self.stop_smtp()
-        if self.dovecot is not None and self.dovecot.poll() is None:
-            self.dovecot.terminate()
-            try:
-                await asyncio.to_thread(self.dovecot.wait, 20)
-            except subprocess.TimeoutExpired:
-                self.dovecot.kill()
-                await asyncio.to_thread(self.dovecot.wait, 10)
+        await self.stop_imap()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     async def send(self, mail, user: str = "ann@example.test") -> None:

@@ -129,6 +129,19 @@ async def test_restart_mid_stream_and_smtp_outage_lose_and_double_nothing(crowd,
     got = await rows(crowd)
     assert [r.text for r in got] == [f"[s{i}]\nm{i}" for i in range(16)]
 
+    # the IMAP server goes away and comes back: the channel reconnects with backoff
+    await mail.stop_imap()
+    await wait_for(lambda: "reconnecting in" in ch2.stderr, 30, "a reconnect attempt", ch2)
+    await mail.start_imap()
+    await mail.send(letter("after the IMAP outage", mid="r99@example.test", subject="s99"))
+
+    async def after_outage():
+        return any(r.msg_id == "r99@example.test" for r in await rows(crowd))
+
+    await wait_for(after_outage, 40, "the mail after the IMAP outage", ch2)
+    got = await rows(crowd)
+    assert len(got) == 17
+
     # SMTP down while the agent answers: dispatch retries, the mail goes out once
     await mail.stop_smtp()
     await crowd.dispatch.reply("lead", got[0].chat, "answer after the outage")

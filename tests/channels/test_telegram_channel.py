@@ -3,10 +3,16 @@ of the Bot API on 127.0.0.1, dispatch real (store, routes, outbound with retries
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+
 import httpx
 import pytest
 from qms import channels as chans
 
+from tests.channels.conftest import REPO
 from tests.channels.conftest import rows as rows_of
 from tests.channels.conftest import set_secret, wait_for
 from tests.standins.telegram import TelegramStandIn
@@ -125,3 +131,22 @@ async def test_restart_mid_stream_loses_and_doubles_nothing(crowd, channels, api
 
 async def rows(crowd):
     return await rows_of(crowd, 'telegram')
+
+
+async def test_clear_errors_without_a_secret_or_a_serve(workspace, tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env.pop("CROWD_SECRET_KEY", None)
+
+    def run(*args: str, stdin: str | None = None):
+        return subprocess.run([sys.executable, "-m", "crowdtui", "--workspace", str(workspace.root), *args],
+                              input=stdin, capture_output=True, text=True, timeout=60, cwd=REPO, env=env)
+
+    r = await asyncio.to_thread(run, "secret", "set", "OTHER", stdin="x\n")
+    assert r.returncode == 0, r.stderr
+    r = await asyncio.to_thread(run, "channel", "telegram")
+    assert r.returncode != 0 and "secret TELEGRAM_BOT_TOKEN is not set; run `crowdtui secret set TELEGRAM_BOT_TOKEN`" in r.stderr
+    r = await asyncio.to_thread(run, "secret", "set", "TELEGRAM_BOT_TOKEN", stdin="1:t\n")
+    r = await asyncio.to_thread(run, "channel", "telegram")
+    assert r.returncode != 0 and "no crowdtui serve runs for this workspace" in r.stderr
+    r = await asyncio.to_thread(run, "channel", "email", "--address", "a@b.c", "--imap", "h:x", "--smtp", "h")
+    assert r.returncode != 0 and "bad server 'h:x': use HOST or HOST:PORT" in r.stderr
