@@ -85,7 +85,8 @@ class NetworkChannel:
     platform = "net"
 
     def __init__(self, *, name: str, dispatch_url: str, register_key: str, state_path,
-                 status: Callable[[str], None] | None = None, max_backoff: float = MAX_BACKOFF) -> None:
+                 status: Callable[[str], None] | None = None, max_backoff: float = MAX_BACKOFF,
+                 locate: Callable[[], dict | None] | None = None) -> None:
         self.name = name
         self.prefix = f"{name}:"
         self.dispatch_url = dispatch_url.rstrip("/")
@@ -93,6 +94,7 @@ class NetworkChannel:
         self.state = ChannelState(state_path)
         self.status = status or stderr_status
         self.max_backoff = max_backoff
+        self.locate = locate  # where dispatch is now (serve.json), for following a restarted serve
         self.callback_token = secrets.token_urlsafe(24)
         self.token: str | None = None
         self.stopping = asyncio.Event()
@@ -242,6 +244,18 @@ class NetworkChannel:
             return False
         raise DispatchDown(f"dispatch did not store message {msg.id!r} after retries (last HTTP {r.status_code})")
 
+    async def relocate(self) -> bool:
+        """Follow a restarted dispatch (new URL or register key, as ``locate`` reads them
+        from serve.json) and register there; False when nothing changed."""
+        info = (self.locate() if self.locate else None) or {}
+        url, key = info.get("url"), info.get("register_key")
+        if not url or not key or (url.rstrip("/"), key) == (self.dispatch_url, self.register_key):
+            return False
+        self.dispatch_url, self.register_key = url.rstrip("/"), key
+        self.status(f"dispatch is now at {self.dispatch_url}; registering again")
+        await self.register()
+        return True
+
     async def _refuse(self, msg: NetMessage, reason: str) -> None:
         line = f"refused message {inert(msg.id, multiline=False)[:80]} in {inert(msg.chat, multiline=False)[:80]}: {reason}"
         self.refusals.append(line)
@@ -277,6 +291,11 @@ class NetworkChannel:
             except Exception as exc:
                 self.status(f"{self.platform}: {type(exc).__name__}: {inert(str(exc))[:300]}; "
                             f"reconnecting in {delay:.1f} s")
+                if isinstance(exc, CrowdError):  # dispatch gone or refusing us: has it moved?
+                    try:
+                        await self.relocate()
+                    except Exception as again:
+                        self.status(f"dispatch: {type(again).__name__}: {inert(str(again))[:200]}")
                 try:
                     await self.disconnect()
                 except Exception:

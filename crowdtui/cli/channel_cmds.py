@@ -85,7 +85,8 @@ def channel_kwargs(args) -> dict:
         raise CrowdError("no crowdtui serve runs for this workspace (no .crowd/run/serve.json); start one with "
                          "`crowdtui serve`, or give --dispatch URL and --register-key")
     return {"name": args.name, "dispatch_url": url, "register_key": key, "max_backoff": args.max_backoff,
-            "state_path": ws.crowd_dir / "channels" / args.name / "state.json"}
+            "state_path": ws.crowd_dir / "channels" / args.name / "state.json",
+            "locate": None if (args.dispatch and args.register_key) else (lambda: read_info(ws))}
 
 
 async def run_channel(channel) -> int:

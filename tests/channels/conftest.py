@@ -31,6 +31,13 @@ class Crowd:
     dispatch: Dispatch
     url: str
     lines: list
+    server: LocalServer
+
+    async def restart_api(self, register_key: str) -> None:
+        """Dispatch's HTTP side again, on a new port with a new register key (a restarted serve)."""
+        await self.server.stop()
+        self.server = await LocalServer(build_app(self.dispatch, register_key=register_key)).start()
+        self.url = self.server.url
 
 
 @pytest.fixture
@@ -45,8 +52,9 @@ async def crowd(workspace, monkeypatch):
     eng = Dispatch(store, config=DispatchConfig(health_interval=60, outbound_attempts=50), log=lines.append)
     await eng.start()
     server = await LocalServer(build_app(eng, register_key=KEY)).start()
-    yield Crowd(workspace, store, eng, server.url, lines)
-    await server.stop()
+    crowd = Crowd(workspace, store, eng, server.url, lines, server)
+    yield crowd
+    await crowd.server.stop()
     await eng.stop()
     await store.close()
 
@@ -77,10 +85,11 @@ async def set_secret(crowd: Crowd, name: str, value: str) -> None:
 class ChannelProcess:
     """``crowdtui channel KIND ...`` as a child process; stderr kept in a file."""
 
-    def __init__(self, crowd: Crowd, kind: str, *args: str) -> None:
+    def __init__(self, crowd: Crowd, kind: str, *args: str, serve_json: bool = False) -> None:
         self.crowd = crowd
+        where = [] if serve_json else ["--dispatch", crowd.url, "--register-key", KEY]
         self.argv = [sys.executable, "-m", "crowdtui", "--workspace", str(crowd.ws.root), "channel", kind,
-                     "--dispatch", crowd.url, "--register-key", KEY, "--max-backoff", "1", *args]
+                     *where, "--max-backoff", "1", *args]
         self.log = crowd.ws.root / f"channel-{kind}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -108,8 +117,8 @@ class ChannelProcess:
 async def channels():
     started: list[ChannelProcess] = []
 
-    def start(crowd: Crowd, kind: str, *args: str) -> ChannelProcess:
-        ch = ChannelProcess(crowd, kind, *args).start()
+    def start(crowd: Crowd, kind: str, *args: str, serve_json: bool = False) -> ChannelProcess:
+        ch = ChannelProcess(crowd, kind, *args, serve_json=serve_json).start()
         started.append(ch)
         return ch
 

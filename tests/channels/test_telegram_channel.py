@@ -12,7 +12,7 @@ import httpx
 import pytest
 from qms import channels as chans
 
-from tests.channels.conftest import REPO
+from tests.channels.conftest import KEY, REPO
 from tests.channels.conftest import rows as rows_of
 from tests.channels.conftest import set_secret, wait_for
 from tests.standins.telegram import TelegramStandIn
@@ -28,9 +28,9 @@ def api():
     standin.stop()
 
 
-async def start_telegram(crowd, channels, api):
+async def start_telegram(crowd, channels, api, **kw):
     await set_secret(crowd, "TELEGRAM_BOT_TOKEN", TOKEN)
-    return channels(crowd, "telegram", "--api-url", f"http://127.0.0.1:{api.port}", "--poll-timeout", "2")
+    return channels(crowd, "telegram", "--api-url", f"http://127.0.0.1:{api.port}", "--poll-timeout", "2", **kw)
 
 
 
@@ -150,3 +150,30 @@ async def test_clear_errors_without_a_secret_or_a_serve(workspace, tmp_path):
     assert r.returncode != 0 and "no crowdtui serve runs for this workspace" in r.stderr
     r = await asyncio.to_thread(run, "channel", "email", "--address", "a@b.c", "--imap", "h:x", "--smtp", "h")
     assert r.returncode != 0 and "bad server 'h:x': use HOST or HOST:PORT" in r.stderr
+
+
+async def test_the_channel_follows_a_restarted_serve(crowd, channels, api):
+    """Started from serve.json, the channel follows the serve that replaced it (new port, new key)."""
+    from crowdtui.dispatch.serve import info_path, write_private
+    from crowdtui.dispatch.serve_lock import ServeLock
+
+    lock = ServeLock(crowd.ws.crowd_dir / "run" / "serve.lock")
+    lock.acquire()  # this test plays the running serve
+    try:
+        write_private(info_path(crowd.ws), {"url": crowd.url, "register_key": KEY, "pid": os.getpid()})
+        ch = await start_telegram(crowd, channels, api, serve_json=True)
+        api.post(5004, 80, "before")
+        await wait_for(lambda: rows(crowd), 30, "the first message", ch)
+        await crowd.restart_api("k-after-restart")
+        write_private(info_path(crowd.ws), {"url": crowd.url, "register_key": "k-after-restart", "pid": os.getpid()})
+        api.post(5004, 80, "after")
+
+        async def both():
+            return [r.text for r in await rows(crowd)] == ["before", "after"]
+
+        await wait_for(both, 40, "the message after the restart", ch)
+        assert f"dispatch is now at {crowd.url}" in ch.stderr
+        await crowd.dispatch.reply("lead", "telegram:5004", "still here")
+        await wait_for(lambda: [m for m in api.sent if m["text"] == "lead: still here"], 30, "the reply", ch)
+    finally:
+        lock.release()
