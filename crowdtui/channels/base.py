@@ -45,10 +45,15 @@ class DispatchDown(CrowdError):
 NetMessage = InboundMsg
 
 
+def _one_line(value: object) -> str:
+    """One line, every control character visible; a tab too (dispatch takes none in a label)."""
+    return inert(str(value), multiline=False).replace("\t", "\\x09")
+
+
 def _label(value: str | None, limit: int = MAX_NAME) -> str | None:
     if value is None:
         return None
-    return inert(str(value), multiline=False)[:limit] or None
+    return _one_line(value)[:limit] or None
 
 
 def protocol_body(prefix: str, msg: NetMessage) -> dict:
@@ -59,10 +64,10 @@ def protocol_body(prefix: str, msg: NetMessage) -> dict:
         raise Refused(f"message is {size} bytes; the limit is {MAX_TEXT} bytes, split it")
     if not text.strip() and not msg.attachments:
         raise Refused("message has no text and no attachments")
-    mid = inert(msg.id, multiline=False)
+    mid = _one_line(msg.id)
     if not mid or len(mid) > MAX_ID:
         raise Refused(f"message id is empty or over {MAX_ID} characters")
-    chat = prefix + inert(msg.chat, multiline=False)
+    chat = prefix + _one_line(msg.chat)
     if len(chat) > 200:
         raise Refused("chat id is over 200 characters")
     body = {"id": mid, "chat": chat, "text": text, "sender": _label(msg.sender),

@@ -176,7 +176,10 @@ class EmailChannel(NetworkChannel):
         raw = next((bytes(x) for x in r.lines if isinstance(x, bytearray)), None)
         if r.result != "OK" or raw is None:
             raise ConnectionError(f"IMAP FETCH of UID {uid} failed: {_text(r.lines)}")
-        got = parse_mail(raw, uid=ref, own=self.address)
+        try:
+            got = parse_mail(raw, uid=ref, own=self.address)
+        except Exception as exc:  # a poison mail is refused alone, never stops the mailbox
+            got = f"unreadable mail ({type(exc).__name__})"
         if isinstance(got, str):
             await self._refuse(NetMessage(id=f"uid-{ref}", chat="?", text=""), got)
             return

@@ -49,7 +49,7 @@ def parse_event(room_id: str, event: dict, own: str, names: dict[str, str]) -> N
     if not isinstance(content, dict) or not content:
         return None  # redacted
     msgtype, body = content.get("msgtype"), content.get("body")
-    if not isinstance(body, str) or msgtype not in TEXT_TYPES | FILE_TYPES:
+    if not isinstance(body, str) or not isinstance(msgtype, str) or msgtype not in TEXT_TYPES | FILE_TYPES:
         return f"unsupported message ({str(msgtype)[:40]})"
     rel = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}
     thread = _s(rel.get("event_id")) if rel.get("rel_type") == "m.thread" else None
@@ -144,7 +144,10 @@ class MatrixChannel(NetworkChannel):
                 if name and _s(e.get("state_key")):
                     names[e["state_key"]] = name
         for e in timeline.get("events") or []:
-            got = parse_event(room_id, e, self.mxid, names)
+            try:
+                got = parse_event(room_id, e, self.mxid, names)
+            except Exception as exc:  # a poison event is refused alone, never stops the sync
+                got = f"unreadable event ({type(exc).__name__})"
             if isinstance(got, NetMessage):
                 await self.deliver(got)
             elif isinstance(got, str):

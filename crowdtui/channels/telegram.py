@@ -30,6 +30,13 @@ def _int(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _when(date: int | None) -> str | None:
+    try:
+        return datetime.fromtimestamp(date, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if date else None
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
 def parse_update(update: dict) -> NetMessage | str | None:
     """A message, a reason to refuse it, or None when the update is not a message."""
     m = update.get("message")
@@ -72,7 +79,7 @@ def parse_update(update: dict) -> NetMessage | str | None:
         id=f"{chat_id}:{mid}", chat=native, text=text, sender=str(uid),
         sender_name=f"{name} (@{username})" if name and username else (name or username),
         room=str(chat_id),
-        time=datetime.fromtimestamp(date, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if date else None,
+        time=_when(date),
         reply_to=f"{chat_id}:{reply_mid}" if reply_mid is not None else None, attachments=tuple(atts))
 
 
@@ -119,7 +126,10 @@ class TelegramChannel(NetworkChannel):
             uid = _int(update.get("update_id")) if isinstance(update, dict) else None
             if uid is None or (offset is not None and uid < offset):
                 continue  # no id to confirm it by, or confirmed already
-            got = parse_update(update)
+            try:
+                got = parse_update(update)
+            except Exception as exc:  # a poison update is refused alone, never stops the polling
+                got = f"unreadable update ({type(exc).__name__})"
             if isinstance(got, NetMessage):
                 await self.deliver(got)  # raises when dispatch cannot take it: offset stays
             elif isinstance(got, str):

@@ -6,6 +6,8 @@ Doors and where they are covered:
   grant bypasses (coerced values, lists, unknown keys) and audit dodges       test_grant_bypass.py
   agent definition files (AGENT.md)                                           test_agent_files.py
   channel bodies, registrations and tokens (engine HTTP API on 127.0.0.1)     test_channel_bodies.py
+  network input at the channels' parsers (Telegram updates, Matrix events, raw mails)
+    -- and end to end through each channel process: tests/channels    test_network_messages.py
   CLI names and ids (subprocess crowdtui)                                     test_cli_args.py
   document ids, titles and types (the store)                                  test_documents.py
   self-approval: a tier-2 agent making its rewrite of the operator's SOP effective  test_self_approval.py
