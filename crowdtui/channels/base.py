@@ -104,6 +104,7 @@ class NetworkChannel:
         self.token: str | None = None
         self.stopping = asyncio.Event()
         self.delivered = 0  # inbound messages dispatch acknowledged
+        self.connected = False  # logged in to the network right now
         self.refusals: list[str] = []
         self._send_lock = asyncio.Lock()
         self._server = None
@@ -182,8 +183,10 @@ class NetworkChannel:
             return JSONResponse({"ok": True})
 
         async def health(request: Request):
+            # 200 even while the network is away: dispatch keeps the channel (and retries its
+            # replies) instead of deregistering it; "connected" says how the network is
             return JSONResponse({"ok": True, "channel": self.name, "platform": self.platform,
-                                 "delivered": self.delivered})
+                                 "connected": self.connected, "delivered": self.delivered})
 
         return Starlette(routes=[Route("/send", send, methods=["POST"]), Route("/typing", typing, methods=["POST"]),
                                  Route("/health", health, methods=["GET"])])
@@ -288,12 +291,14 @@ class NetworkChannel:
         while not self.stopping.is_set():
             try:
                 await self.connect()
+                self.connected = True
                 while not self.stopping.is_set():
                     await self.pump()
                     delay = 0.5
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.connected = False
                 self.status(f"{self.platform}: {type(exc).__name__}: {inert(str(exc))[:300]}; "
                             f"reconnecting in {delay:.1f} s")
                 if isinstance(exc, CrowdError):  # dispatch gone or refusing us: has it moved?

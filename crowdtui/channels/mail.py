@@ -13,6 +13,8 @@ The channel remembers per chat whom to answer (the From address, never Reply-To)
 the subject and the ids to cite, so the agent's reply goes out with In-Reply-To and
 References and lands in the writer's thread.
 
+An HTML-only mail is read as its text (markup, scripts and styles dropped).
+
 Refused (logged, no bounce, so no backscatter to forged senders): mails over
 ``max_bytes`` (not even fetched), without exactly one valid From address, from the
 channel's own address (loops), or whose text is over the protocol's limit.
@@ -30,6 +32,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
 
 from crowdtui.channels.base import NetMessage, NetworkChannel
 
@@ -42,6 +45,39 @@ _ADDR = re.compile(r"[^@\s<>\"(),;:\\\[\]]{1,64}@[A-Za-z0-9.-]{1,190}")
 
 def _ids(value) -> list[str]:
     return _ID.findall(str(value or ""))[:50]
+
+
+class _Text(HTMLParser):
+    SKIP = {"script", "style", "head", "title"}
+    BREAK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "blockquote"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag in self.BREAK:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self.skipping:
+            self.skipping -= 1
+
+    def handle_data(self, data):
+        if not self.skipping:
+            self.out.append(data)
+
+
+def html_text(html: str) -> str:
+    """The readable text of an HTML-only mail (no markup, no scripts or styles)."""
+    p = _Text()
+    p.feed(html)
+    p.close()
+    lines = (" ".join(line.split()) for line in "".join(p.out).splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def thread_chat(root: str, sender: str) -> str:
@@ -66,8 +102,10 @@ def parse_mail(raw: bytes, *, uid: str, own: str) -> tuple[NetMessage, dict] | s
     parent = (_ids(mail.get("In-Reply-To")) or [None])[0]
     root = refs[0] if refs else (parent or mid)
     try:
-        part = mail.get_body(preferencelist=("plain",))
+        part = mail.get_body(preferencelist=("plain", "html"))
         text = part.get_content() if part is not None else ""
+        if part is not None and part.get_content_subtype() == "html":
+            text = html_text(text)
     except Exception:
         text = ""
     atts = []

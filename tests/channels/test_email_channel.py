@@ -92,6 +92,10 @@ async def test_hostile_mail_is_refused_or_inert_and_never_doubled(crowd, channel
     # Mallory cites Ann's thread: she gets a thread of her own, never Ann's chat
     await mail.send(letter("let me in", mid="h5@example.test", frm="mallory@example.test",
                            References="<h1@example.test>"), user="mallory@example.test")
+    html = letter("", mid="h5b@example.test")
+    html.set_content("<html><head><style>p{}</style></head><body><p>Hi <b>there</b></p>"
+                     "<script>alert(1)</script><p>second &amp; last</p></body></html>", subtype="html")
+    await mail.send(html)
     await mail.send(letter("last one", mid="h6@example.test"))
 
     async def last():
@@ -99,7 +103,8 @@ async def test_hostile_mail_is_refused_or_inert_and_never_doubled(crowd, channel
 
     await wait_for(last, 40, "the last mail stored", ch)
     got = await rows(crowd)
-    assert [r.msg_id for r in got] == ["h1@example.test", "h5@example.test", "h6@example.test"]
+    assert [r.msg_id for r in got] == ["h1@example.test", "h5@example.test", "h5b@example.test", "h6@example.test"]
+    assert got[2].text == "[Plan]\nHi there\nsecond & last"  # HTML-only: its text
     assert got[0].text == "[Plan]\nbell\\x07 esc\\x1b[2J\\u202e"
     assert got[0].sender_name == "lead\\x1b[31m" and got[0].sender == ANN
     assert got[1].sender == "mallory@example.test" and got[1].chat != got[0].chat

@@ -117,6 +117,10 @@ async def test_restart_mid_stream_loses_and_doubles_nothing(crowd, channels, api
     await wait_for(all_in, 40, "all 50 messages", ch2)
     assert [r.text for r in await rows(crowd)] == [f"m{i}" for i in range(50)]
     assert "reconnecting in" in ch2.stderr
+    ch_row = await chans.channel_for_chat(crowd.store, "telegram:5003")
+    async with httpx.AsyncClient(trust_env=False, timeout=20) as client:
+        health = (await client.get(ch_row.callback_url + "/health")).json()
+    assert health["connected"] is True and health["delivered"] > 0
 
     # dispatch retrying a /send after a lost answer: the network sees it once
     ch_row = await chans.channel_for_chat(crowd.store, "telegram:5003")
