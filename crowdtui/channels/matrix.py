@@ -3,7 +3,8 @@
 Rooms are chats: ``matrix:<room id>``, and a thread in a room is a chat of its own,
 ``matrix:<room id>|<thread root event id>``. The channel joins the rooms it is invited
 to. Inbound by ``/sync`` long polling; the sync token is the cursor, saved after every
-event of a sync answer was acknowledged by dispatch (a channel killed in between syncs
+event of a sync answer was acknowledged by dispatch (a sync that left events out, after a
+long stop, is completed by paging the room's history back to the old token) (a channel killed in between syncs
 again from the older token and dispatch drops what it has, by event id). A first start
 without a token begins at the present (history is not replayed).
 
@@ -29,7 +30,8 @@ from crowdtui.channels.base import NetMessage, NetworkChannel
 FILE_TYPES = {"m.image", "m.file", "m.video", "m.audio"}
 TEXT_TYPES = {"m.text", "m.notice", "m.emote"}
 SEP = "|"
-TIMELINE_LIMIT = 200
+TIMELINE_LIMIT = 50  # events per room in one sync answer; older ones are paged in (backfill)
+BACKFILL_PAGES = 100
 
 
 def _s(value, limit: int = 255) -> str | None:
@@ -128,22 +130,45 @@ class MatrixChannel(NetworkChannel):
                 self.status(f"matrix: could not join {room_id}: {type(exc).__name__}")
         if token is not None:  # a first start begins now: no history is replayed
             for room_id, room in (rooms.get("join") or {}).items():
-                await self._room(str(room_id), room if isinstance(room, dict) else {})
+                await self._room(str(room_id), room if isinstance(room, dict) else {}, token)
         self.state.advance(data["next_batch"])
 
-    async def _room(self, room_id: str, room: dict) -> None:
+    async def _backfill(self, room_id: str, prev_batch: str, since: str) -> list:
+        """The events a limited sync left out: paged backwards from ``prev_batch`` down to
+        our previous sync token, returned oldest first."""
+        from mautrix.api import Method, Path
+
+        older: list = []
+        frm = prev_batch
+        for _ in range(BACKFILL_PAGES):
+            data = await self.api.api.request(Method.GET, Path.v3.rooms[room_id].messages, query_params={
+                "dir": "b", "from": frm, "to": since, "limit": "100",
+                "filter": json.dumps({"types": ["m.room.message"]})})
+            chunk = data.get("chunk") if isinstance(data, dict) else None
+            if not chunk:
+                return older[::-1]
+            older.extend(chunk)
+            if not isinstance(data.get("end"), str) or data["end"] == frm:
+                return older[::-1]
+            frm = data["end"]
+        self.status(f"matrix: {room_id}: over {BACKFILL_PAGES} pages missed; the oldest are left out")
+        return older[::-1]
+
+    async def _room(self, room_id: str, room: dict, since: str) -> None:
         names: dict[str, str] = {}
         timeline = room.get("timeline") if isinstance(room.get("timeline"), dict) else {}
-        if timeline.get("limited"):
-            self.status(f"matrix: {room_id}: the homeserver left out older events of this sync (gap)")
+        events = [e for e in (timeline.get("events") or []) if isinstance(e, dict)]
+        joined_now = any(e.get("type") == "m.room.member" and e.get("state_key") == self.mxid for e in events)
+        if timeline.get("limited") and isinstance(timeline.get("prev_batch"), str) and not joined_now:
+            events = [e for e in await self._backfill(room_id, timeline["prev_batch"], since)
+                      if isinstance(e, dict)] + events
         state = room.get("state") if isinstance(room.get("state"), dict) else {}
-        events = [e for e in (state.get("events") or []) + (timeline.get("events") or []) if isinstance(e, dict)]
-        for e in events:
+        for e in [e for e in (state.get("events") or []) if isinstance(e, dict)] + events:
             if e.get("type") == "m.room.member" and isinstance(e.get("content"), dict):
                 name = _s(e["content"].get("displayname"))
                 if name and _s(e.get("state_key")):
                     names[e["state_key"]] = name
-        for e in timeline.get("events") or []:
+        for e in events:
             try:
                 got = parse_event(room_id, e, self.mxid, names)
             except Exception as exc:  # a poison event is refused alone, never stops the sync
