@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 
@@ -59,6 +60,11 @@ async def test_a_message_reaches_the_agent_and_its_reply_the_chat(crowd, channel
     await crowd.dispatch.reply("lead", "telegram:5001", "x" * 9000)
     await wait_for(lambda: len(api.sent) == 4, 30, "the long reply in three parts")
     assert [len(m["text"]) for m in api.sent[1:]] == [4006, 4000, 1000]
+
+    # SIGTERM: the channel deregisters and exits 0
+    assert await ch.kill(signal.SIGTERM) == 0
+    [row] = [c for c in await chans.list_channels(crowd.store, include_down=True) if c.name == "telegram"]
+    assert row.state == "down"
 
 
 async def test_hostile_updates_are_refused_or_inert_and_never_doubled(crowd, channels, api):
