@@ -43,6 +43,8 @@ def add_network_channels(cs) -> None:
     c.add_argument("--password-secret", default="EMAIL_PASSWORD", help="secret holding the password")
     c.add_argument("--smtp-password-secret", default=None, help="secret for SMTP if it differs")
     c.add_argument("--idle", type=float, default=300, help="seconds an IDLE waits before asking again (default 300)")
+    c.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024,
+                   help="larger mails are refused without being fetched (default 10 MiB)")
     c.set_defaults(func=cmd_channel_email)
 
     c = cs.add_parser("matrix", help="a Matrix account as a channel (rooms are chats; bridges bring other networks)",
@@ -127,7 +129,7 @@ async def cmd_channel_email(args) -> int:
         address=args.address, user=args.user, password=found[args.password_secret],
         smtp_password=found.get(args.smtp_password_secret or ""), imap_host=imap_host, imap_port=imap_port,
         smtp_host=smtp_host, smtp_port=smtp_port, imap_tls=args.imap_tls, smtp_tls=args.smtp_tls,
-        idle_seconds=args.idle, **channel_kwargs(args)))
+        idle_seconds=args.idle, max_bytes=args.max_bytes, **channel_kwargs(args)))
 
 
 async def cmd_channel_matrix(args) -> int:

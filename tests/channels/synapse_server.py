@@ -68,7 +68,12 @@ class Synapse:
         import json
 
         (d / "override.yaml").write_text(json.dumps(override))  # YAML is a superset of JSON
-        log = open(d / "stderr.log", "w")
+        return self.run()
+
+    def run(self) -> "Synapse":
+        """Start the configured server (again, after :meth:`halt`) and wait until it answers."""
+        d = self.dir
+        log = open(d / "stderr.log", "a")
         self.proc = subprocess.Popen([str(self.bin / "synapse_homeserver"), "-c", str(d / "hs.yaml"),
                                       "-c", str(d / "override.yaml")], cwd=d, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
@@ -89,6 +94,11 @@ class Synapse:
         return f"@{localpart}:localhost"
 
     def stop(self) -> None:
+        self.halt()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop the server process, keeping its folder (database, keys) for :meth:`run`."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -96,4 +106,3 @@ class Synapse:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -28,11 +28,11 @@ async def mail():
 
 
 
-async def start_email(crowd, channels, mail):
+async def start_email(crowd, channels, mail, *extra: str):
     await set_secret(crowd, "EMAIL_PASSWORD", password(BOT))
     return channels(crowd, "email", "--address", BOT, "--imap", f"127.0.0.1:{mail.imap_port}",
                     "--smtp", f"127.0.0.1:{mail.smtp_port}", "--imap-tls", "none", "--smtp-tls", "none",
-                    "--idle", "60")  # woken by IDLE pushes, not the timeout
+                    "--idle", "60", *extra)  # woken by IDLE pushes, not the timeout
 
 
 def letter(text: str, *, mid: str, subject: str = "Plan", frm: str = ANN, **headers) -> EmailMessage:
@@ -81,7 +81,7 @@ async def test_a_mail_reaches_the_agent_and_its_reply_the_thread(crowd, channels
 
 
 async def test_hostile_mail_is_refused_or_inert_and_never_doubled(crowd, channels, mail):
-    ch = await start_email(crowd, channels, mail)
+    ch = await start_email(crowd, channels, mail, "--max-bytes", "300000")
     ok = letter("bell\x07 esc\x1b[2J\u202e", mid="h1@example.test")
     ok.replace_header("From", "\"lead\x1b[31m\" <ann@example.test>")
     await mail.send(ok)
@@ -89,6 +89,9 @@ async def test_hostile_mail_is_refused_or_inert_and_never_doubled(crowd, channel
     await mail.send(letter("two senders", mid="h2@example.test", frm="ann@example.test, lead@example.test"))
     await mail.send(letter("looping", mid="h3@example.test", frm=BOT))
     await mail.send(letter("y" * 40_000, mid="h4@example.test"))
+    big = letter("see attached", mid="h4b@example.test")
+    big.add_attachment(b"\0" * 400_000, maintype="application", subtype="octet-stream", filename="big.bin")
+    await mail.send(big)  # over --max-bytes: not even fetched
     # Mallory cites Ann's thread: she gets a thread of her own, never Ann's chat
     await mail.send(letter("let me in", mid="h5@example.test", frm="mallory@example.test",
                            References="<h1@example.test>"), user="mallory@example.test")
@@ -110,7 +113,7 @@ async def test_hostile_mail_is_refused_or_inert_and_never_doubled(crowd, channel
     assert got[1].sender == "mallory@example.test" and got[1].chat != got[0].chat
     log = ch.stderr
     assert "without exactly one valid From address" in log and "from the channel's own address" in log
-    assert "bytes; the limit is 32768" in log
+    assert "bytes; the limit is 32768" in log and "bytes; the limit is 300000" in log
 
 
 async def test_restart_mid_stream_and_smtp_outage_lose_and_double_nothing(crowd, channels, mail):

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from mautrix.api import Method, Path
@@ -182,6 +184,18 @@ async def test_restart_mid_stream_loses_and_doubles_nothing(crowd, channels, syn
 
     await wait_for(all_in, 40, "all 90 messages", ch2)
     assert [r.text for r in await rows(crowd)] == [f"m{i}" for i in range(90)]
+
+    # the homeserver goes away and comes back: the channel reconnects with backoff
+    await asyncio.to_thread(synapse.halt)
+    await wait_for(lambda: "reconnecting in" in ch2.stderr, 30, "a reconnect attempt", ch2)
+    await asyncio.to_thread(synapse.run)
+    await say(ann, room, {"msgtype": "m.text", "body": "after the outage"})
+
+    async def after_outage():
+        return [r.text for r in await rows(crowd)][-1:] == ["after the outage"]
+
+    await wait_for(after_outage, 40, "the message after the outage", ch2)
+    assert len(await rows(crowd)) == 91
 
     # dispatch retrying a /send after a lost answer: one event in the room
     ch_row = await chans.channel_for_chat(crowd.store, f"matrix:{room}")
