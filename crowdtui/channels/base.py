@@ -105,7 +105,6 @@ class NetworkChannel:
         self.stopping = asyncio.Event()
         self.delivered = 0  # inbound messages dispatch acknowledged
         self.connected = False  # logged in to the network right now
-        self.refusals: list[str] = []
         self._send_lock = asyncio.Lock()
         self._server = None
         self._http = None
@@ -265,9 +264,14 @@ class NetworkChannel:
         return True
 
     async def _refuse(self, msg: NetMessage, reason: str) -> None:
-        line = f"refused message {inert(msg.id, multiline=False)[:80]} in {inert(msg.chat, multiline=False)[:80]}: {reason}"
-        self.refusals.append(line)
-        self.status(line)
+        self.status(f"refused message {_one_line(msg.id)[:80]} in {_one_line(msg.chat)[:80]}: {reason}")
+        try:  # recorded by dispatch as a channel.refused event (best effort: never retried)
+            await self._http.post(self.dispatch_url + "/channels/refused",
+                                  json={"reason": reason[:300], "id": _one_line(msg.id)[:300],
+                                        "chat": (self.prefix + _one_line(msg.chat))[:300]},
+                                  headers={"Authorization": f"Bearer {self.token}"})
+        except Exception as exc:
+            self.status(f"could not record the refusal with dispatch: {type(exc).__name__}")
         try:
             await self.refused(msg, reason)
         except Exception as exc:
