@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent set-up for both README commands:
 #   1. .venv with crowdtui installed (re-installed only when pyproject.toml changes)
+#   1b. Synapse (Matrix homeserver) for tests, in its own virtualenv cached by version
 #   2. a Docker engine that answers (as root with apt: installs docker.io, starts dockerd)
 #   3. the agent image (built with no registry; reused when its inputs are unchanged)
 #   4. the claude-code runner image (Claude Code fetched once with the host's npm, cached by
@@ -31,6 +32,18 @@ else
     step "crowdtui already installed in .venv"
 fi
 
+# --- 1b. Synapse for the Matrix channel's tests: its own virtualenv, cached by version --
+SYNAPSE_VERSION=1.163.2
+SYNAPSE_VENV="$HOME/.cache/crowdtui/synapse-$SYNAPSE_VERSION"
+if [ ! -x "$SYNAPSE_VENV/bin/synapse_homeserver" ]; then
+    step "installing Synapse $SYNAPSE_VERSION into $SYNAPSE_VENV (tests only; about a minute)"
+    rm -rf "$SYNAPSE_VENV"
+    "$PY" -m venv "$SYNAPSE_VENV"
+    "$SYNAPSE_VENV/bin/python" -m pip install --quiet "matrix-synapse==$SYNAPSE_VERSION"
+else
+    step "Synapse $SYNAPSE_VERSION present"
+fi
+
 # --- 2. Docker engine -------------------------------------------------------
 engine_answers() { .venv/bin/python -c 'import docker; docker.from_env().ping()' >/dev/null 2>&1; }
 need_apt=()
@@ -51,6 +64,9 @@ if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev
 fi
 if ! command -v zsh >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     need_apt+=(zsh)  # tests/cli/test_completion.py sources `crowdtui completion zsh` in a real zsh
+fi
+if ! command -v dovecot >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    need_apt+=(dovecot-imapd)  # the email channel's tests start a real IMAP server (Dovecot)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     step "installing Debian packages: ${need_apt[*]} (about a minute)"

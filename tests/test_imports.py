@@ -7,7 +7,7 @@ its layers that way), read straight from the source with ``ast``: every ``import
 
 Layers, lowest first; a module may import its own layer and the ones below it:
 
-    qms < terminal < base < roster < runners < runtime < hub < dispatch < host < tui < cli
+    qms < terminal < base < roster < runners < runtime < hub < dispatch < channels < host < tui < cli
 
 ``base`` holds the small leaf modules every layer may use (errors, text safety, the grant
 rule language, the workspace, the process lock, agent folders, secrets); ``host`` is the one
@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runtime", ("crowdtui.runtime",)),
     ("hub", ("crowdtui.hub",)),
     ("dispatch", ("crowdtui.dispatch",)),
+    ("channels", ("crowdtui.channels",)),
     ("host", ("crowdtui.host",)),
     ("tui", ("crowdtui.tui",)),
     ("cli", ("crowdtui.cli", "crowdtui.__main__")),

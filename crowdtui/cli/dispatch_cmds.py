@@ -94,6 +94,9 @@ def register(sub) -> None:
                    help="chat from a web page on 127.0.0.1 instead of the terminal (prints its URL)")
     c.add_argument("--register-key", default=None, help=argparse_suppress())
     c.set_defaults(func=cmd_channel_local, interactive="`channel local` (a terminal chat)")
+    from crowdtui.cli.channel_cmds import add_network_channels
+
+    add_network_channels(cs)
     c = cs.add_parser("send", help="send text to a chat through its channel (as the operator, or --as an agent "
                                    "the chat was routed to)")
     c.add_argument("chat")

@@ -5,6 +5,9 @@
                                  {name, platform?, callback_url, prefixes, callback_token?} -> {token}
     POST /channels/inbound       Bearer <channel token>; one message -> 200 once stored
     POST /channels/deregister    Bearer <channel token>
+    POST /channels/refused       Bearer <channel token>; {reason, id?, chat?}: what the channel
+                                 refused from its network, recorded as a channel.refused event
+                                 (one per channel and kind of reason each 10 s, with a count)
 
 Every refusal is a 4xx with ``{"error": "<one line: what was wrong and what to do>"}``
 and nothing stored.
@@ -22,7 +25,7 @@ from urllib.parse import urlsplit
 
 from qms import channels as chans
 from qms.errors import QmsError, StoreUnavailable
-from qms.names import NAME_RE
+from qms.names import DISPATCH, NAME_RE
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -30,10 +33,13 @@ from starlette.routing import Route
 
 from crowdtui.dispatch.inbound import parse_inbound
 from crowdtui.dispatch.service import Dispatch
+from crowdtui.hub.bounds import RefusalReporter
+from crowdtui.text_safety import inert
 
 MAX_BODY = 128 * 1024
 TOKEN_CACHE_SECONDS = 2.0  # a token is looked up again after this (or when channels change)
 MAX_PREFIXES = 20
+REFUSAL_EVENT_EVERY = 10.0  # seconds: at most one channel.refused event per channel and kind of reason
 _PREFIX_OK = re.compile(r"[^\x00-\x1f\x7f\s]{1,100}")
 
 
@@ -159,6 +165,24 @@ def build_app(dispatch: Dispatch, *, register_key: str, status: Callable[[], dic
         seq, created = await dispatch.receive(ch, msg)
         return JSONResponse({"ok": True, "seq": seq, "duplicate": not created})
 
+    async def record_refusal(kind: str, channel: str, detail: dict) -> None:
+        await dispatch.store.append_event(DISPATCH, kind, channel, detail)
+
+    reporter = RefusalReporter(record_refusal, REFUSAL_EVENT_EVERY, kind="channel.refused")
+
+    async def refused(request: Request) -> JSONResponse:
+        ch = await _channel(request)
+        body = await _json_body(request)
+        if not isinstance(body, dict) or set(body) - {"reason", "id", "chat"}:
+            raise ApiError(422, "send {reason, id?, chat?}")
+        fields = {k: body.get(k) for k in ("reason", "id", "chat")}
+        if not isinstance(fields["reason"], str) or not fields["reason"].strip() or not all(
+                v is None or (isinstance(v, str) and len(v) <= 300) for v in fields.values()):
+            raise ApiError(422, "field 'reason' must be a string (and id, chat strings) of at most 300 characters")
+        kind = re.sub(r"\d+", "N", inert(fields["reason"], multiline=False))[:80]  # flood key: sizes vary
+        reporter.refused(ch.name, "network", kind, {k: inert(v, multiline=False) for k, v in fields.items() if v})
+        return JSONResponse({"ok": True})
+
     async def deregister(request: Request) -> JSONResponse:
         ch = await _channel(request)
         await chans.deregister_channel(dispatch.store, ch.name, reason="asked by the channel")
@@ -179,6 +203,7 @@ def build_app(dispatch: Dispatch, *, register_key: str, status: Callable[[], dic
             Route("/channels/register", register, methods=["POST"]),
             Route("/channels/inbound", inbound, methods=["POST"]),
             Route("/channels/deregister", deregister, methods=["POST"]),
+            Route("/channels/refused", refused, methods=["POST"]),
         ],
         exception_handlers={ApiError: on_api_error, StoreUnavailable: on_store_unavailable},
     )

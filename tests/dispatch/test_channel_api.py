@@ -172,3 +172,38 @@ async def test_reregistering_replaces_the_token_and_deregister_ends_it(api, chan
     assert r.status_code == 200
     r = await api.post("/channels/inbound", json=msg, headers={"Authorization": f"Bearer {new}"})
     assert r.status_code == 401
+
+
+async def test_refusals_become_events_and_floods_are_counted(api, store, channel):
+    """POST /channels/refused: what a channel refused from its network is a channel.refused
+    event; a flood of one kind of reason is one event, the rest counted."""
+    token = await register(api, channel)
+    auth = {"Authorization": f"Bearer {token}"}
+    for i in range(30):
+        r = await api.post("/channels/refused", headers=auth,
+                           json={"reason": f"message is {40000 + i} bytes; the limit is 32768", "id": f"1:{i}",
+                                 "chat": "local:1"})
+        assert r.status_code == 200
+    r = await api.post("/channels/refused", json={"reason": "sender \x1b[2J forged", "chat": "local:2"}, headers=auth)
+    assert r.status_code == 200
+    from tests.waiting import wait_for
+
+    async def two():  # (the events are written just after the answer)
+        return len(await store.recent_events(kinds="channel.refused")) >= 2
+
+    await wait_for(two, 10, "two channel.refused events")
+    await asyncio.sleep(0.2)  # no third one comes: the flood is counted, not recorded one by one
+    events = await store.recent_events(kinds="channel.refused")
+    assert [(e.subject, e.detail["refused"]) for e in events] == [("local", 1), ("local", 1)]
+    assert events[0].detail["reason"] == "message is 40000 bytes; the limit is 32768"
+    assert events[1].detail["reason"] == "sender \\x1b[2J forged"  # stored inert
+
+
+async def test_bad_refusal_bodies_are_refused(api, store, channel):
+    auth = {"Authorization": f"Bearer {await register(api, channel)}"}
+    for body in ({}, {"reason": ""}, {"reason": 3}, {"reason": "x", "evil": 1}, [1], {"reason": "x" * 301}):
+        r = await api.post("/channels/refused", json=body, headers=auth)
+        assert r.status_code == 422 and "reason" in r.json()["error"]
+    r = await api.post("/channels/refused", json={"reason": "x"}, headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401
+    assert await store.recent_events(kinds="channel.refused") == []

@@ -7,6 +7,8 @@ Doors and where they are covered:
   agent definition files (AGENT.md)                                           test_agent_files.py
   definitions an agent spawns (spawn_agent over its socket)                    test_spawn_definitions.py
   channel bodies, registrations and tokens (engine HTTP API on 127.0.0.1)     test_channel_bodies.py
+  network input at the channels' parsers (Telegram updates, Matrix events, raw mails)
+    -- and end to end through each channel process: tests/channels    test_network_messages.py
   CLI names and ids (subprocess crowdtui)                                     test_cli_args.py
   document ids, titles and types (the store)                                  test_documents.py
   self-approval: a tier-2 agent making its rewrite of the operator's SOP effective  test_self_approval.py

@@ -1,5 +1,5 @@
 """What every model-API stand-in shares: a threaded HTTP server on ``host:port`` that
-records each request (path without query, headers, JSON body) and answers what the
+records each request (path without query, headers, JSON or form body) and answers what the
 subclass's :meth:`StandIn.answer` says — plain JSON or server-sent events — always with
 ``Connection: close`` (the crowd egress proxy forwards one request per connection).
 Standard library only.
@@ -33,6 +33,18 @@ class Reply:
         return cls(events=events, eol=eol)
 
 
+def _decode_body(content_type: str, raw: bytes) -> Any:
+    """A JSON body, or a form's fields (one value each, as strings) for form-encoded ones."""
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+
+
 class StandIn:
     """Subclasses implement :meth:`answer`; ``start()`` serves, ``stop()`` ends."""
 
@@ -59,10 +71,7 @@ class StandIn:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {}
+                body = _decode_body(self.headers.get("Content-Type", ""), raw)
                 path = self.path.split("?", 1)[0]
                 with standin.changed:
                     standin.requests.append({"path": path, "headers": dict(self.headers.items()), "body": body})
