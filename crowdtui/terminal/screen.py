@@ -3,7 +3,9 @@
 Adds: alternate screen (private modes 47/1047/1049; leaving restores the primary
 screen and its scrollback), scrollback of lines scrolled off the top of the full
 screen, dim (SGR 2), cursor shape (DECSCUSR), keypad application mode, a bounded
-cursor save stack, replies to the program (DSR/DA) through a callback.
+cursor save stack, replies to the program (DSR/DA) through a callback, the DEC
+line-drawing set in UTF-8, scrolling by SU/SD, REP; and, as xterm and tmux do,
+erased and inserted cells take only the background colour of the current attributes.
 Mode queries (application cursor, mouse tracking, bracketed paste) are properties.
 """
 
@@ -18,6 +20,7 @@ from pyte.charsets import LAT1_MAP
 from pyte.screens import StaticDefaultDict
 
 from .cells import Cell
+from .charsets import CHARSETS
 
 Line = StaticDefaultDict  # column -> Cell
 #: A scrollback row: a screen line snapshot, or plain text (fast-path rows).
@@ -74,6 +77,7 @@ class TerminalScreen(pyte.Screen):
         self.history: deque[HistoryRow] = deque(maxlen=max(0, scrollback))
         self.alternate = False
         self._primary: Optional[tuple] = None
+        self._alt_saved_cursor: Optional[tuple] = None
         self.keypad_application = False
         self.cursor_shape = "block"
         self.cursor_blink = True
@@ -85,6 +89,8 @@ class TerminalScreen(pyte.Screen):
         #: (SGR parameters, id of the attributes before) -> (attributes before, after);
         #: filled by the parser, emptied on every mode change (DECSCNM changes SGR 0).
         self.sgr_cache: dict[tuple, tuple] = {}
+        self._blanks: dict[tuple, Cell] = {}
+        self._last_drawn = ""  # for REP
         super().__init__(columns, lines)
 
     # -- cells -------------------------------------------------------------
@@ -98,6 +104,7 @@ class TerminalScreen(pyte.Screen):
         self.cursor.attrs = self.default_char
         self.alternate = False
         self._primary = None
+        self._alt_saved_cursor = None
         self.keypad_application = False
         self.cursor_shape = "block"
         self.cursor_blink = True
@@ -160,6 +167,7 @@ class TerminalScreen(pyte.Screen):
         cursor's row is written with one ``dict.update`` over cached cells, so the
         per-character work runs in C.
         """
+        self._last_drawn = data[-1:]
         cursor = self.cursor
         columns = self.columns
         if not (data.isascii() and data.isprintable()) or mo.IRM in self.mode or cursor.x > columns:
@@ -209,6 +217,88 @@ class TerminalScreen(pyte.Screen):
         self._cells = cells
         return cells
 
+    def define_charset(self, code: str, mode: str) -> None:
+        table = CHARSETS.get(code)
+        if table is not None:
+            if mode == "(":
+                self.g0_charset = table
+            elif mode == ")":
+                self.g1_charset = table
+
+    def repeat_character(self, count: int = 1) -> None:
+        """REP: the last character drawn, ``count`` more times."""
+        last = self._last_drawn
+        if last:
+            self.draw(last * max(1, min(count, self.columns * self.lines)))
+
+    # -- erasing: cells take the background colour only (xterm, tmux) ---------
+    def _blank(self) -> Cell:
+        bg = self.cursor.attrs.bg
+        key = (bg, mo.DECSCNM in self.mode)
+        cell = self._blanks.get(key)
+        if cell is None:
+            if len(self._blanks) >= MAX_CELL_CACHES:
+                self._blanks.clear()
+            cell = self._blanks[key] = self.default_char._replace(bg=bg)
+        return cell
+
+    def erase_in_display(self, how: int = 0, *args, **kwargs) -> None:
+        cursor = self.cursor
+        if how == 0:
+            interval = range(cursor.y + 1, self.lines)
+        elif how == 1:
+            interval = range(cursor.y)
+        elif how in (2, 3):
+            interval = range(self.lines)
+        else:
+            return
+        self.dirty.update(interval)
+        blank = self._blank()
+        plain = blank == self.default_char
+        buffer, columns = self.buffer, self.columns
+        for y in interval:
+            line = buffer[y]
+            line.clear()
+            if not plain:
+                line.update(dict.fromkeys(range(columns), blank))
+        if how in (0, 1):
+            self.erase_in_line(how)
+
+    def erase_characters(self, count: Optional[int] = None) -> None:
+        cursor = self.cursor
+        self.dirty.add(cursor.y)
+        end = min(cursor.x + (count or 1), self.columns)
+        self.buffer[cursor.y].update(dict.fromkeys(range(cursor.x, end), self._blank()))
+
+    def insert_characters(self, count: Optional[int] = None) -> None:
+        super().insert_characters(count)
+        self._fill_blank(self.cursor.y, self.cursor.x, min(self.columns, self.cursor.x + (count or 1)))
+
+    def delete_characters(self, count: Optional[int] = None) -> None:
+        super().delete_characters(count)
+        self._fill_blank(self.cursor.y, max(self.cursor.x, self.columns - (count or 1)), self.columns)
+
+    def insert_lines(self, count: Optional[int] = None) -> None:
+        y = self.cursor.y
+        super().insert_lines(count)
+        top, bottom = self.margins or (0, self.lines - 1)
+        if top <= y <= bottom:
+            for row in range(y, min(bottom + 1, y + (count or 1))):
+                self._fill_blank(row, 0, self.columns)
+
+    def delete_lines(self, count: Optional[int] = None) -> None:
+        y = self.cursor.y
+        super().delete_lines(count)
+        top, bottom = self.margins or (0, self.lines - 1)
+        if top <= y <= bottom:
+            for row in range(max(y, bottom + 1 - (count or 1)), bottom + 1):
+                self._fill_blank(row, 0, self.columns)
+
+    def _fill_blank(self, y: int, start: int, end: int) -> None:
+        blank = self._blank()
+        if blank != self.default_char and start < end:
+            self.buffer[y].update(dict.fromkeys(range(start, end), blank))
+
     # -- hot paths of full-screen redraws (same effect as pyte's) ------------
     def cursor_position(self, line: Optional[int] = None, column: Optional[int] = None) -> None:
         """pyte's CUP with its bounds checks inlined."""
@@ -227,7 +317,7 @@ class TerminalScreen(pyte.Screen):
         cursor.y = min(max(top, line), bottom)
 
     def erase_in_line(self, how: int = 0, private: bool = False) -> None:
-        """pyte's EL, the cells written in one ``dict.update``."""
+        """pyte's EL (cells take the background only), written in one ``dict.update``."""
         cursor = self.cursor
         self.dirty.add(cursor.y)
         if how == 0:
@@ -238,7 +328,7 @@ class TerminalScreen(pyte.Screen):
             interval = range(self.columns)
         else:
             return  # pyte raises UnboundLocalError here; the parser ignores it
-        self.buffer[cursor.y].update(dict.fromkeys(interval, cursor.attrs))
+        self.buffer[cursor.y].update(dict.fromkeys(interval, self._blank()))
 
     # -- modes -------------------------------------------------------------
     def set_mode(self, *modes: int, **kwargs) -> None:
@@ -263,22 +353,30 @@ class TerminalScreen(pyte.Screen):
                     self._leave_alternate(restore_cursor=m == ALT_1049)
         super().reset_mode(*modes, **kwargs)
 
+    # Mode 1049 keeps its own saved cursor (not DECSC's), as tmux does: set on
+    # entering the alternate screen, restored on every reset of 1049 — even when the
+    # alternate screen was already left (ncurses programs such as dialog send
+    # ``CSI ? 1049 l`` twice) — and kept for the next one.
     def _enter_alternate(self, *, save_cursor: bool) -> None:
         if self.alternate:
             return
         cursor = self.cursor
-        saved_cursor = pyte.screens.Cursor(cursor.x, cursor.y, cursor.attrs) if save_cursor else None
-        if saved_cursor is not None:
-            saved_cursor.hidden = cursor.hidden
-        self._primary = (self.buffer, saved_cursor, self.lines, self.columns)
+        if save_cursor:
+            self._alt_saved_cursor = (cursor.x, cursor.y, cursor.attrs)
+        self._primary = (self.buffer, self.lines, self.columns)
         self.buffer = type(self.buffer)(self.buffer.default_factory)
         self.alternate = True
         self.dirty.update(range(self.lines))
 
     def _leave_alternate(self, *, restore_cursor: bool) -> None:
+        saved = self._alt_saved_cursor if restore_cursor else None
+        if saved is not None:
+            self.cursor.x = min(saved[0], self.columns - 1)
+            self.cursor.y = min(saved[1], self.lines - 1)
+            self.cursor.attrs = saved[2]
         if not self.alternate or self._primary is None:
             return
-        buffer, saved_cursor, lines, columns = self._primary
+        buffer, lines, columns = self._primary
         self._primary = None
         self.alternate = False
         # The primary screen may have been saved at another size.
@@ -296,10 +394,6 @@ class TerminalScreen(pyte.Screen):
         for y in [y for y in buffer if y >= self.lines]:
             del buffer[y]
         self.buffer = buffer
-        if restore_cursor and saved_cursor is not None:
-            self.cursor.x = min(saved_cursor.x, self.columns - 1)
-            self.cursor.y = min(saved_cursor.y, self.lines - 1)
-            self.cursor.attrs = saved_cursor.attrs
         self.dirty.update(range(self.lines))
 
     def set_keypad_application(self) -> None:
@@ -359,6 +453,41 @@ class TerminalScreen(pyte.Screen):
         ):
             self._push_history(self.buffer.get(0))
         super().index()
+
+    def scroll_up(self, count: int = 1) -> None:
+        """SU: the scrolling region's lines move up ``count``, blank lines enter below;
+        the cursor stays. Off the top of the full primary screen they go to scrollback."""
+        top, bottom = self.margins or (0, self.lines - 1)
+        count = max(1, min(count, bottom - top + 1))
+        buffer = self.buffer
+        if not self.alternate and (top, bottom) == (0, self.lines - 1):
+            for y in range(count):
+                self._push_history(buffer.get(y))
+        for y in range(top, bottom + 1):
+            if y + count <= bottom and y + count in buffer:
+                buffer[y] = buffer.pop(y + count)
+            else:
+                buffer.pop(y, None)
+        for y in range(bottom + 1 - count, bottom + 1):
+            self._fill_blank(y, 0, self.columns)
+        self.dirty.update(range(top, bottom + 1))
+
+    def scroll_down(self, count: int = 1, *rest: int) -> None:
+        """SD: the scrolling region's lines move down ``count``, blank lines enter above.
+        (With five parameters this is xterm's mouse highlight tracking: ignored.)"""
+        if rest:
+            return
+        top, bottom = self.margins or (0, self.lines - 1)
+        count = max(1, min(count, bottom - top + 1))
+        buffer = self.buffer
+        for y in range(bottom, top - 1, -1):
+            if y - count >= top and y - count in buffer:
+                buffer[y] = buffer.pop(y - count)
+            else:
+                buffer.pop(y, None)
+        for y in range(top, top + count):
+            self._fill_blank(y, 0, self.columns)
+        self.dirty.update(range(top, bottom + 1))
 
     def resize(self, lines: Optional[int] = None, columns: Optional[int] = None) -> None:
         """Resize; when shrinking, blank rows below the cursor go first (as xterm

@@ -1,4 +1,5 @@
-"""Floods: the fast path gives exactly the screen plain pyte gives for the same bytes."""
+"""Floods: the fast path gives exactly the screen plain pyte gives for the same bytes
+(pyte with one rule changed as xterm and tmux have it: see ``PyteBackgroundErase``)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,69 @@ from crowdtui.terminal import emulator as emulator_module
 PYTE_FIELDS = 9  # data, fg, bg, bold, italics, underscore, strikethrough, reverse, blink
 
 
+class PyteBackgroundErase(pyte.Screen):
+    """Plain pyte, except for the one rule in which the emulator departs from it on
+    purpose: cells that are erased or inserted take only the background colour of the
+    current attributes (xterm and tmux do this; pyte copies every attribute, and its
+    ED leaves cells never written untouched). Written here independently of ours."""
+
+    def _blank(self):
+        return self.default_char._replace(bg=self.cursor.attrs.bg)
+
+    def _fill(self, y, xs):
+        for x in xs:
+            self.buffer[y][x] = self._blank()
+
+    def erase_in_line(self, how=0, private=False):
+        x, y = self.cursor.x, self.cursor.y
+        xs = {0: range(x, self.columns), 1: range(x + 1), 2: range(self.columns)}.get(how)
+        if xs is not None:
+            self.dirty.add(y)
+            self._fill(y, xs)
+
+    def erase_in_display(self, how=0, *args, **kwargs):
+        y = self.cursor.y
+        ys = {0: range(y + 1, self.lines), 1: range(y), 2: range(self.lines), 3: range(self.lines)}.get(how)
+        if ys is not None:
+            for row in ys:
+                self._fill(row, range(self.columns))
+            if how in (0, 1):
+                self.erase_in_line(how)
+
+    def erase_characters(self, count=None):
+        x = self.cursor.x
+        self._fill(self.cursor.y, range(x, min(self.columns, x + (count or 1))))
+
+    def insert_characters(self, count=None):
+        super().insert_characters(count)
+        x = self.cursor.x
+        self._fill(self.cursor.y, range(x, min(self.columns, x + (count or 1))))
+
+    def delete_characters(self, count=None):
+        super().delete_characters(count)
+        self._fill(self.cursor.y, range(max(self.cursor.x, self.columns - (count or 1)), self.columns))
+
+    def insert_lines(self, count=None):
+        y = self.cursor.y
+        super().insert_lines(count)
+        top, bottom = self.margins or (0, self.lines - 1)
+        if top <= y <= bottom:
+            for row in range(y, min(bottom + 1, y + (count or 1))):
+                self._fill(row, range(self.columns))
+
+    def delete_lines(self, count=None):
+        y = self.cursor.y
+        super().delete_lines(count)
+        top, bottom = self.margins or (0, self.lines - 1)
+        if top <= y <= bottom:
+            for row in range(max(y, bottom + 1 - (count or 1)), bottom + 1):
+                self._fill(row, range(self.columns))
+
+
 def plain_pyte(data: bytes, rows: int, cols: int, chunk: int) -> pyte.Screen:
-    screen = pyte.Screen(cols, rows)
+    """The screen pyte gives (with the erase rule above) — an oracle sharing no code with
+    the emulator's parser, draw, caches or fast paths."""
+    screen = PyteBackgroundErase(cols, rows)
     stream = pyte.ByteStream(screen)
     for k in range(0, len(data), chunk):
         stream.feed(data[k : k + chunk])
