@@ -21,6 +21,7 @@ from pyte.screens import StaticDefaultDict
 
 from .cells import Cell
 from .charsets import CHARSETS
+from .editing import BackgroundEditing
 
 Line = StaticDefaultDict  # column -> Cell
 #: A scrollback row: a screen line snapshot, or plain text (fast-path rows).
@@ -70,7 +71,7 @@ class CarriedLine(StaticDefaultDict):
     already put in scrollback; it scrolls off without being recorded again."""
 
 
-class TerminalScreen(pyte.Screen):
+class TerminalScreen(BackgroundEditing, pyte.Screen):
     """A pyte Screen with alternate screen, scrollback and modern modes."""
 
     def __init__(self, columns: int, lines: int, *, scrollback: int = 5000) -> None:
@@ -231,74 +232,6 @@ class TerminalScreen(pyte.Screen):
         if last:
             self.draw(last * max(1, min(count, self.columns * self.lines)))
 
-    # -- erasing: cells take the background colour only (xterm, tmux) ---------
-    def _blank(self) -> Cell:
-        bg = self.cursor.attrs.bg
-        key = (bg, mo.DECSCNM in self.mode)
-        cell = self._blanks.get(key)
-        if cell is None:
-            if len(self._blanks) >= MAX_CELL_CACHES:
-                self._blanks.clear()
-            cell = self._blanks[key] = self.default_char._replace(bg=bg)
-        return cell
-
-    def erase_in_display(self, how: int = 0, *args, **kwargs) -> None:
-        cursor = self.cursor
-        if how == 0:
-            interval = range(cursor.y + 1, self.lines)
-        elif how == 1:
-            interval = range(cursor.y)
-        elif how in (2, 3):
-            interval = range(self.lines)
-        else:
-            return
-        self.dirty.update(interval)
-        blank = self._blank()
-        plain = blank == self.default_char
-        buffer, columns = self.buffer, self.columns
-        for y in interval:
-            line = buffer[y]
-            line.clear()
-            if not plain:
-                line.update(dict.fromkeys(range(columns), blank))
-        if how in (0, 1):
-            self.erase_in_line(how)
-
-    def erase_characters(self, count: Optional[int] = None) -> None:
-        cursor = self.cursor
-        self.dirty.add(cursor.y)
-        end = min(cursor.x + (count or 1), self.columns)
-        self.buffer[cursor.y].update(dict.fromkeys(range(cursor.x, end), self._blank()))
-
-    def insert_characters(self, count: Optional[int] = None) -> None:
-        super().insert_characters(count)
-        self._fill_blank(self.cursor.y, self.cursor.x, min(self.columns, self.cursor.x + (count or 1)))
-
-    def delete_characters(self, count: Optional[int] = None) -> None:
-        super().delete_characters(count)
-        self._fill_blank(self.cursor.y, max(self.cursor.x, self.columns - (count or 1)), self.columns)
-
-    def insert_lines(self, count: Optional[int] = None) -> None:
-        y = self.cursor.y
-        super().insert_lines(count)
-        top, bottom = self.margins or (0, self.lines - 1)
-        if top <= y <= bottom:
-            for row in range(y, min(bottom + 1, y + (count or 1))):
-                self._fill_blank(row, 0, self.columns)
-
-    def delete_lines(self, count: Optional[int] = None) -> None:
-        y = self.cursor.y
-        super().delete_lines(count)
-        top, bottom = self.margins or (0, self.lines - 1)
-        if top <= y <= bottom:
-            for row in range(max(y, bottom + 1 - (count or 1)), bottom + 1):
-                self._fill_blank(row, 0, self.columns)
-
-    def _fill_blank(self, y: int, start: int, end: int) -> None:
-        blank = self._blank()
-        if blank != self.default_char and start < end:
-            self.buffer[y].update(dict.fromkeys(range(start, end), blank))
-
     # -- hot paths of full-screen redraws (same effect as pyte's) ------------
     def cursor_position(self, line: Optional[int] = None, column: Optional[int] = None) -> None:
         """pyte's CUP with its bounds checks inlined."""
@@ -315,20 +248,6 @@ class TerminalScreen(pyte.Screen):
         cursor = self.cursor
         cursor.x = min(max(0, column), self.columns - 1)
         cursor.y = min(max(top, line), bottom)
-
-    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
-        """pyte's EL (cells take the background only), written in one ``dict.update``."""
-        cursor = self.cursor
-        self.dirty.add(cursor.y)
-        if how == 0:
-            interval = range(cursor.x, self.columns)
-        elif how == 1:
-            interval = range(cursor.x + 1)
-        elif how == 2:
-            interval = range(self.columns)
-        else:
-            return  # pyte raises UnboundLocalError here; the parser ignores it
-        self.buffer[cursor.y].update(dict.fromkeys(interval, self._blank()))
 
     # -- modes -------------------------------------------------------------
     def set_mode(self, *modes: int, **kwargs) -> None:
@@ -453,41 +372,6 @@ class TerminalScreen(pyte.Screen):
         ):
             self._push_history(self.buffer.get(0))
         super().index()
-
-    def scroll_up(self, count: int = 1) -> None:
-        """SU: the scrolling region's lines move up ``count``, blank lines enter below;
-        the cursor stays. Off the top of the full primary screen they go to scrollback."""
-        top, bottom = self.margins or (0, self.lines - 1)
-        count = max(1, min(count, bottom - top + 1))
-        buffer = self.buffer
-        if not self.alternate and (top, bottom) == (0, self.lines - 1):
-            for y in range(count):
-                self._push_history(buffer.get(y))
-        for y in range(top, bottom + 1):
-            if y + count <= bottom and y + count in buffer:
-                buffer[y] = buffer.pop(y + count)
-            else:
-                buffer.pop(y, None)
-        for y in range(bottom + 1 - count, bottom + 1):
-            self._fill_blank(y, 0, self.columns)
-        self.dirty.update(range(top, bottom + 1))
-
-    def scroll_down(self, count: int = 1, *rest: int) -> None:
-        """SD: the scrolling region's lines move down ``count``, blank lines enter above.
-        (With five parameters this is xterm's mouse highlight tracking: ignored.)"""
-        if rest:
-            return
-        top, bottom = self.margins or (0, self.lines - 1)
-        count = max(1, min(count, bottom - top + 1))
-        buffer = self.buffer
-        for y in range(bottom, top - 1, -1):
-            if y - count >= top and y - count in buffer:
-                buffer[y] = buffer.pop(y - count)
-            else:
-                buffer.pop(y, None)
-        for y in range(top, top + count):
-            self._fill_blank(y, 0, self.columns)
-        self.dirty.update(range(top, bottom + 1))
 
     def resize(self, lines: Optional[int] = None, columns: Optional[int] = None) -> None:
         """Resize; when shrinking, blank rows below the cursor go first (as xterm
