@@ -341,6 +341,17 @@ def bash_editing(r: Recording) -> None:
     r.keys("Enter")
 
 
+def shell_resize(r: Recording) -> None:
+    # The primary screen resized under wrapped lines and a prompt: tmux reflows them.
+    r.start("bash --norc --noprofile -i", env_extra="PS1='$ '")
+    r.literal("seq 1 5; printf '%s\\n' \"$(printf 'wrapped%.0s ' $(seq 1 14))\"; echo short")
+    r.keys("Enter")
+    r.resize(20, 50)
+    r.resize(24, 100)
+    r.literal("echo after the resizes")
+    r.keys("Enter")
+
+
 def altmouse(r: Recording) -> None:
     r.start(f"python3 {q(HERE / 'altmouse_demo.py')}")
     r.literal("hi")
@@ -374,6 +385,7 @@ SCENARIOS = {
     "python_repl": (20, 60, python_repl),
     "shell": (24, 80, shell),
     "bash_editing": (24, 80, bash_editing),
+    "shell_resize": (24, 80, shell_resize),
     "altmouse": (24, 80, altmouse),
     "altmouse_exit": (24, 80, altmouse_exit),
 }
