@@ -61,7 +61,8 @@ def screen_differences(emu: Emulator, screen: dict) -> list[str]:
         return [f"size {emu.cols}x{emu.rows} != tmux {cols}x{rows}"]
     want = parse_capture(screen["capture"], rows, cols)
     got = emulator_cells(emu)
-    out = [describe(y, x, got[y][x], want[y][x]) for y in range(rows) for x in range(cols) if not same_cell(got[y][x], want[y][x])]
+    out = [describe(y, x, got[y][x], want[y][x])
+           for y in range(rows) for x in range(cols) if not same_cell(got[y][x], want[y][x])]
     cur = screen["cursor"]
     if emu.cursor != (cur["x"], cur["y"]):  # x == cols: a wrap is pending, in both
         out.append(f"cursor at {emu.cursor} != tmux {(cur['x'], cur['y'])}")

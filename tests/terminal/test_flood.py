@@ -205,3 +205,30 @@ def test_flood_scrollback_keeps_each_lines_colours():
         assert "".join(c.data for c in cells).rstrip() == f"{i:05d} plain bold"
         assert cells[0].fg == names[i % 6] and cells[6].fg == "default"
         assert cells[12].bold and not cells[6].bold
+
+
+# Sequences pyte itself does not act on (line drawing in UTF-8, SU/SD, REP): here the
+# fast path is checked against the emulator's own cell-by-cell processing.
+BEYOND_PYTE = st.sampled_from(["\x1b(0", "\x1b(B", "\x1b)0", "\x0e", "\x0f", "lqqk", "\x1b[2S", "\x1b[T",
+                               "\x1b[3b", "\x1b[44m", "\x1b[?1049h", "\x1b[?1049l"])
+
+
+@settings(max_examples=100, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tokens=st.lists(st.one_of(TOKENS, BEYOND_PYTE), min_size=50, max_size=600),
+    rows=st.integers(1, 8),
+    cols=st.integers(2, 30),
+    chunk=st.sampled_from([7, 50, 300, 100000]),
+)
+def test_fast_path_is_invisible_with_line_drawing_and_scrolling(tokens, rows, cols, chunk):
+    old = emulator_module.FAST_PATH_MIN_CHARS
+    emulator_module.FAST_PATH_MIN_CHARS = 16
+    try:
+        data = "".join(tokens * 3).encode()
+        fast = ours(data, rows, cols, chunk, fast=True)
+        slow = ours(data, rows, cols, chunk, fast=False)
+    finally:
+        emulator_module.FAST_PATH_MIN_CHARS = old
+    for y in range(rows):
+        assert fast.line(y) == slow.line(y), f"row {y}"
+    assert fast.cursor == slow.cursor
