@@ -2,8 +2,8 @@
 
 Adds: alternate screen (private modes 47/1047/1049; leaving restores the primary
 screen and its scrollback), scrollback of lines scrolled off the top of the full
-screen, dim (SGR 2), cursor shape (DECSCUSR), keypad application mode, a bounded
-cursor save stack, replies to the program (DSR/DA) through a callback, the DEC
+screen, dim (SGR 2), cursor shape (DECSCUSR), keypad application mode, one
+DECSC/DECRC slot as xterm and tmux keep it, replies to the program (DSR/DA) through a callback, the DEC
 line-drawing set in UTF-8, scrolling by SU/SD, REP; and, as xterm and tmux do,
 erased and inserted cells take only the background colour of the current attributes.
 Mode queries (application cursor, mouse tracking, bracketed paste) are properties.
@@ -44,7 +44,6 @@ BRACKETED_PASTE = 2004 << 5
 FOCUS_EVENTS = 1004 << 5
 
 CURSOR_SHAPES = {0: "block", 1: "block", 2: "block", 3: "underline", 4: "underline", 5: "bar", 6: "bar"}
-MAX_SAVEPOINTS = 16
 
 
 #: Distinct attribute sets whose cells are cached (a bound for hostile streams).
@@ -389,11 +388,35 @@ class TerminalScreen(BackgroundEditing, pyte.Screen):
         super().resize(lines, columns)
         self.dirty.update(range(self.lines))
 
-    # -- bounded state, replies -------------------------------------------
+    # -- DECSC / DECRC as xterm and tmux: one slot, kept ----------------------
     def save_cursor(self) -> None:
+        """DECSC: position, attributes, character sets and origin mode, in one slot
+        (pyte keeps a stack; a second save replaces the first here)."""
         super().save_cursor()
-        if len(self.savepoints) > MAX_SAVEPOINTS:
-            del self.savepoints[0]
+        del self.savepoints[:-1]
+
+    def restore_cursor(self) -> None:
+        """DECRC as tmux does it: the slot is kept (restoring twice returns twice), the
+        position comes back even outside the scrolling region, and cursor visibility and
+        autowrap stay as they are (pyte popped a stack, clamped into the region and
+        restored visibility)."""
+        cursor = self.cursor
+        if not self.savepoints:
+            self.mode.discard(mo.DECOM)
+            cursor.x = cursor.y = 0
+            cursor.attrs = self.default_char
+            return
+        saved = self.savepoints[-1]
+        self.g0_charset, self.g1_charset, self.charset = saved.g0_charset, saved.g1_charset, saved.charset
+        if saved.origin:
+            self.mode.add(mo.DECOM)
+        else:
+            self.mode.discard(mo.DECOM)
+        cursor.x = min(saved.cursor.x, self.columns - 1)
+        cursor.y = min(saved.cursor.y, self.lines - 1)
+        cursor.attrs = saved.cursor.attrs
+
+    # -- replies ------------------------------------------------------------
 
     def write_process_input(self, data: str) -> None:
         self.reply(data)

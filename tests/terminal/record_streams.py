@@ -352,6 +352,18 @@ def shell_resize(r: Recording) -> None:
     r.keys("Enter")
 
 
+SAVE_RESTORE = (
+    # DECSC once, DECRC twice; a hidden cursor stays hidden across DECRC; a position
+    # saved outside the scrolling region comes back there; line drawing is restored.
+    r"printf 'top\e7\e[5;10Hone\e8A\e[6;10Htwo\e8B\e[3;8r\e[10;3Hsaved\e7"
+    r"\e[4;1Hin region\e8C\e(0\e7\e(B\e[?25lq\e8q\e(B\e[r\e[12;1H'; sleep 60"
+)
+
+
+def save_restore(r: Recording) -> None:
+    r.start(f"bash --norc --noprofile -c {shlex.quote(SAVE_RESTORE)}")
+
+
 def altmouse(r: Recording) -> None:
     r.start(f"python3 {q(HERE / 'altmouse_demo.py')}")
     r.literal("hi")
@@ -386,6 +398,7 @@ SCENARIOS = {
     "shell": (24, 80, shell),
     "bash_editing": (24, 80, bash_editing),
     "shell_resize": (24, 80, shell_resize),
+    "save_restore": (16, 60, save_restore),
     "altmouse": (24, 80, altmouse),
     "altmouse_exit": (24, 80, altmouse_exit),
 }

@@ -1,5 +1,5 @@
 """Floods: the fast path gives exactly the screen plain pyte gives for the same bytes
-(pyte with one rule changed as xterm and tmux have it: see ``PyteBackgroundErase``)."""
+(pyte with two rules changed as xterm and tmux have them: see ``PyteReference``)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,30 @@ from crowdtui.terminal import emulator as emulator_module
 PYTE_FIELDS = 9  # data, fg, bg, bold, italics, underscore, strikethrough, reverse, blink
 
 
-class PyteBackgroundErase(pyte.Screen):
-    """Plain pyte, except for the one rule in which the emulator departs from it on
-    purpose: cells that are erased or inserted take only the background colour of the
-    current attributes (xterm and tmux do this; pyte copies every attribute, and its
-    ED leaves cells never written untouched). Written here independently of ours."""
+class PyteReference(pyte.Screen):
+    """Plain pyte, except for the two rules in which the emulator departs from it on
+    purpose, as xterm and tmux have them (written here independently of ours):
+    cells that are erased or inserted take only the background colour of the current
+    attributes (pyte copies every attribute, and its ED leaves cells never written
+    untouched); DECSC saves into one slot that DECRC keeps, and DECRC leaves cursor
+    visibility and autowrap alone and does not clamp into the scrolling region."""
+
+    def save_cursor(self):
+        super().save_cursor()
+        self.savepoints[:] = self.savepoints[-1:]
+
+    def restore_cursor(self):
+        if not self.savepoints:
+            self.mode.discard(pyte.modes.DECOM)
+            self.cursor.x = self.cursor.y = 0
+            self.cursor.attrs = self.default_char
+            return
+        saved = self.savepoints[-1]
+        self.g0_charset, self.g1_charset, self.charset = saved.g0_charset, saved.g1_charset, saved.charset
+        (self.mode.add if saved.origin else self.mode.discard)(pyte.modes.DECOM)
+        self.cursor.x = min(saved.cursor.x, self.columns - 1)
+        self.cursor.y = min(saved.cursor.y, self.lines - 1)
+        self.cursor.attrs = saved.cursor.attrs
 
     def _blank(self):
         return self.default_char._replace(bg=self.cursor.attrs.bg)
@@ -76,9 +95,9 @@ class PyteBackgroundErase(pyte.Screen):
 
 
 def plain_pyte(data: bytes, rows: int, cols: int, chunk: int) -> pyte.Screen:
-    """The screen pyte gives (with the erase rule above) — an oracle sharing no code with
+    """The screen pyte gives (with the rules above) — an oracle sharing no code with
     the emulator's parser, draw, caches or fast paths."""
-    screen = PyteBackgroundErase(cols, rows)
+    screen = PyteReference(cols, rows)
     stream = pyte.ByteStream(screen)
     for k in range(0, len(data), chunk):
         stream.feed(data[k : k + chunk])
