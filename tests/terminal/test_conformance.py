@@ -20,8 +20,9 @@ STREAMS = Path(__file__).resolve().parent / "streams"
 NAMES = sorted(p.name[: -len(".bin.gz")] for p in STREAMS.glob("*.bin.gz"))
 
 #: Recordings on which the emulator is known to differ from tmux: name -> (why, the
-#: exact differences ``differences`` reports). Anything else differing fails; so does
-#: a known difference that changed or went away (then remove it here).
+#: differences as ``summary`` gives them: each row that differs, how many cells, which
+#: fields). Anything else differing fails; so does a known difference that changed or
+#: went away (then remove it here).
 KNOWN: dict[str, tuple[str, list[str]]] = {
     "shell_resize": (
         "tmux reflows the primary screen's wrapped lines when the width changes (joining "
