@@ -6,6 +6,7 @@ import codecs
 from typing import Callable, Optional
 
 from pyte import modes as mo
+from pyte.charsets import LAT1_MAP
 
 from . import fastpath
 from .cells import Cell
@@ -123,6 +124,8 @@ class Emulator:
         rows, cols = screen.lines, screen.columns
         if screen.margins is not None and (screen.margins.top, screen.margins.bottom) != (0, rows - 1):
             return start
+        if (screen.g1_charset if screen.charset else screen.g0_charset) is not LAT1_MAP:
+            return start  # line-drawing letters: the scrollback text would be wrong
         y0, x0 = screen.cursor.y, screen.cursor.x
         j = fastpath.find_cut(text, start, end, rows, y0)
         if j < 0:

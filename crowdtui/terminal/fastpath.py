@@ -85,7 +85,9 @@ def history_rows(text: str, columns: int, limit: int, prefix: str = "") -> list[
     if limit <= 0:
         return []
     raw = text.replace("\r\n", "\n")
-    plain = _CONTROLS.sub("", _ESCAPES.sub("", raw))
+    plain = _ESCAPES.sub("", raw)
+    if "\x07" in plain or "\x08" in plain:  # rare: a pass over the text saved otherwise
+        plain = _CONTROLS.sub("", plain)
     raw_pieces = raw.rsplit("\n", limit)
     pieces = plain.rsplit("\n", limit)
     if len(pieces) > limit:

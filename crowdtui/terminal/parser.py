@@ -18,6 +18,8 @@ from typing import Any, Callable, Dict, Mapping
 import pyte
 from pyte import control as ctrl
 
+from .charsets import CHARSETS
+
 #: Longest parameter string / OSC payload kept (hostile streams stay bounded).
 MAX_PARAMS_CHARS = 256
 MAX_OSC_CHARS = 4096
@@ -70,6 +72,9 @@ def parse_sgr(raw: str) -> list[int]:
 class TerminalStream(pyte.Stream):
     """pyte Stream with a parser that never leaks sequence bytes as text."""
 
+    csi = dict(pyte.Stream.csi)
+    csi.update({"S": "scroll_up", "T": "scroll_down", "b": "repeat_character"})
+
     escape = dict(pyte.Stream.escape)
     escape.update({"=": "set_keypad_application", ">": "reset_keypad_application"})
 
@@ -77,6 +82,9 @@ class TerminalStream(pyte.Stream):
         "set_keypad_application",
         "reset_keypad_application",
         "set_cursor_style",
+        "scroll_up",
+        "scroll_down",
+        "repeat_character",
     }
 
     #: In the ground state: a run of plain text (group 1), a CSI without private marker
@@ -150,6 +158,7 @@ class TerminalStream(pyte.Stream):
         erase_in_line = listener.erase_in_line
         sgr = listener.select_graphic_rendition
         set_cursor_style = listener.set_cursor_style
+        define_charset = listener.define_charset
 
         def call(handler: Callable[..., Any], params: list[int], **kwargs: Any) -> None:
             # Extra parameters make pyte's handlers raise TypeError; terminals
@@ -258,7 +267,10 @@ class TerminalStream(pyte.Stream):
                     yield None  # charset switch: input is always UTF-8
                     continue
                 elif char in "()":
-                    yield None  # G0/G1 designation: ignored in UTF-8, as pyte does
+                    # G0/G1 designation: honoured in UTF-8 too, as xterm and tmux do
+                    code = yield None
+                    if code in CHARSETS:
+                        define_charset(code, char)
                     continue
                 elif " " <= char <= "/":
                     yield None  # other intermediates (G2/G3, ...): consume the final byte
@@ -273,9 +285,7 @@ class TerminalStream(pyte.Stream):
                     continue
 
             if char in basic:
-                if char == ctrl.SI or char == ctrl.SO:
-                    continue  # shifts are ignored in UTF-8, as pyte does
-                basic_dispatch[char]()
+                basic_dispatch[char]()  # SO/SI included: they select G1/G0
             elif char == CSI_C1:
                 raw = ""
                 prefix = ""

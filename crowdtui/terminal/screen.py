@@ -2,8 +2,10 @@
 
 Adds: alternate screen (private modes 47/1047/1049; leaving restores the primary
 screen and its scrollback), scrollback of lines scrolled off the top of the full
-screen, dim (SGR 2), cursor shape (DECSCUSR), keypad application mode, a bounded
-cursor save stack, replies to the program (DSR/DA) through a callback.
+screen, dim (SGR 2), cursor shape (DECSCUSR), keypad application mode, one
+DECSC/DECRC slot as xterm and tmux keep it, replies to the program (DSR/DA) through a callback, the DEC
+line-drawing set in UTF-8, scrolling by SU/SD, REP; and, as xterm and tmux do,
+erased and inserted cells take only the background colour of the current attributes.
 Mode queries (application cursor, mouse tracking, bracketed paste) are properties.
 """
 
@@ -18,6 +20,8 @@ from pyte.charsets import LAT1_MAP
 from pyte.screens import StaticDefaultDict
 
 from .cells import Cell
+from .charsets import CHARSETS
+from .editing import BackgroundEditing
 
 Line = StaticDefaultDict  # column -> Cell
 #: A scrollback row: a screen line snapshot, or plain text (fast-path rows).
@@ -40,7 +44,6 @@ BRACKETED_PASTE = 2004 << 5
 FOCUS_EVENTS = 1004 << 5
 
 CURSOR_SHAPES = {0: "block", 1: "block", 2: "block", 3: "underline", 4: "underline", 5: "bar", 6: "bar"}
-MAX_SAVEPOINTS = 16
 
 
 #: Distinct attribute sets whose cells are cached (a bound for hostile streams).
@@ -67,13 +70,14 @@ class CarriedLine(StaticDefaultDict):
     already put in scrollback; it scrolls off without being recorded again."""
 
 
-class TerminalScreen(pyte.Screen):
+class TerminalScreen(BackgroundEditing, pyte.Screen):
     """A pyte Screen with alternate screen, scrollback and modern modes."""
 
     def __init__(self, columns: int, lines: int, *, scrollback: int = 5000) -> None:
         self.history: deque[HistoryRow] = deque(maxlen=max(0, scrollback))
         self.alternate = False
         self._primary: Optional[tuple] = None
+        self._alt_saved_cursor: Optional[tuple] = None
         self.keypad_application = False
         self.cursor_shape = "block"
         self.cursor_blink = True
@@ -85,6 +89,8 @@ class TerminalScreen(pyte.Screen):
         #: (SGR parameters, id of the attributes before) -> (attributes before, after);
         #: filled by the parser, emptied on every mode change (DECSCNM changes SGR 0).
         self.sgr_cache: dict[tuple, tuple] = {}
+        self._blanks: dict[tuple, Cell] = {}
+        self._last_drawn = ""  # for REP
         super().__init__(columns, lines)
 
     # -- cells -------------------------------------------------------------
@@ -98,6 +104,7 @@ class TerminalScreen(pyte.Screen):
         self.cursor.attrs = self.default_char
         self.alternate = False
         self._primary = None
+        self._alt_saved_cursor = None
         self.keypad_application = False
         self.cursor_shape = "block"
         self.cursor_blink = True
@@ -160,6 +167,7 @@ class TerminalScreen(pyte.Screen):
         cursor's row is written with one ``dict.update`` over cached cells, so the
         per-character work runs in C.
         """
+        self._last_drawn = data[-1:]
         cursor = self.cursor
         columns = self.columns
         if not (data.isascii() and data.isprintable()) or mo.IRM in self.mode or cursor.x > columns:
@@ -209,6 +217,20 @@ class TerminalScreen(pyte.Screen):
         self._cells = cells
         return cells
 
+    def define_charset(self, code: str, mode: str) -> None:
+        table = CHARSETS.get(code)
+        if table is not None:
+            if mode == "(":
+                self.g0_charset = table
+            elif mode == ")":
+                self.g1_charset = table
+
+    def repeat_character(self, count: int = 1) -> None:
+        """REP: the last character drawn, ``count`` more times."""
+        last = self._last_drawn
+        if last:
+            self.draw(last * max(1, min(count, self.columns * self.lines)))
+
     # -- hot paths of full-screen redraws (same effect as pyte's) ------------
     def cursor_position(self, line: Optional[int] = None, column: Optional[int] = None) -> None:
         """pyte's CUP with its bounds checks inlined."""
@@ -225,20 +247,6 @@ class TerminalScreen(pyte.Screen):
         cursor = self.cursor
         cursor.x = min(max(0, column), self.columns - 1)
         cursor.y = min(max(top, line), bottom)
-
-    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
-        """pyte's EL, the cells written in one ``dict.update``."""
-        cursor = self.cursor
-        self.dirty.add(cursor.y)
-        if how == 0:
-            interval = range(cursor.x, self.columns)
-        elif how == 1:
-            interval = range(cursor.x + 1)
-        elif how == 2:
-            interval = range(self.columns)
-        else:
-            return  # pyte raises UnboundLocalError here; the parser ignores it
-        self.buffer[cursor.y].update(dict.fromkeys(interval, cursor.attrs))
 
     # -- modes -------------------------------------------------------------
     def set_mode(self, *modes: int, **kwargs) -> None:
@@ -263,22 +271,30 @@ class TerminalScreen(pyte.Screen):
                     self._leave_alternate(restore_cursor=m == ALT_1049)
         super().reset_mode(*modes, **kwargs)
 
+    # Mode 1049 keeps its own saved cursor (not DECSC's), as tmux does: set on
+    # entering the alternate screen, restored on every reset of 1049 — even when the
+    # alternate screen was already left (ncurses programs such as dialog send
+    # ``CSI ? 1049 l`` twice) — and kept for the next one.
     def _enter_alternate(self, *, save_cursor: bool) -> None:
         if self.alternate:
             return
         cursor = self.cursor
-        saved_cursor = pyte.screens.Cursor(cursor.x, cursor.y, cursor.attrs) if save_cursor else None
-        if saved_cursor is not None:
-            saved_cursor.hidden = cursor.hidden
-        self._primary = (self.buffer, saved_cursor, self.lines, self.columns)
+        if save_cursor:
+            self._alt_saved_cursor = (cursor.x, cursor.y, cursor.attrs)
+        self._primary = (self.buffer, self.lines, self.columns)
         self.buffer = type(self.buffer)(self.buffer.default_factory)
         self.alternate = True
         self.dirty.update(range(self.lines))
 
     def _leave_alternate(self, *, restore_cursor: bool) -> None:
+        saved = self._alt_saved_cursor if restore_cursor else None
+        if saved is not None:
+            self.cursor.x = min(saved[0], self.columns - 1)
+            self.cursor.y = min(saved[1], self.lines - 1)
+            self.cursor.attrs = saved[2]
         if not self.alternate or self._primary is None:
             return
-        buffer, saved_cursor, lines, columns = self._primary
+        buffer, lines, columns = self._primary
         self._primary = None
         self.alternate = False
         # The primary screen may have been saved at another size.
@@ -296,10 +312,6 @@ class TerminalScreen(pyte.Screen):
         for y in [y for y in buffer if y >= self.lines]:
             del buffer[y]
         self.buffer = buffer
-        if restore_cursor and saved_cursor is not None:
-            self.cursor.x = min(saved_cursor.x, self.columns - 1)
-            self.cursor.y = min(saved_cursor.y, self.lines - 1)
-            self.cursor.attrs = saved_cursor.attrs
         self.dirty.update(range(self.lines))
 
     def set_keypad_application(self) -> None:
@@ -376,11 +388,35 @@ class TerminalScreen(pyte.Screen):
         super().resize(lines, columns)
         self.dirty.update(range(self.lines))
 
-    # -- bounded state, replies -------------------------------------------
+    # -- DECSC / DECRC as xterm and tmux: one slot, kept ----------------------
     def save_cursor(self) -> None:
+        """DECSC: position, attributes, character sets and origin mode, in one slot
+        (pyte keeps a stack; a second save replaces the first here)."""
         super().save_cursor()
-        if len(self.savepoints) > MAX_SAVEPOINTS:
-            del self.savepoints[0]
+        del self.savepoints[:-1]
+
+    def restore_cursor(self) -> None:
+        """DECRC as tmux does it: the slot is kept (restoring twice returns twice), the
+        position comes back even outside the scrolling region, and cursor visibility and
+        autowrap stay as they are (pyte popped a stack, clamped into the region and
+        restored visibility)."""
+        cursor = self.cursor
+        if not self.savepoints:
+            self.mode.discard(mo.DECOM)
+            cursor.x = cursor.y = 0
+            cursor.attrs = self.default_char
+            return
+        saved = self.savepoints[-1]
+        self.g0_charset, self.g1_charset, self.charset = saved.g0_charset, saved.g1_charset, saved.charset
+        if saved.origin:
+            self.mode.add(mo.DECOM)
+        else:
+            self.mode.discard(mo.DECOM)
+        cursor.x = min(saved.cursor.x, self.columns - 1)
+        cursor.y = min(saved.cursor.y, self.lines - 1)
+        cursor.attrs = saved.cursor.attrs
+
+    # -- replies ------------------------------------------------------------
 
     def write_process_input(self, data: str) -> None:
         self.reply(data)

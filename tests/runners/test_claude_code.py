@@ -230,7 +230,7 @@ async def test_claude_code_screen_in_the_console_terminal_equals_tmux(crew, tmp_
     """Claude Code's own bytes (synchronized output, bracketed paste, focus and keyboard-protocol
     queries), taken from the shared PTY session, give the console's emulator the screen tmux gives."""
     from crowdtui.terminal import Emulator
-    from tests.terminal.expected_screens import emulator_cells, parse_capture
+    from tests.terminal.expected_screens import emulator_cells, parse_capture, same_cell
 
     standin = AnthropicStandIn([Turn(name="t", when="tell me", text="Here is **one** answer,\nover two lines.")],
                                host=STANDIN_HOST, port=crew["port"]).start()
@@ -251,7 +251,8 @@ async def test_claude_code_screen_in_the_console_terminal_equals_tmux(crew, tmp_
     emu.feed(data)
     want = parse_capture(expected["capture"], rows, cols)
     got = emulator_cells(emu)
-    differ = [(y, x, got[y][x], want[y][x]) for y in range(rows) for x in range(cols) if got[y][x] != want[y][x]]
+    differ = [(y, x, got[y][x], want[y][x])
+              for y in range(rows) for x in range(cols) if not same_cell(got[y][x], want[y][x])]
     assert not differ, f"{len(differ)} cells differ, first: {differ[:5]}"
     assert "Here is" in "\n".join(expected["capture"])  # the answer is on the screen compared
     assert emu.cursor == (expected["cursor"]["x"], expected["cursor"]["y"])

@@ -1,14 +1,19 @@
 """Turn a tmux `capture-pane -e -p` dump into cells, and cells into comparable tuples.
 
 This parser is deliberately independent of the emulator under test (no pyte): it
-understands only what tmux emits in a capture — text and SGR sequences, with SGR
-state carrying over from one line to the next.
+understands only what tmux emits in a capture — text, SGR sequences and SO/SI around
+cells drawn from the DEC line-drawing set, with both states carrying over from one
+line to the next. A capture shows such cells as their ASCII letters; what tmux
+*displays* for each letter was recorded from a tmux client (streams/tmux_acs.json),
+and that is what the emulator's cells are compared with.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from pathlib import Path
 from typing import NamedTuple
 
 from rich.cells import cell_len
@@ -46,7 +51,10 @@ class ECell(NamedTuple):
 
 
 DEFAULT = ECell(" ", "default", "default", False, False, False, False, False, False, False)
-_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+NOT_CAPTURED = DEFAULT._replace(bg=None)
+_TOKEN = re.compile(r"\x1b\[([0-9;:]*)m|([\x0e\x0f])")
+_ACS = json.loads((Path(__file__).resolve().parent / "streams" / "tmux_acs.json").read_text())
+TMUX_LINE_DRAWING = dict(zip(_ACS["letters"], _ACS["displayed"]))
 
 
 def _apply_sgr(state: dict, params: str) -> None:
@@ -107,34 +115,44 @@ def _apply_sgr(state: dict, params: str) -> None:
 
 def parse_capture(lines: list[str], rows: int, cols: int) -> list[list[ECell]]:
     state = DEFAULT._asdict()
+    shifted = False  # between SO and SI: letters stand for line-drawing characters
     screen: list[list[ECell]] = []
     for y in range(rows):
         text = lines[y] if y < len(lines) else ""
         row: list[ECell] = []
         pos = 0
-        for m in _SGR.finditer(text + "\x1b[m" if False else text):
+        for m in _TOKEN.finditer(text):
             for ch in text[pos : m.start()]:
-                _put(row, ch, state)
-            _apply_sgr(state, m.group(1))
+                _put(row, TMUX_LINE_DRAWING.get(ch, ch) if shifted else ch, state)
+            if m.group(2):
+                shifted = m.group(2) == "\x0e"
+            else:
+                _apply_sgr(state, m.group(1))
             pos = m.end()
         for ch in text[pos:]:
-            _put(row, ch, state)
+            _put(row, TMUX_LINE_DRAWING.get(ch, ch) if shifted else ch, state)
         row = row[:cols]
-        row += [DEFAULT] * (cols - len(row))
+        # Past the last cell a program wrote on a row, capture-pane prints nothing,
+        # though tmux displays those cells in the background they were erased with
+        # (``CSI K`` with a colour set): there only the background is unknown.
+        row += [NOT_CAPTURED] * (cols - len(row))
         screen.append(row)
     return screen
 
 
 def _put(row: list[ECell], ch: str, state: dict) -> None:
     if unicodedata.combining(ch) and row:
-        last = row[-2] if row[-1].data == "" and len(row) > 1 else row[-1]
-        idx = row.index(last) if False else (len(row) - 2 if row[-1].data == "" and len(row) > 1 else len(row) - 1)
-        row[idx] = last._replace(data=unicodedata.normalize("NFC", last.data + ch))
+        idx = len(row) - 2 if row[-1].data == "" and len(row) > 1 else len(row) - 1
+        row[idx] = row[idx]._replace(data=unicodedata.normalize("NFC", row[idx].data + ch))
         return
     cell = ECell(ch, **{k: v for k, v in state.items() if k != "data"})
     row.append(cell)
     if cell_len(ch) == 2:
         row.append(cell._replace(data=""))
+
+
+def same_cell(got: ECell, want: ECell) -> bool:
+    return got == want or (want.bg is None and got._replace(bg=None) == want)
 
 
 def normalise_colour(value: str) -> str:

@@ -91,3 +91,40 @@ def test_scrollback_keeps_colours_of_scrolled_lines():
     feed(emu, "\x1b[31mred\x1b[0m\r\nb\r\nc")
     assert emu.history_size == 1
     assert emu.history_line(0)[0].fg == "red"
+
+
+def test_su_and_sd_scroll_only_the_region_and_bring_in_background_lines():
+    emu = Emulator(6, 10)
+    feed(emu, "\r\n".join(f"row{i}" for i in range(6)) + "\x1b[2;5r\x1b[3;4H")
+    feed(emu, "\x1b[44m\x1b[2S\x1b[m")
+    assert [r.rstrip() for r in emu.text()] == ["row0", "row3", "row4", "", "", "row5"]
+    assert emu.cursor == (3, 2)  # SU does not move the cursor
+    assert emu.line(3)[0].bg == "blue" and emu.line(5)[9].bg == "default"
+    feed(emu, "\x1b[T")
+    assert [r.rstrip() for r in emu.text()] == ["row0", "", "row3", "row4", "", "row5"]
+    assert emu.line(1)[0].bg == "default"
+    feed(emu, "\x1b[1;1;1;1;1T")  # five parameters: xterm's mouse highlight, not SD
+    assert [r.rstrip() for r in emu.text()] == ["row0", "", "row3", "row4", "", "row5"]
+    history = emu.history_size
+    feed(emu, "\x1b[r\x1b[S")  # the full screen: the top row goes to scrollback
+    assert emu.history_size == history + 1 and emu.text()[0].rstrip() == ""
+
+
+def test_erase_takes_only_the_background_and_rep_repeats():
+    emu = Emulator(3, 10)
+    feed(emu, "abcdef\x1b[1;4;7;31;42m\x1b[1;3H\x1b[K\x1b[2;1H\x1b[J")
+    for cell in emu.line(0)[2:] + emu.line(1) + emu.line(2):
+        assert (cell.data, cell.bg, cell.fg, cell.bold, cell.underscore, cell.reverse) == (" ", "green", "default", False, False, False)
+    assert emu.line(0)[0].data == "a" and emu.line(0)[0].bg == "default"
+    feed(emu, "\x1b[m\x1b[3;1Hx\x1b[4b\x1b(0q\x1b[2b")
+    assert emu.text()[2].rstrip() == "xxxxx───"
+
+
+def test_leaving_1049_twice_restores_its_saved_cursor_each_time():
+    """ncurses programs (dialog) reset 1049 right after setting it, draw on the primary
+    screen, and reset it again on exit: tmux puts the cursor back both times."""
+    emu = Emulator(10, 20)
+    feed(emu, "one\r\ntwo\r\n\x1b7\x1b[?1049h\x1b[?1049l\x1b[5;5Hbox\x1b[10;1H\x1b[?1049l")
+    assert emu.cursor == (0, 2) and not emu.alternate
+    feed(emu, "\x1b[8;8H\x1b8")  # DECSC/DECRC keep their own slot
+    assert emu.cursor == (0, 2)
