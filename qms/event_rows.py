@@ -63,9 +63,18 @@ def fit_detail(detail: dict[str, Any]) -> dict[str, Any]:
     ``truncated.sizes``, counts what it had no room for in ``truncated.more_keys``, and
     says how large the whole detail was: ``truncated.bytes``. Nothing is refused for its size.
     """
-    size = len(_json(detail).encode())
-    if size <= MAX_DETAIL_BYTES:
-        return detail
+    text = _json(detail)
+    return detail if len(text) <= MAX_DETAIL_BYTES else _summary(detail, len(text))
+
+
+def detail_json(detail: dict[str, Any]) -> str:
+    """:func:`fit_detail` as the JSON text stored (the detail is encoded once when it fits;
+    ``json.dumps`` writes ASCII, so its length is its size in bytes)."""
+    text = _json(detail)
+    return text if len(text) <= MAX_DETAIL_BYTES else _json(_summary(detail, len(text)))
+
+
+def _summary(detail: dict[str, Any], size: int) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     sizes: dict[str, Any] = {}
     budget, more = SUMMARY_BUDGET, 0
@@ -98,7 +107,7 @@ def make_event_row(meta: dict[str, Any] | None, actor: str, kind: str, subject: 
     validate_text(subject, "event subject", max_chars=200, allow_empty=True)
     meta = meta or {}
     try:
-        text = _json(fit_detail({**meta, **dict(detail or {}), **meta}))
+        text = detail_json({**meta, **dict(detail or {}), **meta})
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"event detail is not JSON-serialisable ({exc}); pass plain data") from exc
     return (time.time(), actor, kind, subject, text)

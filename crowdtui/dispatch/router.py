@@ -91,16 +91,26 @@ class Router:
                   sticky: dict[str, str], after: After) -> list[str]:
         """Route ``rows`` (still new, in arrival order) inside the open transaction."""
         checked: set[str] = set()  # recipients known to exist (we are in the write transaction)
+        reached: dict[tuple[str, str], float] = {}  # (chat, agent) -> last delivery: once per batch
         statuses: list[str] = []
         for row in rows:
             current = sticky.get(row.chat)
             d = self._decide(row, routes, agents, current)
-            statuses.append(self._apply_tx(conn, row, d, current, after, checked=checked))
+            statuses.append(self._apply_tx(conn, row, d, current, after, checked=checked, reached=reached))
             if d.kind == "sticky":
                 sticky[row.chat] = d.agent
             elif d.kind == "command" and d.command == "new":
                 sticky.pop(row.chat, None)
+        for (chat, agent), at in reached.items():
+            self._reached_tx(conn, chat, agent, at)
         return statuses
+
+    def _reached_tx(self, conn: sqlite3.Connection, chat: str, agent: str, now: float) -> None:
+        """``chat`` reached ``agent``: remember it (who may reply) and show the chat the
+        agent at work until its reply comes."""
+        inbound_rows.reached_tx(conn, chat, agent, now)
+        if self.typing:
+            outbound.enqueue_tx(conn, self.store, chat=chat, text="", agent=agent, now=now, kind="typing")
 
     async def take_in(self, arrivals: list[Arrival], now: float) -> tuple[list[tuple[int, bool]], bool]:
         """Store ``arrivals`` and route them in the same transaction (one fsync for both),
@@ -182,8 +192,9 @@ class Router:
         return d
 
     def _apply_tx(self, conn: sqlite3.Connection, row: StoredInbound, d: Decision, sticky, after: After, *,
-                  checked: set[str] | None = None) -> str:
-        """Carry out ``d`` for ``row`` (still new) inside the open transaction; returns the row's status."""
+                  checked: set[str] | None = None, reached: dict[tuple[str, str], float] | None = None) -> str:
+        """Carry out ``d`` for ``row`` (still new) inside the open transaction; returns the row's status.
+        ``reached``: a batch's (chat, agent) deliveries, recorded by the caller once each."""
         now = self.now()
         status, agent, detail = "routed", d.agent, d.how
         message_ids = None
@@ -191,9 +202,10 @@ class Router:
             msg = deliver_tx(conn, self.store, row.channel, d.agent, message_body(row, d.text), thread=row.chat,
                              checked=checked)
             message_ids = [msg.id]
-            inbound_rows.reached_tx(conn, row.chat, d.agent, now)
-            if self.typing:  # the chat shows the agent at work until its reply comes
-                outbound.enqueue_tx(conn, self.store, chat=row.chat, text="", agent=d.agent, now=now, kind="typing")
+            if reached is not None:
+                reached[(row.chat, d.agent)] = now
+            else:
+                self._reached_tx(conn, row.chat, d.agent, now)
             if self.delivered:
                 after.append((self.delivered, d.agent))
         elif d.kind == "hold":
