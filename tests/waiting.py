@@ -51,7 +51,8 @@ async def wait_for_app(pilot, predicate, timeout: float = 20.0, what: str = "con
 async def settle(pilot, timeout: float) -> None:
     """Wait until every node of the screen has handled what was queued for it (as
     ``pilot.pause`` does), and on a timeout name the nodes that did not: a message
-    handler that awaits I/O holds up everything behind it, keys included."""
+    handler that awaits I/O holds up everything behind it, keys included. A node removed
+    from the screen meanwhile is not waited for (its queue closed with it)."""
     app = pilot.app
     nodes = [app, *app.screen.walk_children(with_self=True)]
     waiting: dict[int, object] = {}
@@ -66,11 +67,16 @@ async def settle(pilot, timeout: float) -> None:
         waiting[id(node)] = node
         if not node.call_later(handled, node):
             waiting.pop(id(node), None)
-    if not waiting:
-        return
-    try:
-        await asyncio.wait_for(done.wait(), timeout)
-    except asyncio.TimeoutError:
-        stuck = ", ".join(repr(n) for n in list(waiting.values())[:8])
-        raise AssertionError(f"the app did not handle its messages within {timeout:.0f}s; "
-                             f"still busy: {stuck}") from None
+    deadline = time.monotonic() + timeout
+    while waiting:
+        try:
+            await asyncio.wait_for(done.wait(), 0.25)
+        except asyncio.TimeoutError:
+            pass
+        for key, node in list(waiting.items()):  # removed meanwhile: its queue is never run
+            if not node.is_attached or node._closing or node._closed:
+                waiting.pop(key, None)
+        if waiting and time.monotonic() > deadline:
+            stuck = ", ".join(repr(n) for n in list(waiting.values())[:8])
+            raise AssertionError(f"the app did not handle its messages within {timeout:.0f}s; "
+                                 f"still busy: {stuck}")
