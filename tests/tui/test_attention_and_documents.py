@@ -10,10 +10,11 @@ from crowdtui.tui.screens.form import FormScreen
 from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.agent_list import AgentList
 from crowdtui.tui.widgets.documents_view import DocumentsView
-from tests.tui.conftest import add_agent, store_app, wait_for
+from tests.tui.conftest import add_agent, registered, store_app, wait_for
 
 
 async def doc_for_approval(store, author="alice", reviewer="qa"):
+    await registered(store, author, reviewer)
     doc = await store.create_document(author, "SOP", "Backups", "keep three copies\n")
     await store.checkout(doc.id, author)
     await store.checkin(doc.id, author, "keep three copies\noff site\n", note="off site")

@@ -35,13 +35,14 @@ STATE_GLYPH = {
 COLUMN_LABELS = {"agent": "agent", "state": "state", "unread": "✉", "cpu": "cpu", "mem": "mem",
                  "note": "note"}
 COLUMNS = tuple(COLUMN_LABELS)  # the order of the cells ``_cells`` returns
+FIXED_WIDTHS = (None, None, 3, 4, 6, None)  # None: as wide as the widest cell
 
 
 class AgentList(DataTable):
     """Agents with state, unread count, CPU, memory and status note."""
 
     DEFAULT_CSS = """
-    AgentList { height: 1fr; overflow-x: hidden; }
+    AgentList { height: 1fr; width: auto; overflow-x: hidden; }
     AgentList > .datatable--cursor { text-style: bold; }
     """
 
@@ -72,7 +73,12 @@ class AgentList(DataTable):
         self._selected: str | None = None
 
     def on_mount(self) -> None:
-        for (key, label), width in zip(COLUMN_LABELS.items(), (16, 19, 3, 4, 6, 40)):
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Name, state and note take the width their cells need (the list is only as wide as
+        its rows: the view beside it gets the rest); the figures keep a fixed width."""
+        for (key, label), width in zip(COLUMN_LABELS.items(), FIXED_WIDTHS):
             self.add_column(label, key=key, width=width)
 
     @property
@@ -117,10 +123,11 @@ class AgentList(DataTable):
             for old, new in zip(before, rows):
                 if old != new:
                     for column, cell in zip(COLUMNS, self._cells(new)):
-                        self.update_cell(new.name, column, cell)
+                        self.update_cell(new.name, column, cell, update_width=True)
             return
         keep = self._selected
-        self.clear()
+        self.clear(columns=True)  # auto widths only grow: start them again from the labels
+        self._add_columns()
         for r in rows:
             self.add_row(*self._cells(r), key=r.name)
         if rows:
