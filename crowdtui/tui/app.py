@@ -228,6 +228,8 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
 
     def _set_narrow(self, width: int) -> None:
         self.set_class(width < NARROW, "-narrow")
+        # side by side, the list takes the width its rows need, leaving the view 84 at least
+        self._main.query_one("#left").styles.max_width = None if width < NARROW else max(30, width - 84)
 
     def _status(self) -> None:
         n = sum(1 for r in self.rows if not r.is_operator)

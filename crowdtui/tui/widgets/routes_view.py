@@ -4,6 +4,7 @@ n adds, K / J move the highlighted route up / down, D removes it."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from rich.text import Text
@@ -69,7 +70,7 @@ class RoutesView(StoreTableView):
     def action_move(self, step: int) -> None:
         route = self.chosen("route")
         if route is not None:
-            self.act(lambda: self.move(route, route.position + step))
+            self.act(partial(self.move, route, route.position + step))
 
     async def move(self, route: Any, position: int) -> bool:
         from crowdtui.dispatch.routes import move_route
@@ -82,7 +83,7 @@ class RoutesView(StoreTableView):
     def action_remove(self) -> None:
         route = self.chosen("route")
         if route is not None:
-            self.act(lambda: self.remove(route))
+            self.act(partial(self.remove, route))
 
     async def remove(self, route: Any) -> bool:
         from crowdtui.dispatch.routes import remove_route

@@ -3,6 +3,7 @@ into a hidden field, stored encrypted), D removes the highlighted one."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from rich.text import Text
@@ -64,7 +65,7 @@ class SecretsView(StoreTableView):
     def action_remove(self) -> None:
         item = self.chosen("secret")
         if item is not None:
-            self.act(lambda: self.remove(item[0]))
+            self.act(partial(self.remove, item[0]))
 
     async def remove(self, name: str) -> bool:
         if await self.ask(f"Remove secret {inert(name)}? ctrl+s confirms", []) is None:

@@ -96,7 +96,16 @@ class StoreTableView(Vertical):
 
     # ---- actions: each runs in a worker (forms are awaited), writes, says how it went
     def act(self, job: Callable[[], Awaitable[Any]]) -> None:
-        self.run_worker(job, group=f"{self.id}-action", exclusive=True, exit_on_error=False)
+        """Run ``job`` (an async callable) as the app's worker: a failure is told where every
+        worker's is (``CrowdApp.on_worker_state_changed``)."""
+        self.app.run_worker(job, group=f"{self.id}-action", exclusive=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        """The view's own reload worker: its failure is told in the app's one place too
+        (worker state messages do not bubble)."""
+        handler = getattr(self.app, "on_worker_state_changed", None)
+        if handler is not None:
+            handler(event)
 
     def chosen(self, what: str) -> Any | None:
         item = self.current

@@ -4,6 +4,7 @@ n adds, p pauses or resumes the highlighted task, D removes it."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from rich.text import Text
@@ -75,7 +76,7 @@ class TasksView(StoreTableView):
     def action_pause(self) -> None:
         task = self.chosen("task")
         if task is not None:
-            self.act(lambda: self.pause(task, task.state == "active"))
+            self.act(partial(self.pause, task, task.state == "active"))
 
     async def pause(self, task: Any, paused: bool) -> bool:
         from crowdtui.dispatch.tasks import set_paused
@@ -87,7 +88,7 @@ class TasksView(StoreTableView):
     def action_remove(self) -> None:
         task = self.chosen("task")
         if task is not None:
-            self.act(lambda: self.remove(task))
+            self.act(partial(self.remove, task))
 
     async def remove(self, task: Any) -> bool:
         from crowdtui.dispatch.tasks import remove_task
