@@ -212,3 +212,46 @@ async def test_search_across_messages_and_documents(workspace, store):
         await pilot.press("enter")
         opened = await wait_for(pilot, lambda: isinstance(app.screen, DocumentScreen) and app.screen)
         assert opened.doc_id == doc.id
+
+
+def test_help_lists_every_key_of_the_new_views():
+    from crowdtui.tui.doc_actions import DOC_KEYS
+    from crowdtui.tui.screens.help import KEYS
+    from crowdtui.tui.views import VIEWS
+
+    by_section: dict[str, list[str]] = {}
+    for section, keys, _ in KEYS:
+        by_section.setdefault(section, []).extend(keys.replace("/", " ").split())
+    for section, view in (("Routes", RoutesView), ("Tasks", TasksView), ("Secrets", SecretsView),
+                          ("Activity", ActivityView)):
+        for binding in view.BINDINGS:
+            assert binding.key in by_section[section], f"{section}: {binding.key} missing from the help"
+    for key, _ in DOC_KEYS:
+        assert key in by_section["Documents"], f"Documents: {key} missing from the help"
+    assert all(key in by_section["Anywhere"] for key, *_ in VIEWS)
+    assert "ctrl+f" in by_section["Anywhere"]
+
+
+async def test_palette_offers_the_new_views_search_and_document_actions(workspace):
+    from textual.command import CommandPalette
+
+    app = store_app(workspace)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for words, done in (("view routes", lambda: app.active_view == "routes"),
+                            ("view secrets", lambda: app.active_view == "secrets"),
+                            ("search messages", lambda: isinstance(app.screen, SearchScreen))):
+            await pilot.press("colon")
+            await wait_for(pilot, lambda: CommandPalette.is_open(app))
+            await pilot.press(*words)
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, done, what=words)
+        await pilot.press("escape")
+        await pilot.press("3", "colon")
+        await wait_for(pilot, lambda: CommandPalette.is_open(app))
+        await pilot.press(*"document: new")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        form = await wait_for(pilot, lambda: isinstance(app.screen, FormScreen) and app.screen)
+        assert "New document" in str(form.query_one(".form-title").render())
+        await pilot.press("escape")

@@ -70,7 +70,7 @@ class SearchScreen(Screen[None]):
         t = self.query_one(DataTable)
         t.clear()
         for i, h in enumerate(hits):
-            t.add_row(Text(h.kind[:3] if h.kind == "message" else "doc",
+            t.add_row(Text("msg" if h.kind == "message" else "doc",
                            "cyan" if h.kind == "message" else "magenta"),
                       safe(h.ref, "bold"), safe(h.title), Text(fmt(h.at)), safe(h.snippet), key=str(i))
         n = len(hits)
