@@ -123,7 +123,8 @@ async def test_channels_show_health_and_last_message(workspace, store):
                                     prefixes=["mx:"], now=now)
     await inbound.store_arrivals(store, [
         inbound.Arrival("tg", "telegram", "1", "tg:42", "first words", sender="u1", sender_name="Ann"),
-        inbound.Arrival("tg", "telegram", "2", "tg:42", "latest words", sender="u1", sender_name="Ann"),
+        inbound.Arrival("tg", "telegram", "2", "tg:42", "latest words\x1b[2J", sender="u1",
+                        sender_name="Ann\x1b]0;owned\x07"),
     ], now=now)
     for _ in range(3):
         await channels.record_health(store, "mx", False, now=now, max_failures=3)
@@ -134,7 +135,8 @@ async def test_channels_show_health_and_last_message(workspace, store):
         await wait_for(pilot, lambda: len(view.items) == 2, what="channels shown")
         table = view.query_one(DataTable)
         rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(2)}
-        assert rows["tg"][1] == "up" and "Ann: latest words" in rows["tg"][6]
+        assert rows["tg"][1] == "up" and "latest words\\x1b[2J" in rows["tg"][6]
+        assert "\x1b" not in rows["tg"][6] and "Ann\\x1b]0;owned\\x07" in rows["tg"][6]  # shown inert
         assert rows["mx"][1] == "down" and rows["mx"][3] == "3" and rows["mx"][6] == "-"
 
 
