@@ -91,7 +91,8 @@ WORDS: dict[str, Words] = {
     "doc.rejected": _with_comment("rejected"),
     "doc.state": _state,
     "doc.refused": lambda a, s, d: f"{a} was refused: {d.get('action', 'an action')} on {s}",
-    "doc.task_reassigned": lambda a, s, d: f"{a} moved {s}'s {d.get('kind', '')} task from {d.get('from')} to {d.get('to')}",
+    "doc.task_reassigned": lambda a, s, d: (f"{a} moved {s}'s {d.get('kind', '')} task"
+                                            f" from {d.get('from')} to {d.get('to')}"),
     "agent.state": _agent_state,
     "agent.status": _agent_status,
     "agent.registered": _plain("registered", "agent "),
@@ -115,8 +116,15 @@ WORDS: dict[str, Words] = {
     "onboard.held": lambda a, s, d: f"chat {s} is held for the operator",
     "onboard.approved": lambda a, s, d: f"{a} approved chat {s}" + (f" for {d['agent']}" if d.get("agent") else ""),
     "onboard.denied": _plain("denied", "chat "),
-    "hub.call": lambda a, s, d: f"{a} called {d.get('tool', s)}",
-    "hub.denied": lambda a, s, d: f"{a} was refused {d.get('tool', s)}",
+    "hub.call": lambda a, s, d: (f"{a} called {s}"
+                                 + ("" if d.get("ok", True) else f" and it failed: {_q(d.get('error'))}")),
+    "hub.denied": lambda a, s, d: f"{a} was refused {s}" + (f": {_q(d['reason'])}" if d.get("reason") else ""),
+    "hub.delegated": lambda a, s, d: f"{a} delegated to {s}",
+    "hub.escalated": lambda a, s, d: f"{a} escalated to {s}",
+    "agent.stuck": lambda a, s, d: f"{s} looks stuck" + (f": {_q(d['reason'])}" if d.get("reason") else ""),
+    "agent.unstuck": lambda a, s, d: f"{s} is moving again",
+    "agent.restarted": lambda a, s, d: f"{a} restarted {s}",
+    "agent.crash_loop": lambda a, s, d: f"{s} is crash-looping ({d.get('failures', '?')} failures)",
     "engine.unreachable": lambda a, s, d: "the Docker engine is unreachable",
     "engine.reachable": lambda a, s, d: "the Docker engine is reachable again",
 }
