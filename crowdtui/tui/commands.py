@@ -28,6 +28,10 @@ class CrewCommands(Provider):
         out.append(("document: every action allowed now", partial(app.action_doc, "menu"),
                     "the transitions the workflow allows from the document's state (w)"))
         out.append(("search messages and documents", app.action_search, "ctrl+f"))
+        for key, _, view, widget, wid in VIEWS:  # each view's own keys, from its bindings
+            for binding in getattr(widget, "BINDINGS", []):
+                out.append((f"{view}: {binding.description}", partial(_view_key, app, view, wid, binding.action),
+                            f"in the {view} view ({binding.key})"))
         for hold in getattr(app, "holds", []):
             chat = inert(hold.chat)
             n = f"{hold.count} message{'s' if hold.count != 1 else ''}"
@@ -74,3 +78,10 @@ def _exec_in(app: Any, name: str) -> None:
     app._main.query_one("#agents").select(name)
     app.selected = name
     app.action_exec_shell()
+
+
+def _view_key(app: Any, view: str, widget_id: str, action: str) -> None:
+    """Show ``view`` and run one of its keys' actions there (on its highlighted row)."""
+    app.action_view(view)
+    widget = app._main.query_one(f"#{widget_id}")
+    app.call_after_refresh(widget.run_action, action)

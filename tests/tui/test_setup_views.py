@@ -257,3 +257,19 @@ async def test_palette_offers_the_new_views_search_and_document_actions(workspac
         form = await wait_for(pilot, lambda: isinstance(app.screen, FormScreen) and app.screen)
         assert "New document" in str(form.query_one(".form-title").render())
         await pilot.press("escape")
+
+
+async def test_palette_runs_a_views_own_key(workspace, store):
+    from textual.command import CommandPalette
+
+    app = store_app(workspace)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("colon")
+        await wait_for(pilot, lambda: CommandPalette.is_open(app))
+        await pilot.press(*"secrets: set secret")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await fill(pilot, app, {"name": "FROM_PALETTE", "value": "v"})
+        view = app.query_one(SecretsView)
+        await wait_for(pilot, lambda: [n for n, _ in view.items] == ["FROM_PALETTE"], what="set from the palette")
+        assert app.active_view == "secrets"

@@ -163,6 +163,12 @@ class DocumentScreen(Screen[None]):
     def action_close(self) -> None:
         self.dismiss(None)
 
+    def on_worker_state_changed(self, event) -> None:
+        """A failed action is told where every worker's failure is (worker states do not bubble)."""
+        handler = getattr(self.app, "on_worker_state_changed", None)
+        if handler is not None:
+            handler(event)
+
     def action_doc(self, action: str) -> None:
         self._run_action(action)
 
