@@ -202,8 +202,10 @@ async def test_search_across_messages_and_documents(workspace, store):
         assert sorted(h.kind for h in screen.hits) == ["document", "message"]
         assert {h.ref for h in screen.hits if h.kind == "document"} == {doc.id}
         # a query with LIKE's wildcards matches them literally
+        assert app.focused is screen.query_one(DataTable)
+        await pilot.press("slash")  # back to the query
+        await wait_for(pilot, lambda: app.focused is screen.query_one(Input), what="query focused")
         screen.query_one(Input).value = "%"
-        screen.query_one(Input).focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.query_text == "%", what="second search")
         assert screen.hits == []

@@ -17,7 +17,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("Anywhere", "/", "filter the agent list (in Logs: search the logs)"),
     ("Anywhere", "1 2 3 4 5 6", "views: Terminal Inbox Docs Activity Logs Held"),
     ("Anywhere", "7 8 9 0", "views: Routes Tasks Channels Secrets"),
-    ("Anywhere", "ctrl+f", "search messages and documents (enter on a document opens it)"),
+    ("Anywhere", "ctrl+f", "search messages and documents (enter on a document opens it; / searches again)"),
     ("Anywhere", "tab / shift+tab", "move focus between the list and the view"),
     ("Anywhere", "a", "views show the selected agent only / every agent"),
     ("Anywhere", "q  or  ctrl+q", "quit (agents keep running)"),

@@ -21,7 +21,7 @@ class SearchScreen(Screen[None]):
     SearchScreen #search-status { height: 1; background: $panel; padding: 0 1; }
     SearchScreen DataTable { height: 1fr; }
     """
-    BINDINGS = [Binding("escape", "close", "back")]
+    BINDINGS = [Binding("escape", "close", "back"), Binding("slash", "focus_query", "new search", key_display="/")]
 
     def __init__(self, query: str = "") -> None:
         super().__init__()
@@ -86,6 +86,9 @@ class SearchScreen(Screen[None]):
         hit = self.hits[int(str(event.row_key.value))]
         if hit.kind == "document":
             self.app.push_screen(DocumentScreen(hit.ref))
+
+    def action_focus_query(self) -> None:
+        self.query_one(Input).focus()
 
     def action_close(self) -> None:
         self.dismiss(None)
