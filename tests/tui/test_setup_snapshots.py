@@ -70,6 +70,8 @@ def ready(view: str):
             screen = await wait_for(pilot, lambda: isinstance(app.screen, SearchScreen) and app.screen)
             await pilot.press(*"backup", "enter")
             await wait_for(pilot, lambda: len(screen.hits) >= 2)
+            body = screen.query_one("#search-text")
+            await wait_for(pilot, lambda: "keep three copies" in str(body.render()), what="the hit's text")
         else:
             widget, count = {"7": (RoutesView, 2), "8": (TasksView, 2), "9": (ChannelsView, 2),
                              "0": (SecretsView, 2)}[view]

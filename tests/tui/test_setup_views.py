@@ -201,6 +201,8 @@ async def test_search_across_messages_and_documents(workspace, store):
         await wait_for(pilot, lambda: screen.hits, what="hits")
         assert sorted(h.kind for h in screen.hits) == ["document", "message"]
         assert {h.ref for h in screen.hits if h.kind == "document"} == {doc.id}
+        body = screen.query_one("#search-text")
+        await wait_for(pilot, lambda: "tape" in str(body.render()).lower(), what="the hit's text shown")
         # a query with LIKE's wildcards matches them literally
         assert app.focused is screen.query_one(DataTable)
         await pilot.press("slash")  # back to the query

@@ -1,4 +1,5 @@
-"""Search across messages and documents (``ctrl+f``): type, enter; enter on a document opens it."""
+"""Search across messages and documents (``ctrl+f``): type, enter; the highlighted hit's whole
+text shows below; enter on a document opens it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -20,6 +22,7 @@ class SearchScreen(Screen[None]):
     SearchScreen #search-input { height: 3; }
     SearchScreen #search-status { height: 1; background: $panel; padding: 0 1; }
     SearchScreen DataTable { height: 1fr; }
+    SearchScreen #search-body { height: 1fr; border-top: solid $panel; padding: 0 1; }
     """
     BINDINGS = [Binding("escape", "close", "back"), Binding("slash", "focus_query", "new search", key_display="/")]
 
@@ -33,6 +36,8 @@ class SearchScreen(Screen[None]):
                     id="search-input")
         yield Static("", id="search-status")
         yield DataTable(cursor_type="row", id="search-results")
+        with VerticalScroll(id="search-body"):
+            yield Static(id="search-text")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -79,6 +84,29 @@ class SearchScreen(Screen[None]):
             ("  · enter on a document opens it · escape back", "dim")))
         if hits:
             t.focus()
+
+    @on(DataTable.RowHighlighted, "#search-results")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        if event.row_key is not None and event.row_key.value is not None:
+            self.show_text(self.hits[int(str(event.row_key.value))])
+
+    @work(exclusive=True, group="search-text", exit_on_error=False)
+    async def show_text(self, hit: Any) -> None:
+        """The hit's whole text: the message's body, or the document's latest version."""
+        store = self.app.store
+        try:
+            if hit.kind == "message":
+                m = await store.get_message(int(hit.ref))
+                head, text = f"{m.sender} -> {m.recipient}\n\n", m.body
+            else:
+                d = await store.get_document(hit.ref)
+                head, text = f"{d.id} v{d.version} {d.title} · {d.state} (enter opens it)\n\n", d.content
+        except Exception as exc:  # gone meanwhile, a busy store: said here
+            self.query_one("#search-text", Static).update(safe(str(exc), "red"))
+            return
+        self.query_one("#search-text", Static).update(
+            Text.assemble(safe(head, "dim", multiline=True), safe(text, multiline=True)))
 
     @on(DataTable.RowSelected, "#search-results")
     def _open(self, event: DataTable.RowSelected) -> None:
