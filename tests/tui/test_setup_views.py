@@ -277,3 +277,23 @@ async def test_palette_runs_a_views_own_key(workspace, store):
         view = app.query_one(SecretsView)
         await wait_for(pilot, lambda: [n for n, _ in view.items] == ["FROM_PALETTE"], what="set from the palette")
         assert app.active_view == "secrets"
+
+
+async def test_the_agent_list_takes_only_the_width_it_needs(workspace, store):
+    app = crew_app(workspace, "al", "bo")
+    async with app.run_test(size=(200, 40)) as pilot:
+        await started(pilot, app, store, "al", "bo")
+        left, views = app.query_one("#left"), app.query_one("#views")
+        agents = app.query_one(AgentList)
+        await wait_for(pilot, lambda: left.outer_size.width and left.outer_size.width + views.outer_size.width == 200)
+        narrow = left.outer_size.width
+        assert narrow < 60 and views.outer_size.width > 140  # short names, no notes: the terminal gets the rest
+        await store.set_agent_status("al", "working", "a long note about the backup plan for the week",
+                                     actor="al")
+        await wait_for(pilot, lambda: agents.row("al").note.startswith("a long"), what="note shown")
+        await wait_for(pilot, lambda: left.outer_size.width > narrow, what="the list grew for the note")
+        assert views.outer_size.width >= 84
+        await store.set_agent_status("al", "working", "", actor="al")
+        await wait_for(pilot, lambda: left.outer_size.width == narrow, what="the list shrank back")
+        await pilot.resize_terminal(150, 40)
+        await wait_for(pilot, lambda: views.outer_size.width >= 84 and left.outer_size.width + views.outer_size.width == 150)
