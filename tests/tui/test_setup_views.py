@@ -77,9 +77,24 @@ async def test_routes_add_reorder_remove(workspace, store):
         await pilot.press("D")
         await fill(pilot, app, {})  # the confirmation
         await wait_for(pilot, lambda: [r.agent for r in view.items] == ["alice"], what="removed")
-    assert [r.agent for r in await list_routes(store)] == ["alice"]
+        # an agent's wide route waits for the operator: A approves it, X rejects another
+        from crowdtui.dispatch.routes import add_route
+
+        for match in ("platform=*", "sender=*"):
+            await add_route(store, match, "bob", actor="bob", now=time.time())
+        await wait_for(pilot, lambda: [r.state for r in view.items] == ["active", "pending", "pending"],
+                       what="pending routes shown")
+        view.query_one(DataTable).move_cursor(row=1)
+        await pilot.press("A")
+        await wait_for(pilot, lambda: [r.state for r in view.items] == ["active", "active", "pending"],
+                       what="approved")
+        view.query_one(DataTable).move_cursor(row=2)
+        await pilot.press("X")
+        await wait_for(pilot, lambda: len(view.items) == 2, what="rejected")
+    assert [(r.agent, r.state) for r in await list_routes(store)] == [("alice", "active"), ("bob", "active")]
     kinds = [e.kind for e in await store.events_after(0, kinds="route.*")]
-    assert kinds == ["route.added", "route.added", "route.moved", "route.moved", "route.removed"]
+    assert kinds == ["route.added", "route.added", "route.moved", "route.moved", "route.removed",
+                     "route.pending", "route.pending", "route.approved", "route.rejected"]
 
 
 async def test_tasks_add_pause_resume_remove_with_next_run(workspace, store):

@@ -45,6 +45,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("Documents", "L", "break the checkout lock"),
     ("Activity", "J", "events in words / as kind and JSON"),
     ("Routes", "n  K J  D", "add, move up, move down, remove a route"),
+    ("Routes", "A / X", "approve / reject an agent's pending (wide) route"),
     ("Tasks", "n  p  D", "add, pause or resume, remove a scheduled task"),
     ("Channels", "", "health, failed checks, last good check, last message"),
     ("Secrets", "n  D", "set (the value typed hidden), remove; values are never shown"),

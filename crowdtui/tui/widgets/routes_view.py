@@ -1,5 +1,6 @@
 """Routes (7): the ordered match expressions that pick the agent for a chat message.
-n adds, K / J move the highlighted route up / down, D removes it."""
+n adds, K / J move the highlighted route up / down, D removes it; A / X approve or reject an
+agent's pending (wide) route."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from qms.names import OPERATOR
 
 class RoutesView(StoreTableView):
     TITLE = "Routes"
-    HINT = "tried top to bottom · n add  K up  J down  D remove"
+    HINT = "tried top to bottom · n add  K up  J down  D remove  A/X approve/reject pending"
     EMPTY = "none: every chat message is held for you (6)"
     COLUMNS = [("position", "#", 3), ("id", "id", 4), ("agent", "agent", None), ("owner", "owner", None),
                ("state", "state", 8), ("match", "match", None)]
@@ -28,6 +29,8 @@ class RoutesView(StoreTableView):
         Binding("K", "move(-1)", "up"),
         Binding("J", "move(1)", "down"),
         Binding("D", "remove", "remove"),
+        Binding("A", "decide(True)", "approve pending"),
+        Binding("X", "decide(False)", "reject pending"),
     ]
 
     async def load(self) -> list[Any]:
@@ -93,3 +96,14 @@ class RoutesView(StoreTableView):
             return False
         return await self.write(lambda r: f"route {r.id} removed",
                                 lambda: remove_route(self.app.store, route.id, actor=OPERATOR))
+
+    def action_decide(self, approve: bool) -> None:
+        route = self.chosen("route")
+        if route is not None:
+            self.act(partial(self.decide, route, approve))
+
+    async def decide(self, route: Any, approve: bool) -> bool:
+        from crowdtui.dispatch.routes import decide_pending
+
+        return await self.write(lambda r: f"route {r.id} " + ("approved" if approve else "rejected and removed"),
+                                lambda: decide_pending(self.app.store, route.id, approve, actor=OPERATOR))
