@@ -20,7 +20,7 @@ from crowdtui.tui.widgets.routes_view import RoutesView
 from crowdtui.tui.widgets.secrets_view import SecretsView
 from crowdtui.tui.widgets.tasks_view import TasksView
 from qms import channels, inbound
-from tests.tui.conftest import add_agent, registered, store_app, wait_for, wait_store
+from tests.tui.conftest import add_agent, registered, store_app, wait_for
 
 
 async def fill(pilot, app, values: dict[str, str]) -> FormScreen:
