@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 
 from crowdtui.tui.crew import AgentRow
 from crowdtui.tui.text import human_bytes, inert, percent, safe
+from crowdtui.tui.widgets.column_widths import fit_widths
 
 STATE_STYLE = {
     "running": "green",
@@ -71,14 +72,16 @@ class AgentList(DataTable):
         self._shown: tuple = ()
         self._filter = ""
         self._selected: str | None = None
+        self._widths: list[int] = []
 
     def on_mount(self) -> None:
-        self._add_columns()
+        self._add_columns(fit_widths(list(COLUMN_LABELS.values()), FIXED_WIDTHS, []))
 
-    def _add_columns(self) -> None:
+    def _add_columns(self, widths: list[int]) -> None:
         """Name, state and note take the width their cells need (the list is only as wide as
         its rows: the view beside it gets the rest); the figures keep a fixed width."""
-        for (key, label), width in zip(COLUMN_LABELS.items(), FIXED_WIDTHS):
+        self._widths = widths
+        for (key, label), width in zip(COLUMN_LABELS.items(), widths):
             self.add_column(label, key=key, width=width)
 
     @property
@@ -117,19 +120,25 @@ class AgentList(DataTable):
         if key == self._shown:
             return
         before, self._shown = self._shown, key
-        if [r.name for r in before] == [r.name for r in rows] and self.row_count == len(rows):
+        cells = [self._cells(r) for r in rows]
+        widths = fit_widths(list(COLUMN_LABELS.values()), FIXED_WIDTHS, cells)
+        if (widths == self._widths and [r.name for r in before] == [r.name for r in rows]
+                and self.row_count == len(rows)):
             # Same agents in the same order (a stats sample, a state): repaint only the
             # cells that changed, not the whole table.
-            for old, new in zip(before, rows):
+            for old, new, new_cells in zip(before, rows, cells):
                 if old != new:
-                    for column, cell in zip(COLUMNS, self._cells(new)):
-                        self.update_cell(new.name, column, cell, update_width=True)
+                    for column, cell in zip(COLUMNS, new_cells):
+                        self.update_cell(new.name, column, cell)
             return
         keep = self._selected
-        self.clear(columns=True)  # auto widths only grow: start them again from the labels
-        self._add_columns()
-        for r in rows:
-            self.add_row(*self._cells(r), key=r.name)
+        if widths != self._widths:
+            self.clear(columns=True)
+            self._add_columns(widths)
+        else:
+            self.clear()
+        for r, row_cells in zip(rows, cells):
+            self.add_row(*row_cells, key=r.name)
         if rows:
             names = [r.name for r in rows]
             self.move_cursor(row=names.index(keep) if keep in names else 0)

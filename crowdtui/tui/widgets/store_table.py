@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Static
 
 from crowdtui.tui.screens.form import Field, FormScreen
 from crowdtui.tui.text import inert, safe
+from crowdtui.tui.widgets.column_widths import fit_widths
 
 
 class StoreTableView(Vertical):
@@ -34,16 +35,26 @@ class StoreTableView(Vertical):
         super().__init__(**kwargs)
         self.items: list[Any] = []
         self.time_format: Callable[[Any], str] | None = None
+        self._widths: list[int] = []
 
     def compose(self) -> ComposeResult:
         yield Static(classes="table-title")
         yield DataTable(cursor_type="row")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label, width in self.COLUMNS:
-            table.add_column(label, key=key, width=width)
+        self._columns(self._fit([]))
         self._title()
+
+    def _fit(self, cells: list[list[Text]]) -> list[int]:
+        return fit_widths([label for _, label, _ in self.COLUMNS], [w for _, _, w in self.COLUMNS], cells)
+
+    def _columns(self, widths: list[int]) -> None:
+        """The columns again, as wide as ``widths`` (the rows' cells need)."""
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        self._widths = widths
+        for (key, label, _), width in zip(self.COLUMNS, widths):
+            table.add_column(label, key=key, width=width)
 
     def on_show(self) -> None:
         self.query_one(DataTable).focus()
@@ -73,10 +84,15 @@ class StoreTableView(Vertical):
         keep = self.current
         keep_key = self.key(keep) if keep is not None else None
         self.items = list(items)
+        cells = [self.cells(item) for item in self.items]
+        widths = self._fit(cells)
         table = self.query_one(DataTable)
-        table.clear()
-        for item in self.items:
-            table.add_row(*self.cells(item), key=self.key(item))
+        if widths != self._widths:
+            self._columns(widths)
+        else:
+            table.clear()
+        for item, row in zip(self.items, cells):
+            table.add_row(*row, key=self.key(item))
         keys = [self.key(i) for i in self.items]
         if keep_key in keys:
             table.move_cursor(row=keys.index(keep_key))
