@@ -312,3 +312,4 @@ async def test_the_agent_list_takes_only_the_width_it_needs(workspace, store):
         await wait_for(pilot, lambda: left.outer_size.width == narrow, what="the list shrank back")
         await pilot.resize_terminal(150, 40)
         await wait_for(pilot, lambda: views.outer_size.width >= 84 and left.outer_size.width + views.outer_size.width == 150)
+

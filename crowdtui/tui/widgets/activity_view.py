@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, RichLog
 
 from crowdtui.tui.text import clock, inert, safe
+from crowdtui.tui.widgets.focus import focus_when_shown
 from qms.event_words import describe
 
 KIND_STYLE = {
@@ -97,7 +98,7 @@ class ActivityView(Vertical):
                 log.write(event_line(ev, self.time_format, raw=self.raw))
 
     def on_show(self) -> None:
-        self.query_one(RichLog).focus()  # its keys (J) work at once
+        focus_when_shown(self, self.query_one(RichLog))  # its keys (J) work at once
         if self._stale:
             self._rerender()
 

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Static
 from crowdtui.tui.screens.form import Field, FormScreen
 from crowdtui.tui.text import inert, safe
 from crowdtui.tui.widgets.column_widths import fit_widths
+from crowdtui.tui.widgets.focus import focus_when_shown
 
 
 class StoreTableView(Vertical):
@@ -57,7 +58,7 @@ class StoreTableView(Vertical):
             table.add_column(label, key=key, width=width)
 
     def on_show(self) -> None:
-        self.query_one(DataTable).focus()
+        focus_when_shown(self, self.query_one(DataTable))  # its keys work at once
         self.reload()
 
     async def load(self) -> list[Any]:
