@@ -33,26 +33,25 @@ class RosterWork:
 
     @quiet_when_closing
     def on_roster_loaded(self, message: RosterLoaded) -> None:
-        first = self.roster_obj is None and not self.roster_problems
+        first = not self.roster and not self.roster_problems
+        self.roster = message.agents
         self.roster_problems = message.problems
         if message.roster is not None:
             self.roster_obj = message.roster
         # the store work runs as a worker: a handler that awaits I/O holds up every
         # message behind it (keys included) for as long as the store takes
-        self._sync_roster(message.roster, message.agents)
+        self._sync_roster(message.roster)
         if first and self.watch_roster:
             self.watch_roster_worker()
         self._status()
 
     @work(exclusive=True, group="roster-sync", exit_on_error=False)
-    async def _sync_roster(self, roster: Any, agents: dict[str, Any]) -> None:
-        """Register the roster's agents, then list them: an agent shown is one the store knows."""
+    async def _sync_roster(self, roster: Any) -> None:
         if roster is not None:
             try:
                 await backend.sync_registry(self.store, roster)
             except Exception as exc:
                 self.notify(f"roster: {exc}", severity="warning", markup=False)
-        self.roster = agents
         await self.refresh_rows()
 
     @work(exclusive=True, group="hub", exit_on_error=False)

@@ -114,6 +114,7 @@ async def test_an_agent_that_starts_waiting_floats_up_with_a_notice_and_a_bell(w
     async with app.run_test(size=(120, 40)) as pilot:
         agents = app.query_one(AgentList)
         await wait_for(pilot, lambda: agents.row("carol"))
+        await registered(store, "alice", "bob", "carol")
         for n in ("alice", "bob", "carol"):
             await store.set_agent_state(n, "running", actor="runtime")
         await wait_for(pilot, lambda: agents.row("carol").state == "running")

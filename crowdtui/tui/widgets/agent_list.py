@@ -36,7 +36,7 @@ STATE_GLYPH = {
 COLUMN_LABELS = {"agent": "agent", "state": "state", "unread": "✉", "cpu": "cpu", "mem": "mem",
                  "note": "note"}
 COLUMNS = tuple(COLUMN_LABELS)  # the order of the cells ``_cells`` returns
-FIXED_WIDTHS = (None, None, 3, 4, 6, None)  # None: as wide as the widest cell
+FIXED_WIDTHS = (None, 19, 3, 4, 6, 24)  # None: as wide as the widest name (the roster sets it)
 
 
 class AgentList(DataTable):
