@@ -138,6 +138,7 @@ async def test_activity_feed_follows_events_and_filters(workspace, store):
     app = store_app(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.query_one(AgentList).row("bob"))
+        await registered(store, "alice", "bob")
         await store.send_message("alice", "bob", "hi bob")
         await store.create_document("bob", "SOP", "Runbook")
         await pilot.press("4")
@@ -158,6 +159,7 @@ async def test_route_for_review_and_break_a_lock_from_the_board(workspace, store
     app = store_app(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.query_one(AgentList).row("qa"))
+        await registered(store, "alice", "qa")
         doc = await store.create_document("alice", "SOP", "Backups", "v1\n")
         await store.checkout(doc.id, "alice")
         await pilot.press("a", "3")
