@@ -145,6 +145,14 @@ async def list_inbound(store: "Store", *, status: str | None = None, chat: str |
     return [_stored(r) for r in await store.query(sql + " ORDER BY seq", params)]
 
 
+async def last_inbound(store: "Store") -> dict[str, StoredInbound]:
+    """Each channel's newest inbound message: channel name -> message."""
+    rows = await store.query(
+        f"SELECT {COLUMNS} FROM engine_inbound WHERE seq IN"
+        " (SELECT MAX(seq) FROM engine_inbound GROUP BY channel)")
+    return {r["channel"]: _stored(r) for r in rows}
+
+
 async def new_inbound(store: "Store", limit: int = 200) -> list[StoredInbound]:
     """The oldest ``limit`` messages not yet routed, in arrival order."""
     rows = await store.query(f"SELECT {COLUMNS} FROM engine_inbound WHERE status = 'new' ORDER BY seq LIMIT ?",

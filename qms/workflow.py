@@ -71,3 +71,22 @@ def target(table: dict[str, str], doc_id: str, state: str, action: str) -> str:
         return table[state]
     except KeyError:
         raise illegal(doc_id, state, action) from None
+
+
+#: the author's editing steps, allowed while the state is EDITABLE
+EDIT_ACTIONS = ("checkout", "checkin", "cancel")
+
+
+def next_actions(state: str, executable: bool) -> list[str]:
+    """Every action the state machine allows from ``state``, read from the tables above:
+    ``checkout``/``checkin``/``cancel`` (EDITABLE), ``route-review``, ``route-approval``,
+    ``review``, ``approve``, ``reject``, ``release``, ``close``, ``retire``. Who may take
+    each (holder, author, assignees, operator) is ``qms.policy``'s business, not this list's."""
+    approve = APPROVE_DONE_EXEC if executable else APPROVE_DONE_NONEXEC
+    out: list[str] = list(EDIT_ACTIONS) if state in EDITABLE else []
+    for action, table in (("route-review", ROUTE_REVIEW), ("route-approval", ROUTE_APPROVAL),
+                          ("review", REVIEW_DONE), ("approve", approve), ("reject", REJECT),
+                          ("release", RELEASE), ("close", CLOSE), ("retire", RETIRE)):
+        if state in table:
+            out.append(action)
+    return out

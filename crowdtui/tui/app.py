@@ -37,6 +37,7 @@ from crowdtui.tui.closing import quiet_when_closing
 from crowdtui.tui.commands import CrewCommands
 from crowdtui.tui.container_work import ContainerWork
 from crowdtui.tui.crew import AgentRow, newly_waiting
+from crowdtui.tui.doc_actions import DOC_KEYS, DocActions
 from crowdtui.tui.lifecycle_work import LifecycleWork
 from crowdtui.tui.messages import CrewChanged
 from crowdtui.tui.pacing import Pacer, StoreSignal
@@ -44,10 +45,12 @@ from crowdtui.tui.roster_work import RosterWork
 from crowdtui.tui.screens.compose import ComposeScreen, Draft
 from crowdtui.tui.screens.document import DocumentScreen
 from crowdtui.tui.screens.help import HelpScreen
+from crowdtui.tui.screens.search import SearchScreen
 from crowdtui.tui.screens.terminal import TerminalScreen
 from crowdtui.tui.store_work import StoreWork
 from crowdtui.tui.terminal_work import TerminalWork
 from crowdtui.tui.text import clock, inert, safe
+from crowdtui.tui.views import VIEWS
 from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.agent_list import AgentList
 from crowdtui.tui.widgets.documents_view import DocumentsView
@@ -79,12 +82,8 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
         Binding("colon", "command_palette", "commands", key_display=":"),
         Binding("ctrl+p", "command_palette", "commands", show=False),
         Binding("slash", "filter", "filter", key_display="/"),
-        Binding("1", "view('terminal')", "term", show=False),
-        Binding("2", "view('inbox')", "inbox", show=False),
-        Binding("3", "view('documents')", "docs", show=False),
-        Binding("4", "view('activity')", "activity", show=False),
-        Binding("5", "view('logs')", "logs", show=False),
-        Binding("6", "view('held')", "held", show=False),
+        *[Binding(key, f"view('{name}')", name, show=False) for key, _, name, _, _ in VIEWS],
+        Binding("ctrl+f", "search", "search"),
         Binding("a", "toggle_scope", "all/one", show=False),
         Binding("s", "start", "start"),
         Binding("x", "stop", "stop"),
@@ -98,9 +97,7 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
         Binding("m", "mark_read", "read", show=False),
         Binding("A", "approve", "approve", show=False),
         Binding("X", "reject", "reject", show=False),
-        Binding("V", "review", "review", show=False),
-        Binding("O", "route", "route", show=False),
-        Binding("L", "break_lock", "unlock", show=False),
+        *[Binding(key, f"doc('{action}')", action, show=False) for key, action in DOC_KEYS],
         Binding("ctrl+w", "close_tab", "close tab", show=False),
         Binding("ctrl+right_square_bracket", "leave_terminal", "leave terminal", show=False,
                 priority=True),
@@ -201,18 +198,9 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
                 yield Input(placeholder="filter agents", id="agent-filter")
                 yield AgentList(id="agents")
             with TabbedContent(id="views", initial="view-terminal"):
-                with TabPane("1 Terminal", id="view-terminal"):
-                    yield TerminalPane(id="terminal-pane")
-                with TabPane("2 Inbox", id="view-inbox"):
-                    yield InboxView(id="inbox")
-                with TabPane("3 Docs", id="view-documents"):
-                    yield DocumentsView(id="documents")
-                with TabPane("4 Activity", id="view-activity"):
-                    yield ActivityView(id="activity")
-                with TabPane("5 Logs", id="view-logs"):
-                    yield LogsView(id="logs")
-                with TabPane("6 Held", id="view-held"):
-                    yield OnboardingView(id="held")
+                for key, label, name, widget, wid in VIEWS:
+                    with TabPane(f"{key} {label}", id=f"view-{name}"):
+                        yield widget(id=wid)
         yield Footer(show_command_palette=False)
 
     async def on_mount(self) -> None:
@@ -241,6 +229,8 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
 
     def _set_narrow(self, width: int) -> None:
         self.set_class(width < NARROW, "-narrow")
+        # side by side, the list takes the width its rows need, leaving the view 84 at least
+        self._main.query_one("#left").styles.max_width = None if width < NARROW else max(30, width - 84)
 
     def _status(self) -> None:
         n = sum(1 for r in self.rows if not r.is_operator)
@@ -427,34 +417,23 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
             chat = hold.chat
         self.run_worker(partial(act, chat), group="held-action", exclusive=True, exit_on_error=False)
 
-    def _document(self, act: Callable[[str], Awaitable[bool]]) -> None:
-        doc = self._main.query_one(DocumentsView).current
-        if doc is None:
-            self.notify("no document selected: open Documents (3) and pick one",
-                        severity="warning", markup=False)
+    def action_doc(self, action: str) -> None:
+        """A document action (``doc_actions``) on the highlighted document of the board."""
+        if self.active_view != "documents":
+            self.notify("open Documents (3) and pick a document first", severity="warning", markup=False)
             return
-        self.run_worker(partial(act, doc.id), group="doc-action", exclusive=True, exit_on_error=False)
+        doc = self._main.query_one(DocumentsView).current
+        self.run_worker(partial(DocActions(self).run, action, getattr(doc, "id", None)),
+                        group="doc-action", exclusive=True, exit_on_error=False)
 
     def action_approve(self) -> None:
-        if self.active_view == "held":
-            self.approve_held()
-        else:
-            self._document(self._main.query_one(DocumentsView).approve)
+        self.approve_held() if self.active_view == "held" else self.action_doc("approve")
 
     def action_reject(self) -> None:
-        if self.active_view == "held":
-            self.deny_held()
-        else:
-            self._document(self._main.query_one(DocumentsView).reject)
+        self.deny_held() if self.active_view == "held" else self.action_doc("reject")
 
-    def action_review(self) -> None:
-        self._document(self._main.query_one(DocumentsView).review)
-
-    def action_route(self) -> None:
-        self._document(self._main.query_one(DocumentsView).route)
-
-    def action_break_lock(self) -> None:
-        self._document(self._main.query_one(DocumentsView).break_lock)
+    def action_search(self) -> None:
+        self.push_screen(SearchScreen())
 
     @quiet_when_closing
     def on_data_table_row_selected(self, event) -> None:

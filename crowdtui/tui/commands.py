@@ -1,5 +1,5 @@
 """The command palette (``:``): start, stop, restart, shell, message any agent; switch views;
-approve or deny held chats."""
+document actions and search; approve or deny held chats."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from crowdtui.tui.doc_actions import DOC_KEYS, LABELS
 from crowdtui.tui.text import inert
+from crowdtui.tui.views import VIEWS
 
 
 class CrewCommands(Provider):
@@ -17,8 +19,19 @@ class CrewCommands(Provider):
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         app: Any = self.app
         out: list[tuple[str, Callable[[], Any], str]] = []
-        for view in ("terminal", "inbox", "documents", "activity", "logs", "held"):
-            out.append((f"view {view}", partial(app.action_view, view), f"show the {view} view"))
+        for key, _, view, _, _ in VIEWS:
+            out.append((f"view {view}", partial(app.action_view, view), f"show the {view} view ({key})"))
+        for key, action in DOC_KEYS:
+            if action != "menu":
+                out.append((f"document: {LABELS.get(action, action).split(':')[0]}",
+                            partial(app.action_doc, action), f"on the highlighted document ({key})"))
+        out.append(("document: every action allowed now", partial(app.action_doc, "menu"),
+                    "the transitions the workflow allows from the document's state (w)"))
+        out.append(("search messages and documents", app.action_search, "ctrl+f"))
+        for key, _, view, widget, wid in VIEWS:  # each view's own keys, from its bindings
+            for binding in getattr(widget, "BINDINGS", []):
+                out.append((f"{view}: {binding.description}", partial(_view_key, app, view, wid, binding.action),
+                            f"in the {view} view ({binding.key})"))
         for hold in getattr(app, "holds", []):
             chat = inert(hold.chat)
             n = f"{hold.count} message{'s' if hold.count != 1 else ''}"
@@ -65,3 +78,10 @@ def _exec_in(app: Any, name: str) -> None:
     app._main.query_one("#agents").select(name)
     app.selected = name
     app.action_exec_shell()
+
+
+def _view_key(app: Any, view: str, widget_id: str, action: str) -> None:
+    """Show ``view`` and run one of its keys' actions there (on its highlighted row)."""
+    app.action_view(view)
+    widget = app._main.query_one(f"#{widget_id}")
+    app.call_after_refresh(widget.run_action, action)

@@ -18,6 +18,7 @@ from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.documents_view import DocumentsView
 from crowdtui.tui.widgets.inbox_view import InboxView
 from crowdtui.tui.widgets.onboarding_view import OnboardingView
+from crowdtui.tui.widgets.store_table import StoreTableView
 from qms.follow import EventFollower
 from qms.names import OPERATOR
 
@@ -92,6 +93,9 @@ class StoreWork:
             self.refresh_documents()
         if kinds & HELD_KINDS:
             self.refresh_held()
+        for view in self._main.query(StoreTableView):
+            if view.KINDS & kinds and view.region.area:  # hidden ones reload when shown
+                view.reload()
 
     @work(exclusive=True, group="inbox", exit_on_error=False)
     async def refresh_inbox(self) -> None:

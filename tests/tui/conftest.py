@@ -40,3 +40,11 @@ def store_app(ws, **kw) -> CrowdApp:
     kw.setdefault("watch_roster", False)
     kw.setdefault("poll_interval", 0.05)
     return CrowdApp(ws, **kw)
+
+
+async def registered(store, *names: str) -> None:
+    """Wait until the console has synced ``names`` from the roster into the store (the agent
+    list shows roster agents a moment before their registration lands)."""
+    async def all_there():
+        return all([await store.get_agent(n) is not None for n in names])
+    await wait_store(all_there, timeout=30, what=f"{', '.join(names)} registered")

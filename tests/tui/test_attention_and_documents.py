@@ -10,18 +10,11 @@ from crowdtui.tui.screens.form import FormScreen
 from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.agent_list import AgentList
 from crowdtui.tui.widgets.documents_view import DocumentsView
-from tests.tui.conftest import add_agent, store_app, wait_for
-from tests.waiting import wait_for as wait_until
-
-
-async def wait_registered(store, *names: str) -> None:
-    async def all_there() -> bool:
-        return all([await store.get_agent(n) is not None for n in names])
-
-    await wait_until(all_there, 30, f"{', '.join(names)} in the registry")
+from tests.tui.conftest import add_agent, registered, store_app, wait_for
 
 
 async def doc_for_approval(store, author="alice", reviewer="qa"):
+    await registered(store, author, reviewer)
     doc = await store.create_document(author, "SOP", "Backups", "keep three copies\n")
     await store.checkout(doc.id, author)
     await store.checkin(doc.id, author, "keep three copies\noff site\n", note="off site")
@@ -121,6 +114,7 @@ async def test_an_agent_that_starts_waiting_floats_up_with_a_notice_and_a_bell(w
     async with app.run_test(size=(120, 40)) as pilot:
         agents = app.query_one(AgentList)
         await wait_for(pilot, lambda: agents.row("carol"))
+        await registered(store, "alice", "bob", "carol")
         for n in ("alice", "bob", "carol"):
             await store.set_agent_state(n, "running", actor="runtime")
         await wait_for(pilot, lambda: agents.row("carol").state == "running")
@@ -144,8 +138,7 @@ async def test_activity_feed_follows_events_and_filters(workspace, store):
     app = store_app(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.query_one(AgentList).row("bob"))
-        # the list shows the roster's rows; the registry may take a moment longer
-        await wait_registered(store, "alice", "bob")
+        await registered(store, "alice", "bob")
         await store.send_message("alice", "bob", "hi bob")
         await store.create_document("bob", "SOP", "Runbook")
         await pilot.press("4")
@@ -166,6 +159,7 @@ async def test_route_for_review_and_break_a_lock_from_the_board(workspace, store
     app = store_app(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.query_one(AgentList).row("qa"))
+        await registered(store, "alice", "qa")
         doc = await store.create_document("alice", "SOP", "Backups", "v1\n")
         await store.checkout(doc.id, "alice")
         await pilot.press("a", "3")

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static
 
+from crowdtui.tui.doc_actions import DocActions
 from crowdtui.tui.text import clock, inert, safe
 
 
@@ -52,11 +53,14 @@ class DocumentScreen(Screen[None]):
     """
     BINDINGS = [
         Binding("escape", "close", "back"),
+        Binding("w", "doc('menu')", "actions"),
+        Binding("E", "doc('edit')", "edit"),
+        Binding("i", "doc('edit_inline')", "edit inline", show=False),
         Binding("A", "doc('approve')", "approve"),
         Binding("X", "doc('reject')", "reject"),
-        Binding("V", "doc('review')", "review"),
-        Binding("O", "doc('route')", "route"),
-        Binding("L", "doc('break_lock')", "break lock"),
+        Binding("V", "doc('review')", "review", show=False),
+        Binding("O", "doc('route')", "route", show=False),
+        Binding("L", "doc('break-lock')", "break lock", show=False),
     ]
 
     def __init__(self, doc_id: str) -> None:
@@ -100,7 +104,8 @@ class DocumentScreen(Screen[None]):
         if d.holder:
             head.append(" · checked out by ", "dim")
             head.append(inert(d.holder), "bold yellow")
-        head.append("\nA approve  X reject  V review  O route  L break lock  escape back", "dim")
+        head.append("\nw every action allowed now  E edit  A approve  X reject  V review  O route  "
+                    "L break lock  escape back", "dim")
         self.query_one("#doc-head", Static).update(head)
         t = self.query_one("#doc-versions-table", DataTable)
         t.clear()
@@ -158,11 +163,17 @@ class DocumentScreen(Screen[None]):
     def action_close(self) -> None:
         self.dismiss(None)
 
+    def on_worker_state_changed(self, event) -> None:
+        """A failed action is told where every worker's failure is (worker states do not bubble)."""
+        handler = getattr(self.app, "on_worker_state_changed", None)
+        if handler is not None:
+            handler(event)
+
     def action_doc(self, action: str) -> None:
         self._run_action(action)
 
     @work(exclusive=True, group="doc-action", exit_on_error=False)
     async def _run_action(self, action: str) -> None:
-        ok = await self.app.document_action(action, self.doc_id)
+        ok = await DocActions(self.app).run(action, self.doc_id)
         if ok:
             await self.reload()

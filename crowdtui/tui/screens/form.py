@@ -1,4 +1,5 @@
-"""A small modal form (a comment, a review outcome, route assignees)."""
+"""A small modal form (a comment, a review outcome, route assignees, a hidden secret value);
+with no fields it is a confirmation."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class Field:
     options: list[str] = field(default_factory=list)  # non-empty: a choice
     value: str = ""
     required: bool = False
+    password: bool = False  # typed hidden (a secret's value)
 
 
 class FormScreen(ModalScreen[dict | None]):
@@ -55,7 +57,7 @@ class FormScreen(ModalScreen[dict | None]):
                     yield Select([(o, o) for o in f.options], value=f.value or f.options[0],
                                  allow_blank=False, id=f"form-{f.name}")
                 else:
-                    yield Input(f.value, id=f"form-{f.name}")
+                    yield Input(f.value, id=f"form-{f.name}", password=f.password)
             yield Static("", id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button("OK (ctrl+s)", variant="primary", id="form-ok")

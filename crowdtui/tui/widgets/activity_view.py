@@ -1,4 +1,5 @@
-"""The activity feed: the store's events, newest last, filterable by agent and kind."""
+"""The activity feed: the store's events in words (``qms.event_words``), newest last,
+filterable by agent and kind; ``J`` shows each event's kind and JSON detail instead."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, RichLog
 
 from crowdtui.tui.text import clock, inert, safe
+from crowdtui.tui.widgets.focus import focus_when_shown
+from qms.event_words import describe
 
 KIND_STYLE = {
     "message": "cyan",
@@ -23,8 +27,12 @@ KIND_STYLE = {
 MAX_EVENTS = 5000
 
 
-def event_line(ev: Any, time_format=clock) -> Text:
+def event_line(ev: Any, time_format=clock, *, raw: bool = False) -> Text:
+    """One line: the time and the event in words, or (``raw``) actor, kind, subject and JSON."""
     kind = str(ev.kind)
+    if not raw:
+        return Text.assemble((time_format(ev.at) + " ", "dim"),
+                             safe(describe(ev), KIND_STYLE.get(kind.split(".", 1)[0], "")), no_wrap=True)
     detail = ev.detail or {}
     try:
         detail_text = json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str)
@@ -54,6 +62,7 @@ class ActivityView(Vertical):
     ActivityView Input { width: 1fr; height: 1; border: none; padding: 0 1; background: $boost; }
     ActivityView > RichLog { height: 1fr; }
     """
+    BINDINGS = [Binding("J", "toggle_json", "words/JSON")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -62,6 +71,7 @@ class ActivityView(Vertical):
         self.kind_filter = ""
         self.time_format = clock
         self._stale = False
+        self.raw = False  # True: kind and JSON detail instead of words
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -85,11 +95,16 @@ class ActivityView(Vertical):
         log = self.query_one(RichLog)
         for ev in events:
             if self.matches(ev):
-                log.write(event_line(ev, self.time_format))
+                log.write(event_line(ev, self.time_format, raw=self.raw))
 
     def on_show(self) -> None:
+        focus_when_shown(self, self.query_one(RichLog))  # its keys (J) work at once
         if self._stale:
             self._rerender()
+
+    def action_toggle_json(self) -> None:
+        self.raw = not self.raw
+        self._rerender()
 
     def set_filter(self, agent: str | None = None, kind: str | None = None) -> None:
         if agent is not None:
@@ -109,7 +124,7 @@ class ActivityView(Vertical):
         log = self.query_one(RichLog)
         log.clear()
         for ev in self.shown:
-            log.write(event_line(ev, self.time_format))
+            log.write(event_line(ev, self.time_format, raw=self.raw))
 
     @on(Input.Changed, "#activity-agent")
     def _agent_changed(self, event: Input.Changed) -> None:

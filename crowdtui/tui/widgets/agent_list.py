@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 
 from crowdtui.tui.crew import AgentRow
 from crowdtui.tui.text import human_bytes, inert, percent, safe
+from crowdtui.tui.widgets.column_widths import fit_widths
 
 STATE_STYLE = {
     "running": "green",
@@ -35,13 +36,14 @@ STATE_GLYPH = {
 COLUMN_LABELS = {"agent": "agent", "state": "state", "unread": "✉", "cpu": "cpu", "mem": "mem",
                  "note": "note"}
 COLUMNS = tuple(COLUMN_LABELS)  # the order of the cells ``_cells`` returns
+FIXED_WIDTHS = (None, 19, 3, 4, 6, 24)  # None: as wide as the widest name (the roster sets it)
 
 
 class AgentList(DataTable):
     """Agents with state, unread count, CPU, memory and status note."""
 
     DEFAULT_CSS = """
-    AgentList { height: 1fr; overflow-x: hidden; }
+    AgentList { height: 1fr; width: auto; overflow-x: hidden; }
     AgentList > .datatable--cursor { text-style: bold; }
     """
 
@@ -70,9 +72,16 @@ class AgentList(DataTable):
         self._shown: tuple = ()
         self._filter = ""
         self._selected: str | None = None
+        self._widths: list[int] = []
 
     def on_mount(self) -> None:
-        for (key, label), width in zip(COLUMN_LABELS.items(), (16, 19, 3, 4, 6, 40)):
+        self._add_columns(fit_widths(list(COLUMN_LABELS.values()), FIXED_WIDTHS, []))
+
+    def _add_columns(self, widths: list[int]) -> None:
+        """Name, state and note take the width their cells need (the list is only as wide as
+        its rows: the view beside it gets the rest); the figures keep a fixed width."""
+        self._widths = widths
+        for (key, label), width in zip(COLUMN_LABELS.items(), widths):
             self.add_column(label, key=key, width=width)
 
     @property
@@ -111,18 +120,25 @@ class AgentList(DataTable):
         if key == self._shown:
             return
         before, self._shown = self._shown, key
-        if [r.name for r in before] == [r.name for r in rows] and self.row_count == len(rows):
+        cells = [self._cells(r) for r in rows]
+        widths = fit_widths(list(COLUMN_LABELS.values()), FIXED_WIDTHS, cells)
+        if (widths == self._widths and [r.name for r in before] == [r.name for r in rows]
+                and self.row_count == len(rows)):
             # Same agents in the same order (a stats sample, a state): repaint only the
             # cells that changed, not the whole table.
-            for old, new in zip(before, rows):
+            for old, new, new_cells in zip(before, rows, cells):
                 if old != new:
-                    for column, cell in zip(COLUMNS, self._cells(new)):
+                    for column, cell in zip(COLUMNS, new_cells):
                         self.update_cell(new.name, column, cell)
             return
         keep = self._selected
-        self.clear()
-        for r in rows:
-            self.add_row(*self._cells(r), key=r.name)
+        if widths != self._widths:
+            self.clear(columns=True)
+            self._add_columns(widths)
+        else:
+            self.clear()
+        for r, row_cells in zip(rows, cells):
+            self.add_row(*row_cells, key=r.name)
         if rows:
             names = [r.name for r in rows]
             self.move_cursor(row=names.index(keep) if keep in names else 0)

@@ -1,17 +1,16 @@
-"""The document board: every document grouped by state, the operator's tasks marked; and
-the operator's actions on a document (approve, reject, review, route, break the lock)."""
+"""The document board: every document grouped by state, the operator's tasks marked. The
+operator's actions on a document are ``crowdtui.tui.doc_actions``."""
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from crowdtui.tui.screens.form import Field, FormScreen
-from crowdtui.tui.text import inert, safe
+from crowdtui.tui.text import safe
 from qms.names import OPERATOR
 
 STATE_ORDER = [
@@ -69,7 +68,7 @@ class DocumentsView(Vertical):
         self.query_one("#docs-title", Static).update(Text.assemble(
             ("Documents ", "bold"), safe(scope), f" · {len(self.documents)} shown · ",
             (f"{n} task(s) for you", "bold yellow" if n else "dim"),
-            " · enter open  A approve  X reject  V review  O route  L break lock",
+            " · enter open  w actions  N new  E edit  A approve  X reject",
         ))
 
     @property
@@ -105,52 +104,3 @@ class DocumentsView(Vertical):
         if keep in ids:
             t.move_cursor(row=ids.index(keep))
         self._title()
-
-    # ---- the operator's actions on a document (the console's keys A X V O L). Each asks
-    # for what it needs in a form (so it runs in a worker), writes as the operator and
-    # says how it went; True when done.
-    async def approve(self, doc_id: str) -> bool:
-        vals = await self._ask(f"Approve {doc_id}", [Field("comment", "comment (optional)")])
-        return vals is not None and await self._write(
-            doc_id, "approve", lambda store: store.approve(doc_id, OPERATOR, vals.get("comment") or None))
-
-    async def reject(self, doc_id: str) -> bool:
-        vals = await self._ask(f"Reject {doc_id}", [Field("comment", "why (required)", required=True)])
-        return vals is not None and await self._write(
-            doc_id, "reject", lambda store: store.reject(doc_id, OPERATOR, vals["comment"]))
-
-    async def review(self, doc_id: str) -> bool:
-        vals = await self._ask(f"Review {doc_id}", [
-            Field("outcome", "outcome", ["recommend", "request-updates"]),
-            Field("comment", "comment", required=True)])
-        return vals is not None and await self._write(
-            doc_id, "review", lambda store: store.review(doc_id, OPERATOR, vals["outcome"], vals["comment"]))
-
-    async def route(self, doc_id: str) -> bool:
-        vals = await self._ask(f"Route {doc_id}", [
-            Field("kind", "for", ["review", "approval"]),
-            Field("assignees", "to (names, comma separated)", required=True)])
-        if vals is None:
-            return False
-        names = [n.strip() for n in vals["assignees"].split(",") if n.strip()]
-        return await self._write(doc_id, "route", lambda store: store.route(doc_id, OPERATOR, vals["kind"], names))
-
-    async def break_lock(self, doc_id: str) -> bool:
-        return await self._write(doc_id, "break lock", lambda store: store.break_lock(doc_id, OPERATOR))
-
-    async def _ask(self, title: str, fields: list[Field]) -> dict[str, str] | None:
-        """The form's values, or None when the operator cancelled."""
-        return await self.app.push_screen_wait(FormScreen(title, fields)) or None
-
-    async def _write(self, doc_id: str, what: str, write: Callable[[Any], Awaitable[Any]]) -> bool:
-        app: Any = self.app
-        try:
-            await write(app.store)
-        except Exception as exc:  # the store's refusal, told to the operator as it is
-            app.store_wrote(exc)
-            app.notify(inert(f"{doc_id}: {exc}"), severity="error", markup=False, timeout=8)
-            return False
-        app.store_wrote(None)
-        app.notify(inert(f"{doc_id}: {what} done"), markup=False)
-        app.refresh_documents()
-        return True
