@@ -171,6 +171,9 @@ async def main() -> None:
                 await bench_starts(ws, store, opts.starts)
         finally:
             await store.close()
+            from crowdtui.runtime.disk import release_all
+
+            release_all(ws)  # the agents' home filesystems (loop mounts) go with the workspace
 
 
 if __name__ == "__main__":

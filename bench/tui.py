@@ -209,6 +209,9 @@ def main() -> int:
 
         asyncio.run(remove_all())
         client.close()
+        from crowdtui.runtime.disk import release_all
+
+        release_all(ws)  # the agents' home filesystems (loop mounts) go with the workspace
         shutil.rmtree(tmp, ignore_errors=True)
 
     ncpu = os.cpu_count() or 1
