@@ -224,7 +224,10 @@ async def engine_restart(root: Path, n: int) -> tuple:
                 if any(name not in h.hub.doors for name in names):
                     return False
                 for name in names:
-                    async with Client(unix_client(h.hub.doors[name].path)) as c:
+                    door = h.hub.doors.get(name)  # a door may close and open again as states settle
+                    if door is None:
+                        return False
+                    async with Client(unix_client(door.path)) as c:
                         if (await c.call_tool("send_message", {"to": "operator", "body": f"{name} {tag}"})).is_error:
                             return False
                     sent.append(f"{name} {tag}")
