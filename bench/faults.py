@@ -227,9 +227,12 @@ async def engine_restart(root: Path, n: int) -> tuple:
                     door = h.hub.doors.get(name)  # a door may close and open again as states settle
                     if door is None:
                         return False
-                    async with Client(unix_client(door.path)) as c:
-                        if (await c.call_tool("send_message", {"to": "operator", "body": f"{name} {tag}"})).is_error:
-                            return False
+                    try:
+                        async with Client(unix_client(door.path)) as c:
+                            if (await c.call_tool("send_message", {"to": "operator", "body": f"{name} {tag}"})).is_error:
+                                return False
+                    except Exception:  # the door closed under the call (its agent restarting): try again
+                        return False
                     sent.append(f"{name} {tag}")
                 return True
 
@@ -246,8 +249,9 @@ async def engine_restart(root: Path, n: int) -> tuple:
             await until(lambda: _all(h, names, "running"), 300, "all back", every=0.05)
             await until(lambda: doors("after"), 120, "doors again", every=0.05)
             recover = time.monotonic() - back
-            stored = {m.body for m in await h.store.inbox("operator")} | {m.body for m in await h.store.inbox(names[0])}
-            lost = sum(1 for b in [*sent, sent_away] if b not in stored)
+            stored = {m.body for m in await h.store.inbox("operator", limit=10_000)}
+            stored |= {m.body for m in await h.store.inbox(names[0], limit=10_000)}
+            lost = len({b for b in [*sent, sent_away] if b not in stored})  # retried sends count once
             twice = len(h.runtime.client.containers.list(filters={"status": "running"})) - n
             lost += max(0, twice)
     finally:
