@@ -291,6 +291,9 @@ async def main() -> int:
         rows.append(await stuck(root))
         rows.append(await engine_restart(root, args.agents))
     finally:
+        from crowdtui.runtime.disk import unmount_below
+
+        unmount_below(root)  # the agents' home filesystems (loop mounts) go with the workspaces
         shutil.rmtree(root, ignore_errors=True)
     print(f"{'fault':<62} {'detect':>8} {'recover':>8} {'lost':>5}")
     for name, detect, recover, lost in rows:
