@@ -75,7 +75,7 @@ async def test_own_hub_announces_new_mail_in_the_agents_terminal(workspace, stor
                        and agents.row("shell"), 30, what="runtime, hub and roster")
         await wait_for(pilot, lambda: app._policies_started, what="hub policies running")
         agents.select("shell")
-        await pilot.pause()
+        await wait_for(pilot, lambda: app.selected == "shell", what="shell selected")  # as a user sees it first
         await pilot.press("s")
         await wait_for(pilot, lambda: agents.row("shell").running, 60, what="shell running")
         pane = app.query_one(TerminalPane)
