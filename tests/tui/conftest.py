@@ -48,3 +48,27 @@ async def registered(store, *names: str) -> None:
     async def all_there():
         return all([await store.get_agent(n) is not None for n in names])
     await wait_store(all_there, timeout=30, what=f"{', '.join(names)} registered")
+
+
+def _patch_pilot_wait() -> None:
+    """Textual's pilot waits after every key for each widget of the screen to run a
+    callback; a widget removed meanwhile (the terminal pane replaces its widget when the
+    agent changes) never runs it, and the press times out though the app is idle.
+    ``tests.waiting.settle`` waits the same way but skips removed widgets, and names the
+    ones really stuck."""
+    from textual.pilot import Pilot
+
+    from tests.waiting import settle
+
+    async def _wait_for_screen(self, timeout: float = 30.0) -> bool:
+        try:
+            self.app.screen
+        except Exception:
+            return False
+        await settle(self, timeout)
+        return True
+
+    Pilot._wait_for_screen = _wait_for_screen
+
+
+_patch_pilot_wait()
