@@ -88,6 +88,8 @@ class NetworkChannel:
     """Subclasses set ``platform`` and implement connect / pump / disconnect / send_part / typing."""
 
     platform = "net"
+    #: (module, PyPI distribution) the network's client needs; checked at :meth:`start`.
+    libraries: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, *, name: str, dispatch_url: str, register_key: str, state_path,
                  status: Callable[[str], None] | None = None, max_backoff: float = MAX_BACKOFF,
@@ -280,6 +282,7 @@ class NetworkChannel:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        missing_library(self.platform, self.libraries)
         import httpx
 
         from crowdtui.dispatch.http_server import LocalServer
@@ -301,6 +304,9 @@ class NetworkChannel:
                     delay = 0.5
             except asyncio.CancelledError:
                 raise
+            except ImportError as exc:  # an install fault: retrying cannot mend it
+                raise CrowdError(f"{self.platform} channel: {exc}; reinstall crowdtui "
+                                 f"(its client library is a dependency)") from exc
             except Exception as exc:
                 self.connected = False
                 self.status(f"{self.platform}: {type(exc).__name__}: {inert(str(exc))[:300]}; "
@@ -333,6 +339,17 @@ class NetworkChannel:
             await self._server.stop()
         if self._http is not None:
             await self._http.aclose()
+
+
+def missing_library(platform: str, libraries) -> None:
+    """Refuse to start a channel whose client library is not installed (said once, at
+    start, rather than retried for ever)."""
+    import importlib.util
+
+    for module, dist in libraries:
+        if importlib.util.find_spec(module) is None:
+            raise CrowdError(f"the {platform} channel needs the Python package {dist!r} "
+                             f"(module {module!r}), which is not installed; reinstall crowdtui")
 
 
 def _error(r) -> str:

@@ -133,6 +133,7 @@ def parse_mail(raw: bytes, *, uid: str, own: str) -> tuple[NetMessage, dict] | s
 
 class EmailChannel(NetworkChannel):
     platform = "email"
+    libraries = (("aioimaplib", "aioimaplib"), ("aiosmtplib", "aiosmtplib"))
 
     def __init__(self, *, address: str, password: str, imap_host: str, imap_port: int = 993,
                  smtp_host: str, smtp_port: int = 587, user: str | None = None, smtp_password: str | None = None,

@@ -83,6 +83,7 @@ def parse_event(room_id: str, event: dict, own: str, names: dict[str, str]) -> N
 
 class MatrixChannel(NetworkChannel):
     platform = "matrix"
+    libraries = (("mautrix", "mautrix"),)
 
     def __init__(self, *, homeserver: str, user: str, password: str, poll_timeout: float = 30, **kw) -> None:
         super().__init__(**kw)

@@ -85,6 +85,7 @@ def parse_update(update: dict) -> NetMessage | str | None:
 
 class TelegramChannel(NetworkChannel):
     platform = "telegram"
+    libraries = (("telegram", "python-telegram-bot"),)
 
     def __init__(self, *, bot_token: str, api_url: str = DEFAULT_API, poll_timeout: int = 25, **kw) -> None:
         super().__init__(**kw)

@@ -104,6 +104,7 @@ async def run_channel(channel, json_mode: bool = False) -> int:
         print(json.dumps({"event": "ready", "channel": channel.name, "platform": channel.platform,
                           "dispatch": channel.dispatch_url, "pid": os.getpid()}), flush=True)
     task = asyncio.create_task(channel.run())
+    task.add_done_callback(lambda _t: channel.stopping.set())  # a fault it cannot mend ends it
     try:
         await channel.stopping.wait()
     finally:
@@ -113,6 +114,8 @@ async def run_channel(channel, json_mode: bool = False) -> int:
             await channel.disconnect()
         finally:
             await channel.close()
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()
     return 0
 
 
