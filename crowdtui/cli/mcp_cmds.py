@@ -88,10 +88,12 @@ async def operator_server(workspace, store):
 
 async def serve_stdio(server, actor: str) -> None:
     """Serve ``server`` on stdin/stdout with every request made by ``actor``."""
-    from crowdtui.hub.identity import DOOR_AGENT
+    from crowdtui.hub.identity import DOOR_AGENT, DOOR_VIA
 
     token = DOOR_AGENT.set(actor)  # the identity of this whole connection, as a door's is
+    via = DOOR_VIA.set("stdio")
     try:
         await server.run_stdio_async()
     finally:
+        DOOR_VIA.reset(via)
         DOOR_AGENT.reset(token)

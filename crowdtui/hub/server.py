@@ -39,7 +39,7 @@ from crowdtui.grant_rules import GrantRuleError
 from crowdtui.hub.directory import Directory
 from crowdtui.hub.eventlog import EventLog
 from crowdtui.hub.grants import Decision
-from crowdtui.hub.identity import CALLER, DOOR_AGENT, VIA
+from crowdtui.hub.identity import CALLER, DOOR_AGENT, DOOR_VIA, VIA
 from crowdtui.hub.tools import DENIED, INVALID_PARAMS, build_tools
 from qms.names import shown
 
@@ -220,7 +220,7 @@ class HubMiddleware:
             reason = f"{who}'s grant rules are invalid ({exc}); ask the operator to fix its AGENT.md"
             await self._event(who, "hub.denied", str(method), {"reason": reason}, durable=False)
             raise MCPError(code=DENIED, message=reason) from exc
-        via = "socket" if DOOR_AGENT.get() else "http"
+        via = DOOR_VIA.get() or ("socket" if DOOR_AGENT.get() else "http")
         if method == "tools/list":
             result = await call_next(ctx)
             if isinstance(result, ListToolsResult):

@@ -99,6 +99,7 @@ async def test_the_operator_sends_approves_and_manages_agents_through_crowdtui_m
         assert (await store.get_document(doc.id)).state == "EFFECTIVE"
         calls = await store.events_after(0, limit=1000, kinds="hub.call", actor="operator")
         assert {"send_message", "approve_document", "spawn_agent"} <= {e.subject for e in calls}
+        assert {e.detail.get("via") for e in calls} == {"stdio"}  # not mistaken for an agent's socket
         assert await store.events_after(0, kinds="agent.retired", actor="operator")
     finally:
         await store.close()
