@@ -46,20 +46,25 @@ def roster_definitions(workspace, max_age: float = 2.0) -> DefinitionSource:
     """A definition source over the workspace roster, refreshed at most every ``max_age`` s.
 
     The first lookup loads the roster; later refreshes run in a thread (the event loop,
-    which may be the app's, never parses YAML) and lookups meanwhile use the last load.
+    which may be the app's, never parses YAML) and lookups meanwhile use the last load. A
+    refresh parses again only when ``agents/`` changed on disk (a stat per file), and a
+    file turned bad keeps its agent's last good definition, as the roster's own reload does.
     """
     lock = threading.Lock()
-    cache: dict[str, Any] = {"at": 0.0, "roster": None, "loaded": False, "loading": False}
+    cache: dict[str, Any] = {"at": 0.0, "roster": None, "loaded": False, "loading": False, "seen": None}
 
     def load() -> None:
-        try:
-            from crowdtui.roster import load_roster  # type: ignore[attr-defined]
+        from crowdtui.roster.loader import load_roster, roster_fingerprint
 
-            roster = load_roster(workspace)
+        roster, seen = cache["roster"], None
+        try:
+            seen = roster_fingerprint(workspace)
+            if seen != cache["seen"] or roster is None:  # parse only what changed on disk
+                roster = load_roster(workspace, previous=roster)
         except Exception:
-            roster = None
+            roster, seen = None, None
         with lock:
-            cache.update(roster=roster, at=time.monotonic(), loaded=True, loading=False)
+            cache.update(roster=roster, seen=seen, at=time.monotonic(), loaded=True, loading=False)
 
     def lookup(name: str):
         with lock:

@@ -28,6 +28,24 @@ def _scan(agents_dir: Path) -> list[tuple[Path, tuple[str, ...]]]:
     return sorted(found, key=lambda item: item[1])
 
 
+def roster_fingerprint(workspace) -> tuple:
+    """What :func:`load_roster` reads, as (path, mtime, size) of every file below ``agents/``
+    (hidden ones skipped; a folder added, moved or removed shows as its files' paths):
+    equal fingerprints, equal rosters. A few stats, so a reader that polls can skip the
+    YAML when nothing changed."""
+    agents_dir = workspace_root(workspace) / "agents"
+    seen: list[tuple[str, int, int]] = []
+    for dirpath, dirnames, filenames in os.walk(agents_dir):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(f for f in filenames if not f.startswith(".")):
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            seen.append((os.path.join(dirpath, name), st.st_mtime_ns, st.st_size))
+    return tuple(seen)
+
+
 def _skills(folder: Path, rel_folder: str) -> tuple[dict[str, str], list[Problem]]:
     skills: dict[str, str] = {}
     problems: list[Problem] = []
