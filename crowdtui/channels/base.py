@@ -19,12 +19,12 @@ state file, so a retry after a lost answer is not sent to the network twice.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sys
 import time
 from typing import Callable
 
 from crowdtui.channels.state import ChannelState
+from crowdtui.dispatch.channel_peer import ChannelPeer, DispatchDown, response_error
 from crowdtui.dispatch.inbound import MAX_ID, MAX_NAME, MAX_TEXT, InboundMsg
 from crowdtui.errors import CrowdError
 from crowdtui.text_safety import inert
@@ -34,10 +34,6 @@ MAX_BACKOFF = 30.0
 
 class Refused(Exception):
     """A network message that is not passed on (the reason says why, for the log and the sender)."""
-
-
-class DispatchDown(CrowdError):
-    """Dispatch did not take a message after retries: the pump stops and reconnects later."""
 
 
 # A message as the network gave it, before :func:`protocol_body` makes it safe: the
@@ -84,7 +80,10 @@ def stderr_status(line: str) -> None:
     print(f"{stamp} channel: {line}", file=sys.stderr, flush=True)
 
 
-class NetworkChannel:
+__all__ = ["DispatchDown", "NetMessage", "NetworkChannel", "Refused", "protocol_body"]
+
+
+class NetworkChannel(ChannelPeer):
     """Subclasses set ``platform`` and implement connect / pump / disconnect / send_part / typing."""
 
     platform = "net"
@@ -102,14 +101,11 @@ class NetworkChannel:
         self.status = status or stderr_status
         self.max_backoff = max_backoff
         self.locate = locate  # where dispatch is now (serve.json), for following a restarted serve
-        self.callback_token = secrets.token_urlsafe(24)
-        self.token: str | None = None
+        self._peer_init()
         self.stopping = asyncio.Event()
         self.delivered = 0  # inbound messages dispatch acknowledged
         self.connected = False  # logged in to the network right now
         self._send_lock = asyncio.Lock()
-        self._server = None
-        self._http = None
 
     # --- what a network implements ----------------------------------------------------
 
@@ -144,9 +140,6 @@ class NetworkChannel:
         from starlette.responses import JSONResponse
         from starlette.routing import Route
 
-        def authorised(request: Request) -> bool:
-            return secrets.compare_digest(request.headers.get("authorization", ""), f"Bearer {self.callback_token}")
-
         async def body_of(request: Request) -> dict | None:
             try:
                 body = await request.json()
@@ -158,7 +151,7 @@ class NetworkChannel:
             return body
 
         async def send(request: Request):
-            if not authorised(request):
+            if not self.callback_ok(request):
                 return JSONResponse({"error": "wrong callback token"}, status_code=401)
             body = await body_of(request)
             if body is None or not isinstance(body.get("text"), str):
@@ -172,7 +165,7 @@ class NetworkChannel:
             return JSONResponse({"ok": True, "duplicate": not sent})
 
         async def typing(request: Request):
-            if not authorised(request):
+            if not self.callback_ok(request):
                 return JSONResponse({"error": "wrong callback token"}, status_code=401)
             body = await body_of(request)
             if body is None:
@@ -207,27 +200,11 @@ class NetworkChannel:
             self.state.note_parts(oid, -1)
             return True
 
-    async def register(self) -> None:
-        body = {"name": self.name, "platform": self.platform, "callback_url": self._server.url,
-                "prefixes": [self.prefix], "callback_token": self.callback_token}
-        r = await self._post("/channels/register", body, self.register_key, tries=30)
-        if r.status_code != 200:
-            raise CrowdError(f"dispatch refused to register channel {self.name}: {_error(r)}")
-        self.token = r.json()["token"]
+    def prefixes(self) -> list[str]:
+        return [self.prefix]
+
+    def registered(self) -> None:
         self.status(f"channel {self.name} ({self.platform}) registered with {self.dispatch_url}")
-
-    async def _post(self, path: str, body: dict | None, token: str, *, tries: int):
-        import httpx
-
-        for attempt in range(tries):
-            try:
-                return await self._http.post(self.dispatch_url + path, json=body,
-                                             headers={"Authorization": f"Bearer {token}"})
-            except httpx.TransportError as exc:
-                if attempt == tries - 1:
-                    raise DispatchDown(f"dispatch at {self.dispatch_url} does not answer ({exc}); "
-                                       "is `crowdtui serve` running?") from None
-                await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
 
     async def deliver(self, msg: NetMessage) -> bool:
         """Hand ``msg`` to dispatch. True once stored (now or before); False when refused
@@ -249,7 +226,7 @@ class NetworkChannel:
             if r.status_code == 429 or r.status_code >= 500:
                 await asyncio.sleep(min(5.0, 0.2 * 2 ** attempt))
                 continue
-            await self._refuse(msg, _error(r))
+            await self._refuse(msg, response_error(r))
             return False
         raise DispatchDown(f"dispatch did not store message {msg.id!r} after retries (last HTTP {r.status_code})")
 
@@ -283,13 +260,7 @@ class NetworkChannel:
 
     async def start(self) -> None:
         missing_library(self.platform, self.libraries)
-        import httpx
-
-        from crowdtui.dispatch.http_server import LocalServer
-
-        self._http = httpx.AsyncClient(timeout=15, trust_env=False)
-        self._server = await LocalServer(self._app()).start()
-        await self.register()
+        await super().start()
 
     async def run(self) -> None:
         """Serve until :attr:`stopping` is set: connect, pump, and on any failure back off
@@ -329,16 +300,7 @@ class NetworkChannel:
 
     async def close(self) -> None:
         self.stopping.set()
-        if self.token and self._http is not None:
-            try:
-                await self._http.post(self.dispatch_url + "/channels/deregister",
-                                      headers={"Authorization": f"Bearer {self.token}"})
-            except Exception:
-                pass
-        if self._server is not None:
-            await self._server.stop()
-        if self._http is not None:
-            await self._http.aclose()
+        await super().close()
 
 
 def missing_library(platform: str, libraries) -> None:
@@ -350,10 +312,3 @@ def missing_library(platform: str, libraries) -> None:
         if importlib.util.find_spec(module) is None:
             raise CrowdError(f"the {platform} channel needs the Python package {dist!r} "
                              f"(module {module!r}), which is not installed; reinstall crowdtui")
-
-
-def _error(r) -> str:
-    try:
-        return str(r.json().get("error") or r.text)[:300]
-    except Exception:
-        return f"HTTP {r.status_code}"

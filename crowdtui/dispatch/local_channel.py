@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Callable
 
+from crowdtui.dispatch.channel_peer import ChannelPeer, response_error
 from crowdtui.errors import CrowdError
 from crowdtui.text_safety import inert
 
@@ -32,7 +33,9 @@ def _default_user() -> str:
     return _SAFE.sub("-", name.lower()).strip("-") or "me"
 
 
-class LocalChannel:
+class LocalChannel(ChannelPeer):
+    http_timeout = 10.0
+
     def __init__(self, *, dispatch_url: str, register_key: str, name: str = "local", user: str | None = None,
                  chat: str | None = None, out: Callable[[str], None] | None = None,
                  status: Callable[[str], None] | None = None) -> None:
@@ -43,14 +46,11 @@ class LocalChannel:
         self.chat = chat or f"{name}:{self.user}"
         self.out = out or (lambda line: print(line, flush=True))
         self.status = status or (lambda line: print(line, file=sys.stderr, flush=True))
-        self.callback_token = secrets.token_urlsafe(24)
-        self.token: str | None = None
+        self._peer_init()
         self.received: list[dict] = []
         self.transcript: list[dict] = []  # {"n", "from", "text"}: both directions, for the web page
         self.web_key = secrets.token_urlsafe(16)
         self._n = 0
-        self._server = None
-        self._http = None
 
     def _app(self):
         from starlette.applications import Starlette
@@ -58,11 +58,8 @@ class LocalChannel:
         from starlette.responses import JSONResponse
         from starlette.routing import Route
 
-        def authorised(request: Request) -> bool:
-            return secrets.compare_digest(request.headers.get("authorization", ""), f"Bearer {self.callback_token}")
-
         async def send(request: Request):
-            if not authorised(request):
+            if not self.callback_ok(request):
                 return JSONResponse({"error": "wrong callback token"}, status_code=401)
             body = await request.json()
             self.received.append(body)
@@ -73,7 +70,7 @@ class LocalChannel:
             return JSONResponse({"ok": True})
 
         async def typing(request: Request):
-            if not authorised(request):
+            if not self.callback_ok(request):
                 return JSONResponse({"error": "wrong callback token"}, status_code=401)
             body = await request.json()
             self.status(f"({inert(str(body.get('from') or 'crowd'))} is typing…)")
@@ -124,37 +121,9 @@ class LocalChannel:
     def web_url(self) -> str:
         return f"{self._server.url}/?k={self.web_key}"
 
-    async def start(self) -> None:
-        import httpx
-
-        from crowdtui.dispatch.http_server import LocalServer
-
-        self._http = httpx.AsyncClient(timeout=10, trust_env=False)
-        self._server = await LocalServer(self._app()).start()
-        await self.register()
-
-    async def register(self) -> None:
-        body = {"name": self.name, "platform": "local", "callback_url": self._server.url,
-                "prefixes": [f"{self.name}:"], "callback_token": self.callback_token}
-        r = await self._post("/channels/register", body, self.register_key)
-        if r.status_code != 200:
-            raise CrowdError(f"dispatch refused to register channel {self.name}: {_error(r)}")
-        self.token = r.json()["token"]
+    def registered(self) -> None:
         self.status(f"connected to {self.dispatch_url} as chat {self.chat} (channel {self.name}); "
                     "type a message, Ctrl-D quits")
-
-    async def _post(self, path: str, body: dict | None, token: str, *, tries: int = 30):
-        import httpx
-
-        for attempt in range(tries):
-            try:
-                return await self._http.post(self.dispatch_url + path, json=body,
-                                             headers={"Authorization": f"Bearer {token}"})
-            except httpx.TransportError as exc:
-                if attempt == tries - 1:
-                    raise CrowdError(f"dispatch at {self.dispatch_url} does not answer ({exc}); "
-                                     "is `crowdtui serve` running?") from None
-                await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
 
     async def say(self, text: str) -> dict:
         """Send one message (retried with the same id until dispatch has stored it)."""
@@ -163,33 +132,14 @@ class LocalChannel:
                 "sender_name": self.user, "text": text,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._note(self.user, text)
-        r = await self._post("/channels/inbound", body, self.token)
+        r = await self._post("/channels/inbound", body, self.token, tries=30)
         if r.status_code == 401:  # deregistered (e.g. missed health checks): register again, once
             await self.register()
-            r = await self._post("/channels/inbound", body, self.token)
+            r = await self._post("/channels/inbound", body, self.token, tries=30)
         if r.status_code != 200:
-            self.status(f"not sent: {_error(r)}")
-            return {"ok": False, "error": _error(r)}
+            self.status(f"not sent: {response_error(r)}")
+            return {"ok": False, "error": response_error(r)}
         return r.json()
-
-    async def close(self) -> None:
-        if self.token and self._http is not None:
-            try:
-                await self._http.post(self.dispatch_url + "/channels/deregister",
-                                      headers={"Authorization": f"Bearer {self.token}"})
-            except Exception:
-                pass
-        if self._server is not None:
-            await self._server.stop()
-        if self._http is not None:
-            await self._http.aclose()
-
-
-def _error(r) -> str:
-    try:
-        return str(r.json().get("error") or r.text)
-    except Exception:
-        return f"HTTP {r.status_code}"
 
 
 WEB_PAGE = """<!doctype html>
