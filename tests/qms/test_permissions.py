@@ -118,3 +118,16 @@ def test_the_timeout_is_read_from_crowd_toml_approvals():
     for bad in ({"timeout": "soon"}, {"timeout": 0}, {"timeout": "9d"}, {"timeout": True}, {"tmeout": 5}):
         with pytest.raises(InvalidInput, match=r"\[approvals\]"):
             perm.timeout_from_config(bad)
+
+
+async def test_the_queue_reads_as_sentences_in_the_activity(store):
+    from qms.event_words import describe
+
+    req, _ = await perm.open_request(store, agent="alice", tool="edit", title="Write notes.md", now=0.0, timeout=9)
+    await perm.answer_request(store, req.id, "allow_always", actor="bob", now=1.0)
+    await perm.revoke_rule(store, "alice", "edit", actor="operator")
+    lines = [describe(e) for e in await store.events_after(0, kinds="permission.*")]
+    assert lines == [f"alice asks permission for edit (request {req.id}): Write notes.md",
+                     f"bob answered alice's request {req.id} for edit: allow_always",
+                     "bob made allow_always the rule for alice's edit",
+                     "operator revoked the allow_always rule for alice's edit"]
