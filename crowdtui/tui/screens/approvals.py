@@ -174,16 +174,18 @@ class ApprovalsScreen(Screen[None]):
         self._detail()
 
     # ---- the operator's answers ---------------------------------------------------
+    def _act(self, rules: bool, elsewhere: str, none: str, job) -> None:
+        """Run ``job(item)`` on the highlighted request (or rule, ``rules``) in a worker, or say
+        why not (``elsewhere``: the other list is shown; ``none``: nothing is highlighted)."""
+        item = self.current
+        if self.showing_rules != rules or item is None:
+            self.app.notify(elsewhere if self.showing_rules != rules else none, severity="warning", markup=False)
+            return
+        self.app.run_worker(partial(job, item), group="approvals-action", exclusive=True, exit_on_error=False)
+
     def action_answer(self, outcome: str) -> None:
-        if self.showing_rules:
-            self.app.notify("u shows the requests to answer", severity="warning", markup=False)
-            return
-        request = self.current
-        if request is None:
-            self.app.notify("no permission request waits", severity="warning", markup=False)
-            return
-        self.app.run_worker(partial(self.answer, request, outcome), group="approvals-action",
-                            exclusive=True, exit_on_error=False)
+        self._act(False, "u shows the requests to answer", "no permission request waits",
+                  partial(self.answer, outcome=outcome))
 
     async def answer(self, request: Any, outcome: str) -> bool:
         from crowdtui.hub.approvals import answer_permission
@@ -217,15 +219,7 @@ class ApprovalsScreen(Screen[None]):
         self.show_rules(await permissions.list_rules(self.app.store))
 
     def action_revoke(self) -> None:
-        if not self.showing_rules:
-            self.app.notify("u shows the \"always\" rules; D revokes one there", severity="warning", markup=False)
-            return
-        rule = self.current
-        if rule is None:
-            self.app.notify("no rule to revoke", severity="warning", markup=False)
-            return
-        self.app.run_worker(partial(self.revoke, rule), group="approvals-action", exclusive=True,
-                            exit_on_error=False)
+        self._act(True, "u shows the \"always\" rules; D revokes one there", "no rule to revoke", self.revoke)
 
     async def revoke(self, rule: Any) -> bool:
         from qms import permissions
