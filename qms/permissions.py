@@ -15,7 +15,9 @@ Events, each in the change's own transaction (subject: the requesting agent; det
 ``permission.expired``, ``permission.cancelled``, ``permission.refused``,
 ``permission.rule_added``, ``permission.rule_revoked``.
 
-Everything here comes from agents: sizes are bounded and labels hold no control characters.
+Everything here comes from agents: sizes are bounded, labels hold no control characters,
+and an agent has at most ``[quotas] permission_requests_pending`` requests waiting at once
+(beyond: ``QuotaExceeded`` and a ``quota.refused`` event).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from qms.errors import Conflict, InvalidInput, NotFound
 from qms.event_rows import add_event
 from qms.names import _CONTROL_BUT_LINES_RE, _CONTROL_RE, shown, validate_name, validate_text
+from qms.quotas import check_permission_request
 from qms.registry import no_such_agent
 
 if TYPE_CHECKING:
@@ -238,6 +241,7 @@ async def open_request(store: "Store", *, agent: str, tool: str, title: str, now
     def tx(conn: sqlite3.Connection) -> tuple[PermissionRequest, int]:
         if conn.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
             raise no_such_agent(agent)
+        check_permission_request(conn, store.quotas, agent, now)
         row = conn.execute(
             f"INSERT INTO permission_requests (agent, tool, title, detail, diff, options, opened_at, expires_at) "
             f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}",
