@@ -82,8 +82,10 @@ def decide_command(msg: Incoming, expressions: Iterable[Expression]) -> Decision
     return Decision("command", agent=None, command=f"approval:{verb}", extra={"words": text.split()[1:4]})
 
 
-def command_tx(conn: sqlite3.Connection, store: Any, d: Decision, chat: str, now: float) -> str:
-    """Carry out an operator's approval command inside the routing transaction; the reply."""
+def command_tx(conn: sqlite3.Connection, store: Any, d: Decision, chat: str, now: float,
+               after: list | None = None) -> str:
+    """Carry out an operator's approval command inside the routing transaction; the reply.
+    ``after`` gets the hook that wakes a waiter in this process once it is committed."""
     verb = (d.command or "").split(":", 1)[1]
     words = [str(w).lower() for w in d.extra.get("words", [])]
     if verb == "approvals":
@@ -100,8 +102,22 @@ def command_tx(conn: sqlite3.Connection, store: Any, d: Decision, chat: str, now
     if isinstance(result, str):
         permissions.refused_tx(conn, store, request_id, outcome, actor=OPERATOR, reason=result, extra=via)
         return result
+    if after is not None:
+        after.append((_wake_always if len(words) == 2 else _wake, str(result.id)))
     rule = f"; {result.agent}'s {result.tool} requests are {verb}ed from now on" if len(words) == 2 else ""
     return f"request {result.id} of {result.agent} ({result.tool}): {outcome}{rule}"
+
+
+async def _wake(request_id: str) -> None:
+    from crowdtui.hub.approvals import wake
+
+    wake(request_id)
+
+
+async def _wake_always(request_id: str) -> None:
+    from crowdtui.hub.approvals import wake
+
+    wake(request_id, every=True)
 
 
 def listing_tx(conn: sqlite3.Connection, now: float) -> str:

@@ -235,7 +235,7 @@ class Router:
 
     def _command(self, conn: sqlite3.Connection, row: StoredInbound, d: Decision, sticky, after: After) -> str:
         if (d.command or "").startswith("approval:"):
-            return approval_chat.command_tx(conn, self.store, d, row.chat, self.now())
+            return approval_chat.command_tx(conn, self.store, d, row.chat, self.now(), after)
         if d.command == "new":
             inbound_rows.clear_sticky_tx(conn, row.chat)
             return f"sticky agent cleared; the routes choose again (now {d.extra.get('route_agent', d.agent)})"
