@@ -24,6 +24,7 @@ from qms.names import OPERATOR
 
 Answer = Literal["allow_once", "allow_always", "reject_once", "reject_always"]
 MAX_SHOWN_DIFF = 16 * 1024  # characters of a diff a listing carries (the request keeps it whole)
+MAX_LISTED = 50  # requests a listing carries at most (the newest)
 
 
 async def may_answer(directory: Directory, me: str, request: permissions.PermissionRequest) -> str | None:
@@ -55,13 +56,13 @@ def add_approval_tools(server, store: Any, directory: Directory) -> None:
 
     @server.tool(annotations=READ_ONLY)
     async def pending_permissions() -> dict[str, Any]:
-        """The permission requests of my descendants that wait for an answer, oldest first:
-        id, agent, tool, title, diff, the options offered, and whether I may answer it (a
-        tool my own grants allow)."""
+        """The permission requests of my descendants that wait for an answer, oldest first (at
+        most 50): id, agent, tool, title, diff, the options offered, and whether I may answer
+        it (a tool my own grants allow)."""
         me = caller()
         with qms_errors():
             below = await directory.descendants(me)
-            requests = await pending_requests(store, sorted(below))
+            requests = await pending_requests(store, sorted(below), limit=MAX_LISTED)
         return {"requests": [shown(r, await may_answer(directory, me, r) is None) for r in requests]}
 
     @server.tool()

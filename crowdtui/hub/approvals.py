@@ -130,8 +130,9 @@ def wake(request_id: int | str, *, every: bool = False) -> None:
             _wakers[rid].set()
 
 
-async def pending_requests(store: Any, agents: Iterable[str] | None = None) -> list[PermissionRequest]:
-    """Every pending request (of ``agents`` only, if given), oldest first; those whose waiter
-    is gone past their time are expired first."""
+async def pending_requests(store: Any, agents: Iterable[str] | None = None,
+                           limit: int = permissions.MAX_LIST) -> list[PermissionRequest]:
+    """The pending requests (of ``agents`` only, if given; the newest ``limit``), oldest
+    first; those whose waiter is gone past their time are expired first."""
     await permissions.expire_overdue(store, now=time.time(), actor=ACTOR)
-    return await permissions.list_requests(store, agents=agents)
+    return await permissions.list_requests(store, agents=agents, limit=limit)
