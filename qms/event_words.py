@@ -125,6 +125,16 @@ WORDS: dict[str, Words] = {
     "agent.unstuck": lambda a, s, d: f"{s} is moving again",
     "agent.restarted": lambda a, s, d: f"{a} restarted {s}",
     "agent.crash_loop": lambda a, s, d: f"{s} is crash-looping ({d.get('failures', '?')} failures)",
+    "permission.requested": lambda a, s, d: (f"{s} asks permission for {d.get('tool', '?')}"
+                                             f" (request {d.get('request', '?')}): {_q(d.get('title'))}"),
+    "permission.answered": lambda a, s, d: (f"{a} answered {s}'s request {d.get('request', '?')}"
+                                            f" for {d.get('tool', '?')}: {d.get('outcome', '?')}"),
+    "permission.expired": lambda a, s, d: f"{s}'s request {d.get('request', '?')} for {d.get('tool', '?')} expired",
+    "permission.cancelled": lambda a, s, d: (f"{s}'s request {d.get('request', '?')} for {d.get('tool', '?')}"
+                                             " was cancelled"),
+    "permission.refused": lambda a, s, d: f"{a} was refused an answer to request {s}: {_q(d.get('reason'))}",
+    "permission.rule_added": lambda a, s, d: f"{a} made {d.get('outcome', '?')} the rule for {s}'s {d.get('tool', '?')}",
+    "permission.rule_revoked": lambda a, s, d: f"{a} revoked the {d.get('outcome', '?')} rule for {s}'s {d.get('tool', '?')}",
     "engine.unreachable": lambda a, s, d: "the Docker engine is unreachable",
     "engine.reachable": lambda a, s, d: "the Docker engine is reachable again",
 }
