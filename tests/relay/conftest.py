@@ -20,7 +20,9 @@ from crowdtui.roster import AgentDef
 from tests.waiting import wait_for
 
 ENGINE = "relay-test"
-PLACED = {"alpha", "beta"}  # on ENGINE; gamma runs elsewhere
+PLACED = {"alpha", "beta"}  # on ENGINE
+OTHER = "other-box"  # a second engine, where gamma runs
+PLACEMENT = {ENGINE: PLACED, OTHER: {"gamma"}}
 CREW = ("alpha", "beta", "gamma")
 
 
@@ -80,8 +82,16 @@ async def start_hub(workspace, store, defs, host: str, port: int = 0):
     await hub.start()
     for name in CREW:
         await hub.open_door(name)
-    await hub.open_relay_door(lambda engine: PLACED if engine == ENGINE else set(), host=host, port=port)
+    await hub.open_relay_door(lambda engine: PLACEMENT.get(engine, set()), host=host, port=port)
     return hub
+
+
+@pytest.fixture
+async def local_hub(workspace, store):
+    """The hub with its relay door on 127.0.0.1 (no relay container: tests speak for a relay)."""
+    hub = await start_hub(workspace, store, definitions_of(workspace), "127.0.0.1")
+    yield hub
+    await hub.stop()
 
 
 @dataclass
