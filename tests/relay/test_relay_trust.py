@@ -197,3 +197,31 @@ async def test_the_relay_reconnects_after_the_hub_restarts(relayed, agent_image)
     assert {m.sender for m in await r.store.inbox("beta")} == {"alpha"}
     connected = await r.store.events_after(0, limit=1000, kinds=["relay.connected"])
     assert [e.detail["engine"] for e in connected] == [ENGINE, ENGINE]
+
+
+async def test_the_real_relay_with_a_foreign_credential_is_refused_and_backs_off(relayed, agent_image, tmp_path):
+    import re
+
+    from crowdtui.runtime.relay_container import start_relay
+
+    r = relayed
+    await r.socket_ready("alpha")
+    elsewhere, _ = init_workspace(tmp_path / "elsewhere", sample=False)
+    foreign = issue_engine_credential(elsewhere, ENGINE)
+    mine = engine_credential(r.workspace, ENGINE)
+    foreign = type(foreign)(ENGINE, foreign.cert_pem, foreign.key_pem, mine.hub_cert_pem)  # trusts our hub
+    container = await asyncio.to_thread(start_relay, r.client, r.workspace, ENGINE, f"{r.host}:{r.port}", foreign,
+                                        agent_image)
+
+    def delays():
+        found = [float(d) for d in re.findall(r"retrying in ([0-9.]+) s", container.logs().decode(errors="replace"))]
+        return found if len(found) >= 4 else None
+
+    found = await wait_for(delays, 60, "the relay to retry four times")
+    assert found[:4] == sorted(found[:4]) and found[3] > found[0]  # it backs off
+    assert not r.hub.relay.links and not r.socket("alpha").exists()
+
+    async def tls_refused():
+        return [e for e in await refusals(r.store) if e.detail["reason"] == "tls"]
+
+    await wait_for(tls_refused, 10, "the refused handshake recorded")

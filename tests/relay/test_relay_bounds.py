@@ -1,0 +1,93 @@
+"""A relay link is bounded and follows placement: oversized frames, credit past the window, stream ids
+out of order and frames a relay may not send end the link (recorded); an agent moved off the engine loses its socket and its streams; the
+relay container is hardened like the agents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+
+from crowdtui.hub import relay_wire as wire
+from crowdtui.hub.relay_credentials import issue_engine_credential
+from tests.waiting import wait_for
+
+from .conftest import ENGINE, OTHER, PLACEMENT
+from .test_relay_trust import HandRelay
+
+
+async def welcomed(hub, workspace, folder) -> HandRelay:
+    relay = await HandRelay.connect(hub.relay.address, issue_engine_credential(workspace, OTHER), folder)
+    await relay.send(wire.control(wire.HELLO, engine=OTHER, version=1))
+    await relay.expect(wire.WELCOME)
+    await relay.expect(wire.SERVE)
+    return relay
+
+
+async def ends_with_protocol_error(relay: HandRelay) -> str:
+    while (got := await relay.next()) is not None:
+        if got[0] == wire.REFUSE:
+            return json.loads(got[2])["reason"]
+    return ""
+
+
+async def test_protocol_breaches_end_the_link_and_are_recorded(local_hub, store, workspace, tmp_path):
+    # a frame over the size bound (only its header is sent: the hub must not wait for the rest)
+    relay = await welcomed(local_hub, workspace, tmp_path / "a")
+    await relay.send(struct.pack("!BII", wire.DATA, 1, wire.MAX_PAYLOAD + 1))
+    assert "over" in await ends_with_protocol_error(relay)
+
+    # credit past the window (a relay asking the hub to buffer without bound for it)
+    relay = await welcomed(local_hub, workspace, tmp_path / "b")
+    await relay.send(wire.control(wire.OPEN, 1, agent="gamma", door="mcp"))
+    await relay.send(wire.credit(1, wire.WINDOW))
+    assert "window" in await ends_with_protocol_error(relay)
+
+    # an even stream id, a frame the relay may not send
+    for n, bad in enumerate([wire.control(wire.OPEN, 2, agent="gamma", door="mcp"),
+                             wire.control(wire.SERVE, agents={"alpha": ["mcp"]}),
+                             wire.frame(wire.DATA, 7, b"x")]):
+        relay = await welcomed(local_hub, workspace, tmp_path / f"c{n}")
+        await relay.send(bad)
+        assert await ends_with_protocol_error(relay)
+
+    async def recorded():
+        return [e for e in await store.events_after(0, limit=1000, kinds=["relay.refused"])
+                if e.detail["reason"] == "protocol"]
+
+    events = await wait_for(recorded, 10, "a protocol refusal recorded")
+    assert events[0].detail["engine"] == OTHER
+    await wait_for(lambda: not local_hub.relay.links, 10, "the links to end")
+
+
+async def test_an_agent_moved_off_the_engine_loses_its_socket_and_streams(local_hub, workspace, tmp_path):
+    relay = await welcomed(local_hub, workspace, tmp_path / "a")
+    answer = await relay.mcp_call(1, "gamma", "get_messages", {})  # stream 1 is open and serving gamma
+    assert "error" not in answer
+    PLACEMENT[OTHER] = set()
+    try:
+        local_hub.relay.refresh()
+        kind, _, payload = await relay.expect(wire.SERVE)
+        assert json.loads(payload)["agents"] == {}
+        await relay.expect(wire.CLOSE)  # gamma's open stream ends with its placement
+        await relay.send(wire.control(wire.OPEN, 3, agent="gamma", door="mcp"))
+        kind, sid, _ = await relay.expect(wire.REFUSED)
+        assert sid == 3
+    finally:
+        PLACEMENT[OTHER] = {"gamma"}
+        relay.close()
+
+
+async def test_the_relay_container_is_hardened_and_sees_no_host_folder(relayed):
+    from crowdtui.runtime.relay_container import find_relay
+
+    container = await asyncio.to_thread(find_relay, relayed.client, relayed.workspace, ENGINE)
+    attrs = container.attrs
+    host = attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert attrs["Config"]["User"] == "1000:1000"
+    assert host["Privileged"] is False and host["PidsLimit"] and host["Memory"]
+    assert [m["Type"] for m in attrs["Mounts"]] == ["volume"]  # no bind mount of the host
+    assert not any(str(relayed.workspace.root) in json.dumps(m) for m in attrs["Mounts"])
