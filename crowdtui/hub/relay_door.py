@@ -332,10 +332,15 @@ class RelayDoor:
             link.wake.set()
 
     async def placed(self, engine: str) -> set[str]:
-        value = self.agents_on_engine(engine)
-        if inspect.isawaitable(value):
-            value = await value
-        return set(value or ())
+        """The agents placed on ``engine``; none when the host's placement cannot say (fail closed)."""
+        try:
+            value = self.agents_on_engine(engine)
+            if inspect.isawaitable(value):
+                value = await value
+            return {str(a) for a in (value or ())}
+        except Exception:
+            log.exception("the placement of engine %s could not be read; trusting its relay for no agent", engine)
+            return set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
