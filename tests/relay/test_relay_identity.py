@@ -88,7 +88,7 @@ async def test_the_egress_door_is_relayed_too(relayed):
     writer.close()
     assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"hello /x"), answer
     allowed = await events(r.store, "egress.allowed")
-    assert [e.subject for e in allowed] == ["beta"]
+    assert [(e.subject, e.detail.get("via")) for e in allowed] == [("beta", f"relay:{ENGINE}")]
     assert not r.socket("alpha", "egress").exists()  # alpha has no egress list: no egress socket
 
 
