@@ -105,10 +105,12 @@ class _Stream:
                 self.writer.write_eof()  # after what is buffered: the door sees the agent's EOF
             except OSError:
                 self.writer.transport.abort()
-        self.link.forget_if_done(self)
 
     async def pump_out(self) -> None:
-        """Bytes from the door to the relay, within the relay's credit."""
+        """Bytes from the door to the relay, within the relay's credit. When the door's side ends
+        (it always closes whole) the stream is over: CLOSE, and it is forgotten at once, whatever
+        the agent's side still does (its late frames are dropped), so an agent that never closes
+        its end holds nothing here."""
         try:
             while True:
                 while self.send_credit <= 0:
@@ -122,13 +124,13 @@ class _Stream:
         except (OSError, ConnectionError):
             pass
         finally:
+            self.link.forget(self)
             if not self.sent_close:
                 self.sent_close = True
                 try:
                     await self.link.send(wire.frame(wire.CLOSE, self.sid))
                 except (OSError, ConnectionError):
                     pass
-            self.link.forget_if_done(self)
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -166,11 +168,11 @@ class _Link:
                 self.writer.transport.abort()
                 raise ConnectionResetError("the relay did not read within the slow-reader timeout") from None
 
-    def forget_if_done(self, stream: _Stream) -> None:
-        if stream.sent_close and stream.got_close and self.streams.get(stream.sid) is stream:
+    def forget(self, stream: _Stream) -> None:
+        if self.streams.get(stream.sid) is stream:
             del self.streams[stream.sid]
-            if stream.writer is not None:
-                stream.writer.close()
+        if stream.writer is not None:
+            stream.writer.transport.abort()
 
     async def serve_list(self) -> dict[str, list[str]]:
         """The agents this relay should hold sockets for: placed on its engine, with an open door."""

@@ -91,3 +91,32 @@ async def test_the_relay_container_is_hardened_and_sees_no_host_folder(relayed):
     assert host["Privileged"] is False and host["PidsLimit"] and host["Memory"]
     assert [m["Type"] for m in attrs["Mounts"]] == ["volume"]  # no bind mount of the host
     assert not any(str(relayed.workspace.root) in json.dumps(m) for m in attrs["Mounts"])
+
+
+async def test_an_agent_holding_many_connections_cannot_starve_the_others_on_its_engine(relayed):
+    from mcp import Client
+
+    from crowdtui.hub.limits import DEFAULT
+    from crowdtui.hub.unix_transport import unix_client
+
+    r = relayed
+    alpha = await r.socket_ready("alpha")
+    beta = await r.socket_ready("beta")
+    held = []
+    try:
+        for _ in range(DEFAULT.connections_per_door + 24):  # and never closes any of them
+            held.append(await asyncio.open_unix_connection(str(alpha)))
+        refused = 0
+        for reader, _ in held[DEFAULT.connections_per_door:]:
+            line = await asyncio.wait_for(reader.readline(), 30)
+            refused += b"connection refused" in line
+        assert refused == 24
+        [link] = r.hub.relay.links.values()
+        # the refused streams are over at the hub whatever alpha keeps open
+        await wait_for(lambda: len(link.streams) <= DEFAULT.connections_per_door, 10, "refused streams forgotten")
+        async with Client(unix_client(beta)) as b:
+            await b.call_tool("send_message", {"to": "alpha", "body": "beta is not starved"})
+        assert [m.sender for m in await r.store.inbox("alpha")] == ["beta"]
+    finally:
+        for _, writer in held:
+            writer.close()
