@@ -30,7 +30,7 @@ def definitions_of(workspace, egress_port: int | None = None) -> dict[str, Agent
     defs = {}
     for name in CREW:
         extra = {}
-        if name == "beta" and egress_port is not None:
+        if name in ("beta", "gamma") and egress_port is not None:
             extra = {"network": "allowlist", "egress": (f"127.0.0.1:{egress_port}",)}
         defs[name] = AgentDef(name=name, file=workspace.agents_dir / name / "AGENT.md", rel_path=name, tier=0,
                               parent=None, children=(), description=f"the {name}", **extra)
@@ -89,7 +89,7 @@ async def start_hub(workspace, store, defs, host: str, port: int = 0):
 @pytest.fixture
 async def local_hub(workspace, store):
     """The hub with its relay door on 127.0.0.1 (no relay container: tests speak for a relay)."""
-    hub = await start_hub(workspace, store, definitions_of(workspace), "127.0.0.1")
+    hub = await start_hub(workspace, store, definitions_of(workspace, egress_port=9), "127.0.0.1")
     yield hub
     await hub.stop()
 

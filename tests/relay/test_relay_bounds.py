@@ -43,6 +43,30 @@ async def test_protocol_breaches_end_the_link_and_are_recorded(local_hub, store,
     await relay.send(wire.credit(1, wire.WINDOW))
     assert "window" in await ends_with_protocol_error(relay)
 
+    # more bytes on a stream than its window, to a door that is not reading them (both of gamma's
+    # call places taken by waiting get_messages: further requests wait unread)
+    relay = await welcomed(local_hub, workspace, tmp_path / "w")
+    await relay.send(wire.control(wire.OPEN, 1, agent="gamma", door="mcp"))
+    session = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "hand", "version": "1"}}},
+               {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    session += [{"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
+                 "params": {"name": "get_messages", "arguments": {"wait_seconds": 60}}} for i in range(3)]
+    await relay.send(wire.frame(wire.DATA, 1, "".join(json.dumps(x) + "\n" for x in session).encode()))
+
+    async def flood():  # while the frames the hub sends back are read below
+        for _ in range(64):
+            await relay.send(wire.frame(wire.DATA, 1, b"X" * wire.MAX_PAYLOAD))
+            await asyncio.sleep(0.01)
+
+    sender = asyncio.create_task(flood())
+    try:
+        assert "window" in await ends_with_protocol_error(relay)
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+
     # an even stream id, a frame the relay may not send
     for n, bad in enumerate([wire.control(wire.OPEN, 2, agent="gamma", door="mcp"),
                              wire.control(wire.SERVE, agents={"alpha": ["mcp"]}),
