@@ -94,7 +94,7 @@ async def test_a_relay_cannot_speak_for_an_agent_not_placed_on_its_engine(local_
     await relay.send(wire.control(wire.HELLO, engine=OTHER, version=1))
     await relay.expect(wire.WELCOME)
     _, _, served = await relay.expect(wire.SERVE)
-    assert json.loads(served)["agents"] == {"gamma": ["mcp"]}  # only what is placed on its engine
+    assert json.loads(served)["agents"] == {"gamma": ["mcp", "egress"]}  # only what is placed on its engine
 
     await relay.send(wire.control(wire.OPEN, 1, agent="alpha", door="mcp"))
     kind, sid, payload = await relay.expect(wire.REFUSED)
