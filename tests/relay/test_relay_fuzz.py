@@ -52,7 +52,7 @@ async def test_mangled_frames_never_reach_another_agents_door(local_hub, store, 
             except ConnectionError:
                 break
         try:
-            while await relay.next(timeout=1.0) is not None:
+            while await relay.next(timeout=0.4) is not None:
                 pass
             closed += 1  # the hub ended the link (a protocol error)
         except TimeoutError:
