@@ -245,7 +245,7 @@ class EgressProxy:
             await _respond(writer, exc.status, exc.reason, exc.line, timeout)
             return
         detail = {"agent": door.agent, "host": host, "port": port, "method": method}
-        if DOOR_VIA.get() != "socket":  # carried by an engine's relay (crowdtui.hub.relay_door)
+        if DOOR_VIA.get():  # carried by an engine's relay (crowdtui.hub.relay_door)
             detail["via"] = DOOR_VIA.get()
         if not allowed(door.rules, host, port):
             await self._event(door.agent, "egress.denied", {**detail, "reason": "not in the agent's egress list"})
