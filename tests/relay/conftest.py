@@ -75,10 +75,10 @@ def gateway(docker_client) -> str:
     return docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
 
 
-async def start_hub(workspace, store, defs, host: str, port: int = 0):
+async def start_hub(workspace, store, defs, host: str, port: int = 0, limits=None):
     from crowdtui.hub.hub import Hub
 
-    hub = Hub(workspace, store, definitions=defs.get)
+    hub = Hub(workspace, store, definitions=defs.get, limits=limits)
     await hub.start()
     for name in CREW:
         await hub.open_door(name)

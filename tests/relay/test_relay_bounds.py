@@ -144,3 +144,48 @@ async def test_an_agent_holding_many_connections_cannot_starve_the_others_on_its
     finally:
         for _, writer in held:
             writer.close()
+
+
+async def test_a_door_that_is_busy_holds_the_agent_back_without_cutting_it(workspace, store, tmp_path):
+    """Requests queued behind running calls wait (credit withheld), as on a local socket; the
+    slow-reader cut is for a peer that does not read answers, not for the hub's own backlog."""
+    from dataclasses import replace
+
+    from crowdtui.hub.limits import DEFAULT
+
+    from .conftest import definitions_of, start_hub
+
+    hub = await start_hub(workspace, store, definitions_of(workspace), "127.0.0.1",
+                          limits=replace(DEFAULT, slow_reader_timeout=0.5))
+    try:
+        relay = await welcomed(hub, workspace, tmp_path / "a")
+        await relay.send(wire.control(wire.OPEN, 1, agent="gamma", door="mcp"))
+        lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                  "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                             "clientInfo": {"name": "hand", "version": "1"}}},
+                 {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+        lines += [{"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
+                   "params": {"name": "get_messages", "arguments": {"wait_seconds": 2}}} for i in range(2)]
+        pad = "p" * 60_000
+        lines += [{"jsonrpc": "2.0", "id": 100 + i, "method": "ping", "params": {"_meta": {"pad": pad}}}
+                  for i in range(10)]  # 600 kB behind two calls that hold both call places for 2 s
+        data = "".join(json.dumps(x) + "\n" for x in lines).encode()
+        credit, sent, answered, buf = wire.WINDOW, 0, set(), b""
+        while len(answered) < 12:
+            while sent < len(data) and credit > 0:
+                n = min(credit, wire.MAX_PAYLOAD, len(data) - sent)
+                await relay.send(wire.frame(wire.DATA, 1, data[sent:sent + n]))
+                sent, credit = sent + n, credit - n
+            got = await relay.next(timeout=20)
+            assert got is not None and got[0] != wire.CLOSE, f"the stream was cut: {got}"
+            kind, _, payload = got
+            if kind == wire.CREDIT:
+                credit += wire.parse_credit(payload)
+            elif kind == wire.DATA:
+                buf += payload
+                *complete, buf = buf.split(b"\n")
+                answered |= {json.loads(line).get("id") for line in complete if line.strip()} - {1}
+        assert answered == {10, 11} | set(range(100, 110))
+        relay.close()
+    finally:
+        await hub.stop()
