@@ -157,7 +157,7 @@ async def relayed(workspace, store, docker_client, agent_image, outside):
         await asyncio.to_thread(stop_relay, docker_client, workspace, ENGINE, remove_volume=True)
 
 
-def run_agent(client, workspace, image: str, agent: str, volume: str):
+def run_agent(client, workspace, image: str, agent: str, volume: str, command=("sleep", "600"), env=None):
     """An agent container hardened as the runtime makes them, with only its own IPC volume at /run/crowd
     and no network: the relay's socket is its only way out."""
     from docker.types import Mount
@@ -165,11 +165,11 @@ def run_agent(client, workspace, image: str, agent: str, volume: str):
     from crowdtui.runtime import labels
 
     return client.containers.run(
-        image, ["sleep", "600"], detach=True, name=f"i19-relay-{agent}-{workspace.id[:8]}",
+        image, list(command), detach=True, name=f"i19-relay-{agent}-{workspace.id[:8]}",
         labels={**labels.for_agent(workspace, agent), "crowdtui.test": "i19-relay"},
         user="1000:1000", read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges:true"],
         network_mode="none", tmpfs={"/tmp": "rw,size=16m"}, init=True,
-        environment={"CROWD_BRIDGE_QUIET": "1"},
+        environment={"CROWD_BRIDGE_QUIET": "1", **(env or {})},
         mounts=[Mount("/run/crowd", volume, type="volume")])
 
 

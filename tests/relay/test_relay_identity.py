@@ -15,6 +15,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from crowdtui.hub.unix_transport import unix_client
+from tests.waiting import wait_for
 
 from .conftest import ENGINE, bridge_session, run_agent
 
@@ -113,3 +114,30 @@ async def test_a_bad_request_on_one_stream_leaves_the_others_alone(relayed):
         assert with_error is not None
         await b.call_tool("send_message", {"to": "alpha", "body": "still here"})
     assert [(m.sender, m.body) for m in await r.store.inbox("alpha")] == [("beta", "still here")]
+
+
+PROXY_GET = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 3128), 10)
+s.sendall(f"GET http://127.0.0.1:{sys.argv[1]}/from-container HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n".encode())
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+sys.stdout.write(data.decode())
+"""
+
+
+async def test_an_agent_containers_egress_forwarder_reaches_the_proxy_through_the_relay(relayed, agent_image):
+    r = relayed
+    await r.socket_ready("beta", "egress")
+    beta = await asyncio.to_thread(run_agent, r.client, r.workspace, agent_image, "beta", r.volumes["beta"],
+                                   ("crowd-entry", "sleep", "600"), {"CROWD_EGRESS": "/run/crowd/egress.sock"})
+
+    async def fetched():
+        result = await asyncio.to_thread(beta.exec_run, ["python3", "-c", PROXY_GET, str(r.outside)], user="1000:1000")
+        return result.output.decode(errors="replace") if result.exit_code == 0 else None
+
+    answer = await wait_for(fetched, 30, "beta's forwarder to answer")
+    assert answer.startswith("HTTP/1.0 200") and answer.endswith("hello /from-container"), answer
+    allowed = await r.store.events_after(0, limit=100, kinds=["egress.allowed"])
+    assert [(e.subject, e.detail.get("via")) for e in allowed] == [("beta", f"relay:{ENGINE}")]
