@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from crowdtui.errors import CrowdError
+from crowdtui.hub.identity import DOOR_VIA
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +245,8 @@ class EgressProxy:
             await _respond(writer, exc.status, exc.reason, exc.line, timeout)
             return
         detail = {"agent": door.agent, "host": host, "port": port, "method": method}
+        if DOOR_VIA.get():  # carried by an engine's relay (crowdtui.hub.relay_door)
+            detail["via"] = DOOR_VIA.get()
         if not allowed(door.rules, host, port):
             await self._event(door.agent, "egress.denied", {**detail, "reason": "not in the agent's egress list"})
             await _respond(writer, 403, "Forbidden",

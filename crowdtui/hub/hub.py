@@ -145,6 +145,7 @@ class Hub:
         # the agent-management tools act with the hub's runtime once it has one (run_policies)
         self.manager = AgentManager(workspace, store, self.directory, open_door=self.open_door,
                                     close_door=self.close_door)
+        self.relay = None  # the relay door (crowdtui.hub.relay_door), once open_relay_door is called
         self._started = False
 
     # ---- lifecycle ---------------------------------------------------------------
@@ -199,6 +200,9 @@ class Hub:
             except BaseException:
                 pass
             self._follow_task = None
+        if self.relay is not None:
+            await self.relay.stop()
+            self.relay = None
         for name in list(self.doors):
             await self.close_door(name)
         if self._http is not None:
@@ -263,6 +267,22 @@ class Hub:
         await self._event("hub.door_opened", agent, {"socket": str(path)})
         log.info("door open for %s (%s)", agent, path)
         return path
+
+    async def open_relay_door(self, agents_on_engine, *, host: str | None = None, port: int | None = None):
+        """Accept the relays of remote engines (``crowdtui.hub.relay_door.RelayDoor``), trusted each for
+        the agents ``agents_on_engine(engine)`` places on its engine; ``[hub] relay_host`` / ``relay_port``
+        when not given. Idempotent; returns the door (its ``address`` is where it listens)."""
+        from crowdtui.hub.relay_door import RelayDoor
+
+        if not self._started:
+            raise HubError("the hub is not started; call `await hub.start()` first")
+        if self.relay is None:
+            host = host or str(self.workspace.setting("hub", "relay_host", "127.0.0.1") or "127.0.0.1")
+            port = int(port if port is not None else self.workspace.setting("hub", "relay_port", 0) or 0)
+            relay = RelayDoor(self, agents_on_engine, host=host, port=port)
+            await relay.start()
+            self.relay = relay
+        return self.relay
 
     async def _serve_door(self, door: Door, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection on an agent's door: admitted within the limits, or refused with one line."""

@@ -14,7 +14,7 @@ DOOR_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("crowd_d
 CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("crowd_caller", default=None)
 VIA: contextvars.ContextVar[str] = contextvars.ContextVar("crowd_via", default="socket")
 # How a door-bound connection came in, when it is not an agent's own socket (``stdio``
-# for ``crowdtui mcp``); recorded as ``via`` on each call.
+# for ``crowdtui mcp``, ``relay:<engine>`` for an engine's relay); recorded as ``via`` on each call.
 DOOR_VIA: contextvars.ContextVar[str | None] = contextvars.ContextVar("crowd_door_via", default=None)
 
 

@@ -19,6 +19,9 @@ Doors and where they are covered:
   the disk through the agent's home and IPC folder (filling them)            test_disk_limits.py
   chat route takeover by a tier-0 agent (raw JSON-RPC from its container, real serve)  test_route_takeover.py
   quotas: broadcast floods, task floods, document versions (an agent's socket) test_quotas.py
+  relay links from other engines (TLS credentials, frames, stream ids, agents not placed on the
+    relay's engine, random and mangled frames): tests/relay  test_relay_trust.py, test_relay_bounds.py,
+                                                                              test_relay_fuzz.py
   resource exhaustion of the hub (connections, unread answers, half lines, fds)  test_hub_exhaustion.py
   terminal byte streams: tests/terminal/test_hostile.py (random bytes and escape sequences, split
   anywhere, through the emulator and the widget) -- reused there, not duplicated here.
