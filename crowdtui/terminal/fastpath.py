@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from .wrapping import WrappedText
+
 #: First element of a chunk that is NOT in grammar G.
 NOT_G = re.compile(r"[\x00-\x06\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]|\x1b(?!\[[0-9;]*m|\[[0-2]?K)")
 _SGR_AT = re.compile(r"\x1b\[([0-9;]*)m")
@@ -112,8 +114,9 @@ def history_rows(text: str, columns: int, limit: int, prefix: str = "") -> list[
         if len(piece) <= columns:
             out.append(piece)
         else:
-            piece = piece.rstrip()
-            out.extend(piece[k : k + columns] for k in range(0, max(len(piece), 1), columns))
+            rows = [piece[k : k + columns] for k in range(0, max(len(piece), 1), columns)]
+            out.extend(map(WrappedText, rows[:-1]))  # autowrap carried these on (for reflow)
+            out.append(rows[-1])
     return out[-limit:]
 
 
