@@ -103,7 +103,7 @@ def check(name: str, problems: list[str]) -> None:
 def test_corpus_covers_the_programs_and_sizes():
     assert {"vim", "vim_splits", "less", "man", "top", "htop", "nano", "mc", "dialog", "dialog_exit",
             "dialog_shift_out", "whiptail", "tmux_inside", "textual_app", "git_log", "python_repl",
-            "shell", "bash_editing", "shell_resize", "altmouse", "altmouse_exit"} <= set(NAMES)
+            "shell", "bash_editing", "shell_resize", "altmouse", "altmouse_exit", "claude_code"} <= set(NAMES)
     sizes, resized = set(), 0
     for name in NAMES:
         _data, expected = load(name)
