@@ -17,11 +17,16 @@ row's text lands at the end of the text.
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import itemgetter
 from typing import Callable, Optional, Sequence
 
 from pyte.screens import StaticDefaultDict
 
 from .cells import Cell
+
+
+_DATA = itemgetter(0)  # a Cell's character
 
 
 class Line(StaticDefaultDict):
@@ -45,18 +50,32 @@ def row_used(row, text_cells: Callable[[str], list]) -> int:
     return getattr(row, "used", 0)
 
 
-def row_cells(row, used: int, text_cells: Callable[[str], list], default: Cell) -> list:
+class _PlainCells(dict):
+    """character -> a cell of it with default attributes, made on first use."""
+
+    def __init__(self, default: Cell) -> None:
+        super().__init__()
+        self.default = default
+
+    def __missing__(self, ch: str) -> Cell:
+        cell = self[ch] = self.default._replace(data=ch)
+        return cell
+
+
+def row_cells(row, used: int, text_cells: Callable[[str], list], plain: "_PlainCells") -> list:
     """The first ``used`` cells of a row (a Line, a plain dict or a text row)."""
     if isinstance(row, str):
         if "\x1b" in row or "\x08" in row:
             return text_cells(row)
-        return [default._replace(data=ch) for ch in row]
-    get = row.get
-    return [get(x, default) for x in range(used)]
+        return list(map(plain.__getitem__, row))
+    return list(map(row.get, range(used), repeat(plain.default, used)))
 
 
-def _cell_widths(cells: Sequence[Cell]) -> list[int]:
-    """Display width of each cell: a wide character 2, its stub 0 (tmux's padding)."""
+def _cell_widths(cells: Sequence[Cell]) -> Optional[list[int]]:
+    """Display width of each cell: a wide character 2, its stub 0 (tmux's padding);
+    None when every cell is one column wide (no stubs)."""
+    if "" not in map(_DATA, cells):
+        return None
     n = len(cells)
     return [0 if c.data == "" else 2 if i + 1 < n and cells[i + 1].data == "" else 1
             for i, c in enumerate(cells)]
@@ -90,10 +109,12 @@ def reflow(
             u = used[i] = row_used(rows[i], text_cells)
         return u
 
+    plain = _PlainCells(default)
+
     def cells_of(i: int) -> list:
         c = cells[i]
         if c is None:
-            c = cells[i] = row_cells(rows[i], used_of(i), text_cells, default)
+            c = cells[i] = row_cells(rows[i], used_of(i), text_cells, plain)
             used[i] = len(c)
         return c
 
@@ -135,14 +156,20 @@ def reflow(
                 continue
             c = cells_of(line)
             widths = _cell_widths(c)
-            if width + widths[0] > columns:
-                break
-            want = 0
-            for w in widths:
-                if width + w > columns:
+            if widths is None:  # one column each: as much as there is room for
+                if width + 1 > columns:
                     break
-                width += w
-                want += 1
+                want = min(len(c), columns - width)
+                width += want
+            else:
+                if width + widths[0] > columns:
+                    break
+                want = 0
+                for w in widths:
+                    if width + w > columns:
+                        break
+                    width += w
+                    want += 1
             target.extend(c[:want])
             src = line
             lines += 1
@@ -165,14 +192,19 @@ def reflow(
         """Cut a row longer than ``columns`` into rows (grid_reflow_split)."""
         c = cells_of(y)
         widths = _cell_widths(c)
-        piece: list = []
-        width = 0
-        for cell, w in zip(c, widths):
-            if width + w > columns and piece:
-                out.append([piece, True])
-                piece, width = [], 0
-            piece.append(cell)
-            width += w
+        if widths is None:  # one column each: cut every ``columns`` cells
+            out.extend([c[k : k + columns], True] for k in range(0, len(c) - columns, columns))
+            piece = c[(len(c) - 1) // columns * columns :]
+            width = len(piece)
+        else:
+            piece = []
+            width = 0
+            for cell, w in zip(c, widths):
+                if width + w > columns and piece:
+                    out.append([piece, True])
+                    piece, width = [], 0
+                piece.append(cell)
+                width += w
         out.append([piece, wrapped[y]])
         if width < columns and wrapped[y]:
             join(y, width, True)
@@ -182,7 +214,7 @@ def reflow(
             continue
         width = used_of(y)
         if width > columns:
-            first = _cell_widths(cells_of(y)[:2])[0]
+            first = (_cell_widths(cells_of(y)[:2]) or [1])[0]
             if first > columns:
                 out.append([cells_of(y), wrapped[y]] if changed[y] else rows[y])
             else:
