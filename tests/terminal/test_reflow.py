@@ -6,8 +6,13 @@ for a recorded shell: ``shell_resize``.)"""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -179,3 +184,54 @@ def test_any_widths_then_the_first_again_give_the_same_text(lines, widths):
     emu.resize(30, 40)
     assert all_text(emu) == before
     assert emu.cursor == before_cursor
+
+
+# Byte streams whose reflow was compared with tmux 3.3a itself: (columns, rows, bytes, new columns).
+TMUX_CASES = {
+    "erased_after_5_on_a_wrapped_row": (40, 10, "x" * 50 + "\x1b[A\rshort\x1b[K\x1b[B\r\n$ ", 80),
+    "continuation_cleared_whole": (40, 10, "y" * 50 + "\x1b[2K\rnew\r\n$ ", 80),
+    "delete_characters": (40, 10, "$ abcdefgh\x1b[5D\x1b[P\x1b[P", 20),
+    "insert_characters": (40, 10, "$ abcdef\x1b[3D\x1b[2@", 25),
+    "erase_below": (40, 10, "z" * 90 + "\x1b[2A\r\x1b[J" + "after\r\n", 80),
+    "wide_characters": (20, 10, "\u4e2d\u6587\u5b57\u7b26" * 6 + "\r\nend", 13),
+    "cursor_past_the_text": (40, 10, "abc\r\n\r\n\x1b[10Cq\x1b[5D", 30),
+    "narrow": (40, 10, "w" * 45 + "\r\n" + "v" * 39 + "\r\n$ ", 17),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TMUX_CASES))
+def test_reflow_matches_tmux_run_now(name, tmp_path):
+    """The same bytes in a private tmux server, the window resized: same text and cursor."""
+    cols, rows, data, new_cols = TMUX_CASES[name]
+    stream = tmp_path / "stream.bin"
+    stream.write_text(data)
+    base = ["tmux", "-L", f"crowdtui-reflow-{os.getpid()}", "-f", "/dev/null"]
+
+    def tmux(*args: str) -> str:
+        done = subprocess.run(base + list(args), capture_output=True, text=True, timeout=10)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    tmux("new-session", "-d", "-x", str(cols), "-y", str(rows),
+         f"stty raw -echo; cat {stream}; touch {stream}.done; exec sleep 30")
+    pane = int(tmux("display", "-p", "#{pane_pid}"))
+    try:
+        tmux("set", "-g", "status", "off")
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "stream.bin.done").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # tmux has read what cat wrote
+        tmux("resize-window", "-x", str(new_cols), "-y", str(rows))
+        want = [r.rstrip() for r in tmux("capture-pane", "-p").split("\n")[:rows]]
+        x, y = map(int, tmux("display", "-p", "#{cursor_x} #{cursor_y}").split())
+    finally:
+        try:
+            os.kill(pane, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        subprocess.run(base + ["kill-server"], capture_output=True, timeout=10)
+    emu = Emulator(rows, cols)
+    feed(emu, data)
+    emu.resize(rows, new_cols)
+    assert [r.rstrip() for r in emu.text()] == want
+    assert emu.cursor == (x, y)
