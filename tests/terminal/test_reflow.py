@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -214,7 +215,7 @@ def test_reflow_matches_tmux_run_now(name, tmp_path):
 
     tmux("new-session", "-d", "-x", str(cols), "-y", str(rows),
          f"stty raw -echo; cat {stream}; touch {stream}.done; exec sleep 30")
-    pane = int(tmux("display", "-p", "#{pane_pid}"))
+    pane, socket_path = tmux("display", "-p", "#{pane_pid} #{socket_path}").split()
     try:
         tmux("set", "-g", "status", "off")
         deadline = time.monotonic() + 10
@@ -226,10 +227,11 @@ def test_reflow_matches_tmux_run_now(name, tmp_path):
         x, y = map(int, tmux("display", "-p", "#{cursor_x} #{cursor_y}").split())
     finally:
         try:
-            os.kill(pane, signal.SIGKILL)
+            os.kill(int(pane), signal.SIGKILL)
         except ProcessLookupError:
             pass
         subprocess.run(base + ["kill-server"], capture_output=True, timeout=10)
+        Path(socket_path).unlink(missing_ok=True)  # tmux leaves it behind
     emu = Emulator(rows, cols)
     feed(emu, data)
     emu.resize(rows, new_cols)
