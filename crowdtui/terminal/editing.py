@@ -5,8 +5,11 @@ SU/SD scroll in take only the background colour of the current attributes (pyte
 copies every attribute, so an erase after ``CSI 4 m`` underlined blank cells, and
 its ED left cells never written untouched). SU/SD (``CSI n S`` / ``CSI n T``) scroll
 the scrolling region. A line feed that scrolls still brings in a default blank line
-(tmux colours it too; see the README's terminal notes). A mixin for
-``TerminalScreen`` (pyte's ``Screen`` underneath).
+(tmux colours it too; see the README's terminal notes). Each keeps the rows' wrap
+markers and used widths as tmux 3.3a does (``wrapping.Line``): a row cleared whole is
+emptied and so is the marker of the row above it (the last scrollback row above the
+top row); clearing part of a row leaves both; insert/delete character move the used
+width as tmux moves cells. A mixin for ``TerminalScreen`` (pyte's ``Screen`` underneath).
 """
 
 from __future__ import annotations
@@ -36,6 +39,40 @@ class BackgroundEditing:
             cell = self._blanks[key] = self.default_char._replace(bg=bg)
         return cell
 
+    # -- wrap markers (tmux's grid_clear_lines) ----------------------------------
+    def _unwrap(self, y: int) -> None:
+        """Row y no longer continues on the next (y -1: the last scrollback row)."""
+        if y >= 0:
+            line = self.buffer.get(y)
+            if line is not None and line.wrapped:
+                line.wrapped = False
+        elif self.history:
+            last = self.history[-1]
+            if getattr(last, "wrapped", False):
+                if isinstance(last, str):
+                    self.history[-1] = str.__str__(last)
+                else:
+                    last.wrapped = False
+
+    def _cleared_whole(self, start: int, end: int) -> None:
+        """Rows start..end-1 were cleared whole: empty, and not continued from above."""
+        if start >= end:
+            return
+        buffer = self.buffer
+        for y in range(start, end):
+            line = buffer[y]
+            line.used = 0
+            line.wrapped = False
+        self._unwrap(start - 1)
+
+    def _cleared_line(self, start: int, end: int) -> None:
+        """Columns start..end-1 of the cursor's row were erased (a whole row clear
+        when they span it and the row was ever written, as tmux's clearline)."""
+        if start <= 0 and end >= self.columns:
+            y = self.cursor.y
+            if self.buffer[y].used or self._blank() != self.default_char:
+                self._cleared_whole(y, y + 1)
+
     def erase_in_display(self, how: int = 0, *args, **kwargs) -> None:
         cursor = self.cursor
         if how == 0:
@@ -46,6 +83,7 @@ class BackgroundEditing:
             interval = range(self.lines)
         else:
             return
+        self._cleared_whole(interval.start, interval.stop)
         self.dirty.update(interval)
         blank = self._blank()
         plain = blank == self.default_char
@@ -56,28 +94,44 @@ class BackgroundEditing:
             if not plain:
                 line.update(dict.fromkeys(range(columns), blank))
         if how in (0, 1):
+            x = cursor.x
+            if (x == 0) if how == 0 else (x >= self.columns - 1):  # the cursor's row goes whole
+                self._cleared_whole(cursor.y, cursor.y + 1)
             self.erase_in_line(how)
 
     def erase_characters(self, count: Optional[int] = None) -> None:
         cursor = self.cursor
         self.dirty.add(cursor.y)
         end = min(cursor.x + (count or 1), self.columns)
+        self._cleared_line(cursor.x, end)
         self.buffer[cursor.y].update(dict.fromkeys(range(cursor.x, end), self._blank()))
 
     def insert_characters(self, count: Optional[int] = None) -> None:
+        x, n = self.cursor.x, count or 1
         super().insert_characters(count)
-        self._fill_blank(self.cursor.y, self.cursor.x, min(self.columns, self.cursor.x + (count or 1)))
+        if x < self.columns - 1 and x + n < self.columns:  # tmux moved cells up to the edge
+            self.buffer[self.cursor.y].used = self.columns
+        self._fill_blank(self.cursor.y, self.cursor.x, min(self.columns, self.cursor.x + n))
 
     def delete_characters(self, count: Optional[int] = None) -> None:
+        x, n = self.cursor.x, count or 1
         super().delete_characters(count)
-        self._fill_blank(self.cursor.y, max(self.cursor.x, self.columns - (count or 1)), self.columns)
+        n = min(n, self.columns - x)
+        line = self.buffer[self.cursor.y]
+        if x + n < self.columns and line.used < self.columns - n:  # as tmux moves cells
+            line.used = self.columns - n
+        self._fill_blank(self.cursor.y, max(self.cursor.x, self.columns - n), self.columns)
 
     def insert_lines(self, count: Optional[int] = None) -> None:
         y = self.cursor.y
-        super().insert_lines(count)
         top, bottom = self.margins or (0, self.lines - 1)
+        n = count or 1
+        if top <= y <= bottom and y + n - 1 < bottom:
+            self._unwrap(y + n - 1)
+        super().insert_lines(count)
         if top <= y <= bottom:
-            for row in range(y, min(bottom + 1, y + (count or 1))):
+            self._unwrap(y - 1)
+            for row in range(y, min(bottom + 1, y + n)):
                 self._fill_blank(row, 0, self.columns)
 
     def delete_lines(self, count: Optional[int] = None) -> None:
@@ -85,8 +139,18 @@ class BackgroundEditing:
         super().delete_lines(count)
         top, bottom = self.margins or (0, self.lines - 1)
         if top <= y <= bottom:
-            for row in range(max(y, bottom + 1 - (count or 1)), bottom + 1):
+            self._unwrap(y - 1)
+            first_blank = max(y, bottom + 1 - (count or 1))
+            self._unwrap(first_blank - 1)
+            for row in range(first_blank, bottom + 1):
                 self._fill_blank(row, 0, self.columns)
+
+    def reverse_index(self) -> None:
+        top, _bottom = self.margins or (0, self.lines - 1)
+        if self.cursor.y == top:  # tmux moves the region down: the rows at its top lose their marker
+            self._unwrap(top)
+            self._unwrap(top - 1)
+        super().reverse_index()
 
     def _fill_blank(self, y: int, start: int, end: int) -> None:
         blank = self._blank()
@@ -105,6 +169,7 @@ class BackgroundEditing:
             interval = range(self.columns)
         else:
             return  # pyte raises UnboundLocalError here; the parser ignores it
+        self._cleared_line(interval.start, interval.stop)
         self.buffer[cursor.y].update(dict.fromkeys(interval, self._blank()))
 
     def scroll_up(self, count: int = 1) -> None:
@@ -133,6 +198,8 @@ class BackgroundEditing:
         top, bottom = self.margins or (0, self.lines - 1)
         count = max(1, min(count, bottom - top + 1))
         buffer = self.buffer
+        self._unwrap(top)
+        self._unwrap(top - 1)
         for y in range(bottom, top - 1, -1):
             if y - count >= top and y - count in buffer:
                 buffer[y] = buffer.pop(y - count)

@@ -40,9 +40,11 @@ class Emulator:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.on_reply = on_reply
         self.screen.reply = self._reply
+        self.screen.text_cells = self._text_row_cells
         #: Characters skipped by the fast path (for benchmarks and tests).
         self.skipped_chars = 0
         self._scratch: Optional["Emulator"] = None
+        self._wide_scratch: Optional["Emulator"] = None
 
     # -- input ---------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -246,6 +248,16 @@ class Emulator:
         # Default attributes, home, clear, no autowrap: the row cannot spill.
         scratch.feed_text("\x18\x1b[0m\x1b[H\x1b[2K\x1b[?7l" + row)
         return scratch.line(0)
+
+    def _text_row_cells(self, row: str) -> list[Cell]:
+        """The written cells of a fast-path scrollback row kept with its escapes (for
+        reflow; the row is drawn as wide as it may be)."""
+        scratch = self._wide_scratch
+        if scratch is None or scratch.cols < len(row):
+            scratch = self._wide_scratch = Emulator(1, max(len(row), 256), scrollback=0, fast_path=False)
+        scratch.feed_text("\x18\x1b[0m\x1b[H\x1b[2K\x1b[?7l" + row)
+        line = scratch.screen.buffer[0]
+        return [line[x] for x in range(line.used)]
 
     def text(self) -> list[str]:
         """The screen as strings, one per row (wide-character stubs omitted)."""

@@ -26,8 +26,14 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-#: First element of a chunk that is NOT in grammar G.
-NOT_G = re.compile(r"[\x00-\x06\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]|\x1b(?!\[[0-9;]*m|\[[0-2]?K)")
+from .wrapping import WrappedText
+
+#: First element of a chunk that is NOT in grammar G: a control character other than
+#: BEL, BS, TAB, LF, CR, or an ESC that does not begin an SGR or EL. Written as one
+#: character class (ESC included) with the ESC case refused by a lookbehind, so that the
+#: regex engine scans for the class in C instead of trying two branches at every
+#: character (half the instructions on a log flood).
+NOT_G = re.compile(r"[\x00-\x06\x0b\x0c\x0e-\x1f\x7f-\x9f](?<!\x1b(?=\[[0-9;]*m|\[[0-2]?K))")
 _SGR_AT = re.compile(r"\x1b\[([0-9;]*)m")
 _ESCAPES = re.compile(r"\x1b\[[0-9;]*[mK]")
 _CONTROLS = re.compile(r"[\x07\x08]")
@@ -85,20 +91,23 @@ def history_rows(text: str, columns: int, limit: int, prefix: str = "") -> list[
     if limit <= 0:
         return []
     raw = text.replace("\r\n", "\n")
-    plain = _ESCAPES.sub("", raw)
-    if "\x07" in plain or "\x08" in plain:  # rare: a pass over the text saved otherwise
-        plain = _CONTROLS.sub("", plain)
     raw_pieces = raw.rsplit("\n", limit)
-    pieces = plain.rsplit("\n", limit)
-    if len(pieces) > limit:
-        del pieces[0], raw_pieces[0]  # older than scrollback can hold
+    if len(raw_pieces) > limit:
+        del raw_pieces[0]  # older than scrollback can hold
     elif prefix:
-        pieces[0] = prefix + pieces[0]
         raw_pieces[0] = prefix + raw_pieces[0]
-    if "\r" not in plain and "\t" not in plain and max(map(len, pieces), default=0) <= columns:
+    # A row no longer than the screen as it came is no longer without its escapes either:
+    # escapes are stripped only from the rows that might not fit.
+    if "\r" not in raw and "\t" not in raw and max(map(len, raw_pieces), default=0) <= columns:
         return raw_pieces
     out: list[str] = []
-    for piece, raw_piece in zip(pieces, raw_pieces):
+    for raw_piece in raw_pieces:
+        if len(raw_piece) <= columns and "\r" not in raw_piece and "\t" not in raw_piece:
+            out.append(raw_piece)
+            continue
+        piece = _ESCAPES.sub("", raw_piece)
+        if "\x07" in piece or "\x08" in piece:
+            piece = _CONTROLS.sub("", piece)
         if len(piece) <= columns and "\r" not in piece and "\t" not in piece:
             out.append(raw_piece)
             continue
@@ -112,8 +121,9 @@ def history_rows(text: str, columns: int, limit: int, prefix: str = "") -> list[
         if len(piece) <= columns:
             out.append(piece)
         else:
-            piece = piece.rstrip()
-            out.extend(piece[k : k + columns] for k in range(0, max(len(piece), 1), columns))
+            rows = [piece[k : k + columns] for k in range(0, max(len(piece), 1), columns)]
+            out.extend(map(WrappedText, rows[:-1]))  # autowrap carried these on (for reflow)
+            out.append(rows[-1])
     return out[-limit:]
 
 

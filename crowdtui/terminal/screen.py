@@ -5,46 +5,31 @@ screen and its scrollback), scrollback of lines scrolled off the top of the full
 screen, dim (SGR 2), cursor shape (DECSCUSR), keypad application mode, one
 DECSC/DECRC slot as xterm and tmux keep it, replies to the program (DSR/DA) through a callback, the DEC
 line-drawing set in UTF-8, scrolling by SU/SD, REP; and, as xterm and tmux do,
-erased and inserted cells take only the background colour of the current attributes.
+erased and inserted cells take only the background colour of the current attributes;
+rows that know whether autowrap continued them, so that a width change reflows the
+primary screen and its scrollback as tmux does (``wrapping``).
 Mode queries (application cursor, mouse tracking, bracketed paste) are properties.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections import deque
 from typing import Callable, Optional, Union
 
 import pyte
 from pyte import modes as mo
 from pyte.charsets import LAT1_MAP
-from pyte.screens import StaticDefaultDict
+from pyte.screens import wcwidth
 
 from .cells import Cell
 from .charsets import CHARSETS
 from .editing import BackgroundEditing
+from .modes import ALT_47, ALT_1047, ALT_1049, CURSOR_SHAPES, DECCOLM, ModeQueries
+from .wrapping import Line, reflow
 
-Line = StaticDefaultDict  # column -> Cell
 #: A scrollback row: a screen line snapshot, or plain text (fast-path rows).
 HistoryRow = Union[dict, str]
-
-# Private modes as pyte stores them (shifted left by 5).
-DECCKM = 1 << 5
-DECCOLM = 3 << 5
-ALT_47 = 47 << 5
-ALT_1047 = 1047 << 5
-ALT_1049 = 1049 << 5
-MOUSE_X10 = 9 << 5
-MOUSE_NORMAL = 1000 << 5
-MOUSE_BUTTON = 1002 << 5
-MOUSE_ANY = 1003 << 5
-MOUSE_UTF8 = 1005 << 5
-MOUSE_SGR = 1006 << 5
-MOUSE_URXVT = 1015 << 5
-BRACKETED_PASTE = 2004 << 5
-FOCUS_EVENTS = 1004 << 5
-
-CURSOR_SHAPES = {0: "block", 1: "block", 2: "block", 3: "underline", 4: "underline", 5: "bar", 6: "bar"}
-
 
 #: Distinct attribute sets whose cells are cached (a bound for hostile streams).
 MAX_CELL_CACHES = 1024
@@ -65,12 +50,12 @@ class _CellCache(dict):
         return cell
 
 
-class CarriedLine(StaticDefaultDict):
+class CarriedLine(Line):
     """A blank screen row standing in for a row whose text the flood fast path
     already put in scrollback; it scrolls off without being recorded again."""
 
 
-class TerminalScreen(BackgroundEditing, pyte.Screen):
+class TerminalScreen(ModeQueries, BackgroundEditing, pyte.Screen):
     """A pyte Screen with alternate screen, scrollback and modern modes."""
 
     def __init__(self, columns: int, lines: int, *, scrollback: int = 5000) -> None:
@@ -91,6 +76,9 @@ class TerminalScreen(BackgroundEditing, pyte.Screen):
         self.sgr_cache: dict[tuple, tuple] = {}
         self._blanks: dict[tuple, Cell] = {}
         self._last_drawn = ""  # for REP
+        #: The cells of a scrollback row kept as text with escapes (the emulator draws
+        #: them); needed when a resize reflows such a row.
+        self.text_cells: Callable[[str], list] = self._plain_text_cells
         super().__init__(columns, lines)
 
     # -- cells -------------------------------------------------------------
@@ -101,6 +89,7 @@ class TerminalScreen(BackgroundEditing, pyte.Screen):
     def reset(self) -> None:
         self.sgr_cache.clear()
         super().reset()
+        self.buffer = type(self.buffer)(self._new_line)
         self.cursor.attrs = self.default_char
         self.alternate = False
         self._primary = None
@@ -159,8 +148,12 @@ class TerminalScreen(BackgroundEditing, pyte.Screen):
         if dim is not None:
             self.cursor.attrs = self.cursor.attrs._replace(dim=dim)
 
+    def _new_line(self) -> Line:
+        return Line(self.default_char)
+
     def draw(self, data: str) -> None:
-        """pyte's draw, with a fast path for printable ASCII (every char one cell).
+        """pyte's draw, with a fast path for printable ASCII (every char one cell),
+        marking each row autowrap leaves as wrapped and how far each row is written.
 
         Same cells, cursor and dirty rows as pyte's per-character path (the flood
         and hypothesis tests compare with plain pyte). Each stretch that fits on the
@@ -171,7 +164,7 @@ class TerminalScreen(BackgroundEditing, pyte.Screen):
         cursor = self.cursor
         columns = self.columns
         if not (data.isascii() and data.isprintable()) or mo.IRM in self.mode or cursor.x > columns:
-            super().draw(data)
+            self._draw_chars(data)
             return
         table = self.g1_charset if self.charset else self.g0_charset
         if table is not LAT1_MAP:  # LAT1 leaves ASCII as it is
@@ -190,6 +183,7 @@ class TerminalScreen(BackgroundEditing, pyte.Screen):
                     line[columns - 1] = get_cell(data[-1])
                     break
                 self.dirty.add(cursor.y)
+                line.wrapped = True
                 cursor.x = x
                 self.carriage_return()
                 self.linefeed()
@@ -199,7 +193,51 @@ class TerminalScreen(BackgroundEditing, pyte.Screen):
             line.update(zip(range(x, x + take), map(get_cell, data[i : i + take])))
             x += take
             i += take
+            if x > line.used:
+                line.used = x
         cursor.x = x
+        self.dirty.add(cursor.y)
+
+    def _draw_chars(self, data: str) -> None:
+        """pyte's per-character draw (wide, combining, insert mode, charsets)."""
+        data = data.translate(self.g1_charset if self.charset else self.g0_charset)
+        cursor = self.cursor
+        columns = self.columns
+        buffer = self.buffer
+        mode = self.mode
+        for char in data:
+            width = wcwidth(char)
+            if cursor.x == columns:
+                if mo.DECAWM in mode:
+                    self.dirty.add(cursor.y)
+                    buffer[cursor.y].wrapped = True
+                    self.carriage_return()
+                    self.linefeed()
+                elif width > 0:
+                    cursor.x -= width
+            if mo.IRM in mode and width > 0:
+                self.insert_characters(width)
+            line = buffer[cursor.y]
+            if width == 1:
+                line[cursor.x] = cursor.attrs._replace(data=char)
+            elif width == 2:  # a stub cell follows a wide character
+                line[cursor.x] = cursor.attrs._replace(data=char)
+                if cursor.x + 1 < columns:
+                    line[cursor.x + 1] = cursor.attrs._replace(data="")
+            elif width == 0 and unicodedata.combining(char):
+                if cursor.x:
+                    last = line[cursor.x - 1]
+                    line[cursor.x - 1] = last._replace(data=unicodedata.normalize("NFC", last.data + char))
+                elif cursor.y:
+                    above = buffer[cursor.y - 1]
+                    last = above[columns - 1]
+                    above[columns - 1] = last._replace(data=unicodedata.normalize("NFC", last.data + char))
+            else:
+                break  # unprintable, or does not advance the cursor
+            if width > 0:
+                cursor.x = min(cursor.x + width, columns)
+                if cursor.x > line.used:
+                    line.used = cursor.x
         self.dirty.add(cursor.y)
 
     def _cells_of(self, attrs: Cell) -> "_CellCache":
@@ -324,40 +362,6 @@ class TerminalScreen(BackgroundEditing, pyte.Screen):
         self.cursor_shape = CURSOR_SHAPES.get(style, "block")
         self.cursor_blink = style in (0, 1, 3, 5)
 
-    @property
-    def application_cursor(self) -> bool:
-        return DECCKM in self.mode
-
-    @property
-    def bracketed_paste(self) -> bool:
-        return BRACKETED_PASTE in self.mode
-
-    @property
-    def mouse_tracking(self) -> str:
-        """"" (off), "x10", "normal" (press/release), "button" (+drag) or "any" (+motion)."""
-        mode = self.mode
-        if MOUSE_ANY in mode:
-            return "any"
-        if MOUSE_BUTTON in mode:
-            return "button"
-        if MOUSE_NORMAL in mode:
-            return "normal"
-        if MOUSE_X10 in mode:
-            return "x10"
-        return ""
-
-    @property
-    def mouse_encoding(self) -> str:
-        """"sgr" (1006), "urxvt" (1015), "utf8" (1005) or "x10" (default)."""
-        mode = self.mode
-        if MOUSE_SGR in mode:
-            return "sgr"
-        if MOUSE_URXVT in mode:
-            return "urxvt"
-        if MOUSE_UTF8 in mode:
-            return "utf8"
-        return "x10"
-
     # -- scrolling and scrollback -----------------------------------------
     def _push_history(self, line) -> None:
         if self.history.maxlen == 0 or type(line) is CarriedLine:
@@ -373,20 +377,66 @@ class TerminalScreen(BackgroundEditing, pyte.Screen):
         super().index()
 
     def resize(self, lines: Optional[int] = None, columns: Optional[int] = None) -> None:
-        """Resize; when shrinking, blank rows below the cursor go first (as xterm
-        does), then rows from the top, which go to scrollback."""
+        """Resize as tmux does. Height first: when shrinking, rows below the cursor go
+        first, then rows from the top, which go to scrollback; when growing, blank rows
+        come in below. Then, if the width changed, the primary screen and its scrollback
+        are reflowed (``wrapping.reflow``); the alternate screen is cut at the new
+        width. Tab stops go back to every 8 columns, the scrolling region to the screen."""
         lines = lines or self.lines
+        columns = columns or self.columns
+        if (lines, columns) == (self.lines, self.columns):
+            return
+        buffer = self.buffer
+        cursor = self.cursor
         if lines < self.lines:
-            below = self.lines - 1 - self.cursor.y
+            below = self.lines - 1 - cursor.y
             drop_bottom = max(0, min(self.lines - lines, below))
             for y in range(self.lines - drop_bottom, self.lines):
-                self.buffer.pop(y, None)
-            self.lines -= drop_bottom  # pyte then drops only the rest, from the top
-            if not self.alternate:
-                for y in range(self.lines - lines):
-                    self._push_history(self.buffer.get(y))
-        super().resize(lines, columns)
+                buffer.pop(y, None)
+            drop_top = self.lines - drop_bottom - lines
+            if drop_top > 0:
+                if not self.alternate:
+                    for y in range(drop_top):
+                        self._push_history(buffer.get(y))
+                moved = {y - drop_top: line for y, line in buffer.items() if y >= drop_top}
+                buffer.clear()
+                buffer.update(moved)
+                cursor.y = max(0, cursor.y - drop_top)
+        for y in [y for y in buffer if y >= lines]:
+            del buffer[y]
+        self.lines = lines
+        if columns != self.columns:
+            if self.alternate:
+                if columns < self.columns:
+                    for line in buffer.values():
+                        for x in range(columns, self.columns):
+                            line.pop(x, None)
+            else:
+                self._reflow(columns)
+            self.columns = columns
+            self.tabstops = set(range(8, columns, 8))
+        self.margins = None
         self.dirty.update(range(self.lines))
+
+    def _reflow(self, columns: int) -> None:
+        history = self.history
+        get = self.buffer.get
+        rows = list(history) + [get(y) if y in self.buffer else Line(self.default_char) for y in range(self.lines)]
+        cursor = self.cursor
+        rows, kept, (x, y) = reflow(rows, columns, self.lines, (cursor.x, len(history) + cursor.y),
+                                    self.text_cells, self.default_char)
+        history.clear()
+        history.extend(rows[:kept])
+        self.buffer.clear()
+        self.buffer.update(zip(range(self.lines), rows[kept:]))
+        if y >= kept:
+            cursor.x, cursor.y = x, y - kept
+        else:
+            cursor.x = cursor.y = 0
+
+    def _plain_text_cells(self, row: str) -> list:
+        default = self.default_char
+        return [default._replace(data=ch) for ch in row if ch.isprintable()]
 
     # -- DECSC / DECRC as xterm and tmux: one slot, kept ----------------------
     def save_cursor(self) -> None:

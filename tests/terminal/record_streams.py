@@ -15,7 +15,10 @@ Written to streams/: `NAME.bin.gz` (the program's bytes, script's header and foo
 stripped) and `NAME.json`: the program, its first size and a list of steps, each at a
 byte offset of the stream — `{"at": N, "resize": {"rows", "cols"}}` or
 `{"at": N, "screen": {"rows", "cols", "cursor", "alternate", "capture"}}`.
-Programs used: tmux, vim, less, man, top, htop, nano, mc, dialog, bash, python3, git.
+Programs used: tmux, vim, less, man, top, htop, nano, mc, dialog, bash, python3, git, and
+Claude Code (the claude-code runner image, `crowdtui image build --runner claude-code`, run
+with `docker run` against tests/standins/anthropic.py). Every process a recording started
+is ended by its id afterwards, the container by its name.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import record_claude  # beside this file (run as a script)
+import record_processes
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -53,14 +59,26 @@ class Recording:
         self.log = log
         self.rows, self.cols = rows, cols
         self.steps: list[dict] = []
+        self.pids: set[int] = set()  # script and everything it started, to end after
+        self.cleanups: list = []  # what a scenario started besides (run last, in reverse)
 
     def start(self, command: str, env_extra: str = "", wait: float = 1.0) -> None:
         inner = f"{ENV} {env_extra} {command}"
         tmux("new-session", "-d", "-s", "rec", "-x", str(self.cols), "-y", str(self.rows),
              f"script -q -f -c {shlex.quote(inner)} {shlex.quote(str(self.log))}")
+        self.pids.add(int(tmux("display", "-p", "-t", "rec", "#{pane_pid}")))
         if tmux("show", "-gv", "status").strip() != "off":
             raise RuntimeError("the recording server did not read its configuration")
         self.quiet(wait)
+
+    def stop(self) -> None:
+        """End what the recording started, by process id (tmux's exit leaves `script` and
+        its program running when they ignore the hangup), then the scenario's extras."""
+        pids = record_processes.descendants(self.pids)
+        subprocess.run(["tmux", "-L", SOCK, "kill-server"], capture_output=True)
+        record_processes.end(pids)
+        for cleanup in reversed(self.cleanups):
+            cleanup()
 
     def quiet(self, least: float = 0.3) -> int:
         """Wait until the program has written nothing for a while; the log's size."""
@@ -401,6 +419,7 @@ SCENARIOS = {
     "save_restore": (16, 60, save_restore),
     "altmouse": (24, 80, altmouse),
     "altmouse_exit": (24, 80, altmouse_exit),
+    "claude_code": (30, 100, record_claude.claude_code),
 }
 
 
@@ -424,8 +443,8 @@ def record(name: str) -> None:
             scenario(rec)
             rec.checkpoint()
         finally:
-            subprocess.run(["tmux", "-L", SOCK, "kill-server"], capture_output=True)
             subprocess.run(["tmux", "-L", "crowdtui-inner", "kill-server"], capture_output=True)
+            rec.stop()
         stream, head = strip_script(rec.log.read_bytes())
     steps = []
     for step in rec.steps:

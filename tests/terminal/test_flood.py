@@ -251,3 +251,21 @@ def test_fast_path_is_invisible_with_line_drawing_and_scrolling(tokens, rows, co
     for y in range(rows):
         assert fast.line(y) == slow.line(y), f"row {y}"
     assert fast.cursor == slow.cursor
+
+
+def test_not_g_finds_what_its_definition_says():
+    """NOT_G is written as one character class with a lookbehind (for speed); it finds
+    exactly the first control character outside G or ESC not beginning an SGR or EL."""
+    import re
+
+    from crowdtui.terminal.fastpath import NOT_G
+
+    plain = re.compile(r"[\x00-\x06\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]|\x1b(?!\[[0-9;]*m|\[[0-2]?K)")
+    rng = random.Random(11)
+    pieces = ["a", "\x1b", "[", "m", "K", "0", "2", "3", ";", "\x07", "\x08", "\t", "\r", "\n", "\x01",
+              "H", "\x9b", "\x7f", "中", "\x1b[31m", "\x1b[K", "\x1b[2K", "\x1b[3K", "\x1b[?25l"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        want = plain.search(text)
+        got = NOT_G.search(text)
+        assert (got and got.start()) == (want and want.start()), repr(text)

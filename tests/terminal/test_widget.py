@@ -113,6 +113,25 @@ async def test_scrollback_browsing_does_not_disturb_program(shell):
         assert "200" in rendered_text(term).split()
 
 
+async def test_scrolled_back_through_a_reflow_that_shortens_scrollback():
+    """Widening joins wrapped rows, so scrollback gets shorter under a reader scrolled back."""
+    app = TerminalTestApp(None)
+    async with app.run_test(size=(60, 20)) as pilot:
+        term = app.query_one(Terminal)
+        await pilot.pause()
+        term._on_output("".join(f"{i:03d} " + "w" * 96 + "\r\n" for i in range(40)).encode())
+        await wait_for(pilot, lambda: not term._pending and term._flush_handle is None, what="output digested")
+        await pilot.press("shift+home")
+        await pilot.pause()
+        deep = term.scrolled_back
+        assert deep > 40  # each line took two or more rows
+        await pilot.resize_terminal(160, 20)
+        await wait_for(pilot, lambda: term.emulator.cols > 100, what="the wider screen")
+        assert term.scrolled_back <= term.emulator.history_size < deep
+        shown = rendered_text(term)
+        assert "000 " + "w" * 96 in shown  # the oldest line, whole again on one row
+
+
 async def test_title_and_session_end(shell):
     app = TerminalTestApp(shell)
     async with app.run_test(size=(100, 30)) as pilot:

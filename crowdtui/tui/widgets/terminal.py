@@ -312,6 +312,8 @@ class Terminal(Widget, can_focus=True):
         rows, cols = size.height, size.width
         if (rows, cols) != (self.emulator.rows, self.emulator.cols):
             self.emulator.resize(rows, cols)
+            # A wider screen reflows scrollback into fewer rows: stay within it.
+            self._scroll_back = min(self._scroll_back, len(self.emulator.screen.history))
             self._full_repaint = True
         if self._viewer is not None:
             try:
