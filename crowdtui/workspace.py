@@ -74,12 +74,15 @@ class Workspace:
         return store
 
     def configure_store(self, store) -> None:
-        """Set crowd.toml's ``[quotas]`` and ``[documents]`` on an open store (the one home of
+        """Set crowd.toml's ``[quotas]``, ``[documents]`` and ``[approvals]`` on an open store (the one home of
         that rule: ``open_store`` and the hub use it)."""
         from qms.policy import DocPolicy
 
+        from qms.permissions import timeout_from_config
+
         store.quotas = self.quotas()
         store.doc_policy = DocPolicy.from_config(self.config.get("documents"))
+        store.permission_timeout = timeout_from_config(self.config.get("approvals"))
 
     def quotas(self):
         """The per-agent limits of ``[quotas]`` in crowd.toml (qms.quotas.Quotas; defaults

@@ -17,6 +17,7 @@ from pathlib import Path
 from qms.db import DEFAULT_BUSY_TIMEOUT, connect, is_busy, migrate
 from qms.documents import DocumentsMixin
 from qms.errors import Busy, QmsError
+from qms.permissions import DEFAULT_TIMEOUT as DEFAULT_PERMISSION_TIMEOUT
 from qms.registry import RegistryMixin
 from qms.writer import Writer
 
@@ -28,8 +29,13 @@ class Store(DocumentsMixin, RegistryMixin):
     (``qms.documents``), events (``qms.events``), on the core of ``qms.core``. Dispatch's
     and the hub's tables have modules of their own taking a Store (``qms.routes``,
     ``qms.scheduled_tasks``, ``qms.inbound``, ``qms.outbound``, ``qms.channels``,
-    ``qms.tokens``, ``qms.secrets``).
+    ``qms.tokens``, ``qms.secrets``, ``qms.permissions``).
+
+    ``permission_timeout``: seconds a permission request waits for an answer (crowd.toml
+    ``[approvals] timeout``, set by the workspace when it opens the store).
     """
+
+    permission_timeout: float = DEFAULT_PERMISSION_TIMEOUT
 
     @classmethod
     async def open(cls, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> "Store":
