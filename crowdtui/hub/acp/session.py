@@ -48,7 +48,7 @@ PROTOCOL_VERSION = 1
 START_TIMEOUT = 120.0  # seconds for initialize and session/new (the adapter starts Claude Code)
 MAX_STDERR = 64 * 1024
 MAX_PROMPT = 256 * 1024
-MAX_DETAIL = 4000
+KINDS = ("allow_once", "allow_always", "reject_once", "reject_always")  # ACP's permission option kinds
 ENTRY = "crowd-entry"
 
 
@@ -166,13 +166,17 @@ class AcpAgent:
                 await self._cannot_resume(stored.session_id, "the adapter can neither load nor resume sessions")
             else:
                 method = "session/load" if can == LOAD else "session/resume"
+                self.session_id = stored.session_id  # session/load replays the history before it answers
                 try:
                     await self.conn.request(method, {**base, "sessionId": stored.session_id,
                                                      "_meta": self._meta()}, timeout=START_TIMEOUT)
                 except RpcError as exc:
+                    self.session_id = None
+                    self.conversation.entries.clear()
+                    self.conversation.tool_calls.clear()
                     await self._cannot_resume(stored.session_id, f"{method} failed: {exc.message}")
                 else:
-                    self.session_id, self.how = stored.session_id, "loaded" if can == LOAD else "resumed"
+                    self.how = "loaded" if can == LOAD else "resumed"
         if self.session_id is None:
             result = await self.conn.request("session/new", {**base, "_meta": self._meta()}, timeout=START_TIMEOUT)
             sid = result.get("sessionId") if isinstance(result, dict) else None
@@ -280,15 +284,18 @@ class AcpAgent:
         title = str(wire.get("title") or (call.title if call else "") or "a tool call")[:500]
         tool = (call.tool or call.kind) if call is not None else "tool"
         raw = wire.get("rawInput", call.raw_input if call is not None else None)
-        detail = json.dumps(raw, ensure_ascii=False, default=str)[:MAX_DETAIL] if raw is not None else ""
+        detail = raw if isinstance(raw, dict) else ({"input": raw} if raw is not None else None)
         diff = unified_diff(call.diffs()) if call is not None else ""
-        decision = await request_permission(self.store, agent=self.name, tool=tool, title=title, diff=diff,
-                                            detail=detail, timeout=self.permission_timeout)
+        offered = [o["kind"] for o in options if o["kind"] in KINDS]
+        decision = await request_permission(self.store, agent=self.name, tool=tool, title=title, diff=diff or None,
+                                            detail=detail, timeout=self.permission_timeout,
+                                            options=list(dict.fromkeys(offered)) or None)
         outcome = decision.outcome
         if outcome == "cancelled":
             return {"outcome": {"outcome": "cancelled"}}
         wanted = {"expired": ["reject_once"], "allow_always": ["allow_always", "allow_once"],
                   "reject_always": ["reject_always", "reject_once"]}.get(outcome, [outcome])
+        wanted += ["allow_once", "allow_always"] if decision.allowed else ["reject_once", "reject_always"]
         for kind in wanted:
             for option in options:
                 if option["kind"] == kind:
