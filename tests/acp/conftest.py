@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,10 @@ async def acp_crew(workspace, store, claude_acp_image, docker_client):
     agents: list[AcpAgent] = []
 
     async def start(record=None, **kw) -> AcpAgent:
+        import os
+
+        if record is None and os.environ.get("CROWD_ACP_RECORD"):  # to refresh tests/acp/recordings
+            record = Path(os.environ["CROWD_ACP_RECORD"])
         await hub.open_door("quill")
         if (await runtime.info("quill")) is None or (await runtime.info("quill")).state != "running":
             await runtime.start(roster.get("quill"))

@@ -72,7 +72,8 @@ class AcpAgent:
     """Start with ``await AcpAgent(...).start()``; ``prompt(text)`` runs one turn."""
 
     def __init__(self, store: Any, runtime: Any, agent: AgentDef, *, config: dict | None = None,
-                 permission_timeout: float | None = None, record: Path | None = None):
+                 permission_timeout: float | None = None, record: Path | None = None,
+                 command: list[str] | None = None):
         self.store = store
         self.runtime = runtime
         self.agent = agent
@@ -80,6 +81,7 @@ class AcpAgent:
         self.runner = runner_for(agent)
         self.settings = runner_settings(config, self.runner.name)
         self.permission_timeout = permission_timeout
+        self.command = command  # instead of the runner's adapter (the tests' replayed stand-in agent)
         self.conversation = Conversation()
         self.conversation.listeners.append(self._on_entry)
         self.stderr: collections.deque[bytes] = collections.deque()
@@ -105,7 +107,7 @@ class AcpAgent:
         return self.runner.working_dir or "/home/agent"
 
     async def start(self) -> "AcpAgent":
-        command = self.runner.acp_command(self.agent, self.settings)
+        command = self.command or self.runner.acp_command(self.agent, self.settings)
         if not command:
             raise AcpUnavailable(f"runner {self.runner.name} of {self.name} has no ACP adapter; "
                                  "use mode: terminal")
