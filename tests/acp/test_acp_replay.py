@@ -68,6 +68,7 @@ async def test_the_view_shows_a_replayed_turn_typed_in_its_prompt(replayed, stor
     app = Harness()
     async with app.run_test(size=(100, 40)) as pilot:
         view = app.query_one(ConversationView)
+        view.query_one("#acp-prompt").focus()
         await pilot.press(*"write the note")
         await pilot.press("enter")
         answered = asyncio.create_task(answer_when_asked(store, "allow_once"))

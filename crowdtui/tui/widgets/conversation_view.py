@@ -96,7 +96,6 @@ class ConversationView(Vertical):
             self._dirty[id(entry)] = entry
         self.agent.conversation.listeners.append(self._changed)
         self._flush()
-        self.query_one("#acp-prompt", Input).focus()
 
     def on_unmount(self) -> None:
         try:
