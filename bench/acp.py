@@ -129,6 +129,9 @@ async def main(asks: int, echoes: int) -> None:
                 await agent.close()
             await runtime.remove("bench")
             await store.close()
+            from crowdtui.runtime.disk import unmount_below
+
+            unmount_below(Path(tmp))  # the agent's home filesystem (a loop mount) goes with the workspace
     perm, bare = [t * 1000 for t in times["permission"]], [t * 1000 for t in times["bare"]]
     print(f"ACP over docker exec, {asks} permission requests, {echoes} bare round trips")
     print(f"  bare JSON-RPC round trip     p50 {pct(bare, .5):7.2f} ms   p99 {pct(bare, .99):7.2f} ms")
