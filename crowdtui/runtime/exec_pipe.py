@@ -142,11 +142,11 @@ async def run_in(client: Any, container_id: str, cmd: list[str], *, stdin: bytes
             nonlocal too_much
             if len(buf) + len(data) > max_output:
                 too_much = True
-                buf += data[:max_output - len(buf)]
+                buf.extend(data[:max_output - len(buf)])
                 if pipe is not None:
                     asyncio.get_running_loop().create_task(pipe.close())
             else:
-                buf += data
+                buf.extend(data)
         return take
 
     pipe = await open_pipe(client, container_id, cmd, env=env, user=user, workdir=workdir,

@@ -154,3 +154,21 @@ async def test_session_is_loaded_after_a_container_restart(acp_crew, store):
         assert [e.detail["how"] for e in sessions] == ["new", "loaded"]
     finally:
         standin.stop()
+
+
+async def test_a_session_that_cannot_be_loaded_is_said_and_a_new_one_starts(acp_crew, store):
+    from qms.acp_sessions import save_session
+
+    standin = AnthropicStandIn([], host="127.0.0.2", port=acp_crew["port"]).start()
+    try:
+        await save_session(store, "quill", "0badc0de-0000-4000-8000-000000000000", cwd="/workspace",
+                           adapter="earlier", can_load=1, how="new")
+        agent = await acp_crew["start"]()
+        assert agent.how == "new" and agent.session_id != "0badc0de-0000-4000-8000-000000000000"
+        assert agent.notes and "could not be resumed" in agent.notes[0]  # the console's status line
+        [event] = await store.events_after(0, kinds=["acp.no_resume"])
+        assert "session/load failed" in event.detail["reason"]
+        [row] = await store.query("SELECT session_id FROM acp_sessions WHERE agent = 'quill'")
+        assert row[0] == agent.session_id
+    finally:
+        standin.stop()
