@@ -20,4 +20,5 @@ bench: setup
 	.venv/bin/python bench/tui.py
 	.venv/bin/python bench/egress.py
 	.venv/bin/python bench/runner_start.py
+	.venv/bin/python bench/acp.py
 	.venv/bin/python bench/faults.py

@@ -153,6 +153,12 @@ class ClaudeCodeRunner(Runner):
         home.ensure_dir(".claude")
         config = read_json(home, ".claude/settings.json")
         config["apiKeyHelper"] = f"printenv {KEY_VARIABLE}"
+        if agent.mode == "acp":
+            # the ACP adapter sets its own --allowedTools, so the definition's pre-approved tools
+            # are given as Claude Code's user permission rules (its settings, which it reads)
+            permissions = config.get("permissions") if isinstance(config.get("permissions"), dict) else {}
+            permissions["allow"] = list(agent.tools)
+            config["permissions"] = permissions
         write_json(home, ".claude/settings.json", config)
 
 

@@ -172,3 +172,22 @@ async def test_a_session_that_cannot_be_loaded_is_said_and_a_new_one_starts(acp_
         assert row[0] == agent.session_id
     finally:
         standin.stop()
+
+
+async def test_crowd_tools_go_through_the_agents_own_door_preapproved(acp_crew, store):
+    """tools: [mcp__crowd] pre-approves the crowd tools in mode: acp too (no request waits), and
+    the hub sees the call as quill's: the bridge in quill's container is quill's door."""
+    turns = [Turn(name="s", when="tell the operator", tool="mcp__crowd__send_message",
+                  input={"to": "operator", "body": "hello over ACP"}),
+             Turn(name="d", when="toolu_s", text="Sent.")]
+    standin = AnthropicStandIn(turns, host="127.0.0.2", port=acp_crew["port"]).start()
+    try:
+        agent = await acp_crew["start"]()
+        assert await asyncio.wait_for(agent.prompt("tell the operator"), 90) == "end_turn"
+        [message] = [m for m in await store.inbox("operator") if m.sender == "quill"]
+        assert message.body == "hello over ACP"
+        assert await store.events_after(0, kinds=["permission.requested"]) == []
+        calls = await store.events_after(0, kinds=["hub.call"])
+        assert [(e.actor, e.subject) for e in calls if e.subject == "send_message"] == [("quill", "send_message")]
+    finally:
+        standin.stop()
