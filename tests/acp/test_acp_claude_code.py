@@ -191,3 +191,26 @@ async def test_crowd_tools_go_through_the_agents_own_door_preapproved(acp_crew, 
         assert [(e.actor, e.subject) for e in calls if e.subject == "send_message"] == [("quill", "send_message")]
     finally:
         standin.stop()
+
+
+async def test_thoughts_and_the_plan_reach_the_conversation(acp_crew, store, tmp_path):
+    """The model's thinking and a TodoWrite plan come as agent_thought_chunk and plan updates.
+    (With CROWD_ACP_RECORD set this run is tests/acp/recordings/plan_and_thought.jsonl.)"""
+    todos = [{"content": "Read the style guide", "status": "completed", "activeForm": "Reading"},
+             {"content": "Write the summary", "status": "in_progress", "activeForm": "Writing"}]
+    turns = [Turn(name="p", when="make a plan", thinking="First I should list the steps.", tool="TodoWrite",
+                  input={"todos": todos}),
+             Turn(name="d", when="toolu_p", text="Plan made.")]
+    standin = AnthropicStandIn(turns, host="127.0.0.2", port=acp_crew["port"]).start()
+    try:
+        agent = await acp_crew["start"]()
+        assert await asyncio.wait_for(agent.prompt("make a plan"), 90) == "end_turn"
+        kinds = [(type(e).__name__, getattr(e, "role", "")) for e in agent.conversation.entries]
+        assert ("Message", "thought") in kinds and ("Plan", "") in kinds, kinds
+        [plan] = [e for e in agent.conversation.entries if type(e).__name__ == "Plan"]
+        assert [(p["content"], p["status"]) for p in plan.entries] == [
+            ("Read the style guide", "completed"), ("Write the summary", "in_progress")]
+        [thought] = [e for e in agent.conversation.entries if getattr(e, "role", "") == "thought"]
+        assert thought.text == "First I should list the steps."
+    finally:
+        standin.stop()

@@ -20,7 +20,12 @@ RECORDING = HERE / "recordings" / "write_allowed.jsonl"
 
 
 @pytest.fixture
-async def replayed(workspace, store, agent_image, docker_client):
+def recording() -> Path:
+    return RECORDING
+
+
+@pytest.fixture
+async def replayed(workspace, store, agent_image, docker_client, recording):
     """scribe (a plain agent container) running the replay agent over the exec path."""
     from crowdtui.hub.acp.session import AcpAgent
     from crowdtui.roster import load_roster, sync_roster
@@ -30,7 +35,7 @@ async def replayed(workspace, store, agent_image, docker_client):
     folder.mkdir(parents=True)
     (folder / "AGENT.md").write_text("---\nname: scribe\n---\nReplays a recorded adapter run.\n")
     shutil.copy(HERE / "replay_agent.py", workspace.root / "replay_agent.py")
-    shutil.copy(RECORDING, workspace.root / "recording.jsonl")
+    shutil.copy(recording, workspace.root / "recording.jsonl")
     roster = load_roster(workspace)
     assert not roster.errors, roster.problems
     await sync_roster(store, roster)
@@ -96,3 +101,27 @@ async def test_a_client_that_strays_from_the_recording_is_told(replayed):
     agent, _ = replayed
     with pytest.raises(RpcError, match="replay expected session/prompt"):
         await agent.conn.request("session/cancel_all", {"sessionId": agent.session_id}, timeout=10)
+
+
+@pytest.mark.parametrize("recording", [HERE / "recordings" / "plan_and_thought.jsonl"])
+async def test_the_view_shows_thoughts_and_the_plan(replayed, recording):
+    from textual.app import App, ComposeResult
+
+    from crowdtui.tui.widgets.conversation_view import ConversationView
+
+    agent, _ = replayed
+
+    class Harness(App):
+        def compose(self) -> ComposeResult:
+            yield ConversationView(agent)
+
+    app = Harness()
+    async with app.run_test(size=(100, 40)) as pilot:
+        view = app.query_one(ConversationView)
+        view.query_one("#acp-prompt").focus()
+        await pilot.press(*"make a plan")
+        await pilot.press("enter")
+        await wait_for_app(pilot, lambda: "Plan made." in view.transcript() and not view.busy, 30, "the turn's end")
+        shown = view.transcript()
+        assert "thinking › First I should list the steps." in shown
+        assert "plan\n  [x] Read the style guide\n  [>] Write the summary" in shown
