@@ -29,6 +29,7 @@ Layer: above ``dispatch`` (it assembles hub, runtime, roster and dispatch), belo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -272,7 +273,11 @@ class Host:
         self.launcher = Launcher(self.workspace, self.store, self.runtime,
                                  log=lambda line: self.log(f"launch: {line}"),
                                  on_task=not self.options.hub)  # the hub's launch policy does on_task
-        return Dispatch(self.store, config=self.options.dispatch_config or DispatchConfig(),
+        config = self.options.dispatch_config or DispatchConfig()
+        if not config.operator_chats:  # crowd.toml [approvals] operator_chats: where the operator answers
+            chats = self.workspace.setting("approvals", "operator_chats", []) or []
+            config = dataclasses.replace(config, operator_chats=tuple(chats) if isinstance(chats, list) else chats)
+        return Dispatch(self.store, config=config,
                       stop_agent=self.launcher.stop, delivered=self.launcher.delivered,
                       log=lambda line: self.log(f"dispatch: {line}"))
 

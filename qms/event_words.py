@@ -132,6 +132,16 @@ WORDS: dict[str, Words] = {
                                  + (f", {d['tool_calls']} tool calls" if d.get("tool_calls") else "") + ")"
                                  + (f': "{_q(d.get("prompt"))}"' if d.get("prompt") else "")),
     "acp.tool_call": lambda a, s, d: f"{a}'s tool call {_q(s)}: {d.get('status', '?')}",
+    "permission.requested": lambda a, s, d: (f"{s} asks permission for {d.get('tool', '?')}"
+                                             f" (request {d.get('request', '?')}): {_q(d.get('title'))}"),
+    "permission.answered": lambda a, s, d: (f"{a} answered {s}'s request {d.get('request', '?')}"
+                                            f" for {d.get('tool', '?')}: {d.get('outcome', '?')}"),
+    "permission.expired": lambda a, s, d: f"{s}'s request {d.get('request', '?')} for {d.get('tool', '?')} expired",
+    "permission.cancelled": lambda a, s, d: (f"{s}'s request {d.get('request', '?')} for {d.get('tool', '?')}"
+                                             " was cancelled"),
+    "permission.refused": lambda a, s, d: f"{a} was refused an answer to request {s}: {_q(d.get('reason'))}",
+    "permission.rule_added": lambda a, s, d: f"{a} made {d.get('outcome', '?')} the rule for {s}'s {d.get('tool', '?')}",
+    "permission.rule_revoked": lambda a, s, d: f"{a} revoked the {d.get('outcome', '?')} rule for {s}'s {d.get('tool', '?')}",
     "engine.unreachable": lambda a, s, d: "the Docker engine is unreachable",
     "engine.reachable": lambda a, s, d: "the Docker engine is reachable again",
 }

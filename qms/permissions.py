@@ -15,7 +15,9 @@ Events, each in the change's own transaction (subject: the requesting agent; det
 ``permission.expired``, ``permission.cancelled``, ``permission.refused``,
 ``permission.rule_added``, ``permission.rule_revoked``.
 
-Everything here comes from agents: sizes are bounded and labels hold no control characters.
+Everything here comes from agents: sizes are bounded, labels hold no control characters,
+and an agent has at most ``[quotas] permission_requests_pending`` requests waiting at once
+(beyond: ``QuotaExceeded`` and a ``quota.refused`` event).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from qms.errors import Conflict, InvalidInput, NotFound
 from qms.event_rows import add_event
 from qms.names import _CONTROL_BUT_LINES_RE, _CONTROL_RE, shown, validate_name, validate_text
+from qms.quotas import check_permission_request
 from qms.registry import no_such_agent
 
 if TYPE_CHECKING:
@@ -45,6 +48,8 @@ STATES = (PENDING, ANSWERED, EXPIRED, CANCELLED)
 CLOSING_KINDS = ("permission.answered", "permission.expired", "permission.cancelled")
 RULE = "rule"  # answered_by of a request a rule answered
 
+#: the keys of crowd.toml's [approvals] (operator_chats: read by dispatch, crowdtui.dispatch.approval_chat)
+CONFIG_KEYS = ("timeout", "operator_chats")
 DEFAULT_TIMEOUT = 600.0  # seconds a request waits unless crowd.toml [approvals] timeout says
 MAX_TOOL_CHARS = 120
 MAX_TITLE_CHARS = 300
@@ -180,9 +185,10 @@ def timeout_from_config(section: Mapping[str, Any] | None) -> float:
         return DEFAULT_TIMEOUT
     if not isinstance(section, Mapping):
         raise InvalidInput("[approvals] in crowd.toml must be a table (timeout = \"10m\")")
-    unknown = sorted(set(section) - {"timeout"})
+    unknown = sorted(set(section) - set(CONFIG_KEYS))
     if unknown:
-        raise InvalidInput(f"unknown [approvals] key(s) {', '.join(map(str, unknown))} in crowd.toml; known: timeout")
+        raise InvalidInput(f"unknown [approvals] key(s) {', '.join(map(str, unknown))} in crowd.toml; "
+                           f"known: {', '.join(CONFIG_KEYS)}")
     value = section.get("timeout", DEFAULT_TIMEOUT)
     seconds: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -235,6 +241,7 @@ async def open_request(store: "Store", *, agent: str, tool: str, title: str, now
     def tx(conn: sqlite3.Connection) -> tuple[PermissionRequest, int]:
         if conn.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
             raise no_such_agent(agent)
+        check_permission_request(conn, store.quotas, agent, now)
         row = conn.execute(
             f"INSERT INTO permission_requests (agent, tool, title, detail, diff, options, opened_at, expires_at) "
             f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}",
@@ -251,43 +258,67 @@ async def open_request(store: "Store", *, agent: str, tool: str, title: str, now
     return await store.write_sync(tx)
 
 
+def answer_tx(conn: sqlite3.Connection, store: "Store", request_id: int, outcome: str, *, actor: str, now: float,
+              extra: dict[str, Any] | None = None) -> PermissionRequest | str:
+    """Answer a pending request inside an open transaction (a ``write_sync`` job, or dispatch's
+    routing transaction); returns it, or the refusal as one line (the caller records it).
+    ``extra`` goes into the ``permission.answered`` event (e.g. the chat it came from)."""
+    row = conn.execute(f"SELECT {COLUMNS} FROM permission_requests WHERE id = ?", (request_id,)).fetchone()
+    if row is None:
+        return f"no permission request {request_id}; see `crowdtui approvals ls`"
+    if row["state"] != PENDING:
+        return (f"permission request {request_id} is {row['state']} already "
+                f"({row['outcome']} by {row['answered_by']}); nothing changed")
+    if outcome not in json.loads(row["options"]):
+        return (f"{row['agent']} does not offer {outcome} for request {request_id}; "
+                f"answer one of {', '.join(json.loads(row['options']))}")
+    done = _close_in(conn, store, row, ANSWERED, outcome, actor, now, extra)
+    if outcome in ALWAYS:
+        conn.execute(
+            "INSERT INTO permission_rules (agent, tool, outcome, created_at, created_by, request_id) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(agent, tool) DO UPDATE SET outcome = excluded.outcome, "
+            "created_at = excluded.created_at, created_by = excluded.created_by, "
+            "request_id = excluded.request_id", (done.agent, done.tool, outcome, now, actor, done.id))
+        add_event(conn, store, actor, "permission.rule_added", done.agent,
+                  {"request": done.id, "tool": done.tool, "outcome": outcome})
+        for other in conn.execute(f"SELECT {COLUMNS} FROM permission_requests WHERE agent = ? AND tool = ? "
+                                  "AND state = 'pending'", (done.agent, done.tool)).fetchall():
+            _close_in(conn, store, other, ANSWERED, outcome, RULE, now)
+    return done
+
+
+def refusal_error(reason: str) -> Exception:
+    """The error a refused answer raises: NotFound, Conflict (closed already) or InvalidInput."""
+    if reason.startswith("no permission request"):
+        return NotFound(reason)
+    return Conflict(reason) if " already " in reason else InvalidInput(reason)
+
+
+def refused_tx(conn: sqlite3.Connection, store: "Store", request_id: int, outcome: str, *, actor: str,
+               reason: str, extra: dict[str, Any] | None = None) -> None:
+    """Record a refused answer (``permission.refused``) inside an open transaction."""
+    add_event(conn, store, actor, "permission.refused", str(request_id),
+              {"request": request_id, "outcome": outcome, "reason": reason, **(extra or {})})
+
+
 async def answer_request(store: "Store", request_id: int, outcome: str, *, actor: str,
                          now: float) -> PermissionRequest:
     """Answer a pending request. An ``*_always`` answer also makes the rule for its agent and
     tool (and answers that agent's other pending requests for the tool). A request that is
-    not pending, or an outcome it does not offer, is refused and the refusal is an event."""
+    not pending, or an outcome it does not offer, is refused and the refusal is an event;
+    an unknown id is NotFound."""
     request_id = validate_request_id(request_id)
     validate_outcome(outcome)
 
     def tx(conn: sqlite3.Connection) -> PermissionRequest | str:
-        row = conn.execute(f"SELECT {COLUMNS} FROM permission_requests WHERE id = ?", (request_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"no permission request {request_id}; see `crowdtui approvals ls`")
-        if row["state"] != PENDING:
-            return (f"permission request {request_id} is {row['state']} already "
-                    f"({row['outcome']} by {row['answered_by']}); nothing changed")
-        if outcome not in json.loads(row["options"]):
-            return (f"{row['agent']} does not offer {outcome} for request {request_id}; "
-                    f"answer one of {', '.join(json.loads(row['options']))}")
-        done = _close_in(conn, store, row, ANSWERED, outcome, actor, now)
-        if outcome in ALWAYS:
-            conn.execute(
-                "INSERT INTO permission_rules (agent, tool, outcome, created_at, created_by, request_id) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(agent, tool) DO UPDATE SET outcome = excluded.outcome, "
-                "created_at = excluded.created_at, created_by = excluded.created_by, "
-                "request_id = excluded.request_id", (done.agent, done.tool, outcome, now, actor, done.id))
-            add_event(conn, store, actor, "permission.rule_added", done.agent,
-                      {"request": done.id, "tool": done.tool, "outcome": outcome})
-            for other in conn.execute(f"SELECT {COLUMNS} FROM permission_requests WHERE agent = ? AND tool = ? "
-                                      "AND state = 'pending'", (done.agent, done.tool)).fetchall():
-                _close_in(conn, store, other, ANSWERED, outcome, RULE, now)
-        return done
+        result = answer_tx(conn, store, request_id, outcome, actor=actor, now=now)
+        if isinstance(result, str) and not result.startswith("no permission request"):
+            refused_tx(conn, store, request_id, outcome, actor=actor, reason=result)
+        return result
 
     result = await store.write_sync(tx)
     if isinstance(result, str):
-        await store.append_event(actor, "permission.refused", str(request_id),
-                                 {"request": request_id, "outcome": outcome, "reason": result})
-        raise (Conflict(result) if "already" in result else InvalidInput(result))
+        raise refusal_error(result)
     return result
 
 
@@ -366,6 +397,13 @@ async def list_requests(store: "Store", *, state: str | None = PENDING, agents: 
     limit = max(1, min(int(limit), MAX_LIST))
     rows = await store.query(f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT {limit}) ORDER BY id", params)
     return [_request(r) for r in rows]
+
+
+def pending_tx(conn: sqlite3.Connection, now: float, limit: int = MAX_LIST) -> list[PermissionRequest]:
+    """The pending requests not yet past their time, oldest first, inside an open transaction."""
+    return [_request(r) for r in conn.execute(
+        f"SELECT {COLUMNS} FROM permission_requests WHERE state = 'pending' AND (expires_at IS NULL OR expires_at > ?) "
+        f"ORDER BY id LIMIT ?", (now, max(1, min(int(limit), MAX_LIST)))).fetchall()]
 
 
 async def pending_count(store: "Store") -> int:

@@ -56,6 +56,8 @@ class Quotas:
     # Agents managing agents (counted by the hub's management tools, crowdtui.hub.manage_tools)
     spawned_per_agent: int = 4  # agents spawned by one agent that exist at once
     agents_running_max: int = 16  # running agents beyond which an agent's start is refused
+    # The approval queue (qms.permissions)
+    permission_requests_pending: int = 20  # permission requests of one agent waiting at once
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> "Quotas":
@@ -221,3 +223,16 @@ def check_task(conn: sqlite3.Connection, quotas: Quotas, creator: str, *, shorte
         raise _refuse(creator, "tasks_max", quotas.tasks_max, n, 1, now=now, what="scheduled tasks you created",
                       advice="remove one of your tasks first (remove_task)")
     return True
+
+
+PERMISSIONS_USE = "SELECT COUNT(*) FROM permission_requests WHERE agent = ? AND state = 'pending'"
+
+
+def check_permission_request(conn: sqlite3.Connection, quotas: Quotas, agent: str, now: float) -> None:
+    """Refuse (QuotaExceeded) a permission request of ``agent`` beyond the requests it may
+    have waiting at once. Call inside the insert's transaction (a ``write_sync`` job)."""
+    n = conn.execute(PERMISSIONS_USE, (agent,)).fetchone()[0]
+    if n + 1 > quotas.permission_requests_pending:
+        raise _refuse(agent, "permission_requests_pending", quotas.permission_requests_pending, n, 1, now=now,
+                      what="permission requests waiting at once",
+                      advice="wait until the operator or your parent answers some")

@@ -39,6 +39,7 @@ COMMAND_MODULES = [
     "crowdtui.cli.hub_cmds",
     "crowdtui.cli.dispatch_cmds",
     "crowdtui.cli.secret_cmds",
+    "crowdtui.cli.approval_cmds",
     "crowdtui.cli.web_cmds",
     "crowdtui.cli.mcp_cmds",
     "crowdtui.cli.completion_cmds",

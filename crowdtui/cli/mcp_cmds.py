@@ -56,6 +56,7 @@ async def operator_server(workspace, store):
     from crowdtui.dispatch.mcp_tools import add_dispatch_tools, add_operator_tools
     from crowdtui.dispatch.service import Dispatch
     from crowdtui.host import host_running
+    from crowdtui.hub.approval_tools import add_approval_tools
     from crowdtui.hub.directory import Directory, roster_definitions
     from crowdtui.hub.eventlog import EventLog
     from crowdtui.hub.manage_tools import AgentManager, add_manage_tools
@@ -81,6 +82,7 @@ async def operator_server(workspace, store):
                                "no host runs for this workspace, so the agent has no hub door until one "
                                "runs (`crowdtui hub`, `crowdtui serve` or the console)"))
     add_manage_tools(server, manager)
+    add_approval_tools(server, store, directory)
     add_dispatch_tools(server, Dispatch(store, log=lambda line: print(line, file=sys.stderr)))
     add_operator_tools(server, store)
     return server, manager, audit

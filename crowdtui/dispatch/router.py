@@ -22,7 +22,8 @@ from qms.messages import deliver_tx
 from qms.names import DISPATCH
 from qms.registry import agent_names_tx
 
-from crowdtui.dispatch.matching import Decision, Incoming, decide
+from crowdtui.dispatch import approval_chat
+from crowdtui.dispatch.matching import Decision, Expression, Incoming, decide
 from crowdtui.dispatch.routes import list_routes, list_routes_tx
 
 _HEADER_SAFE = str.maketrans({"|": "/", "[": "(", "]": ")"})
@@ -55,6 +56,9 @@ class Router:
     log: Callable[[str], None] = lambda line: None
     typing: bool = True  # tell the chat the agent is at work when a message reaches it
     counts: dict = field(default_factory=lambda: {"routed": 0, "held": 0, "command": 0, "refused": 0})
+    # the operator's chats (crowd.toml [approvals] operator_chats): approval commands there
+    # answer permission requests, whatever the routes say (crowdtui.dispatch.approval_chat)
+    operator_chats: tuple[Expression, ...] = ()
 
     async def route_pending(self, limit: int = 200) -> int:
         """Route every stored, not yet routed message in arrival order; returns how many.
@@ -148,6 +152,10 @@ class Router:
 
     def _decide(self, row: StoredInbound, routes, agents, sticky) -> Decision:
         msg = Incoming(row.chat, row.text, platform=row.platform, room=row.room, sender=row.sender)
+        if self.operator_chats:
+            command = approval_chat.decide_command(msg, self.operator_chats)
+            if command is not None:
+                return command
         return decide(msg, routes, sticky=sticky, agents=agents)
 
     async def finish(self, statuses, after: After) -> None:
@@ -226,6 +234,8 @@ class Router:
         return status
 
     def _command(self, conn: sqlite3.Connection, row: StoredInbound, d: Decision, sticky, after: After) -> str:
+        if (d.command or "").startswith("approval:"):
+            return approval_chat.command_tx(conn, self.store, d, row.chat, self.now(), after)
         if d.command == "new":
             inbound_rows.clear_sticky_tx(conn, row.chat)
             return f"sticky agent cleared; the routes choose again (now {d.extra.get('route_agent', d.agent)})"

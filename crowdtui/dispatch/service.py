@@ -41,6 +41,9 @@ class DispatchConfig:
     outbound_attempts: int = outbound.MAX_ATTEMPTS
     callback_timeout: float = 5.0
     scheduler_interval: float = 1.0  # the longest the scheduler sleeps
+    # where the operator answers permission requests (crowd.toml [approvals] operator_chats,
+    # match expressions; crowdtui.dispatch.approval_chat): commands there, announcements to them
+    operator_chats: tuple[str, ...] = ()
 
 
 class Dispatch:
@@ -52,7 +55,10 @@ class Dispatch:
         self.clock = clock or SystemClock()
         self.config = config or DispatchConfig()
         self.log = log
-        self.router = Router(store, self.clock.now, stop_agent=stop_agent, delivered=delivered, log=log)
+        from crowdtui.dispatch.approval_chat import operator_chats
+
+        self.router = Router(store, self.clock.now, stop_agent=stop_agent, delivered=delivered, log=log,
+                             operator_chats=operator_chats({"operator_chats": list(self.config.operator_chats)}))
         self._route_wake = asyncio.Event()
         self._send_wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -61,6 +67,10 @@ class Dispatch:
         self._arrivals: list = []
         self.channel_epoch = 0  # bumped whenever channels change (API token cache)
         self._flusher: asyncio.Task | None = None
+        from crowdtui.dispatch.approval_chat import Announcer, announce_chats
+
+        chats = announce_chats(self.router.operator_chats)
+        self.announcer = Announcer(store, chats, now=self.clock.now, wake=self._send_wake.set) if chats else None
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -73,8 +83,12 @@ class Dispatch:
             self.log(f"{interrupted} task run(s) were interrupted by the last stop")
         self._route_wake.set()  # route whatever was stored before a crash
         self._send_wake.set()
-        for name, loop in (("router", self._router_loop), ("outbound", self._outbound_loop),
-                           ("health", self._health_loop), ("scheduler", self._scheduler_loop)):
+        loops = [("router", self._router_loop), ("outbound", self._outbound_loop),
+                 ("health", self._health_loop), ("scheduler", self._scheduler_loop)]
+        if self.announcer is not None:
+            await self.announcer.start()  # requests from now on (before the loop, so none slips by)
+            loops.append(("approvals", self.announcer.run))
+        for name, loop in loops:
             self._tasks.append(asyncio.create_task(self._guard(name, loop), name=f"dispatch-{name}"))
 
     async def stop(self) -> None:

@@ -27,8 +27,12 @@ from qms.permissions import PermissionRequest
 
 log = logging.getLogger(__name__)
 
-POLL = 0.2  # seconds between looks at the store's events while a request waits
+POLL = 0.1  # seconds between looks at the store's events while a request waits
 ACTOR = "hub"  # who expires or cancels a request
+# Waiters in this process, by request id: an answer given here (the console, the hub's
+# tool, the CLI in-process) wakes its waiter at once instead of at its next look. A spurious
+# wake (another store's request with the same id) only costs one read.
+_wakers: dict[int, asyncio.Event] = {}
 
 
 @dataclass(frozen=True)
@@ -69,24 +73,39 @@ async def request_permission(store: Any, *, agent: str, tool: str, title: str, d
     if request.state != permissions.PENDING:
         return Decision.of(request)
     follower = EventFollower(store, after=after, kinds=permissions.CLOSING_KINDS, interval=POLL)
+    waker = _wakers.setdefault(request.id, asyncio.Event())
     try:
-        return await asyncio.wait_for(_answer(store, follower, request.id), wait)
+        return await asyncio.wait_for(_answer(store, follower, request.id, waker), wait)
     except asyncio.TimeoutError:
         return await _close(store, request.id, permissions.EXPIRED, "nobody answered in time")
     except asyncio.CancelledError:
         await asyncio.shield(_close(store, request.id, permissions.CANCELLED, "the agent stopped waiting"))
         raise
     finally:
-        follower.stop()
+        if _wakers.get(request.id) is waker:
+            del _wakers[request.id]
 
 
-async def _answer(store: Any, follower: EventFollower, request_id: int) -> Decision:
-    async for batch in follower:
+async def _answer(store: Any, follower: EventFollower, request_id: int, waker: asyncio.Event) -> Decision:
+    """Look at the events after the request's own (every POLL seconds, or at once when woken)
+    until one closes it. A read that fails (the store busy) is tried again at the next look."""
+    while True:
+        waker.clear()
+        try:
+            batch = await follower.read()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("reading the answer to permission request %s failed: %s; retrying", request_id, exc)
+            batch = []
         if any(e.detail.get("request") == request_id for e in batch):
             request = await permissions.get_request(store, request_id)
             if request.state != permissions.PENDING:
                 return Decision.of(request)
-    raise RuntimeError(f"stopped following the store before request {request_id} was answered")
+        try:
+            await asyncio.wait_for(waker.wait(), POLL)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def _close(store: Any, request_id: int, state: str, reason: str) -> Decision:
@@ -98,11 +117,22 @@ async def answer_permission(store: Any, request_id: int, outcome: str, actor: st
     """Answer a pending request (``outcome``: allow_once, allow_always, reject_once or
     reject_always) as ``actor``. A request already closed is refused (``qms.errors.Conflict``,
     recorded as a ``permission.refused`` event); an unknown id is ``NotFound``."""
-    return await permissions.answer_request(store, request_id, outcome, actor=actor, now=time.time())
+    done = await permissions.answer_request(store, request_id, outcome, actor=actor, now=time.time())
+    wake(done.id, every=outcome in permissions.ALWAYS)
+    return done
 
 
-async def pending_requests(store: Any, agents: Iterable[str] | None = None) -> list[PermissionRequest]:
-    """Every pending request (of ``agents`` only, if given), oldest first; those whose waiter
-    is gone past their time are expired first."""
+def wake(request_id: int | str, *, every: bool = False) -> None:
+    """Tell this process's waiter on ``request_id`` (``every``: all waiters, as an "always"
+    answer may close an agent's other requests too) to look at the store now."""
+    for rid in (list(_wakers) if every else [int(request_id)]):
+        if rid in _wakers:
+            _wakers[rid].set()
+
+
+async def pending_requests(store: Any, agents: Iterable[str] | None = None,
+                           limit: int = permissions.MAX_LIST) -> list[PermissionRequest]:
+    """The pending requests (of ``agents`` only, if given; the newest ``limit``), oldest
+    first; those whose waiter is gone past their time are expired first."""
     await permissions.expire_overdue(store, now=time.time(), actor=ACTOR)
-    return await permissions.list_requests(store, agents=agents)
+    return await permissions.list_requests(store, agents=agents, limit=limit)

@@ -139,5 +139,20 @@ class Directory:
             status=agent.status if agent is not None else None,
         )
 
+    async def descendants(self, name: str) -> set[str]:
+        """``name``'s children, grandchildren and so on (each once, even if the tree loops);
+        the operator's: every registered agent."""
+        if name == OPERATOR:
+            return {a.name for a in await self.store.list_agents()}
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            info = await self.info(todo.pop())
+            for child in info.children if info else ():
+                if child not in seen and child != name:
+                    seen.add(child)
+                    todo.append(child)
+        return seen
+
     async def _children(self, name: str) -> tuple[str, ...]:
         return tuple(sorted(a.name for a in await self.store.list_agents() if a.parent == name))

@@ -49,11 +49,14 @@ COORDINATION_TOOLS = ("delegate", "escalate", "observe", "set_status")
 # Agent lifecycle (crowdtui.hub.manage_tools): whatever the grants say, an agent acts only
 # on its own descendants, within the spawn and running quotas.
 MANAGE_TOOLS = ("list_agents", "start_agent", "stop_agent", "restart_agent", "spawn_agent", "retire_agent")
+# Approval delegated down the tree (crowdtui.hub.approval_tools): whatever the grants say, an
+# agent answers only its descendants' permission requests, for tools its own grants allow.
+APPROVAL_TOOLS = ("pending_permissions", "answer_permission")
 _CHANGE_AGENTS = ("!start_agent", "!stop_agent", "!restart_agent", "!spawn_agent", "!retire_agent")
 # Served only by `crowdtui serve` (crowdtui.dispatch.mcp_tools), which narrows them further.
 DISPATCH_TOOLS = ("reply", "list_routes", "add_route", "move_route", "remove_route",
                 "list_tasks", "add_task", "pause_task", "resume_task", "remove_task")
-HUB_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS + MANAGE_TOOLS
+HUB_TOOLS = MESSAGING_TOOLS + DOCUMENT_TOOLS + COORDINATION_TOOLS + MANAGE_TOOLS + APPROVAL_TOOLS
 ALL_TOOLS = HUB_TOOLS + DISPATCH_TOOLS
 
 _CHANGE_ROUTING = ("!add_route", "!move_route", "!remove_route", "!add_task", "!pause_task",

@@ -169,6 +169,9 @@ class Hub:
             from crowdtui.hub.manage_tools import add_manage_tools
 
             add_manage_tools(self.server, self.manager)
+            from crowdtui.hub.approval_tools import add_approval_tools
+
+            add_approval_tools(self.server, self.store, self.directory)
             if self.http_port:
                 await self._start_http()
         except BaseException:

@@ -278,17 +278,7 @@ def build_tools(server: MCPServer, store: Any, directory: Directory) -> None:
             await store.append_event(me, "hub.escalated", parent, {"message_id": msgs[0].id})
         return {"escalated_to": parent, "message_id": msgs[0].id}
 
-    async def descendants(name: str) -> set[str]:
-        """``name``'s children, grandchildren and so on (each once, even if the tree loops)."""
-        seen: set[str] = set()
-        todo = [name]
-        while todo:
-            info = await directory.info(todo.pop())
-            for child in info.children if info else ():
-                if child not in seen and child != name:
-                    seen.add(child)
-                    todo.append(child)
-        return seen
+    descendants = directory.descendants
 
     @server.tool(annotations=READ_ONLY)
     async def observe(agent: str, limit: int = 20) -> dict[str, Any]:

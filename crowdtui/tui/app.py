@@ -85,6 +85,7 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, AcpWork, R
         Binding("slash", "filter", "filter", key_display="/"),
         *[Binding(key, f"view('{name}')", name, show=False) for key, _, name, _, _ in VIEWS],
         Binding("ctrl+f", "search", "search"),
+        Binding("P", "approvals", "approvals", show=False),
         Binding("a", "toggle_scope", "all/one", show=False),
         Binding("s", "start", "start"),
         Binding("x", "stop", "stop"),
@@ -187,6 +188,10 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, AcpWork, R
         self.attention: dict[str, str] = {}
         #: chats held by onboarding (no route accepts them), as last read from the store
         self.holds: list[Any] = []
+        #: the approval queue (qms.permissions requests pending), as last read, and per agent
+        self.permission_requests: list[Any] = []
+        self.permission_counts: dict[str, int] = {}
+        self._permissions_read = False  # the first read rings no bell
 
     @property
     def _main(self):
@@ -223,6 +228,7 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, AcpWork, R
         self._attention_pacer = Pacer(self.set_timer, self._check_attention, time.monotonic)
         self.poll_store()
         self.refresh_held()
+        self.refresh_permissions()
         self.load_roster_worker()
         if self.use_docker:
             self.connect_runtime()
@@ -250,6 +256,8 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, AcpWork, R
             f" · {running}/{n} running",
             (f" · {waiting} need you", "bold black on yellow") if waiting else "",
             (f" · {len(self.holds)} chat(s) held (6)", "bold black on yellow") if self.holds else "",
+            (f" · {len(self.permission_requests)} ask permission (P)", "bold black on yellow")
+            if self.permission_requests else "",
             f" · hub: {self.hub_mode}",
             safe(f" ({self.hub_detail})") if self.hub_mode == "other" and self.hub_detail else "",
             " · ", safe(docker, "bold white on red" if self.engine_down else ""),
@@ -277,6 +285,8 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, AcpWork, R
         agent_list.set_rows(self.rows)
         if not self._first_rows:
             for row in newly_waiting(before, self.rows):
+                if row.state == "asks permission":
+                    continue  # show_permissions rang and said it
                 why = "crashed" if row.state == "crashed" else "is waiting for you"
                 note = f": {row.note}" if row.note else ""
                 self.notify(inert(f"{row.name} {why}{note}"), title="needs you",
@@ -441,6 +451,13 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, AcpWork, R
 
     def action_search(self) -> None:
         self.push_screen(SearchScreen())
+
+    def action_approvals(self) -> None:
+        """The approval queue: every agent's permission requests, one screen."""
+        from crowdtui.tui.screens.approvals import ApprovalsScreen
+
+        if not isinstance(self.screen, ApprovalsScreen):
+            self.push_screen(ApprovalsScreen())
 
     @quiet_when_closing
     def on_data_table_row_selected(self, event) -> None:

@@ -28,6 +28,9 @@ class CrewCommands(Provider):
         out.append(("document: every action allowed now", partial(app.action_doc, "menu"),
                     "the transitions the workflow allows from the document's state (w)"))
         out.append(("search messages and documents", app.action_search, "ctrl+f"))
+        n = len(getattr(app, "permission_requests", []))
+        out.append(("approvals", app.action_approvals,
+                    f"the approval queue: {n} permission request(s) waiting (P)"))
         for key, _, view, widget, wid in VIEWS:  # each view's own keys, from its bindings
             for binding in getattr(widget, "BINDINGS", []):
                 out.append((f"{view}: {binding.description}", partial(_view_key, app, view, wid, binding.action),

@@ -36,7 +36,7 @@ class AgentRow:
 
     @property
     def needs_operator(self) -> bool:
-        return self.state in ("waiting for input", "crashed", "crash-looping", "stuck")
+        return self.state in ("asks permission", "waiting for input", "crashed", "crash-looping", "stuck")
 
     @property
     def is_operator(self) -> bool:
@@ -116,14 +116,17 @@ def merge_rows(
     unread: Mapping[str, int] | None = None,
     stats: Mapping[str, Any] | None = None,
     attention: Mapping[str, str] | None = None,
+    permissions: Mapping[str, int] | None = None,
 ) -> list[AgentRow]:
     """Rows for the list, ordered.
 
     ``agents``: the store's registry (qms ``Agent``); ``roster``: name -> ``AgentDef``;
     ``containers``: name -> runtime ``ContainerInfo`` (has ``state``/``status``, ``id``);
     ``unread``: name -> count; ``stats``: name -> object with ``cpu``/``memory``;
-    ``attention``: name -> why its terminal looks like it waits (a bell, an idle prompt).
+    ``attention``: name -> why its terminal looks like it waits (a bell, an idle prompt);
+    ``permissions``: name -> its permission requests waiting in the approval queue.
     """
+    permissions = permissions or {}
     attention = attention or {}
     roster = roster or {}
     containers = containers or {}
@@ -155,6 +158,10 @@ def merge_rows(
         if name in attention and state in ("running", "working"):
             state = "waiting for input"
             note = note or attention[name]
+        asked = permissions.get(name, 0)
+        if asked and state not in CRASHED_STATES | {"crashed", "crash-looping"}:
+            state = "asks permission"
+            note = f"{asked} permission request{'s' if asked != 1 else ''} (P)"
         rows[name] = AgentRow(
             name=name,
             tier=int(_get(d, "tier", None) if d is not None else _get(a, "tier", 0) or 0),

@@ -14,6 +14,7 @@ from crowdtui.tui.closing import quiet_when_closing
 from crowdtui.tui.crew import merge_rows
 from crowdtui.tui.messages import CrewChanged, EventsArrived
 from crowdtui.tui.screens.compose import Draft
+from crowdtui.tui.text import inert
 from crowdtui.tui.widgets.activity_view import ActivityView
 from crowdtui.tui.widgets.documents_view import DocumentsView
 from crowdtui.tui.widgets.inbox_view import InboxView
@@ -69,7 +70,7 @@ class StoreWork:
             return
         rows = merge_rows(agents, roster=self.roster, containers=self.containers,
                           unread=unread, stats=self.stats if self.live_stats else {},
-                          attention=self.attention)
+                          attention=self.attention, permissions=self.permission_counts)
         self.post_message(CrewChanged(rows))
 
     @quiet_when_closing
@@ -93,6 +94,8 @@ class StoreWork:
             self.refresh_documents()
         if kinds & HELD_KINDS:
             self.refresh_held()
+        if "permission" in kinds:
+            self.refresh_permissions()
         for view in self._main.query(StoreTableView):
             if view.KINDS & kinds and view.region.area:  # hidden ones reload when shown
                 view.reload()
@@ -134,6 +137,39 @@ class StoreWork:
         tabs = self._main.query_one(TabbedContent)
         tabs.get_tab("view-held").label = f"6 Held ({len(holds)})" if holds else "6 Held"
         self._status()
+
+    @work(exclusive=True, group="permissions", exit_on_error=False)
+    async def refresh_permissions(self) -> None:
+        """Read the approval queue again (requests past their time are expired first)."""
+        from crowdtui.hub.approvals import pending_requests
+
+        self.show_permissions(await pending_requests(self.store))
+
+    @quiet_when_closing
+    def show_permissions(self, requests: list[Any]) -> None:
+        """The queue as read: the status bar's count, the agents that float up, the
+        Approvals screen if open; a bell and a note for each request not seen before."""
+        from crowdtui.tui.screens.approvals import ApprovalsScreen
+
+        known = {r.id for r in self.permission_requests}
+        first = not self._permissions_read
+        self._permissions_read = True
+        self.permission_requests = list(requests)
+        counts: dict[str, int] = {}
+        for r in requests:
+            counts[r.agent] = counts.get(r.agent, 0) + 1
+        self.permission_counts = counts
+        new = [r for r in requests if r.id not in known]
+        if new and not first:
+            for r in new[:3]:
+                self.notify(inert(f"{r.agent} asks permission for {r.tool}: {r.title} (P answers)"),
+                            title="approval", severity="warning", markup=False)
+            self.bell()
+        for screen in self.screen_stack:
+            if isinstance(screen, ApprovalsScreen):
+                screen.show(requests)
+        self._status()
+        self.refresh_rows_soon()
 
     async def send_draft(self, draft: Draft) -> None:
         """Send as the operator; raises (with the store's one-line reason) on failure."""

@@ -188,6 +188,18 @@ def test_every_command_answers_json_with_its_documented_keys(ws, crowd, tmp_path
     crowd("secret", "set", "API_KEY", stdin="s3cret\n")
     crowd("secret", "ls")
     crowd("secret", "rm", "API_KEY")
+    # the approval queue
+    from tests.cli.test_approvals_cli import open_request
+
+    first = open_request(ws, "researcher", "edit", "Write notes.md", diff="+x\n")
+    second = open_request(ws, "qa", "execute", "make test")
+    crowd("approvals", "ls")
+    crowd("approvals", "show", str(first))
+    crowd("approvals", "allow", str(first), "--always")
+    crowd("approvals", "reject", str(second))
+    crowd("approvals", "reject", str(second), expect=1)  # answered already: a JSON error
+    crowd("approvals", "rules")
+    crowd("approvals", "revoke", "researcher", "edit")
     # routes, tasks, onboarding, channels
     crowd("route", "add", "platform=local chat=local:ops", "lead")
     wide = crowd("route", "add", "platform=*", "lead", "--as", "lead")

@@ -93,3 +93,77 @@ async def test_the_configured_timeout_applies_and_overdue_orphans_are_swept(work
         assert (await permissions.get_request(store, orphan.id)).outcome == "expired"
     finally:
         await store.close()
+
+
+async def start_hub(workspace, store, definitions, **grants):
+    """A real hub whose agents have the crew's definitions, with ``grants`` given to some."""
+    import dataclasses
+
+    from crowdtui.hub.hub import Hub
+
+    defs = {n: dataclasses.replace(d, grants=tuple(grants.get(n, d.grants))) for n, d in definitions.items()}
+    hub = Hub(workspace, store, definitions=defs.get)
+    await hub.start()
+    return hub
+
+
+async def test_a_parent_answers_its_childs_request_over_mcp_within_its_own_grants(workspace, store, definitions):
+    from mcp import Client
+    from mcp.shared.exceptions import MCPError
+
+    from crowdtui.hub.unix_transport import unix_client
+
+    from .conftest import structured
+
+    # worker (lead's child, deep's parent) may answer only for the "edit" tool
+    hub = await start_hub(workspace, store, definitions,
+                          worker=("pending_permissions", "answer_permission", "edit", "get_messages"))
+    edit = asyncio.create_task(request_permission(store, agent="deep", tool="edit", title="Write c.txt",
+                                                  diff="+c\n", timeout=30))
+    shell = asyncio.create_task(request_permission(store, agent="deep", tool="execute", title="rm -rf /",
+                                                   timeout=30))
+    peer = asyncio.create_task(request_permission(store, agent="reviewer", tool="edit", title="peer", timeout=30))
+    try:
+        await wait_for(lambda: _count_is(store, 3), what="three pending requests")
+        async with Client(unix_client(await hub.open_door("worker"))) as worker:
+            listed = structured(await worker.call_tool("pending_permissions", {}))["requests"]
+            assert [(r["agent"], r["tool"], r["answerable"]) for r in listed] == \
+                [("deep", "edit", True), ("deep", "execute", False)]
+            assert listed[0]["diff"] == "+c\n"
+            by_tool = {r["tool"]: r["id"] for r in listed}
+            out = structured(await worker.call_tool("answer_permission",
+                                                    {"request_id": by_tool["edit"], "outcome": "allow_once"}))
+            assert (out["outcome"], out["allowed"], out["answered_by"]) == ("allow_once", True, "worker")
+            with pytest.raises(MCPError, match="your own grants do not allow"):
+                await worker.call_tool("answer_permission", {"request_id": by_tool["execute"],
+                                                             "outcome": "allow_once"})
+            peer_id = (await permissions.list_requests(store, agents=["reviewer"]))[0].id
+            with pytest.raises(MCPError, match="not below worker"):
+                await worker.call_tool("answer_permission", {"request_id": peer_id, "outcome": "allow_always"})
+            with pytest.raises(MCPError, match="answered already"):
+                await worker.call_tool("answer_permission", {"request_id": by_tool["edit"], "outcome": "reject_once"})
+        async with Client(unix_client(await hub.open_door("deep"))) as deep:  # not its own, even at tier 2
+            assert structured(await deep.call_tool("pending_permissions", {}))["requests"] == []
+            with pytest.raises(MCPError, match="not below deep"):
+                await deep.call_tool("answer_permission", {"request_id": by_tool["execute"], "outcome": "allow_once"})
+        decision = await asyncio.wait_for(edit, 10)
+        assert (decision.outcome, decision.answered_by) == ("allow_once", "worker")
+        assert not shell.done() and not peer.done()  # they wait for someone who may answer
+        async with Client(unix_client(await hub.open_door("lead"))) as lead:  # tier 0: every tool, whole subtree
+            structured(await lead.call_tool("answer_permission", {"request_id": by_tool["execute"],
+                                                                  "outcome": "reject_once"}))
+        assert (await asyncio.wait_for(shell, 10)).outcome == "reject_once"
+        denied = [(e.actor, e.detail["args"]["request_id"]) for e in await store.events_after(0, kinds="hub.denied")
+                  if e.subject == "answer_permission"]
+        assert denied == [("worker", by_tool["execute"]), ("worker", peer_id), ("deep", by_tool["execute"])]
+        answered = [(e.actor, e.detail["request"]) for e in await store.events_after(0, kinds="permission.answered")]
+        assert answered == [("worker", by_tool["edit"]), ("lead", by_tool["execute"])]
+    finally:
+        for task in (edit, shell, peer):
+            task.cancel()
+        await asyncio.gather(edit, shell, peer, return_exceptions=True)
+        await hub.stop()
+
+
+async def _count_is(store, n):
+    return await permissions.pending_count(store) == n

@@ -118,3 +118,33 @@ def test_the_timeout_is_read_from_crowd_toml_approvals():
     for bad in ({"timeout": "soon"}, {"timeout": 0}, {"timeout": "9d"}, {"timeout": True}, {"tmeout": 5}):
         with pytest.raises(InvalidInput, match=r"\[approvals\]"):
             perm.timeout_from_config(bad)
+
+
+async def test_the_queue_reads_as_sentences_in_the_activity(store):
+    from qms.event_words import describe
+
+    req, _ = await perm.open_request(store, agent="alice", tool="edit", title="Write notes.md", now=0.0, timeout=9)
+    await perm.answer_request(store, req.id, "allow_always", actor="bob", now=1.0)
+    await perm.revoke_rule(store, "alice", "edit", actor="operator")
+    lines = [describe(e) for e in await store.events_after(0, kinds="permission.*")]
+    assert lines == [f"alice asks permission for edit (request {req.id}): Write notes.md",
+                     f"bob answered alice's request {req.id} for edit: allow_always",
+                     "bob made allow_always the rule for alice's edit",
+                     "operator revoked the allow_always rule for alice's edit"]
+
+
+async def test_an_agent_may_have_only_so_many_requests_waiting_and_a_refusal_is_an_event(store):
+    from qms.quotas import QuotaExceeded, Quotas
+
+    store.quotas = Quotas(permission_requests_pending=2)
+    for i in range(2):
+        await perm.open_request(store, agent="dave", tool="edit", title=f"w{i}", now=0.0, timeout=None)
+    with pytest.raises(QuotaExceeded, match="dave is over its quota permission_requests_pending = 2"):
+        await perm.open_request(store, agent="dave", tool="edit", title="w3", now=0.0, timeout=None)
+    await perm.open_request(store, agent="carol", tool="edit", title="others still ask", now=0.0, timeout=None)
+    [refused] = await store.events_after(0, kinds="quota.refused")
+    assert (refused.actor, refused.subject) == ("dave", "permission_requests_pending")
+    first = (await perm.list_requests(store, agents=["dave"]))[0]
+    await perm.answer_request(store, first.id, "reject_once", actor="operator", now=1.0)
+    await perm.open_request(store, agent="dave", tool="edit", title="w3", now=2.0, timeout=None)
+    assert len(await perm.list_requests(store, agents=["dave"])) == 2

@@ -16,7 +16,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("Anywhere", ":  or  ctrl+p", "command palette (start, stop, restart, views, …)"),
     ("Anywhere", "/", "filter the agent list (in Logs: search the logs)"),
     ("Anywhere", "1 2 3 4 5 6", "views: Terminal Inbox Docs Activity Logs Held"),
-    ("Anywhere", "7 8 9 0", "views: Routes Tasks Channels Secrets"),
+    ("Anywhere", "7 8 9 0  P", "views: Routes Tasks Channels Secrets, P Approvals"),
     ("Anywhere", "ctrl+f", "search messages and documents (enter on a document opens it; / searches again)"),
     ("Anywhere", "tab / shift+tab", "move focus between the list and the view"),
     ("Anywhere", "a", "views show the selected agent only / every agent"),
@@ -57,12 +57,24 @@ KEYS: list[tuple[str, str, str]] = [
 ]
 
 
-def keys_table() -> Table:
+#: the Approvals screen's keys (crowdtui.tui.screens.approvals), shown by ? there
+APPROVAL_KEYS: list[tuple[str, str, str]] = [
+    ("Approvals", "j k  ↑ ↓", "highlight a request; its title, input and diff show below"),
+    ("Approvals", "y / Y", "allow the highlighted request once / always (for that agent and tool)"),
+    ("Approvals", "n / N", "reject the highlighted request once / always"),
+    ("Approvals", "A / X", "allow / reject once (as in the other views)"),
+    ("Approvals", "u", "the remembered \"always\" rules / back to the requests"),
+    ("Rules", "D", "revoke the highlighted rule (asks first): the agent asks again next time"),
+    ("Anywhere", "escape", "back to the console"),
+]
+
+
+def keys_table(keys: list[tuple[str, str, str]] | None = None) -> Table:
     table = Table(box=None, show_header=False, pad_edge=False, expand=True)
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
     section = None
-    for sec, key, what in KEYS:
+    for sec, key, what in KEYS if keys is None else keys:
         if sec != section:
             if section is not None:
                 table.add_row("", "")
@@ -84,10 +96,15 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss", "close"),
     ]
 
+    def __init__(self, keys: list[tuple[str, str, str]] | None = None, title: str = "crowdtui keys") -> None:
+        super().__init__()
+        self.keys = keys
+        self.help_title = title
+
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(Text("crowdtui keys — escape closes", "bold"))
-            yield Static(keys_table(), id="help-keys")
+            yield Static(Text(f"{self.help_title} — escape closes", "bold"))
+            yield Static(keys_table(self.keys), id="help-keys")
 
     def action_dismiss(self, result=None) -> None:
         self.dismiss(None)
