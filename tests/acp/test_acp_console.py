@@ -51,8 +51,13 @@ async def test_a_prompt_typed_in_the_console_asks_permission_and_finishes(acp_cr
             [request] = await _pending(pilot, store, pending_requests)
             assert request.title == f"Write {NOTE}" and "+from the console" in (request.diff or "")
             await answer_permission(store, request.id, "allow_once", "operator")
-            await wait_for(pilot, lambda: "The note is written." in view.transcript() and not view.busy, 90,
-                           what="the turn's end in the pane")
+            try:
+                await wait_for(pilot, lambda: "The note is written." in view.transcript() and not view.busy, 90,
+                               what="the turn's end in the pane")
+            except AssertionError:
+                agent = view.agent
+                raise AssertionError(f"pane: {view.transcript()!r}; notes: {agent.notes}; busy: {view.busy}; "
+                                     f"screen: {app.screen!r}; stderr: {agent.stderr_text()[-800:]!r}") from None
             shown = view.transcript()
             assert "you › write the console note" in shown
             assert f"✓ tool Write {NOTE}  [completed]" in shown and "+ from the console" in shown

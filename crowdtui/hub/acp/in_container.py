@@ -70,8 +70,8 @@ def _count(params: dict[str, Any], key: str) -> int:
 
 @dataclass
 class Terminal:
-    pipe: ExecPipe
     limit: int
+    pipe: ExecPipe | None = None
     output: bytearray = field(default_factory=bytearray)
     truncated: bool = False
     exit_code: int | None = None
@@ -96,6 +96,7 @@ class InContainer:
         self.user = user
         self.workdir = workdir
         self._terminals: dict[str, Terminal] = {}
+        self._waiters: set[asyncio.Task] = set()
         self._ids = itertools.count(1)
 
     async def read_text_file(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -147,26 +148,31 @@ class InContainer:
         if len(self._terminals) >= MAX_TERMINALS:
             raise RpcError(SERVER_ERROR, f"{MAX_TERMINALS} terminals are open; release one first")
         tid = f"term-{next(self._ids)}"
-        holder: dict[str, Terminal] = {}
-
-        def closed() -> None:
-            term = holder.get("t")
-            if term is not None:
-                asyncio.get_running_loop().create_task(self._finish(term))
-
+        term = Terminal(limit)  # before the process: its first output may come with the exec's answer
+        ended = asyncio.Event()
         try:
             pipe = await open_pipe(self.client, self.container_id, [command, *args], env=env, user=self.user,
-                                   workdir=cwd or self.workdir, on_stdout=lambda d: holder["t"].take(d),
-                                   on_stderr=lambda d: holder["t"].take(d), on_close=closed)
+                                   workdir=cwd or self.workdir, on_stdout=term.take, on_stderr=term.take,
+                                   on_close=ended.set)
         except TerminalError as exc:
             raise RpcError(SERVER_ERROR, str(exc)) from None
-        holder["t"] = self._terminals[tid] = Terminal(pipe, limit)
+        term.pipe = pipe
+        self._terminals[tid] = term
         pipe.close_stdin()
-        if pipe.closed:
-            closed()
+        self._watch(term, ended)
         return {"terminalId": tid}
 
+    def _watch(self, term: Terminal, ended: asyncio.Event) -> None:
+        async def finish() -> None:
+            await ended.wait()
+            await self._finish(term)
+
+        task = asyncio.get_running_loop().create_task(finish())
+        self._waiters.add(task)
+        task.add_done_callback(self._waiters.discard)
+
     async def _finish(self, term: Terminal) -> None:
+        assert term.pipe is not None
         try:
             term.exit_code = await term.pipe.wait(5)
         except Exception:
@@ -194,19 +200,26 @@ class InContainer:
         return {"exitCode": term.exit_code, "signal": None}
 
     async def kill_terminal(self, params: dict[str, Any]) -> dict[str, Any]:
-        await self._terminal(params).pipe.close()
+        await self._end(self._terminal(params))
         return {}
 
     async def release_terminal(self, params: dict[str, Any]) -> dict[str, Any]:
         term = self._terminal(params)
         self._terminals.pop(params["terminalId"], None)
-        await term.pipe.close()
+        await self._end(term)
         return {}
+
+    @staticmethod
+    async def _end(term: Terminal) -> None:
+        if term.pipe is not None:
+            await term.pipe.close()
 
     async def close(self) -> None:
         terminals, self._terminals = list(self._terminals.values()), {}
         for term in terminals:
-            await term.pipe.close()
+            await self._end(term)
+        for task in list(self._waiters):
+            task.cancel()
 
 
 def _why(err: bytes, code: int | None) -> str:

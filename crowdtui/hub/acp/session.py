@@ -33,7 +33,7 @@ from typing import Any
 
 from qms.acp_sessions import LOAD, NEITHER, RESUME, get_session, save_session
 
-from crowdtui.hub.acp.connection import INVALID_PARAMS, METHOD_NOT_FOUND, Connection, RpcError
+from crowdtui.hub.acp.connection import INVALID_PARAMS, METHOD_NOT_FOUND, Connection, ConnectionClosed, RpcError
 from crowdtui.hub.acp.conversation import Conversation, ToolCall
 from crowdtui.hub.acp.in_container import InContainer
 from crowdtui.roster import AgentDef
@@ -48,6 +48,7 @@ PROTOCOL_VERSION = 1
 START_TIMEOUT = 120.0  # seconds for initialize and session/new (the adapter starts Claude Code)
 MAX_STDERR = 64 * 1024
 MAX_PROMPT = 256 * 1024
+MAX_LOGGED_CALLS = 10_000  # acp.tool_call events per adapter run; past that, turns still say how many
 KINDS = ("allow_once", "allow_always", "reject_once", "reject_always")  # ACP's permission option kinds
 ENTRY = "crowd-entry"
 
@@ -141,7 +142,7 @@ class AcpAgent:
         except Exception as exc:
             why = self.stderr_text()[-600:]
             await self.close()
-            if isinstance(exc, (RpcError, asyncio.TimeoutError, ConnectionError)) or "closed" in str(exc):
+            if isinstance(exc, (RpcError, asyncio.TimeoutError, ConnectionClosed)):
                 raise AcpUnavailable(f"{self.name}'s ACP adapter did not start a session: {exc}"
                                      + (f"; it said: {why}" if why else "")) from None
             raise
@@ -248,6 +249,8 @@ class AcpAgent:
 
     async def _log_call(self, call: ToolCall, final: bool = False) -> None:
         if call.id in self._logged_calls or (not call.finished and not final):
+            return
+        if len(self._logged_calls) >= MAX_LOGGED_CALLS:  # a flood of tool calls is not a flood of events
             return
         self._logged_calls.add(call.id)
         await self.store.append_event(self.name, "acp.tool_call", call.title[:200] or call.tool or call.kind, {
