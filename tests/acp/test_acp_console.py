@@ -52,10 +52,16 @@ async def test_a_prompt_typed_in_the_console_asks_permission_and_finishes(acp_cr
             assert request.title == f"Write {NOTE}" and "+from the console" in (request.diff or "")
             await answer_permission(store, request.id, "allow_once", "operator")
             try:
-                await wait_for(pilot, lambda: "The note is written." in view.transcript() and not view.busy, 90,
-                               what="the turn's end in the pane")
+                # the pane of the moment (a re-attach may have replaced the view; the turn is the agent's)
+                await wait_for(pilot, lambda: (v := pane.conversation) is not None and not v.busy
+                               and "The note is written." in v.transcript(), 90, what="the turn's end in the pane")
+                view = pane.conversation
             except AssertionError:
                 agent = view.agent
+                events = [(e.kind, e.actor, e.detail) for e in await store.events_after(0, limit=100000)
+                          if e.kind.startswith(("acp.", "permission."))]
+                print("EVENTS", events)
+                print("STATUS", view.query_one("#acp-status").render())
                 raise AssertionError(f"pane: {view.transcript()!r}; notes: {agent.notes}; busy: {view.busy}; "
                                      f"screen: {app.screen!r}; stderr: {agent.stderr_text()[-800:]!r}") from None
             shown = view.transcript()

@@ -100,6 +100,8 @@ class AcpAgent:
         self._record = record.open("ab") if record is not None else None
         self.permissions_asked = 0
         self.turns = 0
+        self._turn: asyncio.Task | None = None
+        self.turn_listeners: list = []  # called with the stop reason when a turn started by start_turn ends
 
     # ---- starting
 
@@ -229,6 +231,33 @@ class AcpAgent:
             "tool_calls": len(set(self.conversation.tool_calls) - before)})
         return stop
 
+    def start_turn(self, text: str) -> asyncio.Task:
+        """Run :meth:`prompt` as the agent's own task (not a view's: a view that goes away while
+        the turn runs does not end the turn); ``busy`` while it runs, ``turn_listeners`` called
+        with the stop reason (or ``error``) when it ends."""
+        if self.busy:
+            raise AcpUnavailable(f"{self.name} is in a turn already; wait or cancel it")
+        task = asyncio.get_running_loop().create_task(self.prompt(text))
+        self._turn = task
+
+        def ended(t: asyncio.Task) -> None:
+            if t.cancelled():
+                stop = "cancelled"
+            elif t.exception() is not None:
+                stop = "error"
+                self.notes.append(f"the turn failed: {t.exception()}")
+            else:
+                stop = t.result()
+            for listener in list(self.turn_listeners):
+                listener(stop)
+
+        task.add_done_callback(ended)
+        return task
+
+    @property
+    def busy(self) -> bool:
+        return self._turn is not None and not self._turn.done()
+
     def cancel(self) -> None:
         """Ask the adapter to stop the turn (it answers the prompt with stopReason cancelled)."""
         if self.conn is not None and self.session_id is not None:
@@ -343,6 +372,8 @@ class AcpAgent:
 
     async def close(self) -> None:
         """End the adapter (the container and its terminal keep running)."""
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()
         if self.conn is not None:
             self.conn.close()
         if self.pipe is not None:

@@ -3,8 +3,9 @@ with their status and diffs, and a prompt line.
 
 The view follows a :class:`crowdtui.hub.acp.conversation.Conversation` (the agent's
 ``AcpAgent.conversation``): each entry added or changed is redrawn in place, at most once per
-refresh. Enter in the prompt line sends the text as one turn (``AcpAgent.prompt``) in a
-worker; while a turn runs the status line says so and Escape asks the agent to cancel it.
+refresh. Enter in the prompt line sends the text as one turn (``AcpAgent.start_turn``: the agent's own
+task, so a view replaced meanwhile does not end it); while a turn runs the status line says
+so and Escape asks the agent to cancel it.
 Everything the agent sent is made inert before it is shown.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -84,7 +85,6 @@ class ConversationView(Vertical):
         self._shown: dict[int, Text] = {}  # what each entry's widget shows
         self._dirty: dict[int, Any] = {}
         self._refresh_pending = False
-        self.busy = False
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="acp-log")
@@ -95,13 +95,16 @@ class ConversationView(Vertical):
         for entry in self.agent.conversation.entries:
             self._dirty[id(entry)] = entry
         self.agent.conversation.listeners.append(self._changed)
+        self.agent.turn_listeners.append(self._turn_ended)
         self._flush()
 
     def on_unmount(self) -> None:
-        try:
-            self.agent.conversation.listeners.remove(self._changed)
-        except ValueError:
-            pass
+        for listeners, listener in ((self.agent.conversation.listeners, self._changed),
+                                    (self.agent.turn_listeners, self._turn_ended)):
+            try:
+                listeners.remove(listener)
+            except ValueError:
+                pass
 
     def _status_text(self) -> Text:
         notes = getattr(self.agent, "notes", [])
@@ -145,19 +148,22 @@ class ConversationView(Vertical):
         if not text or self.busy:
             return
         event.input.value = ""
-        self._run_turn(text)
-
-    @work(exclusive=True, group="acp-turn", exit_on_error=False)
-    async def _run_turn(self, text: str) -> None:
-        self.busy = True
-        self.query_one("#acp-status", Static).update(self._status_text())
         try:
-            stop = await self.agent.prompt(text)
+            self.agent.start_turn(text)  # the agent's task: it outlives this view
         except Exception as exc:
-            self.agent.notes.append(f"the turn failed: {exc}")
-            stop = "error"
-        finally:
-            self.busy = False
+            self.agent.notes.append(str(exc))
+        self.query_one("#acp-status", Static).update(self._status_text())
+
+    @property
+    def busy(self) -> bool:
+        """A turn of the agent runs (whichever view started it)."""
+        return bool(getattr(self.agent, "busy", False))
+
+    def _turn_ended(self, stop: str) -> None:
+        if self.is_mounted:
+            self.call_later(self._show_end, stop)
+
+    def _show_end(self, stop: str) -> None:
         status = self._status_text() if stop == "error" else Text(f"turn ended: {stop}", "dim")
         self.query_one("#acp-status", Static).update(status)
 
