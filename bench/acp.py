@@ -8,9 +8,9 @@ crowdtui's :class:`~crowdtui.hub.acp.session.AcpAgent` over the same ``docker ex
 real adapter). On the prompt it times, with its own clock:
 
 * ``permission``: ``session/request_permission`` sent -> the answer read, where the answer
-  comes through the crew's queue (a request row and event in the store, an answerer that
-  follows pending requests and allows each at once, the waiting side following the store's
-  events);
+  comes through the crew's queue (a request row and event in the store, an answerer in the
+  same process that looks at the pending requests every 5 ms and allows each at once, the
+  answer's commit waking the waiting side);
 * ``bare``: a request crowdtui answers at once (an unknown method: the error answer), i.e.
   the same stdio, exec socket, multiplexing and JSON-RPC connection with nothing behind it.
 
