@@ -214,3 +214,31 @@ async def test_thoughts_and_the_plan_reach_the_conversation(acp_crew, store, tmp
         assert thought.text == "First I should list the steps."
     finally:
         standin.stop()
+
+
+async def test_the_bash_tool_runs_in_a_terminal_inside_the_container(acp_crew, store):
+    """With the terminal capability Claude Code's Bash is the adapter's, whose terminal/create
+    crowdtui serves with a process in the agent's container (after the queue allowed it)."""
+    from crowdtui.hub.approvals import answer_permission
+
+    turns = [Turn(name="b", when="run the check", tool="mcp__acp__Bash",
+                  input={"command": "id -un > /tmp/ran-by && cat /tmp/ran-by", "description": "who runs it",
+                         "timeout": 60000}),  # the adapter's Bash schema requires it
+             Turn(name="d", when="toolu_b", text="Checked.")]
+    standin = AnthropicStandIn(turns, host="127.0.0.2", port=acp_crew["port"]).start()
+    try:
+        agent = await acp_crew["start"]()
+        turn = asyncio.create_task(agent.prompt("run the check"))
+        [request] = await wait_for(lambda: pending(store), 90, "the permission request")
+        await answer_permission(store, request.id, "allow_once", "operator")
+        assert await asyncio.wait_for(turn, 90) == "end_turn"
+        last = json.dumps(standin.main_requests()[-1]["body"]["messages"])
+        assert await container_file(acp_crew["runtime"], "/tmp/ran-by") == "agent\n", (
+            [(c.status, c.content, c.tool) for c in agent.conversation.tool_calls.values()],
+            [m for m in standin.main_requests()[-1]["body"]["messages"] if m["role"] == "user"][-1])
+        assert not Path("/tmp/ran-by").exists()
+        # the command's output went back to the model as the tool's result
+        last = json.dumps(standin.main_requests()[-1]["body"]["messages"])
+        assert "toolu_b" in last and "agent" in last
+    finally:
+        standin.stop()

@@ -148,6 +148,9 @@ async def test_files_and_terminals_are_served_inside_the_container(workspace, st
         # stdout and stderr are two streams: their order between each other is not kept
         assert sorted(out["output"].split()) == sorted(["out", "err", agent_user().split(":")[0]])
         assert out["exitStatus"] == {"exitCode": 3, "signal": None} and out["truncated"] is False
+        line = await side.create_terminal({"command": "cd /tmp && echo one && pwd"})  # a shell command line
+        await side.wait_for_terminal_exit(line)
+        assert (await side.terminal_output(line))["output"].split() == ["one", "/tmp"]
         big = await side.create_terminal({"command": "sh", "args": ["-c", "yes ééé | head -c 50000"],
                                           "outputByteLimit": 100})
         await side.wait_for_terminal_exit(big)

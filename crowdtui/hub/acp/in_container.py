@@ -6,7 +6,8 @@ user: what the agent may not touch there (the read-only root, another user's fil
 cannot have touched through crowdtui either, and nothing of the host is reachable. Paths
 must be absolute (the protocol says so) and free of NUL; sizes are bounded.
 
-Terminals are processes exec'd without a TTY, their output kept up to the byte limit the
+Terminals are processes exec'd without a TTY (a command with no args is a shell command line,
+run by ``sh -c``), their output kept up to the byte limit the
 agent asked for (the oldest part dropped first, at a character boundary), bounded by ours.
 """
 
@@ -151,7 +152,10 @@ class InContainer:
         term = Terminal(limit)  # before the process: its first output may come with the exec's answer
         ended = asyncio.Event()
         try:
-            pipe = await open_pipe(self.client, self.container_id, [command, *args], env=env, user=self.user,
+            # with no args the command is a shell command line (Claude Code's adapter sends its Bash
+            # tool's command whole), run by the container's sh; with args it is the program
+            argv = [command, *args] if args else ["/bin/sh", "-c", command]
+            pipe = await open_pipe(self.client, self.container_id, argv, env=env, user=self.user,
                                    workdir=cwd or self.workdir, on_stdout=term.take, on_stderr=term.take,
                                    on_close=ended.set)
         except TerminalError as exc:
