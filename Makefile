@@ -20,5 +20,6 @@ bench: setup
 	.venv/bin/python bench/tui.py
 	.venv/bin/python bench/egress.py
 	.venv/bin/python bench/runner_start.py
+	.venv/bin/python bench/approvals.py
 	.venv/bin/python bench/acp.py
 	.venv/bin/python bench/faults.py
