@@ -21,4 +21,5 @@ bench: setup
 	.venv/bin/python bench/egress.py
 	.venv/bin/python bench/runner_start.py
 	.venv/bin/python bench/approvals.py
+	.venv/bin/python bench/acp.py
 	.venv/bin/python bench/faults.py

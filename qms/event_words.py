@@ -125,6 +125,13 @@ WORDS: dict[str, Words] = {
     "agent.unstuck": lambda a, s, d: f"{s} is moving again",
     "agent.restarted": lambda a, s, d: f"{a} restarted {s}",
     "agent.crash_loop": lambda a, s, d: f"{s} is crash-looping ({d.get('failures', '?')} failures)",
+    "acp.session": lambda a, s, d: f"{s} {'started a new' if d.get('how') == 'new' else d.get('how', 'opened')} "
+                                   f"ACP session",
+    "acp.no_resume": lambda a, s, d: f"{s}'s earlier ACP session could not be resumed: {_q(d.get('reason'))}",
+    "acp.turn": lambda a, s, d: (f"{s} finished a turn ({d.get('stop', '?')}"
+                                 + (f", {d['tool_calls']} tool calls" if d.get("tool_calls") else "") + ")"
+                                 + (f': "{_q(d.get("prompt"))}"' if d.get("prompt") else "")),
+    "acp.tool_call": lambda a, s, d: f"{a}'s tool call {_q(s)}: {d.get('status', '?')}",
     "permission.requested": lambda a, s, d: (f"{s} asks permission for {d.get('tool', '?')}"
                                              f" (request {d.get('request', '?')}): {_q(d.get('title'))}"),
     "permission.answered": lambda a, s, d: (f"{a} answered {s}'s request {d.get('request', '?')}"

@@ -4,7 +4,7 @@ Each ``agents/<path>/AGENT.md`` is Markdown with YAML front matter: Claude Code'
 subagent keys (name, description, tools, model) plus crowd keys (image, command,
 mounts, env, secrets, network, egress, resources, launch, shutdown, grants,
 capabilities, workspace, announce) and the runner keys (runner, permission_mode,
-base_url; see crowdtui.runners). The body is the agent's persona. Folder depth is
+mode — terminal or acp —, base_url; see crowdtui.runners). The body is the agent's persona. Folder depth is
 the tier (``agents/x/AGENT.md`` is tier 0); an AGENT.md in a folder below another
 agent's folder is that agent's child. ``skills/<name>/SKILL.md`` beside an AGENT.md
 are that agent's skills.

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from crowdtui.roster.fields import KEYS, KNOWN_KEYS, Invalid, kind_of
-from crowdtui.roster.model import MAX_FILE_BYTES, PERMISSION_MODES, Problem
+from crowdtui.roster.model import ACP_RUNNERS, MAX_FILE_BYTES, PERMISSION_MODES, Problem
 
 
 @dataclass
@@ -140,6 +140,10 @@ def parse_agent_file(path: Path, rel_file: str, folder: tuple[str, ...]) -> Pars
                  f"{mode!r} is not a permission mode of runner {runner}; "
                  + (f"give one of {', '.join(allowed)}" if allowed else "remove the key (the scripted agent has none)"))
             ok = False
+    if ok and fields.get("mode") == "acp" and fields.get("runner", "script") not in ACP_RUNNERS:
+        fail(seen["mode"], "mode", f"runner {fields.get('runner', 'script')} has no Agent Client Protocol adapter; "
+             f"mode: acp needs runner {' or '.join(ACP_RUNNERS)}")
+        ok = False
     if ok:
         parsed.fields = fields
     return parsed

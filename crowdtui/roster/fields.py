@@ -15,6 +15,7 @@ from crowdtui.grant_rules import GrantRuleError, parse_rule
 from crowdtui.roster.model import (
     CAPABILITIES,
     LAUNCH_POLICIES,
+    MODES,
     NETWORK_POLICIES,
     RESERVED_NAMES,
     RESTART_POLICIES,
@@ -306,6 +307,7 @@ KEYS: dict[str, tuple[str, Any]] = {
     "announce": ("announce", _bool),
     "runner": ("runner", lambda v, n: _choice(v, n, RUNNERS)),
     "permission_mode": ("permission_mode", lambda v, n: _text(v, n, "a permission mode")),
+    "mode": ("mode", lambda v, n: _choice(v, n, MODES)),
     "base_url": ("base_url", _base_url),
     "spawned_by": ("spawned_by", _spawner),
 }

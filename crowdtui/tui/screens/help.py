@@ -26,6 +26,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("Agents", "x", "stop the selected agent"),
     ("Agents", "r", "restart the selected agent"),
     ("Agents", "enter  or  t", "type into the selected agent's terminal"),
+    ("Agents", "T", "mode: acp agents: their conversation (prompt line, plan, tool calls) or their raw terminal"),
     ("Agents", "f", "the selected agent's terminal full screen"),
     ("Agents", "e", "exec: a shell in the agent's container, as a new terminal tab"),
     ("Terminal", "ctrl+]", "leave the terminal (back from full screen); the agent keeps running"),

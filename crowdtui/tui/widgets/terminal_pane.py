@@ -67,12 +67,15 @@ class TerminalPane(Container):
         self.container_id: str | None = None
         self.terminal: Widget | None = None
         self.session: Any = None  # the shared PTY session shown
+        self.conversation: Widget | None = None  # mode: acp — the structured conversation shown instead
         self._attaching = asyncio.Lock()
 
     @property
     def stale(self) -> bool:
         """The session shown has ended (its container stopped, or the engine went away): a
         container running again needs a fresh attach, even with the same id."""
+        if self.conversation is not None:
+            return not getattr(getattr(self.conversation, "agent", None), "alive", False)
         return self.session is not None and bool(getattr(self.session, "closed", False))
 
     def compose(self) -> ComposeResult:
@@ -125,9 +128,33 @@ class TerminalPane(Container):
             if focus:
                 widget.focus()
 
+    async def show_conversation(self, agent: str, container_id: str, acp_agent: Any, *, focus: bool = False) -> None:
+        """Show ``agent``'s structured conversation (mode: acp) instead of its terminal."""
+        from crowdtui.tui.widgets.conversation_view import ConversationView
+
+        async with self._attaching:
+            if (self.agent == agent and self.container_id == container_id and self.conversation is not None
+                    and getattr(self.conversation, "agent", None) is acp_agent):
+                return
+            removing = self._detach()
+            if removing is not None:
+                await removing
+            self.agent, self.container_id = agent, container_id
+            widget = ConversationView(acp_agent, id="agent-conversation")
+            self.query_one("#terminal-placeholder", Static).display = False
+            await asyncio.shield(self.mount(widget))
+            self.conversation = widget
+            if focus:
+                widget.query_one("#acp-prompt").focus()
+
     def _detach(self) -> Any:
-        """Forget the terminal shown; returns its removal (to await) if there was one."""
+        """Forget the terminal (or conversation) shown; returns its removal (to await) if there was one."""
         self.session = None
+        if self.conversation is not None:
+            c, self.conversation = self.conversation, None
+            if self.terminal is None:
+                return c.remove()
+            c.remove()
         if self.terminal is not None:
             t, self.terminal = self.terminal, None
             return t.remove()
