@@ -25,7 +25,7 @@ can be lost to a crash).
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import logging
 import re
 from typing import Any, Awaitable, Callable, Mapping, NoReturn
@@ -269,7 +269,8 @@ class HubMiddleware:
                 reason = f"{exc}; the hub did not run this call (no audit record could be written)"
             await self._event(who, "hub.denied", tool, {"reason": reason, "via": via}, durable=False)  # likely fails too
             raise MCPError(code=AUDIT_FAILED, message=reason) from exc
-        ctx = dataclasses.replace(ctx, params={**params, "arguments": values})  # what the grants saw
+        ctx = copy.copy(ctx)  # (dataclasses.replace walks the fields on every call: 5 times dearer)
+        ctx.params = {**params, "arguments": values}  # what the grants saw
         summary = summarise(args)
 
         async def outcome(error: str | None) -> None:

@@ -189,11 +189,10 @@ def encode_message(message: Any, max_answer: int | None = None) -> bytes:
 
 
 def encode_plain(message: dict) -> bytes:
-    """A JSON-RPC message built as plain JSON values, compact as the SDK writes it."""
-    try:
-        return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError:  # NaN or infinity: written as the SDK's serializer writes them (null)
-        return pydantic_core.to_json(message)
+    """A JSON-RPC message built as plain JSON values, as the SDK's serializer writes it
+    (pydantic-core's: the same bytes, and five times faster than ``json.dumps`` on a
+    multi-megabyte answer, which would hold the event loop that long)."""
+    return pydantic_core.to_json(message)
 
 
 def encode_result(msg_id: Any, result: dict, max_answer: int | None = None) -> bytes:
