@@ -91,36 +91,43 @@ def noop_server():
     return server
 
 
-async def serve_sdk(path: str) -> None:
-    """The MCP SDK alone: its own session (`Server.run`: dispatcher, memory streams) over
-    newline JSON on a unix socket, adapted here as its stdio transport does it."""
+async def sdk_session(server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The MCP SDK's own session for one connection (``Server.run``: its dispatcher and
+    memory streams), over newline JSON as its stdio transport frames it. No crowdtui code
+    (tests/hub/test_door_session.py compares the hub's door session with this)."""
     import anyio
     import mcp_types as types
     from mcp.shared.message import SessionMessage
 
-    lowlevel = noop_server()._lowlevel_server
+    lowlevel = server._lowlevel_server
+    read_send, read_recv = anyio.create_memory_object_stream(0)
+    write_send, write_recv = anyio.create_memory_object_stream(0)
+
+    async def pump_in():
+        async with read_send:
+            while line := await reader.readline():
+                await read_send.send(SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False)))
+
+    async def pump_out():
+        async for item in write_recv:
+            m = item.message
+            writer.write(type(m).__pydantic_serializer__.to_json(m, by_alias=True, exclude_unset=True) + b"\n")
+            await writer.drain()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pump_in)
+        tg.start_soon(pump_out)
+        await lowlevel.run(read_recv, write_send, lowlevel.create_initialization_options())
+        tg.cancel_scope.cancel()
+    writer.close()
+
+
+async def serve_sdk(path: str) -> None:
+    """The MCP SDK alone: its own session with the no-op tool, on a unix socket."""
+    server = noop_server()
 
     async def handle(reader, writer):
-        read_send, read_recv = anyio.create_memory_object_stream(0)
-        write_send, write_recv = anyio.create_memory_object_stream(0)
-
-        async def pump_in():
-            async with read_send:
-                while line := await reader.readline():
-                    await read_send.send(SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False)))
-
-        async def pump_out():
-            async for item in write_recv:
-                m = item.message
-                writer.write(type(m).__pydantic_serializer__.to_json(m, by_alias=True, exclude_unset=True) + b"\n")
-                await writer.drain()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump_in)
-            tg.start_soon(pump_out)
-            await lowlevel.run(read_recv, write_send, lowlevel.create_initialization_options())
-            tg.cancel_scope.cancel()
-        writer.close()
+        await sdk_session(server, reader, writer)
 
     unix = await asyncio.start_unix_server(handle, path=path, limit=1 << 22)
     print("ready", flush=True)

@@ -2,8 +2,8 @@
 
 The same MCP server is served twice on unix sockets: once by the door (``serve_connection``:
 ``DoorSession`` running the SDK's request kernel), once by the SDK's own ``Server.run``
-over a plain newline-JSON stream adapter (the SDK's dispatcher, memory streams and era
-replay). The same raw lines go to both, in both protocol eras; every answer must be the
+over a plain newline-JSON stream adapter (``bench.hub.sdk_session``: the SDK's dispatcher,
+memory streams and era replay; the hub bench's "MCP SDK alone" row). The same raw lines go to both, in both protocol eras; every answer must be the
 same bytes, a cancelled request must get no answer from either, and the real SDK client
 must work through a hub door in both eras.
 """
@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-import anyio
 import mcp_types as types
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from mcp.shared.message import SessionMessage
 
+from bench.hub import sdk_session  # the SDK's own session over newline JSON (no crowdtui code)
 from crowdtui.hub.unix_transport import serve_connection, unix_client
 from tests.hub.conftest import structured
 
@@ -44,31 +43,6 @@ def bare_server() -> MCPServer:
         return "late"
 
     return server
-
-
-async def sdk_reference(server: MCPServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """The SDK's own session over newline JSON (what the door served before door_session)."""
-    lowlevel = server._lowlevel_server
-    read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
-    write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](16)
-
-    async def pump_in() -> None:
-        async with read_send:
-            while line := await reader.readline():
-                await read_send.send(SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False)))
-
-    async def pump_out() -> None:
-        async for item in write_recv:
-            message = item.message
-            writer.write(type(message).__pydantic_serializer__.to_json(message, by_alias=True, exclude_unset=True) + b"\n")
-            await writer.drain()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(pump_in)
-        tg.start_soon(pump_out)
-        await lowlevel.run(read_recv, write_send, lowlevel.create_initialization_options())
-        tg.cancel_scope.cancel()
-    writer.close()
 
 
 async def exchange(path, lines: list[dict], until_id) -> dict:
@@ -139,7 +113,7 @@ async def _both(tmp_path, lines):
     server = bare_server()
     door_path, sdk_path = tmp_path / "door.sock", tmp_path / "sdk.sock"
     door = await asyncio.start_unix_server(lambda r, w: serve_connection(server, "a0", r, w), path=str(door_path))
-    sdk = await asyncio.start_unix_server(lambda r, w: sdk_reference(server, r, w), path=str(sdk_path))
+    sdk = await asyncio.start_unix_server(lambda r, w: sdk_session(server, r, w), path=str(sdk_path))
     try:
         return await exchange(door_path, lines, 99), await exchange(sdk_path, lines, 99)
     finally:
