@@ -72,7 +72,7 @@ Emit = Callable[[str, Any, Any], Awaitable[None]]
 class _Dctx:
     """The SDK's ``DispatchContext`` for one inbound message of a door."""
 
-    __slots__ = ("session", "request_id", "_progress_token", "_closed", "cancel_requested")
+    __slots__ = ("session", "request_id", "_progress_token", "_closed", "_cancel")
     transport = _TRANSPORT
     message_metadata = None
 
@@ -81,7 +81,17 @@ class _Dctx:
         self.request_id = request_id
         self._progress_token = progress_token
         self._closed = False
-        self.cancel_requested = anyio.Event()
+        self._cancel: anyio.Event | None = None  # made when asked for (an anyio.Event costs 10 calls)
+
+    @property
+    def cancel_requested(self) -> anyio.Event:
+        if self._cancel is None:
+            self._cancel = anyio.Event()
+        return self._cancel
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel is not None and self._cancel.is_set()
 
     @property
     def can_send_request(self) -> bool:
@@ -236,12 +246,12 @@ class DoorSession:
                 entry = self._running.get(key)
                 if entry is not None and entry[1] is dctx:
                     del self._running[key]
-            if dctx.cancel_requested.is_set():
+            if dctx.cancelled:
                 return
             started = True
             await self.emit("result", req.id, result)
         except asyncio.CancelledError:
-            if dctx.cancel_requested.is_set():
+            if dctx.cancelled:
                 return  # the peer cancelled it: never answered
             if not started and self._closing:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -258,7 +268,7 @@ class DoorSession:
             if error is None:
                 log.exception("handler for %r raised", req.method)
                 error = types.ErrorData(code=0, message=str(exc))  # the SDK dispatcher's code for these
-            if not dctx.cancel_requested.is_set():
+            if not dctx.cancelled:
                 await self.emit("error", req.id, error)
 
     # ---- outbound (the SDK's Outbound protocol) -------------------------------------
