@@ -47,6 +47,7 @@ from mcp.server.runner import (
     _has_modern_envelope,
     _initialize_after_modern_data,
     _NoServerRequestsDispatchContext,
+    aclose_shielded,
     modern_error_data,
     serve_one,
 )
@@ -198,7 +199,10 @@ class DoorSession:
             if self.era == "modern":
                 connection = Connection.from_envelope(LATEST_MODERN_VERSION, None, None, outbound=self._modern_outbound)
                 runner = ServerRunner(self.lowlevel, connection, self.lifespan_state)
-                await runner.on_notify(_NoServerRequestsDispatchContext(dctx), method, params)
+                try:
+                    await runner.on_notify(_NoServerRequestsDispatchContext(dctx), method, params)
+                finally:
+                    await aclose_shielded(connection)
             else:
                 await self.runner.on_notify(dctx, method, params)
         except Exception:
@@ -324,5 +328,4 @@ class DoorSession:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        with anyio.move_on_after(5, shield=True):
-            await self.connection.exit_stack.aclose()
+        await aclose_shielded(self.connection)
