@@ -182,7 +182,8 @@ class DoorSession:
     def _cancel(self, request_id: Any) -> None:
         if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
             return
-        entry = self._running.get(coerce_request_id(request_id))
+        # forgotten here: a task cancelled before its first step never reaches its own cleanup
+        entry = self._running.pop(coerce_request_id(request_id), None)
         if entry is not None:
             task, dctx = entry
             dctx.cancel_requested.set()

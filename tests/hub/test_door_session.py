@@ -178,3 +178,32 @@ async def test_the_real_sdk_client_uses_a_hub_door_in_both_eras(hub):
                 assert "wrong arguments for get_messages" in str(exc)
             else:
                 raise AssertionError("an invalid argument was accepted")
+
+
+async def test_requests_cancelled_at_once_leave_nothing_behind(tmp_path):
+    """A peer that sends a request and its cancellation together, many times: none is
+    answered, and the session keeps no record of them."""
+    from crowdtui.hub import door_session
+
+    sessions = []
+    original = door_session.DoorSession.__init__
+
+    def keep(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        sessions.append(self)
+
+    server = bare_server()
+    path = tmp_path / "door.sock"
+    door_session.DoorSession.__init__ = keep
+    door = await asyncio.start_unix_server(lambda r, w: serve_connection(server, "a0", r, w), path=str(path))
+    try:
+        lines = LEGACY[:2]
+        for k in range(200):
+            lines = lines + [call(1000 + k, "slow", {"seconds": 30}),
+                             {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1000 + k}}]
+        answers = await exchange(path, lines + [{"jsonrpc": "2.0", "id": 99, "method": "ping"}], 99)
+        assert set(answers) == {1, 99}
+        assert sessions and not sessions[0]._running
+    finally:
+        door_session.DoorSession.__init__ = original
+        door.close()
