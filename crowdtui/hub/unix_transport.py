@@ -126,12 +126,17 @@ class LineWriter:
         self._lock = asyncio.Lock()
 
     async def send(self, *parts: bytes) -> None:
+        await self.send_made(lambda: parts[0] if len(parts) == 1 else b"".join(parts))
+
+    async def send_made(self, make: Callable[[], bytes]) -> None:
+        """Send the line ``make()`` returns, made only once it is this line's turn: answers
+        waiting behind a peer that does not read are never serialised."""
         async with self._lock:
             if self.writer.is_closing():
                 raise ConnectionResetError("the connection is closed")
             # one write, so one send(): a line written in parts wakes the peer for a piece
             # it cannot use yet (each wake-up costs both sides a trip through the scheduler)
-            self.writer.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            self.writer.write(make())
             if not self.writer.transport.get_write_buffer_size():
                 return  # the socket took it all: nothing to wait for (wait_for costs a task)
             try:
@@ -288,24 +293,28 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
         if refused is not None:
             refused(reason, detail)
 
-    async def emit(kind: str, msg_id: Any, payload: Any) -> None:
-        """Write one message of the session; an answer gives back its call place."""
+    def encode(kind: str, msg_id: Any, payload: Any) -> bytes:
         if kind == "result":
             try:
                 data = encode_result(msg_id, payload, limits.max_answer)
             except AnswerTooLarge as exc:
                 report("answer_too_large", limit=exc.limit, size=exc.size)
-                data = exc.line.rstrip(b"\n")
+                return exc.line
         elif kind == "error":
             data = encode_message(types.JSONRPCError(jsonrpc="2.0", id=msg_id, error=payload))
         else:
             data = encode_plain(payload)
+        return data + b"\n"
+
+    async def emit(kind: str, msg_id: Any, payload: Any) -> None:
+        """Write one message of the session (made when its turn to be written comes); an
+        answer gives back its call place."""
         answered = msg_id if kind in ("result", "error") else None
         if answered is not None and str(answered) in streams:  # a stream ended: it held no call place
             streams.discard(str(answered))
             answered = None
         try:
-            await out.send(data, b"\n")
+            await out.send_made(lambda: encode(kind, msg_id, payload))
         except SlowReader:
             report("slow_reader", timeout=limits.slow_reader_timeout)
             ended.set()
@@ -314,7 +323,6 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
             ended.set()
             raise
         finally:
-            del data
             if answered is not None:
                 running.give(answered)
 
