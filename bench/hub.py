@@ -2,18 +2,23 @@
 
     .venv/bin/python bench/hub.py [--calls 400] [--clients 1,20]
 
-Runs in one go, on this machine:
-  * reference: a bare newline-JSON echo server over a unix socket (parse, dump, write),
-    in its own process;
-  * for scale, not a floor: the MCP SDK's own server with a no-op tool over the hub's unix
-    transport (what the protocol stack alone costs per call);
-  * the hub (`Hub` with a real store file, grants, events) in its own process, one door
-    per client agent;
-and drives both with the same minimal newline-JSON-RPC client (an MCP session per
-connection: initialize, then tools/call), 1 and 20 concurrent clients. Prints p50/p99
-round trip and calls/s, and the ratio to the echo. Every hub call also leaves an audit
-event in SQLite (synchronous=FULL): a change waits for its records, a read-only call's is
-written in a group after the answer (crowdtui.hub.eventlog).
+Runs in one go, on this machine, each server in its own process:
+  * reference: a bare newline-JSON echo server over a unix socket (parse, dump, write);
+    it shares no code with the hub;
+  * for scale, not a floor: the MCP SDK alone -- its own `Server.run` session (its
+    dispatcher and memory streams) with a no-op tool, behind a newline-JSON adapter
+    written here (no crowdtui code);
+  * the same no-op tool through a hub door's session (`serve_connection`:
+    crowdtui.hub.door_session around the SDK's request kernel), no grants, store or audit;
+  * the hub (`Hub` with a real store file, grants, events), one door per client agent.
+The client of every row but the last is a minimal newline-JSON-RPC client written here (an
+MCP session per connection: initialize in the 2025-06-18 handshake era, then tools/call),
+1 and 20 concurrent clients. The last rows drive the hub with the real MCP SDK client
+(`mcp.Client` over crowdtui's unix transport, which speaks the 2026-07-28 era), to show
+what an agent using the SDK's client sees: that client's own cost is in them. Prints
+p50/p99 round trip and calls/s, and the ratio to the echo. Every hub call also leaves an
+audit event in SQLite (synchronous=FULL): a change waits for its records, a read-only
+call's is written in a group after the answer (crowdtui.hub.eventlog).
 """
 
 from __future__ import annotations
@@ -73,18 +78,68 @@ async def serve_hub(root: str, agents: int) -> None:
     await asyncio.Event().wait()
 
 
-async def serve_sdk(path: str) -> None:
-    """Where the protocol's own cost ends: the MCP SDK's server with one no-op tool named
-    like the hub's, over the hub's unix transport; no grants, no store, no audit."""
+def noop_server():
+    """An MCP server with one no-op tool named like the hub's; no grants, store or audit."""
     from mcp.server.mcpserver import MCPServer
-
-    from crowdtui.hub.unix_transport import serve_connection
 
     server = MCPServer("bare", log_level="WARNING")
 
     @server.tool()
     async def get_messages(limit: int = 10) -> dict:
         return {"messages": []}
+
+    return server
+
+
+async def sdk_session(server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The MCP SDK's own session for one connection (``Server.run``: its dispatcher and
+    memory streams), over newline JSON as its stdio transport frames it. No crowdtui code
+    (tests/hub/test_door_session.py compares the hub's door session with this)."""
+    import anyio
+    import mcp_types as types
+    from mcp.shared.message import SessionMessage
+
+    lowlevel = server._lowlevel_server
+    read_send, read_recv = anyio.create_memory_object_stream(0)
+    write_send, write_recv = anyio.create_memory_object_stream(0)
+
+    async def pump_in():
+        async with read_send:
+            while line := await reader.readline():
+                await read_send.send(SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False)))
+
+    async def pump_out():
+        async for item in write_recv:
+            m = item.message
+            writer.write(type(m).__pydantic_serializer__.to_json(m, by_alias=True, exclude_unset=True) + b"\n")
+            await writer.drain()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pump_in)
+        tg.start_soon(pump_out)
+        await lowlevel.run(read_recv, write_send, lowlevel.create_initialization_options())
+        tg.cancel_scope.cancel()
+    writer.close()
+
+
+async def serve_sdk(path: str) -> None:
+    """The MCP SDK alone: its own session with the no-op tool, on a unix socket."""
+    server = noop_server()
+
+    async def handle(reader, writer):
+        await sdk_session(server, reader, writer)
+
+    unix = await asyncio.start_unix_server(handle, path=path, limit=1 << 22)
+    print("ready", flush=True)
+    async with unix:
+        await unix.serve_forever()
+
+
+async def serve_door(path: str) -> None:
+    """The same no-op tool through a hub door's session (crowdtui.hub.unix_transport)."""
+    from crowdtui.hub.unix_transport import serve_connection
+
+    server = noop_server()
 
     async def handle(reader, writer):
         await serve_connection(server, "a0", reader, writer)
@@ -141,6 +196,32 @@ async def run_clients(paths: list[str], calls: int, make_msg, mcp: bool) -> tupl
     return latencies, wall
 
 
+async def run_sdk_clients(paths: list[str], calls: int) -> tuple[list[float], float]:
+    """The same calls through the real MCP SDK client (``mcp.Client``), one per door."""
+    from contextlib import AsyncExitStack
+
+    from mcp import Client
+
+    from crowdtui.hub.unix_transport import unix_client
+
+    latencies: list[float] = []
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(Client(unix_client(Path(p)))) for p in paths]
+
+        async def worker(client):
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                result = await client.call_tool("get_messages", {"limit": 10})
+                latencies.append(time.perf_counter() - t0)
+                if result.is_error:
+                    raise RuntimeError(f"call failed: {result}")
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in clients))
+        wall = time.perf_counter() - t0
+    return latencies, wall
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -165,19 +246,24 @@ async def main_bench(calls: int, client_counts: list[int]) -> None:
     echo = start_child(["--serve-echo", echo_path])
     sdk_path = str(tmp / "sdk.sock")
     sdk = start_child(["--serve-sdk", sdk_path])
+    door_path = str(tmp / "door.sock")
+    door = start_child(["--serve-door", door_path])
     hub = start_child(["--serve-hub", str(ws.root), str(most)])
     try:
         print(f"hub bench: {calls} calls per client, machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}")
-        print(f"{'what':<34} {'clients':>7} {'p50 ms':>9} {'p99 ms':>9} {'calls/s':>9} {'vs echo':>8}")
+        print("client: a minimal newline-JSON-RPC client (handshake era), except the rows marked SDK client")
+        print(f"{'what':<44} {'clients':>7} {'p50 ms':>9} {'p99 ms':>9} {'calls/s':>9} {'vs echo':>8}")
         for n in client_counts:
             per = max(20, calls // n) if n > 1 else calls
             echo_lat, echo_wall = await run_clients([echo_path] * n, per, lambda i, k: {"jsonrpc": "2.0", "method": "echo", "params": {"k": k}}, mcp=False)
             echo_rate = len(echo_lat) / echo_wall
-            print(f"{'bare JSON echo (unix socket)':<34} {n:>7} {pct(echo_lat, 50) * 1e3:>9.3f} {pct(echo_lat, 99) * 1e3:>9.3f} {echo_rate:>9.0f} {'1.0x':>8}")
+            print(f"{'bare JSON echo (unix socket)':<44} {n:>7} {pct(echo_lat, 50) * 1e3:>9.3f} {pct(echo_lat, 99) * 1e3:>9.3f} {echo_rate:>9.0f} {'1.0x':>8}")
             get = lambda i, k: {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "get_messages", "arguments": {"limit": 10}}}  # noqa: E731
-            lat, wall = await run_clients([sdk_path] * n, per, get, mcp=True)
-            rate = len(lat) / wall
-            print(f"{'MCP SDK alone, no-op get_messages':<34} {n:>7} {pct(lat, 50) * 1e3:>9.3f} {pct(lat, 99) * 1e3:>9.3f} {rate:>9.0f} {echo_rate / rate:>7.0f}x")
+            for label, path in (("MCP SDK alone (Server.run), no-op tool", sdk_path),
+                                ("hub door session, no-op tool", door_path)):
+                lat, wall = await run_clients([path] * n, per, get, mcp=True)
+                rate = len(lat) / wall
+                print(f"{label:<44} {n:>7} {pct(lat, 50) * 1e3:>9.3f} {pct(lat, 99) * 1e3:>9.3f} {rate:>9.0f} {echo_rate / rate:>7.0f}x")
             doors = [str(ws.ipc_dir(f"a{i}") / "mcp.sock") for i in range(n)]
             for label, make in (
                 ("hub get_messages", lambda i, k: {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "get_messages", "arguments": {"limit": 10}}}),
@@ -185,10 +271,13 @@ async def main_bench(calls: int, client_counts: list[int]) -> None:
             ):
                 lat, wall = await run_clients(doors, per, make, mcp=True)
                 rate = len(lat) / wall
-                print(f"{label:<34} {n:>7} {pct(lat, 50) * 1e3:>9.3f} {pct(lat, 99) * 1e3:>9.3f} {rate:>9.0f} {echo_rate / rate:>7.0f}x")
+                print(f"{label:<44} {n:>7} {pct(lat, 50) * 1e3:>9.3f} {pct(lat, 99) * 1e3:>9.3f} {rate:>9.0f} {echo_rate / rate:>7.0f}x")
+            lat, wall = await run_sdk_clients(doors, per)
+            rate = len(lat) / wall
+            print(f"{'hub get_messages, SDK client (mcp.Client)':<44} {n:>7} {pct(lat, 50) * 1e3:>9.3f} {pct(lat, 99) * 1e3:>9.3f} {rate:>9.0f} {echo_rate / rate:>7.0f}x")
         print(f"(median of all echo round trips: {statistics.median(echo_lat) * 1e3:.3f} ms; each hub call also leaves an audit event)")
     finally:
-        for p in (echo, sdk, hub):
+        for p in (echo, sdk, door, hub):
             p.kill()
             p.wait()
 
@@ -199,12 +288,15 @@ def main() -> None:
     parser.add_argument("--clients", default="1,20", help="comma-separated concurrent client counts")
     parser.add_argument("--serve-echo", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--serve-sdk", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-door", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--serve-hub", nargs=2, metavar=("ROOT", "AGENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:
         asyncio.run(serve_echo(args.serve_echo))
     elif args.serve_sdk:
         asyncio.run(serve_sdk(args.serve_sdk))
+    elif args.serve_door:
+        asyncio.run(serve_door(args.serve_door))
     elif args.serve_hub:
         asyncio.run(serve_hub(args.serve_hub[0], int(args.serve_hub[1])))
     else:

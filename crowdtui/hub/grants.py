@@ -21,7 +21,7 @@ checks a definition's rules with the same parser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
@@ -96,6 +96,14 @@ def _decide(rules: tuple[Rule, ...], tool: str, args: Mapping[str, Any]) -> Rule
     return last
 
 
+_NAMED_CACHE = 1024  # tool names remembered per grant set (the names come from agents: bounded)
+
+
+def _named(rules: tuple[Rule, ...], tool: str) -> tuple[Rule, ...]:
+    """The rules whose tool pattern matches ``tool``, in order."""
+    return tuple(rule for rule in rules if rule.matches_name(tool))
+
+
 def _visible(rules: tuple[Rule, ...], tool: str) -> bool:
     """Could some call of ``tool`` be allowed by ``rules``?"""
     visible = False
@@ -115,6 +123,17 @@ class Grants:
 
     tier: int
     rules: tuple[Rule, ...] = ()
+    # per tool name: (the tier default's rules naming it, this agent's rules naming it); the
+    # glob match of every rule against the name was most of a grant check
+    _by_name: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    def _for(self, tool: str) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
+        hit = self._by_name.get(tool)
+        if hit is None:
+            hit = (_named(tier_default(self.tier), tool), _named(self.rules, tool))
+            if len(self._by_name) < _NAMED_CACHE:
+                self._by_name[tool] = hit
+        return hit
 
     @classmethod
     def of(cls, tier: int, rule_texts: Iterable[str] = ()) -> "Grants":
@@ -125,13 +144,14 @@ class Grants:
         args = args or {}
         if known is not None and tool not in known:
             return Decision(False, f"unknown tool {tool!r}; call tools/list to see the tools you may call")
-        default = _decide(tier_default(self.tier), tool, args)
+        tier_rules, own_rules = self._for(tool)
+        default = _decide(tier_rules, tool, args)
         if default is None or not default.allow:
             why = f" (rule {default.text!r})" if default is not None and default.text != "*" else ""
             return Decision(False, f"{tool} is not available at tier {self.tier}{why}; ask your parent or the operator")
         if not self.rules:
             return Decision(True, f"tier {self.tier} default")
-        rule = _decide(self.rules, tool, args)
+        rule = _decide(own_rules, tool, args)
         if rule is None:
             return Decision(False, f"no grant rule of yours allows {tool} with these arguments; ask the operator to extend your grants")
         if not rule.allow:
@@ -150,9 +170,10 @@ class Grants:
 
     def visible(self, tool: str) -> bool:
         """Could some call of ``tool`` be allowed (so it belongs in this agent's tools/list)?"""
-        if not _visible(tier_default(self.tier), tool):
+        tier_rules, own_rules = self._for(tool)
+        if not _visible(tier_rules, tool):
             return False
-        return not self.rules or _visible(self.rules, tool)
+        return not self.rules or _visible(own_rules, tool)
 
     def visible_tools(self, tools: Iterable[str] = HUB_TOOLS) -> list[str]:
         return [t for t in tools if self.visible(t)]

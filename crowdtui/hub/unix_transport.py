@@ -26,9 +26,11 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import pydantic_core
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
+from crowdtui.hub.door_session import DoorSession
 from crowdtui.hub.identity import DOOR_AGENT
 from crowdtui.hub.limits import ANSWER_TOO_LARGE, DEFAULT, IDLE_CLOSED, Limits
 
@@ -124,12 +126,19 @@ class LineWriter:
         self._lock = asyncio.Lock()
 
     async def send(self, *parts: bytes) -> None:
+        await self.send_made(lambda: parts[0] if len(parts) == 1 else b"".join(parts))
+
+    async def send_made(self, make: Callable[[], bytes]) -> None:
+        """Send the line ``make()`` returns, made only once it is this line's turn: answers
+        waiting behind a peer that does not read are never serialised."""
         async with self._lock:
             if self.writer.is_closing():
                 raise ConnectionResetError("the connection is closed")
             # one write, so one send(): a line written in parts wakes the peer for a piece
             # it cannot use yet (each wake-up costs both sides a trip through the scheduler)
-            self.writer.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            self.writer.write(make())
+            if not self.writer.transport.get_write_buffer_size():
+                return  # the socket took it all: nothing to wait for (wait_for costs a task)
             try:
                 await asyncio.wait_for(self.writer.drain(), self.timeout)
             except (asyncio.TimeoutError, TimeoutError):
@@ -181,6 +190,26 @@ def encode_message(message: Any, max_answer: int | None = None) -> bytes:
     data = type(message).__pydantic_serializer__.to_json(message, by_alias=True, exclude_unset=True)
     if max_answer is not None and len(data) > max_answer and isinstance(message, types.JSONRPCResponse):
         raise AnswerTooLarge(message.id, len(data), max_answer)
+    return data
+
+
+def encode_plain(message: dict) -> bytes:
+    """A JSON-RPC message built as plain JSON values, as the SDK's serializer writes it
+    (pydantic-core's: the same bytes, and five times faster than ``json.dumps`` on a
+    multi-megabyte answer, which would hold the event loop that long)."""
+    return pydantic_core.to_json(message)
+
+
+def encode_result(msg_id: Any, result: dict, max_answer: int | None = None) -> bytes:
+    """A JSON-RPC response (no newline); over ``max_answer`` bytes raises ``AnswerTooLarge``
+    (before serialising when its strings alone are already too many)."""
+    if max_answer is not None:
+        estimate = _text_size(result, max_answer)
+        if estimate > max_answer:
+            raise AnswerTooLarge(msg_id, f"more than {estimate}", max_answer)
+    data = encode_plain({"jsonrpc": "2.0", "id": msg_id, "result": result})
+    if max_answer is not None and len(data) > max_answer:
+        raise AnswerTooLarge(msg_id, len(data), max_answer)
     return data
 
 
@@ -245,26 +274,59 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
     * an answer over ``limits.max_answer`` bytes is replaced by an error saying so;
     * no complete request for ``limits.idle_timeout`` seconds while no call runs: closed.
 
-    When it ends, the session's tasks are cancelled and its buffers dropped. ``refused(reason,
+    The requests are run by the SDK's request kernel through a ``DoorSession``
+    (``crowdtui.hub.door_session``: the SDK's stream dispatcher, lean). When the connection
+    ends, the session's requests are cancelled and its buffers dropped. ``refused(reason,
     detail)`` hears of each request, answer or reader refused (for a rate-limited event).
     """
     DOOR_AGENT.set(agent)
     lowlevel = server._lowlevel_server  # the MCPServer's protocol engine (what run_stdio_async drives)
-    # No slack in the streams: a message waits in the sender (bounded by ``calls``), not in a queue.
-    read_send, read_recv = create_context_streams[SessionMessage | Exception](0)
-    write_send, write_recv = create_context_streams[SessionMessage](0)
     out = LineWriter(writer, limits.slow_reader_timeout)
     running = _Calls(calls if calls is not None else asyncio.Semaphore(limits.calls_per_door))
     streams: set[str] = set()  # ids of this connection's open notification streams
     max_line = limits.max_request
     last_request = time.monotonic()
     closing = False  # closed as idle: lines read after that are not run (the peer may send them again)
+    ended = asyncio.Event()  # the peer is gone or too slow: end the session
 
     def report(reason: str, **detail: Any) -> None:
         if refused is not None:
             refused(reason, detail)
 
-    async def pump_in() -> None:
+    def encode(kind: str, msg_id: Any, payload: Any) -> bytes:
+        if kind == "result":
+            try:
+                data = encode_result(msg_id, payload, limits.max_answer)
+            except AnswerTooLarge as exc:
+                report("answer_too_large", limit=exc.limit, size=exc.size)
+                return exc.line
+        elif kind == "error":
+            data = encode_message(types.JSONRPCError(jsonrpc="2.0", id=msg_id, error=payload))
+        else:
+            data = encode_plain(payload)
+        return data + b"\n"
+
+    async def emit(kind: str, msg_id: Any, payload: Any) -> None:
+        """Write one message of the session (made when its turn to be written comes); an
+        answer gives back its call place."""
+        answered = msg_id if kind in ("result", "error") else None
+        if answered is not None and str(answered) in streams:  # a stream ended: it held no call place
+            streams.discard(str(answered))
+            answered = None
+        try:
+            await out.send_made(lambda: encode(kind, msg_id, payload))
+        except SlowReader:
+            report("slow_reader", timeout=limits.slow_reader_timeout)
+            ended.set()
+            raise
+        except (ConnectionError, anyio.ClosedResourceError):
+            ended.set()
+            raise
+        finally:
+            if answered is not None:
+                running.give(answered)
+
+    async def pump_in(session: DoorSession) -> None:
         nonlocal last_request
         try:
             async for line in read_lines(reader, max_line, limits.read_chunk):
@@ -308,43 +370,10 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
                     params = message.params or {}
                     if isinstance(params, dict) and "requestId" in params:
                         running.give(params["requestId"])  # never answered: its place is free
-                await read_send.send(SessionMessage(message))
+                await session.receive(message)
                 del message
         except (ConnectionError, anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
-        finally:
-            await read_send.aclose()
-
-    async def pump_out() -> None:
-        try:
-            async for session_message in write_recv:
-                message = session_message.message
-                del session_message
-                try:
-                    data = encode_message(message, limits.max_answer)
-                except AnswerTooLarge as exc:
-                    report("answer_too_large", limit=exc.limit, size=exc.size)
-                    data = exc.line.rstrip(b"\n")
-                if isinstance(message, (types.JSONRPCResponse, types.JSONRPCError)):
-                    answered = message.id
-                    if str(answered) in streams:  # a stream ended: it held no call place
-                        streams.discard(str(answered))
-                        answered = None
-                else:
-                    answered = None
-                del message
-                try:
-                    await out.send(data, b"\n")
-                finally:
-                    del data
-                    if answered is not None:
-                        running.give(answered)
-        except SlowReader:
-            report("slow_reader", timeout=limits.slow_reader_timeout)
-        except (ConnectionError, anyio.ClosedResourceError):
-            pass
-        finally:
-            tg.cancel_scope.cancel()  # the peer is gone or too slow: end the session
 
     async def watch_idle() -> None:
         nonlocal closing
@@ -359,25 +388,46 @@ async def serve_connection(server, agent: str, reader: asyncio.StreamReader, wri
                                                         f"connect again when you have one"))
             except ConnectionError:
                 pass
-            tg.cancel_scope.cancel()
+            ended.set()
             return
 
+    session: DoorSession | None = None
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump_in)
-            tg.start_soon(pump_out)
-            tg.start_soon(watch_idle)
-            await lowlevel.run(read_recv, write_send, lowlevel.create_initialization_options())
-            tg.cancel_scope.cancel()
+        async with lowlevel.lifespan(lowlevel) as lifespan_state:  # as Server.run enters it, once per connection
+            session = DoorSession(lowlevel, lifespan_state, emit, _init_options(lowlevel))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch_idle)
+
+                async def until_ended() -> None:
+                    await ended.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(until_ended)
+                await pump_in(session)
+                tg.cancel_scope.cancel()
+            # the requests still running end with the connection (the SDK's dispatcher does the same)
+            await session.close()
     except (ConnectionError, anyio.ClosedResourceError, anyio.BrokenResourceError):
         pass
     finally:
+        if session is not None and not session.closed:
+            with anyio.CancelScope(shield=True):
+                await session.close()
         running.give_all()
         writer.close()
         try:
             await asyncio.wait_for(writer.wait_closed(), 1)
         except Exception:
             writer.transport.abort()
+
+
+def _init_options(lowlevel) -> Any:
+    """The server's initialization options (what ``initialize`` answers), made once per server."""
+    options = getattr(lowlevel, "_crowd_init_options", None)
+    if options is None:
+        options = lowlevel.create_initialization_options()
+        lowlevel._crowd_init_options = options
+    return options
 
 
 async def _write_messages(write_recv, out: LineWriter) -> None:
