@@ -47,6 +47,7 @@ class ContainerInfo:
     finished_at: str | None = None
     container_name: str = ""
     config: str = ""  # hash of the configuration it was created with (see Runtime.config_hash)
+    engine: str = "local"  # the engine it runs on (crowd.toml [engines.NAME], or local)
 
     @property
     def id(self) -> str:
@@ -139,6 +140,7 @@ def info_from_attrs(attrs: dict[str, Any], stop_requested_for: str | None = None
         finished_at=None if not finished or finished == zero or state == "running" else finished,
         container_name=attrs.get("Name", "").lstrip("/"),
         config=lbl.get(CONFIG_LABEL, ""),
+        engine=lbl.get(labels.ENGINE, "local"),
     )
 
 

@@ -35,6 +35,7 @@ from crowdtui.runtime.container_info import (  # noqa: F401 (the runtime's names
     parse_size,
     state_of,
 )
+from crowdtui.engine_config import LOCAL
 from crowdtui.runtime.container_spec import ENTRY
 from crowdtui.runtime.threads import in_thread
 from crowdtui.workspace import Workspace
@@ -56,8 +57,16 @@ class Runtime:
             from crowdtui.runtime.engine import connect
 
             client = connect()
+        from crowdtui.runtime.engines import Engines
+
         self.workspace = workspace
-        self.client = client
+        self.client = client  # the local engine's
+        #: every engine of the workspace (crowd.toml [engines.NAME]); ``local`` is ``client``
+        self.engines = Engines(workspace, client)
+        #: the relay's seam: agent -> its hub door on a remote engine (None: no door there yet)
+        self.door: Callable[[str], str | None] | None = None
+        self.unreachable: set[str] = set()  # engines that did not answer the last list
+        self._seen: dict[str, str] = {}  # container id -> engine it was seen on
         self.progress = progress or (lambda line: None)
         self.store = store  # qms Store for the vault; opened per use when None
 
@@ -101,7 +110,30 @@ class Runtime:
     def is_current(self, agent: AgentDef, info: ContainerInfo) -> bool:
         """False when the definition (or the default image) changed since the container was made:
         ``restart`` applies it."""
-        return info.config == self.config_hash(agent)
+        files = None if info.engine == LOCAL else self.files(info.engine)
+        return info.config == container_spec.config_hash(self.workspace, agent, files)
+
+    # ---- engines (crowdtui.runtime.engines)
+
+    def files(self, engine: str):
+        """How ``engine`` gets an agent's files and hub door (crowdtui.runtime.agent_files)."""
+        from crowdtui.runtime.agent_files import files_for
+
+        return files_for(self.workspace, engine, self.door)
+
+    def engine_of(self, agent: str) -> str:
+        """The engine the agent's container was last made on (``local`` when never elsewhere)."""
+        from crowdtui.runtime.engines import recorded_engine
+
+        return recorded_engine(self.workspace, agent)
+
+    def _client_of(self, agent: str):
+        return self.engines.client(self.engine_of(agent))
+
+    def client_for_container(self, container_id: str):
+        """The client of the engine a container (by id) was seen on; the local one by default."""
+        engine = self._seen.get(container_id, LOCAL)
+        return self.engines.client(engine)
 
     def prepare_host(self, agent: AgentDef, findings: list | None = None) -> None:
         """Create the folders and files the container mounts, writable by the agent user
@@ -127,9 +159,9 @@ class Runtime:
             return None
 
     def _find(self, agent: str):
-        """The agent's container (running first, then newest), or None."""
+        """The agent's container (running first, then newest) on the engine it was placed on, or None."""
         check_name(agent)
-        found = self.client.containers.list(all=True, filters=self._filters(agent))
+        found = self._client_of(agent).containers.list(all=True, filters=self._filters(agent))
         if not found:
             return None
         found.sort(key=lambda c: (c.status == "running", c.attrs.get("Created", "")), reverse=True)
@@ -138,7 +170,9 @@ class Runtime:
     def _info(self, container) -> ContainerInfo:
         attrs = container.attrs
         agent = (attrs.get("Config", {}).get("Labels") or {}).get(labels.AGENT, "")
-        return info_from_attrs(attrs, self._stopped_id(agent))
+        info = info_from_attrs(attrs, self._stopped_id(agent))
+        self._seen[info.container_id] = info.engine
+        return info
 
     def _running(self, name: str) -> ContainerInfo | None:
         existing = self._find(name)
@@ -150,19 +184,30 @@ class Runtime:
                     findings: list | None = None) -> ContainerInfo:
         from docker.errors import APIError, ImageNotFound
 
+        from crowdtui.runtime.engines import record_engine
+
         existing = self._find(agent.name)
         if existing is not None and existing.status in ("running", "paused", "restarting"):
             return self._info(existing)  # already up (maybe started by another process)
         if existing is not None:
             self._discard(agent.name, existing)
-        config = self.container_config(agent)
-        self._ensure_image(config["image"], agent)  # before anything is made for the agent
-        self.prepare_host(agent, findings)
+        engine = self.engines.place(agent)
+        if self.engines.spec(engine).mode == "swarm":
+            raise ContainerFailed(f"agent {agent.name}: engine {engine} is a Swarm (mode = \"swarm\"), "
+                                  "which this version cannot run agents on yet; use an engine entry")
+        client = self.engines.client(engine)
+        files = self.files(engine)
+        files.check(agent)
+        config = container_spec.container_config(self.workspace, agent, None if engine == LOCAL else files)
+        config["labels"][labels.ENGINE] = engine  # (after the hash: the same definition, any engine)
+        self._ensure_image(config["image"], agent, engine)  # before anything is made for the agent
+        files.prepare(agent, client, findings)
         if config["command"] == [ENTRY]:  # no command of its own: the image's, through crowd-entry
-            image_cfg = self.client.images.get(config["image"]).attrs.get("Config") or {}
+            image_cfg = client.images.get(config["image"]).attrs.get("Config") or {}
             config["command"] = [ENTRY, *(image_cfg.get("Cmd") or [])]
+        record_engine(self.workspace, agent.name, engine)  # before create: a crash after it still finds it
         try:
-            container = self.client.containers.create(**config)
+            container = client.containers.create(**config)
         except ImageNotFound as exc:
             raise ContainerFailed(
                 f"agent {agent.name}: image {config['image']} is not in the engine; build or load it "
@@ -179,6 +224,11 @@ class Runtime:
             raise ContainerFailed(f"agent {agent.name}: the engine refused the container: "
                                   f"{exc.explanation or exc}") from exc
         self._stop_marker(agent.name).unlink(missing_ok=True)
+        try:
+            files.after_create(agent, container)
+        except Exception:
+            container.remove(force=True)
+            raise
         handoff = None
         if agent.secrets:
             from crowdtui.runtime.secrets_handoff import SecretHandoff
@@ -208,9 +258,23 @@ class Runtime:
         container.reload()
         return self._info(container)
 
-    def _ensure_image(self, image: str, agent: AgentDef | None = None) -> None:
+    def _ensure_image(self, image: str, agent: AgentDef | None = None, engine: str = LOCAL) -> None:
+        """Make ``image`` present on ``engine``: a remote engine gets the local one's copy (by
+        id, built there first when it is the agent image)."""
         from docker.errors import ImageNotFound
 
+        if engine != LOCAL:
+            from crowdtui.runtime.engines import copy_image
+
+            client = self.engines.client(engine)
+            try:
+                client.images.get(image)
+                return
+            except ImageNotFound:
+                pass
+            self._ensure_image(image, agent, LOCAL)
+            copy_image(self.client, client, image, self.progress)
+            return
         try:
             self.client.images.get(image)
             return
@@ -251,7 +315,7 @@ class Runtime:
     def _remove_sync(self, name: str) -> bool:
         check_name(name)
         removed = False
-        for container in self.client.containers.list(all=True, filters=self._filters(name)):
+        for container in self._client_of(name).containers.list(all=True, filters=self._filters(name)):
             marker = self._stop_marker(name)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(container.id)
@@ -270,15 +334,34 @@ class Runtime:
             pass
         container.remove(force=True)
 
+    def list_engine(self, engine: str) -> list[ContainerInfo]:
+        """This workspace's agent containers on one engine (raises when it does not answer)."""
+        client = self.engines.client(engine)
+        return [self._info(c) for c in client.containers.list(all=True, filters=self._filters())]
+
     def list_sync(self) -> list[ContainerInfo]:
+        """One container per agent over every engine: the one on the engine it was placed on
+        (running preferred). A remote engine that does not answer is left out (and named in
+        ``unreachable``); the local one not answering is an error, as ever."""
         best: dict[str, ContainerInfo] = {}
-        for container in self.client.containers.list(all=True, filters=self._filters()):
-            info = self._info(container)
-            if not info.name:
+        unreachable = set()
+        for engine in self.engines.names():
+            try:
+                infos = self.list_engine(engine)
+            except Exception:
+                if engine == LOCAL:
+                    raise
+                unreachable.add(engine)
                 continue
-            have = best.get(info.name)
-            if have is None or (info.running and not have.running):
-                best[info.name] = info
+            for info in infos:
+                if not info.name:
+                    continue
+                have = best.get(info.name)
+                placed = self.engine_of(info.name)
+                if (have is None or (info.engine == placed and have.engine != placed)
+                        or (info.running and not have.running and have.engine != placed)):
+                    best[info.name] = info
+        self.unreachable = unreachable
         return [best[n] for n in sorted(best)]
 
     # ---- the async API
@@ -372,7 +455,7 @@ class Runtime:
         return self._find(name)
 
     def close(self) -> None:
-        self.client.close()
+        self.engines.close()
 
 
 def _stopped_why(container) -> str | None:

@@ -437,8 +437,10 @@ async def open_exec(
 class SessionPool:
     """One shared :class:`PtySession` per container, opened on first use, re-opened if closed."""
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, resolve: Any = None):
         self.client = client
+        #: container id -> the client of its engine (several engines); None: ``client`` for all
+        self.resolve = resolve
         self._sessions: dict[str, PtySession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -447,7 +449,8 @@ class SessionPool:
         async with lock:
             session = self._sessions.get(container_id)
             if session is None or session.closed:
-                session = await PtySession.open(self.client, container_id)
+                client = self.client if self.resolve is None else await asyncio.to_thread(self.resolve, container_id)
+                session = await PtySession.open(client, container_id)
                 self._sessions[container_id] = session
             return session
 
