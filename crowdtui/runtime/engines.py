@@ -47,9 +47,18 @@ def client_for(spec: EngineSpec, timeout: int = CONNECT_TIMEOUT):
                         ca_cert=spec.tls_ca or None, verify=spec.tls_verify and (spec.tls_ca or True))
     if url.startswith("tcp://") and tls:
         url = "https://" + url[len("tcp://"):]
+    from docker.constants import MINIMUM_DOCKER_API_VERSION
+
+    # Not version="auto": that asks the engine inside the constructor, before the
+    # environment can be shut out. Ask once trust_env is off, and speak the engine's version.
     client = docker.DockerClient(base_url=url, tls=tls or False, timeout=timeout,
-                                 use_ssh_client=False)
+                                 version=MINIMUM_DOCKER_API_VERSION, use_ssh_client=False)
     client.api.trust_env = False  # CA bundles and proxies from the environment must not win
+    try:
+        client.api._version = client.api._retrieve_server_version()
+    except Exception:
+        client.close()
+        raise
     return client
 
 

@@ -1,0 +1,199 @@
+"""An extra Docker engine made by a test: its own dockerd in its own network namespace, reached
+over tcp with TLS (certificates made here with openssl), removed afterwards.
+
+Recipe from FIELD-NOTES "Several engines": ``ip netns add``, a veth pair (host side
+10.251.N.1, engine side 10.251.N.2), ``nsenter --net=… dockerd`` (never ``ip netns exec``: it
+remounts /sys and dockerd fails on cgroups; never in the host's namespace: a dockerd may
+delete docker0 there), its own ``daemon.json`` with ``deprecated-key-path`` (else every
+engine reports the same ID) and ``live-restore`` (its containers outlive a daemon restart,
+as a remote machine's do when only its engine goes away).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PORT = 2376
+
+
+def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60)
+
+
+def make_certs(folder: Path, server_ip: str) -> dict[str, Path]:
+    """A CA, a server certificate for ``server_ip`` and a client certificate (openssl)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    f = {k: folder / k for k in ("ca.pem", "ca-key.pem", "server.pem", "server-key.pem",
+                                 "cert.pem", "key.pem")}
+    _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=crowd-test-ca",
+         "-keyout", str(f["ca-key.pem"]), "-out", str(f["ca.pem"]))
+    for who, cn, ext in (("server", server_ip, f"subjectAltName=IP:{server_ip}\nextendedKeyUsage=serverAuth"),
+                         ("client", "crowd-client", "extendedKeyUsage=clientAuth")):
+        key = f["server-key.pem"] if who == "server" else f["key.pem"]
+        cert = f["server.pem"] if who == "server" else f["cert.pem"]
+        csr, extfile = folder / f"{who}.csr", folder / f"{who}.ext"
+        extfile.write_text(ext + "\n")
+        _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+             "-keyout", str(key), "-out", str(csr))
+        _run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(f["ca.pem"]), "-CAkey", str(f["ca-key.pem"]),
+             "-CAcreateserial", "-days", "2", "-extfile", str(extfile), "-out", str(cert))
+    return f
+
+
+@dataclass
+class TestEngine:
+    """One extra dockerd in its own namespace. ``url``/``certs`` for crowd.toml; ``stop()`` and
+    ``start()`` take the daemon down and up again (its containers live on: live-restore)."""
+
+    __test__ = False
+    name: str
+    index: int
+    root: Path
+    certs: dict[str, Path] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def host_ip(self) -> str:
+        return f"10.251.{self.index}.1"
+
+    @property
+    def ip(self) -> str:
+        return f"10.251.{self.index}.2"
+
+    @property
+    def url(self) -> str:
+        return f"tcp://{self.ip}:{PORT}"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "d.sock"
+
+    def toml(self, engine: str, labels: tuple[str, ...] = ()) -> str:
+        lines = [f"[engines.{engine}]", f'url = "{self.url}"', f'tls_ca = "{self.certs["ca.pem"]}"',
+                 f'tls_cert = "{self.certs["cert.pem"]}"', f'tls_key = "{self.certs["key.pem"]}"']
+        if labels:
+            lines.append("labels = [" + ", ".join(f'"{x}"' for x in labels) + "]")
+        return "\n".join(lines) + "\n"
+
+    def local_client(self):
+        """A client over the engine's unix socket (for the test's own looks and cleanup)."""
+        import docker
+
+        return docker.DockerClient(base_url=f"unix://{self.socket}", timeout=60)
+
+    # ---- life
+
+    def setup(self) -> None:
+        veth_h, veth_n = f"{self.name}h", f"{self.name}n"
+        _run("ip", "netns", "add", self.name)
+        _run("ip", "link", "add", veth_h, "type", "veth", "peer", "name", veth_n)
+        _run("ip", "link", "set", veth_n, "netns", self.name)
+        _run("ip", "addr", "add", f"{self.host_ip}/30", "dev", veth_h)
+        _run("ip", "link", "set", veth_h, "up")
+        _run("ip", "-n", self.name, "addr", "add", f"{self.ip}/30", "dev", veth_n)
+        _run("ip", "-n", self.name, "link", "set", veth_n, "up")
+        _run("ip", "-n", self.name, "link", "set", "lo", "up")
+        self.certs = make_certs(self.root / "certs", self.ip)
+        (self.root / "daemon.json").write_text(json.dumps({
+            "deprecated-key-path": str(self.root / "key.json"),
+            "live-restore": True,
+        }))
+        self.start()
+
+    def start(self, timeout: float = 60) -> None:
+        log = open(self.root / "dockerd.log", "ab")
+        env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST",)}
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/var/run/netns/{self.name}", "dockerd",
+             "--config-file", str(self.root / "daemon.json"),
+             "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "x"),
+             "--pidfile", str(self.root / "d.pid"), "--iptables=false",
+             "-H", f"unix://{self.socket}", "-H", f"tcp://{self.ip}:{PORT}",
+             "--tlsverify", "--tlscacert", str(self.certs["ca.pem"]),
+             "--tlscert", str(self.certs["server.pem"]), "--tlskey", str(self.certs["server-key.pem"])],
+            stdout=log, stderr=log, env=env, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"test dockerd exited: {(self.root / 'dockerd.log').read_text()[-2000:]}")
+            try:
+                client = self.local_client()
+                client.ping()
+                client.close()
+                return
+            except Exception:
+                time.sleep(0.2)
+        raise RuntimeError(f"test dockerd did not answer in {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def teardown(self) -> None:
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                try:
+                    client = self.local_client()
+                    for c in client.containers.list(all=True):
+                        c.remove(force=True)
+                    client.close()
+                except Exception:
+                    pass
+            self.stop()
+        finally:
+            # shims of live-restored containers, then mounts under our root, then the namespace
+            for pid in _pids_under(self.root):  # by id: only processes running from our root
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                      if len(line.split()) > 1 and line.split()[1].startswith(str(self.root))]
+            for mount in sorted(mounts, key=len, reverse=True):
+                _run("umount", "-l", mount, check=False)
+            _run("ip", "link", "del", f"{self.name}h", check=False)
+            _run("ip", "netns", "del", self.name, check=False)
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _pids_under(root: Path) -> list[int]:
+    """Processes whose command line names ``root`` (the engine's shims and containerd)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if str(root) in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def start_engine(index: int) -> TestEngine:
+    """An engine named ``ce<pid><index>``-ish (interface names stay under 15 characters)."""
+    name = f"ce{os.getpid() % 100000}{index}"
+    root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))
+    engine = TestEngine(name=name, index=100 + (os.getpid() % 50) * 3 + index, root=root)
+    try:
+        engine.setup()
+    except BaseException:
+        engine.teardown()
+        raise
+    return engine

@@ -1,0 +1,120 @@
+"""Agents on a second Docker engine reached over tcp+TLS: start, attach, exec, logs, stop,
+its home a volume there with the persona copied in, and the image copied over by id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from crowdtui.roster import load_roster
+from crowdtui.runtime import labels, lifecycle
+from crowdtui.runtime.containers import ContainerFailed, Runtime
+from crowdtui.runtime.logs import read_logs
+from crowdtui.runtime.pty import PtySession, SessionPool, open_exec
+from tests.waiting import wait_for
+
+from .conftest import write_agent
+
+pytestmark = pytest.mark.docker
+
+
+class Screen:
+    def __init__(self):
+        self.data = bytearray()
+
+    def on_output(self, data: bytes) -> None:
+        self.data += data
+
+    async def wait_for(self, text: str, what: str = "output") -> None:
+        await wait_for(lambda: text.encode() in self.data, 30, what)
+
+
+async def test_an_agent_runs_on_the_tls_engine(far_workspace, far_engine, docker_client, agent_image):
+    ws = far_workspace
+    write_agent(ws, "far1", "engine: far\ncommand: [sh]\n", "You are far away.\n")
+    roster = load_roster(ws)
+    runtime = Runtime(ws, docker_client)
+    store = await ws.open_store()
+    try:
+        info = await lifecycle.start(runtime, store, roster.get("far1"), actor="operator", register_first=True)
+        assert (info.engine, info.state) == ("far", "running")
+        remote = far_engine.local_client()
+        try:
+            on_far = remote.containers.list(filters={"label": f"{labels.WORKSPACE}={ws.id}"})
+            assert [c.id for c in on_far] == [info.container_id]
+            assert on_far[0].labels[labels.ENGINE] == "far"
+            assert remote.images.get(agent_image).id == docker_client.images.get(agent_image).id
+        finally:
+            remote.close()
+        assert docker_client.containers.list(all=True, filters={"label": f"{labels.WORKSPACE}={ws.id}"}) == []
+        assert runtime.engine_of("far1") == "far"
+        # attach (through the pool, as the console does) and resize
+        pool = SessionPool(docker_client, resolve=runtime.client_for_container)
+        session = await pool.get(info.container_id)
+        screen = Screen()
+        viewer = session.add_viewer(screen.on_output)
+        viewer.write(b"echo far-$((6*7))\r")
+        await screen.wait_for("far-42")
+        await session.resize_now(21, 77)
+        viewer.write(b"stty size\r")
+        await screen.wait_for("21 77")
+        await pool.close()
+        # exec: the persona was copied into its home volume, owned by the agent
+        container = await runtime.container("far1")
+        code, out = await asyncio.to_thread(container.exec_run, ["sh", "-c", "cat ~/CLAUDE.md; stat -c %u ~/CLAUDE.md ~/.claude"])
+        assert code == 0 and "You are far away." in out.decode() and out.decode().split()[-2:] == ["1000", "1000"]
+        exe = await open_exec(container.client, container.id, ["sh", "-c", "echo exec-$((2+3))"])
+        seen = Screen()
+        exe.add_viewer(seen.on_output, replay=True)
+        await seen.wait_for("exec-5")
+        await exe.close()
+        # logs
+        lines = await read_logs(runtime, ["far1"])
+        assert any("far-42" in line.text for line in lines)
+        # ls shows where it runs
+        rows = {a.name: a for a in await runtime.list()}
+        assert rows["far1"].engine == "far"
+        # stop: the state says stopped, the event names the engine's container
+        stopped = await lifecycle.stop(runtime, store, "far1", actor="operator", timeout=2)
+        assert stopped.state == "stopped"
+        assert (await store.get_agent("far1")).state == "stopped"
+    finally:
+        await store.close()
+        runtime.close()
+
+
+async def test_what_a_remote_engine_cannot_give_is_refused(far_workspace, docker_client, agent_image):
+    ws = far_workspace
+    write_agent(ws, "needy", "engine: far\ncommand: [sh]\nsecrets: [API_KEY]\nmounts: ['docs:/docs']\n")
+    runtime = Runtime(ws, docker_client)
+    try:
+        with pytest.raises(ContainerFailed, match="secrets.*mounts.*engine: local"):
+            await runtime.start(load_roster(ws).get("needy"), secrets={"API_KEY": "x"})
+    finally:
+        runtime.close()
+
+
+def test_an_unknown_engine_is_a_roster_error(far_workspace):
+    write_agent(far_workspace, "lost", "engine: nowhere\n")
+    roster = load_roster(far_workspace)
+    assert "lost" not in roster
+    problem = next(p for p in roster.problems if p.key == "engine")
+    assert problem.line == 3 and "no engine 'nowhere'" in problem.message and "far" in problem.message
+
+
+def test_engine_check_reports_each_engine(far_workspace, far_engine, capsys):
+    from crowdtui.cli import main
+
+    cfg = far_workspace.root / "crowd.toml"
+    gone = far_engine.toml("gone").replace(f":{2376}", ":2399")
+    cfg.write_text(cfg.read_text() + "\n" + gone)
+    code = main(["engine", "check", "--json", "-w", str(far_workspace.root)])
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert code == 1
+    assert rows["local"]["ok"] and rows["far"]["ok"] and not rows["gone"]["ok"]
+    assert rows["far"]["engine_id"] != rows["local"]["engine_id"]
+    assert "2399" in rows["gone"]["error"] or "refused" in rows["gone"]["error"].lower()
+    assert main(["engine", "ls", "--json", "-w", str(far_workspace.root)]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["local", "far", "gone"]
