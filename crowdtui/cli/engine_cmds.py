@@ -16,8 +16,7 @@ from crowdtui.errors import UsageError
 
 def register(sub) -> None:
     p = sub.add_parser("engine", help="the Docker engines agents run on (crowd.toml [engines.NAME])")
-    esub = p.add_subparsers(dest="engine_command", metavar="ACTION")
-    p.set_defaults(func=_help(p))
+    esub = p.add_subparsers(dest="engine_command", metavar="ACTION", required=True)
 
     ls = esub.add_parser("ls", help="list the engines and the agents placed on each")
     ls.set_defaults(func=cmd_ls)
@@ -45,16 +44,6 @@ def register(sub) -> None:
     c = esub.add_parser("check", help="ask each engine (or those named) how it answers")
     c.add_argument("names", nargs="*", metavar="NAME")
     c.set_defaults(func=cmd_check)
-
-
-def _help(parser):
-    def show(args) -> int:
-        if wants_json(args):
-            raise UsageError("engine needs an action: ls, add, rm or check")
-        parser.print_help()
-        return 2
-
-    return show
 
 
 def _placed(ws) -> dict[str, list[str]]:

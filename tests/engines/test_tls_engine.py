@@ -118,3 +118,33 @@ def test_engine_check_reports_each_engine(far_workspace, far_engine, capsys):
     assert "2399" in rows["gone"]["error"] or "refused" in rows["gone"]["error"].lower()
     assert main(["engine", "ls", "--json", "-w", str(far_workspace.root)]) == 0
     assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["local", "far", "gone"]
+
+
+async def test_placement_by_labels_and_by_free_memory(far_workspace, docker_client):
+    ws = far_workspace
+    write_agent(ws, "big1", "engine_labels: [big]\ncommand: [sh]\n")
+    write_agent(ws, "any1", "command: [sh]\n")
+    write_agent(ws, "odd1", "engine_labels: [gpu]\ncommand: [sh]\n")
+    roster = load_roster(ws)
+    runtime = Runtime(ws, docker_client)
+    try:
+        assert runtime.engines.place(roster.get("big1")) == "far"  # only far has the label
+        assert runtime.engines.place(roster.get("any1")) == "local"  # policy local
+        with pytest.raises(Exception, match="no engine has the labels gpu"):
+            runtime.engines.place(roster.get("odd1"))
+    finally:
+        runtime.close()
+    cfg = ws.root / "crowd.toml"
+    cfg.write_text(cfg.read_text() + "\n[placement]\npolicy = \"spread\"\n")
+    from crowdtui.workspace import load_workspace
+
+    runtime = Runtime(load_workspace(ws.root), docker_client)
+    try:
+        free = {name: runtime.engines.free_memory(name) for name in ("local", "far")}
+        assert all(isinstance(v, int) and v > 0 for v in free.values()), free
+        placed = runtime.engines.place(roster.get("any1"))
+        if abs(free["local"] - free["far"]) > 512 * 2**20:  # (others' containers come and go locally)
+            assert placed == max(free, key=free.get), free
+        assert placed in free
+    finally:
+        runtime.close()
