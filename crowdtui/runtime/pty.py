@@ -187,7 +187,7 @@ class PtySession:
         while True:
             try:
                 data = self._sock.recv(READ_CHUNK)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except (BlockingIOError, InterruptedError, TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return
             except OSError as exc:
                 log.debug("terminal %s: read failed: %s", self.label, exc)
@@ -226,7 +226,7 @@ class PtySession:
             return
         try:
             sent = self._sock.send(data)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except (BlockingIOError, InterruptedError, TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             sent = 0
         except OSError as exc:
             log.debug("terminal %s: write failed: %s", self.label, exc)
@@ -240,7 +240,7 @@ class PtySession:
     def _on_writable(self) -> None:
         try:
             sent = self._sock.send(self._out)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except (BlockingIOError, InterruptedError, TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             self._begin_close()

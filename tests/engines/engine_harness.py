@@ -59,6 +59,7 @@ class TestEngine:
     root: Path
     certs: dict[str, Path] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    sshd: subprocess.Popen | None = None
 
     @property
     def host_ip(self) -> str:
@@ -134,6 +135,45 @@ class TestEngine:
                 time.sleep(0.2)
         raise RuntimeError(f"test dockerd did not answer in {timeout} s")
 
+    # ---- ssh:// (a real sshd in the engine's namespace; docker-py runs `docker system dial-stdio`)
+
+    def start_sshd(self, home: Path, port: int = 2222) -> str:
+        """Start sshd beside the engine; ``home`` becomes the client's ~ (its key and
+        known_hosts). Returns the engine's ssh:// URL."""
+        folder = self.root / "ssh"
+        folder.mkdir(exist_ok=True)
+        ssh_dir = home / ".ssh"
+        ssh_dir.mkdir(parents=True, exist_ok=True)
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / "host_key"))
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_dir / "id_ed25519"))
+        (folder / "authorized_keys").write_text((ssh_dir / "id_ed25519.pub").read_text())
+        host_pub = (folder / "host_key.pub").read_text().split()
+        (ssh_dir / "known_hosts").write_text(f"[{self.ip}]:{port} {host_pub[0]} {host_pub[1]}\n")
+        (folder / "sshd_config").write_text("\n".join([
+            f"ListenAddress {self.ip}:{port}", f"HostKey {folder / 'host_key'}",
+            f"AuthorizedKeysFile {folder / 'authorized_keys'}", "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "UsePAM no",
+            "StrictModes no", f"PidFile {folder / 'sshd.pid'}", f"SetEnv DOCKER_HOST=unix://{self.socket}",
+        ]) + "\n")
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+        log = open(folder / "sshd.log", "ab")
+        self.sshd = subprocess.Popen(
+            ["nsenter", f"--net=/var/run/netns/{self.name}", "/usr/sbin/sshd", "-D", "-e",
+             "-f", str(folder / "sshd_config")], stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        import socket
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((self.ip, port), timeout=1).close()
+                return f"ssh://root@{self.ip}:{port}"
+            except OSError:
+                if self.sshd.poll() is not None:
+                    raise RuntimeError(f"sshd exited: {(folder / 'sshd.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        raise RuntimeError("sshd did not listen in 20 s")
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -156,6 +196,12 @@ class TestEngine:
                     pass
             self.stop()
         finally:
+            if self.sshd is not None and self.sshd.poll() is None:
+                self.sshd.terminate()
+                try:
+                    self.sshd.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.sshd.kill()
             # shims of live-restored containers, then mounts under our root, then the namespace
             for pid in _pids_under(self.root):  # by id: only processes running from our root
                 try:

@@ -1,0 +1,99 @@
+"""An engine reached over ssh:// (a real sshd made by the test, host key checked against
+known_hosts): an agent starts, attaches, execs, logs and stops there; a host key that does
+not match is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from crowdtui.roster import load_roster
+from crowdtui.runtime import lifecycle
+from crowdtui.runtime.containers import Runtime
+from crowdtui.runtime.logs import read_logs
+from crowdtui.runtime.pty import SessionPool, open_exec
+from crowdtui.workspace import load_workspace
+
+from .conftest import write_agent
+from .test_tls_engine import Screen
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def ssh_url(far_engine, tmp_path_factory, docker_client, agent_image):
+    """sshd beside the engine; the agent image loaded over the engine's own socket first (the
+    copy over the network is tests/engines/test_tls_engine.py's; through paramiko it is slow)."""
+    from crowdtui.runtime.engines import copy_image
+
+    remote = far_engine.local_client()
+    try:
+        copy_image(docker_client, remote, agent_image)
+    finally:
+        remote.close()
+    home = tmp_path_factory.mktemp("sshhome")
+    return far_engine.start_sshd(home), home
+
+
+@pytest.fixture
+def ssh_workspace(far_workspace, ssh_url, monkeypatch):
+    url, home = ssh_url
+    monkeypatch.setenv("HOME", str(home))  # paramiko reads ~/.ssh (key, known_hosts, config)
+    cfg = far_workspace.root / "crowd.toml"
+    cfg.write_text(cfg.read_text() + f'\n[engines.viassh]\nurl = "{url}"\n')
+    return load_workspace(far_workspace.root)
+
+
+async def test_an_agent_runs_on_an_engine_over_ssh(ssh_workspace, docker_client, agent_image, capsys):
+    ws = ssh_workspace
+    write_agent(ws, "sshy", "engine: viassh\ncommand: [sh]\n", "Reached by ssh.\n")
+    runtime = Runtime(ws, docker_client)
+    store = await ws.open_store()
+    try:
+        info = await lifecycle.start(runtime, store, load_roster(ws).get("sshy"), actor="operator",
+                                     register_first=True)
+        assert (info.engine, info.state) == ("viassh", "running")
+        pool = SessionPool(docker_client, resolve=runtime.client_for_container)
+        session = await pool.get(info.container_id)
+        screen = Screen()
+        viewer = session.add_viewer(screen.on_output)
+        viewer.write(b"echo ssh-$((40+2))\r")
+        await screen.wait_for("ssh-42")
+        await session.resize_now(30, 90)
+        viewer.write(b"stty size\r")
+        await screen.wait_for("30 90")
+        await pool.close()
+        container = await runtime.container("sshy")
+        exe = await open_exec(container.client, container.id, ["sh", "-c", "cat ~/CLAUDE.md"])
+        seen = Screen()
+        exe.add_viewer(seen.on_output, replay=True)
+        await seen.wait_for("Reached by ssh.")
+        await exe.close()
+        assert any("ssh-42" in line.text for line in await read_logs(runtime, ["sshy"]))
+        assert (await lifecycle.stop(runtime, store, "sshy", actor="operator", timeout=2)).state == "stopped"
+    finally:
+        await store.close()
+        await asyncio.to_thread(runtime.close)
+    from crowdtui.cli import main
+
+    assert await asyncio.to_thread(main, ["engine", "check", "viassh", "--json", "-w", str(ws.root)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["ok"] is True
+
+
+def test_a_host_key_that_does_not_match_is_refused(ssh_workspace, ssh_url, capsys):
+    _, home = ssh_url
+    known = home / ".ssh" / "known_hosts"
+    good = known.read_text()
+    host, kind, _key = good.split()
+    other = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"  # some other ed25519 key
+    known.write_text(f"{host} {kind} {other}\n")
+    try:
+        from crowdtui.cli import main
+
+        assert main(["engine", "check", "viassh", "--json", "-w", str(ssh_workspace.root)]) == 1
+        row = json.loads(capsys.readouterr().out)[0]
+        assert row["ok"] is False and row["error"]
+    finally:
+        known.write_text(good)
