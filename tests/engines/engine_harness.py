@@ -11,15 +11,15 @@ as a remote machine's do when only its engine goes away).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.faults.testengine import TestEngine
 
 PORT = 2376
 
@@ -48,18 +48,21 @@ def make_certs(folder: Path, server_ip: str) -> dict[str, Path]:
     return f
 
 
-@dataclass
-class TestEngine:
-    """One extra dockerd in its own namespace. ``url``/``certs`` for crowd.toml; ``stop()`` and
-    ``start()`` take the daemon down and up again (its containers live on: live-restore)."""
+class NetEngine(TestEngine):
+    """An extra dockerd (tests/faults/testengine.py's, in its own namespace) reachable from the
+    host over a veth pair with tcp+TLS, with ``live-restore`` (its containers outlive a daemon
+    restart, as a remote machine's do when only its engine goes away). ``url``/``certs`` for
+    crowd.toml (``toml()``); ``stop()`` / ``start()``; ``teardown()`` removes everything."""
 
     __test__ = False
-    name: str
-    index: int
-    root: Path
-    certs: dict[str, Path] = field(default_factory=dict)
-    proc: subprocess.Popen | None = None
-    sshd: subprocess.Popen | None = None
+
+    def __init__(self, name: str, index: int, root: Path):
+        self.name, self.index, self.root = name, index, root
+        self.certs: dict[str, Path] = make_certs(root / "certs", self.ip)
+        self.sshd: subprocess.Popen | None = None
+        super().__init__(root / "engine", name, config={"live-restore": True}, args=(
+            "-H", f"tcp://{self.ip}:{PORT}", "--tlsverify", "--tlscacert", str(self.certs["ca.pem"]),
+            "--tlscert", str(self.certs["server.pem"]), "--tlskey", str(self.certs["server-key.pem"])))
 
     @property
     def host_ip(self) -> str:
@@ -70,15 +73,15 @@ class TestEngine:
         return f"10.251.{self.index}.2"
 
     @property
-    def url(self) -> str:
+    def tcp_url(self) -> str:
         return f"tcp://{self.ip}:{PORT}"
 
     @property
     def socket(self) -> Path:
-        return self.root / "d.sock"
+        return self.sock
 
     def toml(self, engine: str, labels: tuple[str, ...] = ()) -> str:
-        lines = [f"[engines.{engine}]", f'url = "{self.url}"', f'tls_ca = "{self.certs["ca.pem"]}"',
+        lines = [f"[engines.{engine}]", f'url = "{self.tcp_url}"', f'tls_ca = "{self.certs["ca.pem"]}"',
                  f'tls_cert = "{self.certs["cert.pem"]}"', f'tls_key = "{self.certs["key.pem"]}"']
         if labels:
             lines.append("labels = [" + ", ".join(f'"{x}"' for x in labels) + "]")
@@ -86,15 +89,15 @@ class TestEngine:
 
     def local_client(self):
         """A client over the engine's unix socket (for the test's own looks and cleanup)."""
-        import docker
-
-        return docker.DockerClient(base_url=f"unix://{self.socket}", timeout=60)
+        return self.client()
 
     # ---- life
 
     def setup(self) -> None:
+        """The namespace and the veth pair (the engine's address must exist before it binds)."""
         veth_h, veth_n = f"{self.name}h", f"{self.name}n"
         _run("ip", "netns", "add", self.name)
+        self._ns_made = True
         _run("ip", "link", "add", veth_h, "type", "veth", "peer", "name", veth_n)
         _run("ip", "link", "set", veth_n, "netns", self.name)
         _run("ip", "addr", "add", f"{self.host_ip}/30", "dev", veth_h)
@@ -102,38 +105,7 @@ class TestEngine:
         _run("ip", "-n", self.name, "addr", "add", f"{self.ip}/30", "dev", veth_n)
         _run("ip", "-n", self.name, "link", "set", veth_n, "up")
         _run("ip", "-n", self.name, "link", "set", "lo", "up")
-        self.certs = make_certs(self.root / "certs", self.ip)
-        (self.root / "daemon.json").write_text(json.dumps({
-            "deprecated-key-path": str(self.root / "key.json"),
-            "live-restore": True,
-        }))
         self.start()
-
-    def start(self, timeout: float = 60) -> None:
-        log = open(self.root / "dockerd.log", "ab")
-        env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST",)}
-        self.proc = subprocess.Popen(
-            ["nsenter", f"--net=/var/run/netns/{self.name}", "dockerd",
-             "--config-file", str(self.root / "daemon.json"),
-             "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "x"),
-             "--pidfile", str(self.root / "d.pid"), "--iptables=false",
-             "-H", f"unix://{self.socket}", "-H", f"tcp://{self.ip}:{PORT}",
-             "--tlsverify", "--tlscacert", str(self.certs["ca.pem"]),
-             "--tlscert", str(self.certs["server.pem"]), "--tlskey", str(self.certs["server-key.pem"])],
-            stdout=log, stderr=log, env=env, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"test dockerd exited: {(self.root / 'dockerd.log').read_text()[-2000:]}")
-            try:
-                client = self.local_client()
-                client.ping()
-                client.close()
-                return
-            except Exception:
-                time.sleep(0.2)
-        raise RuntimeError(f"test dockerd did not answer in {timeout} s")
 
     # ---- ssh:// (a real sshd in the engine's namespace; docker-py runs `docker system dial-stdio`)
 
@@ -174,16 +146,6 @@ class TestEngine:
                 time.sleep(0.1)
         raise RuntimeError("sshd did not listen in 20 s")
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
     def teardown(self) -> None:
         try:
             if self.proc is not None and self.proc.poll() is None:
@@ -194,26 +156,21 @@ class TestEngine:
                     client.close()
                 except Exception:
                     pass
-            self.stop()
-        finally:
             if self.sshd is not None and self.sshd.poll() is None:
                 self.sshd.terminate()
                 try:
                     self.sshd.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     self.sshd.kill()
-            # shims of live-restored containers, then mounts under our root, then the namespace
-            for pid in _pids_under(self.root):  # by id: only processes running from our root
+            self.stop()
+            for pid in _pids_under(self.root):  # shims of live-restored containers, by pid
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-            mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                      if len(line.split()) > 1 and line.split()[1].startswith(str(self.root))]
-            for mount in sorted(mounts, key=len, reverse=True):
-                _run("umount", "-l", mount, check=False)
             _run("ip", "link", "del", f"{self.name}h", check=False)
-            _run("ip", "netns", "del", self.name, check=False)
+        finally:
+            self.destroy()  # the namespace, mounts under the engine's folders, the folders
             shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -236,7 +193,7 @@ def start_engine(index: int) -> TestEngine:
     """An engine named ``ce<pid><index>``-ish (interface names stay under 15 characters)."""
     name = f"ce{os.getpid() % 100000}{index}"
     root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))
-    engine = TestEngine(name=name, index=100 + (os.getpid() % 50) * 3 + index, root=root)
+    engine = NetEngine(name=name, index=100 + (os.getpid() % 50) * 3 + index, root=root)
     try:
         engine.setup()
     except BaseException:

@@ -31,7 +31,7 @@ class Screen:
         await wait_for(lambda: text.encode() in self.data, 30, what)
 
 
-async def test_an_agent_runs_on_the_tls_engine(far_workspace, far_engine, docker_client, agent_image):
+async def test_an_agent_runs_on_the_tls_engine(far_workspace, far_engine, docker_client, agent_image, capsys):
     ws = far_workspace
     write_agent(ws, "far1", "engine: far\ncommand: [sh]\n", "You are far away.\n")
     roster = load_roster(ws)
@@ -76,6 +76,14 @@ async def test_an_agent_runs_on_the_tls_engine(far_workspace, far_engine, docker
         # ls shows where it runs
         rows = {a.name: a for a in await runtime.list()}
         assert rows["far1"].engine == "far"
+        # the CLI: exec and ls find it on its engine
+        from crowdtui.cli import main
+
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, ["exec", "--json", "-w", str(ws.root), "far1", "sh", "-c", "echo cli-$((1+1))"])
+        assert code == 0 and json.loads(capsys.readouterr().out)["stdout"] == "cli-2\n"
+        assert await asyncio.to_thread(main, ["ls", "--json", "-w", str(ws.root)]) == 0
+        assert {r["name"]: r["engine"] for r in json.loads(capsys.readouterr().out)}["far1"] == "far"
         # stop: the state says stopped, the event names the engine's container
         stopped = await lifecycle.stop(runtime, store, "far1", actor="operator", timeout=2)
         assert stopped.state == "stopped"
