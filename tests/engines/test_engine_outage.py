@@ -47,8 +47,11 @@ async def test_an_engine_that_goes_away_and_returns(far_workspace, far_engine, d
         await wait_for(lambda: _is(state("away"), "running"), 60, "away running again")
         again = await runtime.info("away")
         assert again.container_id == away.container_id and again.engine == "far"  # re-adopted
-        events = [e.kind for e in await store.events_after(0, limit=1000) if e.subject == "far"]
-        assert "engine.unreachable" in events and "engine.reachable" in events
+        async def engine_events():  # engine.reachable comes right after the states are reconciled
+            return [e.kind for e in await store.events_after(0, limit=1000) if e.subject == "far"]
+
+        events = await wait_for(lambda: _has(engine_events(), "engine.reachable"), 30, "engine.reachable")
+        assert events.index("engine.unreachable") < events.index("engine.reachable")
         # the local agent: the same container, never restarted
         now = await runtime.info("home")
         assert (now.container_id, now.started_at, now.state) == (home.container_id, home.started_at, "running")
@@ -61,3 +64,8 @@ async def test_an_engine_that_goes_away_and_returns(far_workspace, far_engine, d
 
 async def _is(value, wanted):
     return (await value) == wanted
+
+
+async def _has(values, wanted):
+    got = await values
+    return got if wanted in got else None

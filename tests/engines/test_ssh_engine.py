@@ -13,11 +13,9 @@ from crowdtui.roster import load_roster
 from crowdtui.runtime import lifecycle
 from crowdtui.runtime.containers import Runtime
 from crowdtui.runtime.logs import read_logs
-from crowdtui.runtime.pty import SessionPool, open_exec
 from crowdtui.workspace import load_workspace
 
-from .conftest import write_agent
-from .test_tls_engine import Screen
+from .conftest import drive_terminal, write_agent
 
 pytestmark = pytest.mark.docker
 
@@ -55,22 +53,7 @@ async def test_an_agent_runs_on_an_engine_over_ssh(ssh_workspace, docker_client,
         info = await lifecycle.start(runtime, store, load_roster(ws).get("sshy"), actor="operator",
                                      register_first=True)
         assert (info.engine, info.state) == ("viassh", "running")
-        pool = SessionPool(docker_client, resolve=runtime.client_for_container)
-        session = await pool.get(info.container_id)
-        screen = Screen()
-        viewer = session.add_viewer(screen.on_output)
-        viewer.write(b"echo ssh-$((40+2))\r")
-        await screen.wait_for("ssh-42")
-        await session.resize_now(30, 90)
-        viewer.write(b"stty size\r")
-        await screen.wait_for("30 90")
-        await pool.close()
-        container = await runtime.container("sshy")
-        exe = await open_exec(container.client, container.id, ["sh", "-c", "cat ~/CLAUDE.md"])
-        seen = Screen()
-        exe.add_viewer(seen.on_output, replay=True)
-        await seen.wait_for("Reached by ssh.")
-        await exe.close()
+        await drive_terminal(runtime, docker_client, info, "ssh", 30, 90, "Reached by ssh.")
         assert any("ssh-42" in line.text for line in await read_logs(runtime, ["sshy"]))
         assert (await lifecycle.stop(runtime, store, "sshy", actor="operator", timeout=2)).state == "stopped"
     finally:
