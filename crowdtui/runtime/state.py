@@ -180,8 +180,8 @@ class StateFollower:
         if stream is not None:
             try:
                 stream.close()
-            except Exception:  # closing a half-closed socket
-                pass
+            except Exception:  # closing a half-closed socket; over ssh:// docker-py refuses to
+                _close_ssh_channel(stream)  # cancel ("not supported"): close its channel ourselves
 
     def close(self) -> None:
         """Stop reading engine events (safe from any thread)."""
@@ -254,6 +254,17 @@ class StateFollower:
     async def _record(self, info: ContainerInfo) -> None:
         if not await record_state(self.store, info, actor=self.actor) and info.state != "created":
             log.info("container of unregistered agent %s: state %s not recorded", info.name, info.state)
+
+
+def _close_ssh_channel(stream) -> None:
+    """End an events stream read over ssh:// (paramiko): its channel closed, the read returns."""
+    fp = getattr(getattr(getattr(getattr(stream, "_response", None), "raw", None), "_fp", None), "fp", None)
+    channel = getattr(fp, "channel", None)
+    if channel is not None:
+        try:
+            channel.close()
+        except Exception:
+            pass
 
 
 async def record_state(store, info: ContainerInfo, *, actor: str = "runtime") -> bool:

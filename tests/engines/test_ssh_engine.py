@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -13,7 +14,10 @@ from crowdtui.roster import load_roster
 from crowdtui.runtime import lifecycle
 from crowdtui.runtime.containers import Runtime
 from crowdtui.runtime.logs import read_logs
+from crowdtui.runtime.state import StateFollower
 from crowdtui.workspace import load_workspace
+
+from tests.waiting import wait_for
 
 from .conftest import drive_terminal, write_agent
 
@@ -55,7 +59,18 @@ async def test_an_agent_runs_on_an_engine_over_ssh(ssh_workspace, docker_client,
         assert (info.engine, info.state) == ("viassh", "running")
         await drive_terminal(runtime, docker_client, info, "ssh", 30, 90, "Reached by ssh.")
         assert any("ssh-42" in line.text for line in await read_logs(runtime, ["sshy"]))
-        assert (await lifecycle.stop(runtime, store, "sshy", actor="operator", timeout=2)).state == "stopped"
+        # its state followed from that engine's events over ssh; the follower stops at once
+        follower = StateFollower(runtime, store, engine="viassh")
+        halt = asyncio.Event()
+        task = asyncio.create_task(follower.run(halt))
+        await asyncio.wait_for(follower.ready.wait(), 30)
+        container = await runtime.container("sshy")
+        await asyncio.to_thread(container.kill)  # not through crowdtui: only the events tell
+        await wait_for(lambda: _state(store, "sshy", "crashed"), 30, "sshy crashed, from the engine's events")
+        halt.set()
+        began = time.monotonic()
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - began < 3  # the ssh events stream was closed, not waited out
     finally:
         await store.close()
         await asyncio.to_thread(runtime.close)
@@ -63,6 +78,10 @@ async def test_an_agent_runs_on_an_engine_over_ssh(ssh_workspace, docker_client,
 
     assert await asyncio.to_thread(main, ["engine", "check", "viassh", "--json", "-w", str(ws.root)]) == 0
     assert json.loads(capsys.readouterr().out)[0]["ok"] is True
+
+
+async def _state(store, name, wanted):
+    return (await store.get_agent(name)).state == wanted
 
 
 def test_a_host_key_that_does_not_match_is_refused(ssh_workspace, ssh_url, capsys):
