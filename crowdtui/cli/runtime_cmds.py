@@ -142,7 +142,7 @@ async def cmd_ls(args) -> int:
             "container": info.short_id if info else None,
             "defined": d is not None,
             "registered": reg is not None,
-            "engine": info.engine if info else (d.engine if d and d.engine else None),
+            "engine": info.where() if info else (d.engine if d and d.engine else None),
         })
     if args.json:
         print_json(rows)

@@ -138,11 +138,29 @@ class VolumeFiles:
 
     def after_create(self, agent: AgentDef, container) -> None:
         data = home_archive(self.workspace, agent)
+        saved = saved_home_path(self.workspace, agent.name)  # for a container made without us
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_bytes(data)
         if not container.put_archive(HOME, data):
             raise ContainerFailed(f"agent {agent.name}: the engine {self.engine} refused its files")
 
     def hub_door(self, agent: str) -> str | None:
         return self.door(agent) if self.door is not None else None
+
+
+def saved_home_path(workspace: Workspace, agent: str) -> Path:
+    """The last files copied into ``agent``'s home volume (a tar), kept for a container the
+    engine makes on its own (a Swarm task moved to another node)."""
+    return workspace.crowd_dir / "run" / "homes" / f"{check_name(agent)}.tar"
+
+
+def copy_saved_home(workspace: Workspace, agent: str, container) -> bool:
+    """Copy the saved files into ``container``'s home; False when none were saved."""
+    try:
+        data = saved_home_path(workspace, agent).read_bytes()
+    except OSError:
+        return False
+    return bool(container.put_archive(HOME, data))
 
 
 def home_archive(workspace: Workspace, agent: AgentDef) -> bytes:

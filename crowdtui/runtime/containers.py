@@ -15,6 +15,7 @@ the event loop.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ class Runtime:
         self.door: Callable[[str], str | None] | None = None
         self.unreachable: set[str] = set()  # engines that did not answer the last list
         self._seen: dict[str, str] = {}  # container id -> engine it was seen on
+        self.homed: set[str] = set()  # swarm task containers whose home got the agent's files
         self.progress = progress or (lambda line: None)
         self.store = store  # qms Store for the vault; opened per use when None
 
@@ -161,6 +163,15 @@ class Runtime:
     def _find(self, agent: str):
         """The agent's container (running first, then newest) on the engine it was placed on, or None."""
         check_name(agent)
+        engine = self.engine_of(agent)
+        if self.engines.spec(engine).mode == "swarm":  # through the engine of the task's node
+            from crowdtui.runtime import swarm
+
+            container, node = swarm.find_task_container(self, engine, agent, self._filters(agent))
+            if container is not None:
+                self._seen[container.id] = node
+                swarm.first_sight(self, agent, container)
+            return container
         found = self._client_of(agent).containers.list(all=True, filters=self._filters(agent))
         if not found:
             return None
@@ -171,8 +182,9 @@ class Runtime:
         attrs = container.attrs
         agent = (attrs.get("Config", {}).get("Labels") or {}).get(labels.AGENT, "")
         info = info_from_attrs(attrs, self._stopped_id(agent))
-        self._seen[info.container_id] = info.engine
-        return info
+        self._seen.setdefault(info.container_id, info.engine)
+        seen = self._seen[info.container_id]
+        return replace(info, node=seen) if seen != info.engine else info
 
     def _running(self, name: str) -> ContainerInfo | None:
         existing = self._find(name)
@@ -193,8 +205,7 @@ class Runtime:
             self._discard(agent.name, existing)
         engine = self.engines.place(agent)
         if self.engines.spec(engine).mode == "swarm":
-            raise ContainerFailed(f"agent {agent.name}: engine {engine} is a Swarm (mode = \"swarm\"), "
-                                  "which this version cannot run agents on yet; use an engine entry")
+            return self._start_service(agent, engine)
         client = self.engines.client(engine)
         files = self.files(engine)
         files.check(agent)
@@ -258,6 +269,12 @@ class Runtime:
         container.reload()
         return self._info(container)
 
+    def _start_service(self, agent: AgentDef, engine: str) -> ContainerInfo:
+        """``agent`` as a one-replica service of the swarm ``engine`` (crowdtui.runtime.swarm)."""
+        from crowdtui.runtime import swarm
+
+        return self._info(swarm.start_agent(self, agent, engine))
+
     def _ensure_image(self, image: str, agent: AgentDef | None = None, engine: str = LOCAL) -> None:
         """Make ``image`` present on ``engine``: a remote engine gets the local one's copy (by
         id, built there first when it is the agent image)."""
@@ -307,6 +324,12 @@ class Runtime:
         marker = self._stop_marker(name)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(container.id)
+        engine = self.engine_of(name)
+        if self.engines.spec(engine).mode == "swarm":  # the service to no replica: it stays stopped
+            from crowdtui.runtime import swarm
+
+            return self._info(swarm.stop_service(self, engine, container_name(self.workspace, name), container,
+                                                 timeout))
         if container.status in ("running", "paused", "restarting"):
             container.stop(timeout=timeout)
         container.reload()
@@ -315,6 +338,11 @@ class Runtime:
     def _remove_sync(self, name: str) -> bool:
         check_name(name)
         removed = False
+        engine = self.engine_of(name)
+        if self.engines.spec(engine).mode == "swarm":
+            from crowdtui.runtime import swarm
+
+            return swarm.remove_agent(self, engine, name)
         for container in self._client_of(name).containers.list(all=True, filters=self._filters(name)):
             marker = self._stop_marker(name)
             marker.parent.mkdir(parents=True, exist_ok=True)
@@ -337,7 +365,8 @@ class Runtime:
     def list_engine(self, engine: str) -> list[ContainerInfo]:
         """This workspace's agent containers on one engine (raises when it does not answer)."""
         client = self.engines.client(engine)
-        return [self._info(c) for c in client.containers.list(all=True, filters=self._filters())]
+        infos = [self._info(c) for c in client.containers.list(all=True, filters=self._filters())]
+        return [replace(i, node=engine) if i.engine != engine else i for i in infos]
 
     def list_sync(self) -> list[ContainerInfo]:
         """One container per agent over every engine: the one on the engine it was placed on
@@ -356,10 +385,9 @@ class Runtime:
             for info in infos:
                 if not info.name:
                     continue
-                have = best.get(info.name)
-                placed = self.engine_of(info.name)
-                if (have is None or (info.engine == placed and have.engine != placed)
-                        or (info.running and not have.running and have.engine != placed)):
+                have, placed = best.get(info.name), self.engine_of(info.name)
+                rank = (info.engine == placed, info.running)  # where it was placed, running, first
+                if have is None or rank > (have.engine == placed, have.running):
                     best[info.name] = info
         self.unreachable = unreachable
         return [best[n] for n in sorted(best)]

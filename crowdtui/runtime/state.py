@@ -223,8 +223,10 @@ class StateFollower:
         agent = attrs.get(labels.AGENT)
         if not agent or attrs.get(labels.KIND, "agent") != "agent":
             return
-        if self.runtime.engine_of(agent) != self.engine:
-            return  # a container left on an engine the agent was moved away from
+        placed = self.runtime.engine_of(agent)
+        if placed != self.engine and self.runtime.engines.spec(placed).mode != "swarm":
+            return  # a container left on an engine the agent was moved away from (a swarm's
+            # tasks are seen by their nodes' engines: runtime.info finds the one that runs)
         # Whatever happened, the container's inspect output says what is true now (for a
         # removed container: the agent's newest remaining one, if any).
         try:

@@ -158,7 +158,8 @@ def merge_rows(
         if name in attention and state in ("running", "working"):
             state = "waiting for input"
             note = note or attention[name]
-        engine = str((_get(info, "engine", None) if info is not None else None)
+        where = getattr(info, "where", None)
+        engine = str((where() if callable(where) else _get(info, "engine", None) if info is not None else None)
                      or (_get(d, "engine", None) if d is not None else None) or "local")
         if engine != "local":  # where it runs, said where the operator looks
             note = f"on {engine}" + (f"; {note}" if note else "")

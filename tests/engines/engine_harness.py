@@ -56,11 +56,11 @@ class NetEngine(TestEngine):
 
     __test__ = False
 
-    def __init__(self, name: str, index: int, root: Path):
+    def __init__(self, name: str, index: int, root: Path, live_restore: bool = True):
         self.name, self.index, self.root = name, index, root
         self.certs: dict[str, Path] = make_certs(root / "certs", self.ip)
         self.sshd: subprocess.Popen | None = None
-        super().__init__(root / "engine", name, config={"live-restore": True}, args=(
+        super().__init__(root / "engine", name, config={"live-restore": live_restore}, args=(
             "-H", f"tcp://{self.ip}:{PORT}", "--tlsverify", "--tlscacert", str(self.certs["ca.pem"]),
             "--tlscert", str(self.certs["server.pem"]), "--tlskey", str(self.certs["server-key.pem"])))
 
@@ -189,14 +189,48 @@ def _pids_under(root: Path) -> list[int]:
     return pids
 
 
-def start_engine(index: int) -> TestEngine:
+def start_engine(index: int, live_restore: bool = True) -> TestEngine:
     """An engine named ``ce<pid><index>``-ish (interface names stay under 15 characters)."""
     name = f"ce{os.getpid() % 100000}{index}"
     root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))
-    engine = NetEngine(name=name, index=100 + (os.getpid() % 50) * 3 + index, root=root)
+    engine = NetEngine(name=name, index=100 + (os.getpid() % 50) * 3 + index, root=root,
+                       live_restore=live_restore)  # (Swarm refuses live-restore)
     try:
         engine.setup()
     except BaseException:
         engine.teardown()
         raise
     return engine
+
+
+def start_swarm() -> tuple[NetEngine, NetEngine]:
+    """Two engines joined in a Swarm over a veth pair of their own (10.252.N.1 manager,
+    10.252.N.2 worker); the host reaches each over its own link, as for one engine."""
+    a = start_engine(1, live_restore=False)
+    try:
+        b = start_engine(2, live_restore=False)
+    except BaseException:
+        a.teardown()
+        raise
+    try:
+        n = a.index
+        _run("ip", "link", "add", f"{a.name}s", "type", "veth", "peer", "name", f"{b.name}s")
+        for engine, last in ((a, 1), (b, 2)):
+            _run("ip", "link", "set", f"{engine.name}s", "netns", engine.name)
+            _run("ip", "-n", engine.name, "addr", "add", f"10.252.{n}.{last}/30", "dev", f"{engine.name}s")
+            _run("ip", "-n", engine.name, "link", "set", f"{engine.name}s", "up")
+        manager, worker = a.local_client(), b.local_client()
+        try:
+            manager.swarm.init(advertise_addr=f"10.252.{n}.1", listen_addr=f"10.252.{n}.1:2377")
+            manager.swarm.reload()
+            token = manager.swarm.attrs["JoinTokens"]["Worker"]
+            worker.swarm.join(remote_addrs=[f"10.252.{n}.1:2377"], join_token=token,
+                              advertise_addr=f"10.252.{n}.2", listen_addr=f"10.252.{n}.2:2377")
+        finally:
+            manager.close()
+            worker.close()
+    except BaseException:
+        b.teardown()
+        a.teardown()
+        raise
+    return a, b
