@@ -68,6 +68,9 @@ fi
 if ! command -v dovecot >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     need_apt+=(dovecot-imapd)  # the email channel's tests start a real IMAP server (Dovecot)
 fi
+if [ ! -x /usr/sbin/sshd ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    need_apt+=(openssh-server)  # tests/engines reach a second engine over ssh:// through a real sshd
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     step "installing Debian packages: ${need_apt[*]} (about a minute)"
     export DEBIAN_FRONTEND=noninteractive

@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "crowdtui.agent_folder",
         "crowdtui.secrets",
         "crowdtui.shipped",
+        "crowdtui.engine_config",
     )),
     ("roster", ("crowdtui.roster",)),
     ("runners", ("crowdtui.runners",)),

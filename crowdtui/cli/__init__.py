@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "crowdtui.cli.doc_cmds",
     "crowdtui.cli.runtime_cmds",
     "crowdtui.cli.image_cmds",
+    "crowdtui.cli.engine_cmds",
     "crowdtui.cli.terminal_cmds",
     "crowdtui.cli.hub_cmds",
     "crowdtui.cli.dispatch_cmds",

@@ -142,6 +142,7 @@ async def cmd_ls(args) -> int:
             "container": info.short_id if info else None,
             "defined": d is not None,
             "registered": reg is not None,
+            "engine": info.where() if info else (d.engine if d and d.engine else None),
         })
     if args.json:
         print_json(rows)
@@ -152,11 +153,14 @@ async def cmd_ls(args) -> int:
         print("no agents; add agents/<name>/AGENT.md (see `crowdtui init`)")
         return 0
     width = max(4, *(len(r["name"]) for r in rows))
-    print(f"{'NAME':<{width}}  TIER  {'STATE':<24}  UNREAD  IMAGE")
+    engines = any((r["engine"] or "local") != "local" for r in rows)  # one engine: no column
+    head = f"{'ENGINE':<10}  " if engines else ""
+    print(f"{'NAME':<{width}}  TIER  {'STATE':<24}  UNREAD  {head}IMAGE")
     for r in rows:
         tier = "-" if r["tier"] is None else str(r["tier"])
         mark = "" if r["defined"] else "  (not in roster)"
-        print(f"{r['name']:<{width}}  {tier:>4}  {r['detail']:<24}  {r['unread']:>6}  {r['image']}{mark}")
+        where = f"{r['engine'] or '-':<10}  " if engines else ""
+        print(f"{r['name']:<{width}}  {tier:>4}  {r['detail']:<24}  {r['unread']:>6}  {where}{r['image']}{mark}")
     return 0
 
 

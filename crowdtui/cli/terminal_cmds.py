@@ -67,6 +67,12 @@ def find_agent_container(client, workspace, name: str):
         raise UnknownAgent(
             f"{name!r} is not a valid agent name (a-z, 0-9, '_' and '-'); `crowdtui ls` lists the agents"
         )
+    from crowdtui.engine_config import LOCAL
+    from crowdtui.runtime.engines import Engines, recorded_engine
+
+    engine = recorded_engine(workspace, name)
+    if engine != LOCAL:  # the agent runs on another engine: look there (callers use container.client)
+        client = Engines(workspace, client).client(engine)
     found = client.containers.list(
         all=True,
         filters={"label": [f"{labels.WORKSPACE}={workspace.id}", f"{labels.AGENT}={name}",
@@ -239,7 +245,7 @@ async def cmd_attach(args) -> int:
     try:
         container = await asyncio.to_thread(find_agent_container, client, ws, args.name)
         _need_terminal("crowdtui attach")
-        session = await PtySession.open(client, container.id)
+        session = await PtySession.open(container.client, container.id)
         print(f"crowdtui: attached to {args.name}. {DETACH_HINT}.", file=sys.stderr, flush=True)
         try:
             how = await passthrough(session, stdin_fd=sys.stdin.fileno(),
@@ -280,13 +286,13 @@ async def cmd_exec(args) -> int:
     try:
         container = await asyncio.to_thread(find_agent_container, client, ws, args.name)
         if as_json:
-            return await asyncio.to_thread(_exec_json, client, container.id, args.name, args.cmd)
+            return await asyncio.to_thread(_exec_json, container.client, container.id, args.name, args.cmd)
         if not interactive:
-            return await asyncio.to_thread(_exec_plain, client, container.id, args.cmd)
+            return await asyncio.to_thread(_exec_plain, container.client, container.id, args.cmd)
         from crowdtui.runtime.pty import open_exec
 
         rows, cols = _terminal_size(sys.stdout.fileno())
-        session = await open_exec(client, container.id, args.cmd or None, rows=rows, cols=cols)
+        session = await open_exec(container.client, container.id, args.cmd or None, rows=rows, cols=cols)
         try:
             how = await passthrough(session, stdin_fd=sys.stdin.fileno(),
                                     stdout_fd=sys.stdout.fileno(), redraw=False)

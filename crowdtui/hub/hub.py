@@ -391,7 +391,7 @@ class Hub:
         if pool is None:
             from crowdtui.runtime.pty import SessionPool
 
-            pool = SessionPool(runtime.client)
+            pool = SessionPool(runtime.client, resolve=runtime.client_for_container)
         if announce and self.announcer is None:
             self.announcer = Announcer(self.store, self.directory, pty_typist(runtime, pool))
             self._policy_tasks.append(asyncio.create_task(self.announcer.run(), name="hub-announcer"))

@@ -148,10 +148,21 @@ def runtime_paused(runtime: Any) -> Callable[[], Awaitable[set[str]]]:
 
     from crowdtui.runtime import labels
 
+    def listed() -> list:
+        wanted = {"status": "paused", "label": f"{labels.WORKSPACE}={runtime.workspace.id}"}
+        engines = getattr(runtime, "engines", None)
+        clients = engines.connected().values() if engines is not None else [runtime.client]
+        found = []
+        for client in clients:  # every engine connected so far (one call each)
+            try:
+                found += client.containers.list(filters=wanted)
+            except Exception:
+                if client is runtime.client:
+                    raise  # the local engine's trouble is the caller's, as before
+        return found
+
     async def paused() -> set[str]:
-        containers = await asyncio.to_thread(
-            runtime.client.containers.list,
-            filters={"status": "paused", "label": f"{labels.WORKSPACE}={runtime.workspace.id}"})
+        containers = await asyncio.to_thread(listed)
         return {c.labels.get(labels.AGENT, "") for c in containers} - {""}
 
     return paused

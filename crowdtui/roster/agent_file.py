@@ -22,6 +22,7 @@ class ParsedFile:
     folder: tuple[str, ...]  # path parts of its folder below agents/
     fields: dict[str, Any] | None  # None: the definition has errors
     name_line: int = 1
+    key_lines: dict[str, int] = field(default_factory=dict)  # key -> its line (for later checks)
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -115,6 +116,7 @@ def parse_agent_file(path: Path, rel_file: str, folder: tuple[str, ...]) -> Pars
             ok = False
             continue
         seen[key] = line
+        parsed.key_lines[key] = line
         if key not in KEYS:
             fail(line, key, "unknown key, ignored; known keys are " + ", ".join(KNOWN_KEYS),
                  "warning")

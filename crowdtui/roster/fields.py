@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from crowdtui.engine_config import ENGINE_NAME_RE, LABEL_RE
 from crowdtui.grant_rules import GrantRuleError, parse_rule
 from crowdtui.roster.model import (
     CAPABILITIES,
@@ -277,6 +278,21 @@ def _spawner(value: Any, node: yaml.Node) -> str:
     return _name(value, node)
 
 
+def _engine(value: Any, node: yaml.Node) -> str:
+    if not isinstance(value, str) or not ENGINE_NAME_RE.fullmatch(value):
+        shown = repr(value) if isinstance(value, str) else kind_of(value)
+        raise Invalid(node, f"{shown} is not an engine name; give local or a name from crowd.toml [engines.NAME]")
+    return value
+
+
+def _engine_labels(value: Any, node: yaml.Node) -> tuple[str, ...]:
+    items = _text_list(value, node, "an engine label like gpu")
+    for item in items:
+        if not LABEL_RE.fullmatch(item):
+            raise Invalid(node, f"{item!r} is not an engine label (letters, digits, '_', '.', '=', '-')")
+    return items
+
+
 def _bool(value: Any, node: yaml.Node) -> bool:
     if not isinstance(value, bool):
         raise Invalid(node, f"{kind_of(value)} is not allowed; give true or false")
@@ -310,5 +326,7 @@ KEYS: dict[str, tuple[str, Any]] = {
     "mode": ("mode", lambda v, n: _choice(v, n, MODES)),
     "base_url": ("base_url", _base_url),
     "spawned_by": ("spawned_by", _spawner),
+    "engine": ("engine", _engine),
+    "engine_labels": ("engine_labels", _engine_labels),
 }
 KNOWN_KEYS = tuple(KEYS)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
+from crowdtui.engine_config import engine_names
 from crowdtui.roster.agent_file import ParsedFile, parse_agent_file
 from crowdtui.roster.model import AGENT_FILE, RESERVED_NAMES, SKILL_FILE, SKILLS_DIR, AgentDef, Problem, Roster
 from qms.names import NAME_RE
@@ -80,6 +82,17 @@ def workspace_root(workspace) -> Path:
     return Path(workspace.root)
 
 
+def _engine_names(workspace, ws_root: Path) -> tuple[str, ...]:
+    """The engines an ``engine:`` key may name: the workspace's configuration (crowd.toml)."""
+    config = getattr(workspace, "config", None)
+    if config is None:
+        try:
+            config = tomllib.loads((ws_root / "crowd.toml").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = {}
+    return engine_names(config)
+
+
 def load_roster(workspace, previous: Roster | None = None) -> Roster:
     """Load ``agents/**/AGENT.md`` of ``workspace`` (a Workspace or the workspace folder).
 
@@ -92,6 +105,7 @@ def load_roster(workspace, previous: Roster | None = None) -> Roster:
     roster = Roster(root=agents_dir)
     if not agents_dir.is_dir():
         return roster
+    engines = _engine_names(workspace, ws_root)
     prev_by_file = {a.file: a for a in previous.agents.values()} if previous else {}
 
     parsed_all: list[ParsedFile] = []
@@ -113,6 +127,12 @@ def load_roster(workspace, previous: Roster | None = None) -> Roster:
                                           "and no 'name:' is given; add 'name: <a-z0-9_->' or "
                                           "rename the folder"))
                 p.fields = None
+        if p.fields is not None and p.fields.get("engine") not in (None, *engines):
+            p.problems.append(Problem(rel_file, p.key_lines.get("engine", 1), "engine",
+                                      f"no engine {p.fields['engine']!r}; the engines are "
+                                      f"{', '.join(engines)} (add one with `crowdtui engine add`, "
+                                      "or [engines.NAME] in crowd.toml)"))
+            p.fields = None
         if p.fields is not None:
             skills, skill_problems = _skills(path.parent, "/".join(("agents",) + folder))
             p.fields["skills"] = skills

@@ -97,6 +97,8 @@ class AgentDef:
     permission_mode: str | None = None  # the runner's own mode name; None: its default
     mode: str = "terminal"  # terminal | acp (structured turns through the runner's ACP adapter)
     base_url: str | None = None  # the model API (a gateway); None: crowd.toml's, else the vendor's
+    engine: str | None = None  # the engine (crowd.toml [engines.NAME], or local); None: placement
+    engine_labels: tuple[str, ...] = ()  # labels an engine must have for placement to pick it
     spawned_by: str | None = None  # the agent (or operator) whose spawn_agent wrote this file
     persona: str = ""  # Markdown body, mounted as CLAUDE.md
     skills: dict[str, str] = field(default_factory=dict)  # skill name -> SKILL.md text

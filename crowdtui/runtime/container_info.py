@@ -47,6 +47,8 @@ class ContainerInfo:
     finished_at: str | None = None
     container_name: str = ""
     config: str = ""  # hash of the configuration it was created with (see Runtime.config_hash)
+    engine: str = "local"  # the engine it runs on (crowd.toml [engines.NAME], or local)
+    node: str = ""  # on a swarm engine: the engine of the node that runs it now
 
     @property
     def id(self) -> str:
@@ -59,6 +61,10 @@ class ContainerInfo:
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    def where(self) -> str:
+        """``local``, ``far``, or ``sw/n2`` (a swarm and the node that runs it)."""
+        return f"{self.engine}/{self.node}" if self.node and self.node != self.engine else self.engine
 
     def describe(self) -> str:
         """A few words for people: ``running``, ``crashed (exit 3)``, ``crashed (out of memory)``."""
@@ -139,6 +145,7 @@ def info_from_attrs(attrs: dict[str, Any], stop_requested_for: str | None = None
         finished_at=None if not finished or finished == zero or state == "running" else finished,
         container_name=attrs.get("Name", "").lstrip("/"),
         config=lbl.get(CONFIG_LABEL, ""),
+        engine=lbl.get(labels.ENGINE, "local"),
     )
 
 

@@ -77,25 +77,15 @@ def image_for(workspace: Workspace, agent: AgentDef) -> str:
     return default_image(workspace)
 
 
-def container_config(workspace: Workspace, agent: AgentDef) -> dict[str, Any]:
-    """The keyword arguments for ``client.containers.create`` (pure: touches nothing).
-
-    Secret values never enter the configuration: when the definition names secrets, the
-    command runs through ``crowd-entry``, which takes them from a one-shot socket in the
-    agent's IPC folder at start (see :mod:`crowdtui.runtime.secrets_handoff`); only their
-    names are in the environment (``CROWD_SECRETS``). With ``network: allowlist`` the container has no network
-    and its proxy settings point at the forwarder crowd-entry starts (127.0.0.1:3128 ->
-    ``/run/crowd/egress.sock``, served by :class:`crowdtui.hub.egress.EgressProxy`).
-    When the definition gives no command, ``["crowd-entry"]`` is completed with the
-    image's own command at start.
-    """
+def bind_mounts(workspace: Workspace, agent: AgentDef) -> list:
+    """The local engine's mounts: the agent's home and IPC folder, the workspace (ro unless
+    the definition says rw, the roster guarded), the persona and skills, the definition's own."""
     from docker.types import Mount
 
     ws = workspace
     name = check_name(agent.name)
     agent = effective(agent, ws.config)
     runner = runner_for(agent)
-    settings = runner_settings(ws.config, runner.name)
     mounts = [
         Mount(HOME, str(ws.home_dir(name)), type="bind", read_only=False),
         Mount(IPC, str(ws.ipc_dir(name)), type="bind", read_only=False),
@@ -124,6 +114,28 @@ def container_config(workspace: Workspace, agent: AgentDef) -> dict[str, Any]:
         if not source.is_absolute():
             source = ws.root / source
         mounts.append(Mount(m.target, str(source), type="bind", read_only=m.mode != "rw"))
+    return mounts
+
+
+def container_config(workspace: Workspace, agent: AgentDef, files: Any = None) -> dict[str, Any]:
+    """The keyword arguments for ``client.containers.create`` (pure: touches nothing).
+
+    Secret values never enter the configuration: when the definition names secrets, the
+    command runs through ``crowd-entry``, which takes them from a one-shot socket in the
+    agent's IPC folder at start (see :mod:`crowdtui.runtime.secrets_handoff`); only their
+    names are in the environment (``CROWD_SECRETS``). With ``network: allowlist`` the container has no network
+    and its proxy settings point at the forwarder crowd-entry starts (127.0.0.1:3128 ->
+    ``/run/crowd/egress.sock``, served by :class:`crowdtui.hub.egress.EgressProxy`).
+    When the definition gives no command, ``["crowd-entry"]`` is completed with the
+    image's own command at start. ``files`` (:mod:`crowdtui.runtime.agent_files`) gives the
+    mounts for the engine the agent runs on; None: the local engine's bind mounts.
+    """
+    ws = workspace
+    name = check_name(agent.name)
+    agent = effective(agent, ws.config)
+    runner = runner_for(agent)
+    settings = runner_settings(ws.config, runner.name)
+    mounts = files.mounts(agent) if files is not None else bind_mounts(ws, agent)
 
     env = {
         **runner.environment(agent, settings),
@@ -152,7 +164,7 @@ def container_config(workspace: Workspace, agent: AgentDef) -> dict[str, Any]:
         "hostname": name,
         "labels": labels.for_agent(ws, name),
         "environment": env,
-        "user": agent_user(),
+        "user": agent_user() if getattr(files, "kind", "bind") == "bind" else f"{AGENT_UID}:{AGENT_GID}",
         "tty": True,
         "stdin_open": True,
         "init": True,
@@ -180,9 +192,9 @@ def container_config(workspace: Workspace, agent: AgentDef) -> dict[str, Any]:
     return config
 
 
-def config_hash(workspace: Workspace, agent: AgentDef) -> str:
+def config_hash(workspace: Workspace, agent: AgentDef, files: Any = None) -> str:
     """The hash a container created from ``agent`` now would carry (secrets not included)."""
-    return container_config(workspace, agent)["labels"][CONFIG_LABEL]
+    return container_config(workspace, agent, files)["labels"][CONFIG_LABEL]
 
 
 def prepare_host(workspace: Workspace, agent: AgentDef, findings: list | None = None) -> None:
@@ -197,7 +209,7 @@ def prepare_host(workspace: Workspace, agent: AgentDef, findings: list | None = 
     name = check_name(agent.name)
     agent = effective(agent, ws.config)
     runner = runner_for(agent)
-    persona_rel = _home_relative(runner.persona_target)
+    persona_rel = home_relative(runner.persona_target)
     persona = persona_dir(ws, name)
     disk = ensure_home_disk(ws, name, agent.resources.disk)
     if disk.startswith("unlimited") and agent.resources.disk != "none":
@@ -249,7 +261,7 @@ def prepare_host(workspace: Workspace, agent: AgentDef, findings: list | None = 
 # ---- engine lookups (blocking; called in threads)
 
 
-def _home_relative(target: str) -> str:
+def home_relative(target: str) -> str:
     """``/home/agent/.claude/CLAUDE.md`` -> ``.claude/CLAUDE.md`` (a runner's persona path)."""
     rel = target.removeprefix(HOME + "/")
     if rel == target or not rel or ".." in rel.split("/"):

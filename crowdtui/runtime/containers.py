@@ -15,6 +15,7 @@ the event loop.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from crowdtui.runtime.container_info import (  # noqa: F401 (the runtime's names
     parse_size,
     state_of,
 )
+from crowdtui.engine_config import LOCAL
 from crowdtui.runtime.container_spec import ENTRY
 from crowdtui.runtime.threads import in_thread
 from crowdtui.workspace import Workspace
@@ -56,8 +58,17 @@ class Runtime:
             from crowdtui.runtime.engine import connect
 
             client = connect()
+        from crowdtui.runtime.engines import Engines
+
         self.workspace = workspace
-        self.client = client
+        self.client = client  # the local engine's
+        #: every engine of the workspace (crowd.toml [engines.NAME]); ``local`` is ``client``
+        self.engines = Engines(workspace, client)
+        #: the relay's seam: agent -> its hub door on a remote engine (None: no door there yet)
+        self.door: Callable[[str], str | None] | None = None
+        self.unreachable: set[str] = set()  # engines that did not answer the last list
+        self._seen: dict[str, str] = {}  # container id -> engine it was seen on
+        self.homed: set[str] = set()  # swarm task containers whose home got the agent's files
         self.progress = progress or (lambda line: None)
         self.store = store  # qms Store for the vault; opened per use when None
 
@@ -101,7 +112,30 @@ class Runtime:
     def is_current(self, agent: AgentDef, info: ContainerInfo) -> bool:
         """False when the definition (or the default image) changed since the container was made:
         ``restart`` applies it."""
-        return info.config == self.config_hash(agent)
+        files = None if info.engine == LOCAL else self.files(info.engine)
+        return info.config == container_spec.config_hash(self.workspace, agent, files)
+
+    # ---- engines (crowdtui.runtime.engines)
+
+    def files(self, engine: str):
+        """How ``engine`` gets an agent's files and hub door (crowdtui.runtime.agent_files)."""
+        from crowdtui.runtime.agent_files import files_for
+
+        return files_for(self.workspace, engine, self.door)
+
+    def engine_of(self, agent: str) -> str:
+        """The engine the agent's container was last made on (``local`` when never elsewhere)."""
+        from crowdtui.runtime.engines import recorded_engine
+
+        return recorded_engine(self.workspace, agent)
+
+    def _client_of(self, agent: str):
+        return self.engines.client(self.engine_of(agent))
+
+    def client_for_container(self, container_id: str):
+        """The client of the engine a container (by id) was seen on; the local one by default."""
+        engine = self._seen.get(container_id, LOCAL)
+        return self.engines.client(engine)
 
     def prepare_host(self, agent: AgentDef, findings: list | None = None) -> None:
         """Create the folders and files the container mounts, writable by the agent user
@@ -127,9 +161,18 @@ class Runtime:
             return None
 
     def _find(self, agent: str):
-        """The agent's container (running first, then newest), or None."""
+        """The agent's container (running first, then newest) on the engine it was placed on, or None."""
         check_name(agent)
-        found = self.client.containers.list(all=True, filters=self._filters(agent))
+        engine = self.engine_of(agent)
+        if self.engines.spec(engine).mode == "swarm":  # through the engine of the task's node
+            from crowdtui.runtime import swarm
+
+            container, node = swarm.find_task_container(self, engine, agent, self._filters(agent))
+            if container is not None:
+                self._seen[container.id] = node
+                swarm.first_sight(self, agent, container)
+            return container
+        found = self._client_of(agent).containers.list(all=True, filters=self._filters(agent))
         if not found:
             return None
         found.sort(key=lambda c: (c.status == "running", c.attrs.get("Created", "")), reverse=True)
@@ -138,7 +181,10 @@ class Runtime:
     def _info(self, container) -> ContainerInfo:
         attrs = container.attrs
         agent = (attrs.get("Config", {}).get("Labels") or {}).get(labels.AGENT, "")
-        return info_from_attrs(attrs, self._stopped_id(agent))
+        info = info_from_attrs(attrs, self._stopped_id(agent))
+        self._seen.setdefault(info.container_id, info.engine)
+        seen = self._seen[info.container_id]
+        return replace(info, node=seen) if seen != info.engine else info
 
     def _running(self, name: str) -> ContainerInfo | None:
         existing = self._find(name)
@@ -150,19 +196,29 @@ class Runtime:
                     findings: list | None = None) -> ContainerInfo:
         from docker.errors import APIError, ImageNotFound
 
+        from crowdtui.runtime.engines import record_engine
+
         existing = self._find(agent.name)
         if existing is not None and existing.status in ("running", "paused", "restarting"):
             return self._info(existing)  # already up (maybe started by another process)
         if existing is not None:
             self._discard(agent.name, existing)
-        config = self.container_config(agent)
-        self._ensure_image(config["image"], agent)  # before anything is made for the agent
-        self.prepare_host(agent, findings)
+        engine = self.engines.place(agent)
+        if self.engines.spec(engine).mode == "swarm":
+            return self._start_service(agent, engine)
+        client = self.engines.client(engine)
+        files = self.files(engine)
+        files.check(agent)
+        config = container_spec.container_config(self.workspace, agent, None if engine == LOCAL else files)
+        config["labels"][labels.ENGINE] = engine  # (after the hash: the same definition, any engine)
+        self._ensure_image(config["image"], agent, engine)  # before anything is made for the agent
+        files.prepare(agent, client, findings)
         if config["command"] == [ENTRY]:  # no command of its own: the image's, through crowd-entry
-            image_cfg = self.client.images.get(config["image"]).attrs.get("Config") or {}
+            image_cfg = client.images.get(config["image"]).attrs.get("Config") or {}
             config["command"] = [ENTRY, *(image_cfg.get("Cmd") or [])]
+        record_engine(self.workspace, agent.name, engine)  # before create: a crash after it still finds it
         try:
-            container = self.client.containers.create(**config)
+            container = client.containers.create(**config)
         except ImageNotFound as exc:
             raise ContainerFailed(
                 f"agent {agent.name}: image {config['image']} is not in the engine; build or load it "
@@ -179,6 +235,11 @@ class Runtime:
             raise ContainerFailed(f"agent {agent.name}: the engine refused the container: "
                                   f"{exc.explanation or exc}") from exc
         self._stop_marker(agent.name).unlink(missing_ok=True)
+        try:
+            files.after_create(agent, container)
+        except Exception:
+            container.remove(force=True)
+            raise
         handoff = None
         if agent.secrets:
             from crowdtui.runtime.secrets_handoff import SecretHandoff
@@ -208,9 +269,29 @@ class Runtime:
         container.reload()
         return self._info(container)
 
-    def _ensure_image(self, image: str, agent: AgentDef | None = None) -> None:
+    def _start_service(self, agent: AgentDef, engine: str) -> ContainerInfo:
+        """``agent`` as a one-replica service of the swarm ``engine`` (crowdtui.runtime.swarm)."""
+        from crowdtui.runtime import swarm
+
+        return self._info(swarm.start_agent(self, agent, engine))
+
+    def _ensure_image(self, image: str, agent: AgentDef | None = None, engine: str = LOCAL) -> None:
+        """Make ``image`` present on ``engine``: a remote engine gets the local one's copy (by
+        id, built there first when it is the agent image)."""
         from docker.errors import ImageNotFound
 
+        if engine != LOCAL:
+            from crowdtui.runtime.engines import copy_image
+
+            client = self.engines.client(engine)
+            try:
+                client.images.get(image)
+                return
+            except ImageNotFound:
+                pass
+            self._ensure_image(image, agent, LOCAL)
+            copy_image(self.client, client, image, self.progress)
+            return
         try:
             self.client.images.get(image)
             return
@@ -243,6 +324,12 @@ class Runtime:
         marker = self._stop_marker(name)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(container.id)
+        engine = self.engine_of(name)
+        if self.engines.spec(engine).mode == "swarm":  # the service to no replica: it stays stopped
+            from crowdtui.runtime import swarm
+
+            return self._info(swarm.stop_service(self, engine, container_name(self.workspace, name), container,
+                                                 timeout))
         if container.status in ("running", "paused", "restarting"):
             container.stop(timeout=timeout)
         container.reload()
@@ -251,7 +338,12 @@ class Runtime:
     def _remove_sync(self, name: str) -> bool:
         check_name(name)
         removed = False
-        for container in self.client.containers.list(all=True, filters=self._filters(name)):
+        engine = self.engine_of(name)
+        if self.engines.spec(engine).mode == "swarm":
+            from crowdtui.runtime import swarm
+
+            return swarm.remove_agent(self, engine, name)
+        for container in self._client_of(name).containers.list(all=True, filters=self._filters(name)):
             marker = self._stop_marker(name)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(container.id)
@@ -270,15 +362,34 @@ class Runtime:
             pass
         container.remove(force=True)
 
+    def list_engine(self, engine: str) -> list[ContainerInfo]:
+        """This workspace's agent containers on one engine (raises when it does not answer)."""
+        client = self.engines.client(engine)
+        infos = [self._info(c) for c in client.containers.list(all=True, filters=self._filters())]
+        return [replace(i, node=engine) if i.engine != engine else i for i in infos]
+
     def list_sync(self) -> list[ContainerInfo]:
+        """One container per agent over every engine: the one on the engine it was placed on
+        (running preferred). A remote engine that does not answer is left out (and named in
+        ``unreachable``); the local one not answering is an error, as ever."""
         best: dict[str, ContainerInfo] = {}
-        for container in self.client.containers.list(all=True, filters=self._filters()):
-            info = self._info(container)
-            if not info.name:
+        unreachable = set()
+        for engine in self.engines.names():
+            try:
+                infos = self.list_engine(engine)
+            except Exception:
+                if engine == LOCAL:
+                    raise
+                unreachable.add(engine)
                 continue
-            have = best.get(info.name)
-            if have is None or (info.running and not have.running):
-                best[info.name] = info
+            for info in infos:
+                if not info.name:
+                    continue
+                have, placed = best.get(info.name), self.engine_of(info.name)
+                rank = (info.engine == placed, info.running)  # where it was placed, running, first
+                if have is None or rank > (have.engine == placed, have.running):
+                    best[info.name] = info
+        self.unreachable = unreachable
         return [best[n] for n in sorted(best)]
 
     # ---- the async API
@@ -372,7 +483,7 @@ class Runtime:
         return self._find(name)
 
     def close(self) -> None:
-        self.client.close()
+        self.engines.close()
 
 
 def _stopped_why(container) -> str | None:

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -83,7 +84,8 @@ class PtySession:
         self.label = label or container_id[:12]
         self._loop = asyncio.get_running_loop()
         self._sock_io = sock_io
-        self._sock: socket.socket = sock_io._sock
+        # a SocketIO over the engine's socket; over tcp+TLS docker-py hands the SSLSocket itself
+        self._sock: socket.socket = getattr(sock_io, "_sock", sock_io)
         self._fd = self._sock.fileno()
         self._viewers: dict[Viewer, None] = {}  # insertion-ordered
         self._backlog: collections.deque[bytes] = collections.deque()  # recent output chunks
@@ -182,18 +184,22 @@ class PtySession:
     # -- output -----------------------------------------------------------------
 
     def _on_readable(self) -> None:
-        try:
-            data = self._sock.recv(READ_CHUNK)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            log.debug("terminal %s: read failed: %s", self.label, exc)
-            self._begin_close()
-            return
-        if not data:
-            self._begin_close()
-            return
-        self._deliver(data)
+        while True:
+            try:
+                data = self._sock.recv(READ_CHUNK)
+            except (BlockingIOError, InterruptedError, TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            except OSError as exc:
+                log.debug("terminal %s: read failed: %s", self.label, exc)
+                self._begin_close()
+                return
+            if not data:
+                self._begin_close()
+                return
+            self._deliver(data)
+            # TLS: what was decrypted beyond this read wakes no selector; take it now
+            if not isinstance(self._sock, ssl.SSLSocket) or not self._sock.pending():
+                return
 
     def _deliver(self, data: bytes) -> None:
         self.bytes_out += len(data)
@@ -220,7 +226,7 @@ class PtySession:
             return
         try:
             sent = self._sock.send(data)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             sent = 0
         except OSError as exc:
             log.debug("terminal %s: write failed: %s", self.label, exc)
@@ -234,7 +240,7 @@ class PtySession:
     def _on_writable(self) -> None:
         try:
             sent = self._sock.send(self._out)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             self._begin_close()
@@ -437,8 +443,10 @@ async def open_exec(
 class SessionPool:
     """One shared :class:`PtySession` per container, opened on first use, re-opened if closed."""
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, resolve: Any = None):
         self.client = client
+        #: container id -> the client of its engine (several engines); None: ``client`` for all
+        self.resolve = resolve
         self._sessions: dict[str, PtySession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -447,7 +455,8 @@ class SessionPool:
         async with lock:
             session = self._sessions.get(container_id)
             if session is None or session.closed:
-                session = await PtySession.open(self.client, container_id)
+                client = self.client if self.resolve is None else await asyncio.to_thread(self.resolve, container_id)
+                session = await PtySession.open(client, container_id)
                 self._sessions[container_id] = session
             return session
 

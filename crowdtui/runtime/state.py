@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+from crowdtui.engine_config import LOCAL
 from crowdtui.errors import CrowdError
 from crowdtui.runtime import labels
 from crowdtui.runtime.containers import ContainerInfo, Runtime, info_from_attrs
@@ -39,8 +40,10 @@ class StateFollower:
     event from then on is seen.
     """
 
-    def __init__(self, runtime: Runtime, store, *, actor: str = "runtime"):
+    def __init__(self, runtime: Runtime, store, *, actor: str = "runtime", engine: str = LOCAL):
         self.runtime = runtime
+        #: the engine followed; agents placed on another engine are that engine's follower's
+        self.engine = engine
         self.store = store
         self.actor = actor
         self._stream = None
@@ -51,11 +54,20 @@ class StateFollower:
         self.ready = asyncio.Event()
 
     async def reconcile(self) -> list[ContainerInfo]:
-        """Record the current state of every agent container of the workspace."""
-        infos = await self.runtime.list()
+        """Record the current state of every agent container of the workspace on this engine
+        (a container of an agent now placed elsewhere is left to that engine's follower)."""
+        infos = await asyncio.to_thread(self.runtime.list_engine, self.engine)
+        placed = {info.name: self.runtime.engine_of(info.name) for info in infos}
+        best: dict[str, ContainerInfo] = {}
         for info in infos:
+            if not info.name or placed[info.name] != self.engine:
+                continue
+            have = best.get(info.name)
+            if have is None or (info.running and not have.running):
+                best[info.name] = info
+        for info in best.values():
             await self._record(info)
-        return infos
+        return [best[n] for n in sorted(best)]
 
     async def run(self, stop_event: asyncio.Event | None = None) -> None:
         """Follow until stopped. When the engine goes away (its event stream ends, or it does
@@ -82,12 +94,20 @@ class StateFollower:
 
     async def _answers(self) -> bool:
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.runtime.client.ping), ENGINE_RETRY * 4)
+            await asyncio.wait_for(asyncio.to_thread(self._ping), ENGINE_RETRY * 4)
             return True
         except Exception:
             return False
 
+    def _ping(self) -> None:
+        from crowdtui.runtime.engines import PING_TIMEOUT, _ping
+
+        _ping(self.runtime.engines.client(self.engine), PING_TIMEOUT)
+
     async def _engine_event(self, kind: str, detail: dict[str, Any]) -> None:
+        if self.engine != LOCAL:
+            await self._remote_engine_event(kind, detail)
+            return
         if kind == "engine.unreachable":
             log.warning("the Docker engine does not answer (%s); the store and the hub go on, and the "
                         "agents that ran are started again once it answers", detail.get("error", ""))
@@ -97,6 +117,26 @@ class StateFollower:
             await self.store.append_event(self.actor, kind, "", detail)
         except Exception as exc:  # the store side has its own fault; say it in the log
             log.warning("%s not recorded: %s", kind, exc)
+
+    async def _remote_engine_event(self, kind: str, detail: dict[str, Any]) -> None:
+        """A remote engine went away (its agents are ``unreachable``: the others go on) or came
+        back (its agents' states were reconciled just before)."""
+        from crowdtui.runtime.engines import agents_recorded_on
+
+        log.warning("engine %s %s %s", self.engine,
+                    "does not answer" if kind == "engine.unreachable" else "answers again",
+                    detail.get("error", ""))
+        try:
+            await self.store.append_event(self.actor, kind, self.engine, {**detail, "engine": self.engine})
+            if kind == "engine.unreachable":
+                for name in await asyncio.to_thread(agents_recorded_on, self.runtime.workspace, self.engine):
+                    try:
+                        await self.store.set_agent_state(name, "unreachable", actor=self.actor,
+                                                         detail={"engine": self.engine})
+                    except Exception:  # not registered: nothing to say
+                        pass
+        except Exception as exc:
+            log.warning("%s of engine %s not recorded: %s", kind, self.engine, exc)
 
     async def _follow_once(self, stopper: asyncio.Task | None) -> str | None:
         """Subscribe, reconcile, handle events. None when stopped; why, when the engine went away."""
@@ -140,8 +180,8 @@ class StateFollower:
         if stream is not None:
             try:
                 stream.close()
-            except Exception:  # closing a half-closed socket
-                pass
+            except Exception:  # closing a half-closed socket; over ssh:// docker-py refuses to
+                _close_ssh_channel(stream)  # cancel ("not supported"): close its channel ourselves
 
     def close(self) -> None:
         """Stop reading engine events (safe from any thread)."""
@@ -159,7 +199,7 @@ class StateFollower:
         # before (the engine replays its recent ones) closes that gap. Replayed events are
         # harmless: each is handled by inspecting what is true now.
         since = int(time.time()) - 1
-        stream = self.runtime.client.events(decode=True, filters=filters, since=since)
+        stream = self.runtime.engines.client(self.engine).events(decode=True, filters=filters, since=since)
         with self._stream_lock:
             self._stream = stream
         return stream
@@ -183,6 +223,10 @@ class StateFollower:
         agent = attrs.get(labels.AGENT)
         if not agent or attrs.get(labels.KIND, "agent") != "agent":
             return
+        placed = self.runtime.engine_of(agent)
+        if placed != self.engine and self.runtime.engines.spec(placed).mode != "swarm":
+            return  # a container left on an engine the agent was moved away from (a swarm's
+            # tasks are seen by their nodes' engines: runtime.info finds the one that runs)
         # Whatever happened, the container's inspect output says what is true now (for a
         # removed container: the agent's newest remaining one, if any).
         try:
@@ -214,6 +258,17 @@ class StateFollower:
             log.info("container of unregistered agent %s: state %s not recorded", info.name, info.state)
 
 
+def _close_ssh_channel(stream) -> None:
+    """End an events stream read over ssh:// (paramiko): its channel closed, the read returns."""
+    fp = getattr(getattr(getattr(getattr(stream, "_response", None), "raw", None), "_fp", None), "fp", None)
+    channel = getattr(fp, "channel", None)
+    if channel is not None:
+        try:
+            channel.close()
+        except Exception:
+            pass
+
+
 async def record_state(store, info: ContainerInfo, *, actor: str = "runtime") -> bool:
     """Record one container's state now (what the CLI does after up/down). False if unregistered."""
     from qms.errors import NotFound
@@ -241,14 +296,16 @@ def start_following(runtime: Runtime, store, *, actor: str = "runtime"):
     """Start a :class:`StateFollower` task; returns ``(follower, stop)`` where ``await stop()``
     ends it. The one way a host process (``serve``, ``crowdtui hub``) follows container
     states, so its supervisor sees crashes and restarts wherever it runs."""
-    follower = StateFollower(runtime, store, actor=actor)
+    followers = [StateFollower(runtime, store, actor=actor, engine=name) for name in runtime.engines.names()]
     halt = asyncio.Event()
-    task = asyncio.create_task(follower.run(halt), name="state-follower")
+    tasks = [asyncio.create_task(f.run(halt), name=f"state-follower-{f.engine}") for f in followers]
 
     async def stop() -> None:
         halt.set()
-        follower.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for follower in followers:
+            follower.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    return follower, stop
+    return followers[0], stop

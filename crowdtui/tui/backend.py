@@ -103,17 +103,19 @@ async def follow_states(runtime, store, stop: asyncio.Event | None = None) -> No
     ``crowdtui serve`` follows too."""
     from crowdtui.runtime.state import StateFollower
 
-    await StateFollower(runtime, store).run(stop)
+    followers = [StateFollower(runtime, store, engine=name) for name in runtime.engines.names()]
+    await asyncio.gather(*(f.run(stop) for f in followers))
 
 
 # --------------------------------------------------------------------------- terminals
 
 
-def session_pool(client) -> Any:
-    """One shared PTY session per container for this app (any number of viewers each)."""
+def session_pool(client, runtime=None) -> Any:
+    """One shared PTY session per container for this app (any number of viewers each), each
+    on the engine its container runs on when ``runtime`` is given."""
     from crowdtui.runtime.pty import SessionPool
 
-    return SessionPool(client)
+    return SessionPool(client, resolve=runtime.client_for_container if runtime is not None else None)
 
 
 async def shared_session(pool, container_id: str) -> Any:
@@ -121,10 +123,12 @@ async def shared_session(pool, container_id: str) -> Any:
     return await _maybe(pool.get(container_id))
 
 
-async def exec_session(client, container_id: str) -> Any:
-    """A fresh shell in the container (bash where present)."""
+async def exec_session(client, container_id: str, runtime=None) -> Any:
+    """A fresh shell in the container (bash where present), on the engine it runs on."""
     from crowdtui.runtime.pty import open_exec
 
+    if runtime is not None:
+        client = await asyncio.to_thread(runtime.client_for_container, container_id)
     return await _maybe(open_exec(client, container_id))
 
 

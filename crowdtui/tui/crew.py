@@ -33,6 +33,7 @@ class AgentRow:
     memory: int | None = None  # bytes
     container_id: str | None = None
     defined: bool = True  # present in the roster on disk
+    engine: str = "local"  # the engine its container runs on (crowd.toml [engines.NAME])
 
     @property
     def needs_operator(self) -> bool:
@@ -51,6 +52,8 @@ def display_state(container_state: str | None, status: str | None) -> str:
     """The one word the list shows, from the container's state and the agent's status."""
     cs = (container_state or "").lower()
     st = (status or "").lower()
+    if cs == "unreachable":  # its engine does not answer (crowdtui.runtime.state)
+        return "unreachable"
     if cs in CRASHED_STATES:
         return "crashed"
     if cs not in RUNNING_STATES:
@@ -162,6 +165,11 @@ def merge_rows(
         if asked and state not in CRASHED_STATES | {"crashed", "crash-looping"}:
             state = "asks permission"
             note = f"{asked} permission request{'s' if asked != 1 else ''} (P)"
+        where = getattr(info, "where", None)
+        engine = str((where() if callable(where) else _get(info, "engine", None) if info is not None else None)
+                     or (_get(d, "engine", None) if d is not None else None) or "local")
+        if engine != "local":  # where it runs, said where the operator looks
+            note = f"on {engine}" + (f"; {note}" if note else "")
         rows[name] = AgentRow(
             name=name,
             tier=int(_get(d, "tier", None) if d is not None else _get(a, "tier", 0) or 0),
@@ -175,6 +183,7 @@ def merge_rows(
             memory=_as_int(_get(st, "memory", None) if st is not None else None),
             container_id=_get(info, "id", None) if info is not None else None,
             defined=d is not None or name == OPERATOR,
+            engine=engine,
         )
     return order_rows(rows.values())
 

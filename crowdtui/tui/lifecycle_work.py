@@ -126,7 +126,7 @@ class LifecycleWork:
     @work(group="exec", exit_on_error=False)
     async def _open_exec(self, name: str, container_id: str) -> None:
         try:
-            session = await backend.exec_session(self.docker_client, container_id)
+            session = await backend.exec_session(self.docker_client, container_id, self.runtime)
         except Exception as exc:
             self.post_message(OperationDone(f"shell in {name}", False, str(exc)))
             return

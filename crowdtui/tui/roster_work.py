@@ -70,7 +70,7 @@ class RosterWork:
         if self.hub is None or self.runtime is None or self._policies_started:
             return
         if self.session_pool is None:
-            self.session_pool = backend.session_pool(self.docker_client)
+            self.session_pool = backend.session_pool(self.docker_client, self.runtime)
         try:
             self.hub.run_policies(self.runtime, self.session_pool)
             self._policies_started = True

@@ -104,7 +104,7 @@ class TerminalWork:
 
     async def _session(self, container_id: str) -> Any:
         if self.session_pool is None:
-            self.session_pool = backend.session_pool(self.docker_client)
+            self.session_pool = backend.session_pool(self.docker_client, self.runtime)
         return await backend.shared_session(self.session_pool, container_id)
 
     def _row(self, name: str | None) -> AgentRow | None:

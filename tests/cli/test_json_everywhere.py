@@ -223,6 +223,11 @@ def test_every_command_answers_json_with_its_documented_keys(ws, crowd, tmp_path
     crowd("onboard", "deny", "local:spammer")
     crowd("channel", "ls")
     crowd("channel", "send", "local:stranger", "hello from the operator")
+    # engines (crowd.toml [engines.NAME]); the one added answers nowhere and is removed at once
+    assert [e["name"] for e in crowd("engine", "ls")] == ["local"]
+    assert crowd("engine", "add", "far", "--url", "ssh://crowd@127.0.0.1:1", "--label", "gpu")["labels"] == ["gpu"]
+    assert crowd("engine", "check", "local")[0]["ok"] is True
+    crowd("engine", "rm", "far")
     # containers and the image, on the real engine
     up = crowd("up", "echo")
     assert [a["name"] for a in up["started"]] == ["echo"] and up["failed"] == []

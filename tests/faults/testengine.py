@@ -22,7 +22,11 @@ from pathlib import Path
 class TestEngine:
     __test__ = False  # not a pytest class
 
-    def __init__(self, folder: Path, name: str | None = None):
+    def __init__(self, folder: Path, name: str | None = None, *, args: tuple[str, ...] = ("--bridge=none",),
+                 config: dict | None = None):
+        """``args``: more dockerd options (tests/engines adds tcp+TLS and keeps a bridge);
+        ``config``: more daemon.json keys (``live-restore``)."""
+        self.args = tuple(args)
         self.folder = Path(folder)
         self.ns = name or f"crowdfault{os.getpid()}"
         self.sock = self.folder / "docker.sock"
@@ -30,7 +34,7 @@ class TestEngine:
         self.proc: subprocess.Popen | None = None
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "daemon.json").write_text(json.dumps(
-            {"deprecated-key-path": str(self.folder / "key.json")}))
+            {"deprecated-key-path": str(self.folder / "key.json"), **(config or {})}))
         self._ns_made = False
 
     def start(self, timeout: float = 60.0) -> float:
@@ -44,7 +48,7 @@ class TestEngine:
             ["nsenter", f"--net=/var/run/netns/{self.ns}", "dockerd",
              "--data-root", str(self.folder / "data"), "--exec-root", str(self.folder / "exec"),
              "-H", self.url, "--pidfile", str(self.folder / "docker.pid"),
-             "--config-file", str(self.folder / "daemon.json"), "--bridge=none", "--iptables=false"],
+             "--config-file", str(self.folder / "daemon.json"), "--iptables=false", *self.args],
             stdout=log, stderr=log, start_new_session=True)
         log.close()
         while time.monotonic() - began < timeout:

@@ -174,7 +174,7 @@ def test_broken_files_are_each_reported_and_good_agents_load(tmp_path):
         "names must be unique, so this definition is not loaded",
         "agents/extra/AGENT.md:3: key 'colour': unknown key, ignored; known keys are name, "
         "description, tools, model, image, command, mounts, env, secrets, network, egress, "
-        "resources, launch, shutdown, restart, grants, capabilities, workspace, announce, runner, permission_mode, mode, base_url, spawned_by",
+        "resources, launch, shutdown, restart, grants, capabilities, workspace, announce, runner, permission_mode, mode, base_url, spawned_by, engine, engine_labels",
         "agents/huge/AGENT.md:1: the file is 1024 KiB; keep an AGENT.md under 1024 KiB (move long "
         "material into skills)",
         "agents/latin1/AGENT.md:2: not UTF-8 text (byte 0xe9 on this line); save the file as UTF-8",
