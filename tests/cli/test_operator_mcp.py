@@ -138,7 +138,7 @@ def claude_binary(tmp_path_factory) -> Path:
     from crowdtui.runners import runner_named
     from crowdtui.runtime.runner_image import fetch_package
 
-    [pkg] = runner_named("claude-code").packages
+    [pkg] = [p for p in runner_named("claude-code").packages if p.name == "@anthropic-ai/claude-code-linux-x64"]
     tarball = fetch_package(pkg, pkg.version, lambda line: None)
     folder = tmp_path_factory.mktemp("claude")
     with tarfile.open(tarball) as tar:
