@@ -79,3 +79,29 @@ def hookup(workspace, hub) -> Any:
     return RelayHookup(relay_address(workspace, hub),
                        lambda engine: engine_credential(workspace, engine, issue=True),
                        networks=relayed_engines(workspace))
+
+
+def retire_engine(workspace, spec) -> dict[str, Any]:
+    """An engine removed (``crowdtui engine rm``): its relay credential is revoked (the hub refuses
+    its relay from the next connection on) and, when the engine answers, its relay container and
+    volume are removed. Blocking."""
+    from crowdtui.hub.relay_credentials import revoke_engine_credential
+    from crowdtui.runtime.engines import connect_spec
+    from crowdtui.runtime.relay_container import stop_relay
+
+    out: dict[str, Any] = {"credential_revoked": revoke_engine_credential(workspace, spec.name),
+                           "relay_removed": False, "relay_error": None}
+    if spec.mode == "swarm":
+        return out
+    try:
+        client = connect_spec(spec, timeout=15)
+    except Exception as exc:
+        out["relay_error"] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        return out
+    try:
+        out["relay_removed"] = stop_relay(client, workspace, spec.name, remove_volume=True)
+    except Exception as exc:
+        out["relay_error"] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    finally:
+        client.close()
+    return out

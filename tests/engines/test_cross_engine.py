@@ -47,7 +47,7 @@ def _messages(answer: dict) -> list[tuple[str, str]]:
 
 async def test_agents_on_two_engines_talk_through_the_relay(far_workspace, far_engine, docker_client, agent_image):
     from crowdtui.host import Host, HostOptions
-    from crowdtui.runtime.relay_container import agent_ipc_volume_name, find_relay
+    from crowdtui.runtime.relay_container import agent_ipc_volume_name, find_relay, relay_volume_name
 
     ws = far_workspace
     cfg = ws.root / "crowd.toml"
@@ -117,6 +117,19 @@ async def test_agents_on_two_engines_talk_through_the_relay(far_workspace, far_e
         remote = far_engine.local_client()
         try:
             assert agent_ipc_volume_name(ws, "far1") not in {v.name for v in remote.volumes.list()}
+        finally:
+            remote.close()
+        # `engine rm`: the engine's credential is revoked and its relay and relay volume removed
+        from crowdtui.cli import main
+        from crowdtui.hub.relay_credentials import engine_credential
+
+        assert engine_credential(ws, "far") is not None
+        assert await asyncio.to_thread(main, ["engine", "rm", "--json", "-w", str(ws.root), "far", "--force"]) == 0
+        assert engine_credential(ws, "far") is None
+        remote = far_engine.local_client()
+        try:
+            assert find_relay(remote, ws, "far") is None
+            assert relay_volume_name(ws, "far") not in {v.name for v in remote.volumes.list()}
         finally:
             remote.close()
     finally:
