@@ -122,7 +122,9 @@ class Runtime:
         """How ``engine`` gets an agent's files and hub door (crowdtui.runtime.agent_files)."""
         from crowdtui.runtime.agent_files import files_for
 
-        return files_for(self.workspace, engine, self.door)
+        spec = self.engines.specs.get(engine)
+        relayed = spec is not None and spec.mode != "swarm"  # no relay per Swarm node yet
+        return files_for(self.workspace, engine, self.door if relayed else None)
 
     def engine_of(self, agent: str) -> str:
         """The engine the agent's container was last made on (``local`` when never elsewhere)."""
