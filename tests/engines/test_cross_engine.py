@@ -10,6 +10,7 @@ engine's own credential), and crowd-mcp-bridge inside each agent container.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import pytest
@@ -37,8 +38,6 @@ def _call(i: int, tool: str, **arguments) -> dict:
 
 
 def _messages(answer: dict) -> list[tuple[str, str]]:
-    import json
-
     assert "error" not in answer, answer
     result = answer["result"]
     data = result.get("structuredContent") or json.loads(result["content"][0]["text"])
@@ -111,6 +110,22 @@ async def test_agents_on_two_engines_talk_through_the_relay(far_workspace, far_e
                  if e.subject == "send_message"]
         assert {(e.actor, e.detail.get("via")) for e in calls} >= {("far1", "relay:far")}
         assert all(e.detail.get("via") != "relay:far" for e in calls if e.actor == "near")
+        # whoever holds far's relay credential speaks for far1 only: a stream naming near is refused
+        from crowdtui.hub import relay_wire as wire
+        from crowdtui.hub.relay_credentials import engine_credential
+        from tests.relay.test_relay_trust import HandRelay
+
+        hand = await HandRelay.connect(hub.relay.address, engine_credential(ws, "far"), ws.root / "hand")
+        try:
+            await hand.send(wire.control(wire.HELLO, engine="far", version=1))
+            await hand.expect(wire.WELCOME)
+            _, _, served = await hand.expect(wire.SERVE)
+            assert list(json.loads(served)["agents"]) == ["far1"]
+            await hand.send(wire.control(wire.OPEN, 1, agent="near", door="mcp"))
+            _, sid, payload = await hand.expect(wire.REFUSED)
+            assert sid == 1 and "not placed on engine" in json.loads(payload)["reason"]
+        finally:
+            hand.close()
         # retiring far1 removes its socket volume on the far engine
         await lifecycle.stop(runtime, host.store, "far1", actor="operator", timeout=2)
         assert await runtime.remove("far1")
@@ -121,7 +136,6 @@ async def test_agents_on_two_engines_talk_through_the_relay(far_workspace, far_e
             remote.close()
         # `engine rm`: the engine's credential is revoked and its relay and relay volume removed
         from crowdtui.cli import main
-        from crowdtui.hub.relay_credentials import engine_credential
 
         assert engine_credential(ws, "far") is not None
         assert await asyncio.to_thread(main, ["engine", "rm", "--json", "-w", str(ws.root), "far", "--force"]) == 0
