@@ -41,7 +41,8 @@ MODES = ("engine", "swarm")
 POLICIES = ("local", "spread")
 ENGINE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,62}")
-KEYS = ("url", "context", "tls_ca", "tls_cert", "tls_key", "tls_verify", "labels", "mode")
+KEYS = ("url", "context", "tls_ca", "tls_cert", "tls_key", "tls_verify", "labels", "mode", "relay_network")
+_NETWORK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SSH_RE = re.compile(r"ssh://(?:[A-Za-z0-9_.-]+@)?[A-Za-z0-9_.-]+:[0-9]{1,5}")
 _TCP_RE = re.compile(r"tcp://[A-Za-z0-9_.\[\]:-]+:[0-9]{1,5}")
 
@@ -63,6 +64,7 @@ class EngineSpec:
     tls_verify: bool = True
     labels: tuple[str, ...] = ()
     mode: str = "engine"
+    relay_network: str = "bridge"  # the docker network the engine's relay container joins
 
     @property
     def local(self) -> bool:
@@ -101,7 +103,7 @@ def parse_engine(name: str, table: Any, root: Path | None = None) -> EngineSpec:
     unknown = sorted(set(table) - set(KEYS))
     if unknown:
         raise EngineConfigError(f"{_where(name)}: unknown key {unknown[0]!r}; the keys are {', '.join(KEYS)}")
-    for key in ("url", "context", "tls_ca", "tls_cert", "tls_key", "mode"):
+    for key in ("url", "context", "tls_ca", "tls_cert", "tls_key", "mode", "relay_network"):
         if key in table and not isinstance(table[key], str):
             raise EngineConfigError(f"{_where(name)}: {key} must be text")
     url, context = table.get("url", "").strip(), table.get("context", "").strip()
@@ -142,8 +144,12 @@ def parse_engine(name: str, table: Any, root: Path | None = None) -> EngineSpec:
     mode = table.get("mode", "engine")
     if mode not in MODES:
         raise EngineConfigError(f"{_where(name)}: mode {mode!r} is not one of {', '.join(MODES)}")
+    network = table.get("relay_network", "bridge")
+    if not _NETWORK_RE.fullmatch(network):
+        raise EngineConfigError(f"{_where(name)}: relay_network {network!r} is not a docker network name "
+                                "(\"bridge\", \"host\" or a network made on that engine)")
     return EngineSpec(name=name, url=url, context=context, tls_verify=verify, labels=tuple(labels),
-                      mode=mode, **files)
+                      mode=mode, relay_network=network, **files)
 
 
 def engines_of(config: dict, root: Path | None = None) -> dict[str, EngineSpec]:

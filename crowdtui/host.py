@@ -297,6 +297,9 @@ class Host:
         add_dispatch_tools(hub.server, self.dispatch)
         await hub.open_running_doors()
         hub.follow_registry()
+        from crowdtui.host_relay import open_relay
+
+        await open_relay(self.workspace, hub, self.log)  # agents on remote engines (crowdtui/host_relay.py)
         self.log(f"hub started{' (' + hub.http_url + ')' if hub.http_url else ''}")
 
     def _take_dispatch_lock(self, *, required: bool) -> None:
@@ -362,6 +365,9 @@ class Host:
         runtime are both there."""
         if self.hub is None or self.runtime is None or self._policies:
             return
+        from crowdtui.host_relay import hookup
+
+        self.runtime.door = hookup(self.workspace, self.hub)  # remote agents' doors through their relay
         self.hub.run_policies(self.runtime, self.pool)
         self._policies = True
         if self.launcher is not None:

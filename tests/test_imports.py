@@ -48,7 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("hub", ("crowdtui.hub",)),
     ("dispatch", ("crowdtui.dispatch",)),
     ("channels", ("crowdtui.channels",)),
-    ("host", ("crowdtui.host",)),
+    ("host", ("crowdtui.host", "crowdtui.host_relay")),
     ("tui", ("crowdtui.tui",)),
     ("cli", ("crowdtui.cli", "crowdtui.__main__")),
 ]

@@ -7,6 +7,7 @@ engine is always there as ``local``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
@@ -125,7 +126,13 @@ async def cmd_rm(args) -> int:
                                 "change them first, or pass --force")
     path = _config_path(ws)
     path.write_text(remove_engine_text(path.read_text(encoding="utf-8"), args.name), encoding="utf-8")
-    emit(args, {**specs[args.name].to_json(), "agents": naming}, f"engine {args.name} removed from crowd.toml")
+    from crowdtui.host_relay import retire_engine
+
+    relay = await asyncio.to_thread(retire_engine, ws, specs[args.name])
+    note = "" if relay["relay_error"] is None else \
+        f"; its relay could not be removed ({inert(relay['relay_error'])}): its credential is revoked"
+    emit(args, {**specs[args.name].to_json(), "agents": naming, "relay": relay},
+         f"engine {args.name} removed from crowd.toml{note}")
     return 0
 
 

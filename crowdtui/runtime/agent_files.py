@@ -8,9 +8,11 @@ IPC folder are named volumes on that engine, and the persona, skills and the run
 configuration are copied into the home at start (:class:`VolumeFiles`, with ``put_archive``
 into the created container, before it starts).
 
-The hub door of a remote agent is not a host socket: it is whatever a relay on that engine
-gives (one socket per agent in that agent's IPC volume). ``VolumeFiles(door=…)`` takes that
-provider; without one the agent runs without a hub door (said in the start's event).
+The hub door of a remote agent is not a host socket: the engine's relay holds one socket per
+agent in that agent's own IPC volume (``crowdtui.runtime.relay_container``).
+``VolumeFiles(door=…)`` takes the host's ``RelayHookup`` (the hub's address and the engine's
+credential): the relay is started on the engine before the agent and the agent's
+``/run/crowd`` is its relay volume; without one the agent runs without a hub door.
 What a remote engine cannot have yet — secrets handed over a socket, egress through a host
 socket, the definition's own host mounts, a writable workspace — is refused at start with
 the reason, never half done.
@@ -23,7 +25,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from crowdtui.agent_folder import AGENT_GID, AGENT_UID, AgentFolder
 from crowdtui.roster import AgentDef
@@ -86,13 +88,12 @@ def volume_name(workspace: Workspace, agent: str, what: str) -> str:
 
 class VolumeFiles:
     """A remote engine: the home and IPC folder are named volumes there; persona, skills and
-    MCP configuration are copied into the home at start. ``door(agent)`` (the relay's seam)
-    says where the agent's hub door is; None: no door yet."""
+    MCP configuration are copied into the home at start. ``door`` (a
+    ``relay_container.RelayHookup``, or None: no hub door) gives the agent's IPC volume."""
 
     kind = "volume"
 
-    def __init__(self, workspace: Workspace, engine: str,
-                 door: Callable[[str], str | None] | None = None):
+    def __init__(self, workspace: Workspace, engine: str, door: Any = None):
         self.workspace = workspace
         self.engine = engine
         self.door = door
@@ -115,10 +116,14 @@ class VolumeFiles:
     def mounts(self, agent: AgentDef) -> list:
         from docker.types import Mount
 
+        from crowdtui.runtime.relay_container import agent_ipc_volume_name
+
         name = check_name(agent.name)
+        ipc = (agent_ipc_volume_name(self.workspace, name) if self.door is not None
+               else volume_name(self.workspace, name, "ipc"))
         return [
             Mount(HOME, volume_name(self.workspace, name, "home"), type="volume"),
-            Mount(IPC, volume_name(self.workspace, name, "ipc"), type="volume"),
+            Mount(IPC, ipc, type="volume"),
             Mount(WORKSPACE_MOUNT, volume_name(self.workspace, "", "workspace"), type="volume",
                   read_only=True),
         ]
@@ -129,7 +134,11 @@ class VolumeFiles:
     def prepare(self, agent: AgentDef, client, findings: list | None) -> None:
         from docker.errors import NotFound
 
+        if self.door is not None:  # the engine's relay first: it makes the agent's IPC volume
+            self.door.prepare(client, self.workspace, self.engine, check_name(agent.name))
         for mount in self.mounts(agent):
+            if mount["Target"] == IPC and self.door is not None:
+                continue
             try:
                 client.volumes.get(mount["Source"])
             except NotFound:
@@ -145,7 +154,7 @@ class VolumeFiles:
             raise ContainerFailed(f"agent {agent.name}: the engine {self.engine} refused its files")
 
     def hub_door(self, agent: str) -> str | None:
-        return self.door(agent) if self.door is not None else None
+        return f"relay:{self.engine}" if self.door is not None else None
 
 
 def saved_home_path(workspace: Workspace, agent: str) -> Path:
@@ -206,7 +215,7 @@ def _tar(root: Path) -> bytes:
     return buf.getvalue()
 
 
-def files_for(workspace: Workspace, engine: str, door: Callable[[str], str | None] | None = None) -> Any:
+def files_for(workspace: Workspace, engine: str, door: Any = None) -> Any:
     """The way ``engine`` gets an agent's files: binds on the local engine, volumes elsewhere."""
     from crowdtui.engine_config import LOCAL
 

@@ -64,8 +64,9 @@ class Runtime:
         self.client = client  # the local engine's
         #: every engine of the workspace (crowd.toml [engines.NAME]); ``local`` is ``client``
         self.engines = Engines(workspace, client)
-        #: the relay's seam: agent -> its hub door on a remote engine (None: no door there yet)
-        self.door: Callable[[str], str | None] | None = None
+        #: the relay's seam (``relay_container.RelayHookup``, set by the host): agents on a remote
+        #: engine get their hub door through its relay; None: they run without one
+        self.door: Any = None
         self.unreachable: set[str] = set()  # engines that did not answer the last list
         self._seen: dict[str, str] = {}  # container id -> engine it was seen on
         self.homed: set[str] = set()  # swarm task containers whose home got the agent's files
@@ -121,7 +122,9 @@ class Runtime:
         """How ``engine`` gets an agent's files and hub door (crowdtui.runtime.agent_files)."""
         from crowdtui.runtime.agent_files import files_for
 
-        return files_for(self.workspace, engine, self.door)
+        spec = self.engines.specs.get(engine)
+        relayed = spec is not None and spec.mode != "swarm"  # no relay per Swarm node yet
+        return files_for(self.workspace, engine, self.door if relayed else None)
 
     def engine_of(self, agent: str) -> str:
         """The engine the agent's container was last made on (``local`` when never elsewhere)."""
@@ -212,6 +215,8 @@ class Runtime:
         config = container_spec.container_config(self.workspace, agent, None if engine == LOCAL else files)
         config["labels"][labels.ENGINE] = engine  # (after the hash: the same definition, any engine)
         self._ensure_image(config["image"], agent, engine)  # before anything is made for the agent
+        if engine != LOCAL and self.door is not None:  # the relay runs from the agent image
+            self._ensure_image(self.door.image or self.default_image(), None, engine)
         files.prepare(agent, client, findings)
         if config["command"] == [ENTRY]:  # no command of its own: the image's, through crowd-entry
             image_cfg = client.images.get(config["image"]).attrs.get("Config") or {}
@@ -349,6 +354,10 @@ class Runtime:
             marker.write_text(container.id)
             self._discard(name, container)
             removed = True
+        if engine != LOCAL and self.door is not None:  # its socket folder in the engine's relay
+            from crowdtui.runtime.relay_container import remove_agent_ipc_volume
+
+            remove_agent_ipc_volume(self._client_of(name), self.workspace, name)
         # The marker stays (keyed by container id) so a late "die" is still read as a stop.
         return removed
 

@@ -207,3 +207,35 @@ def remove_agent_ipc_volume(client, workspace, agent: str) -> bool:
         return True
     except docker.errors.NotFound:
         return False
+
+
+class RelayHookup:
+    """What the runtime needs to give agents on a remote engine their hub door through that
+    engine's relay (``Runtime.door``; set by the host, which knows the hub's side):
+
+    * ``hub_address`` — ``HOST:PORT`` where the engines reach the hub's relay door;
+    * ``credential(engine)`` — the engine's relay credential (issued when it has none);
+    * ``networks`` — engine -> the docker network its relay joins (``bridge`` when not named).
+
+    ``prepare(client, workspace, engine, agent)`` (blocking) starts the engine's relay when it
+    does not run with this configuration (idempotent) and returns the agent's IPC volume."""
+
+    def __init__(self, hub_address: str, credential, image: str | None = None,
+                 networks: dict[str, str] | None = None):
+        self.hub_address = str(hub_address)
+        self.credential = credential
+        self.image = image
+        self.networks = dict(networks or {})
+
+    def start(self, client, workspace, engine: str):
+        return start_relay(client, workspace, engine, self.hub_address, self.credential(engine),
+                           image=self.image, network=self.networks.get(engine, "bridge"))
+
+    def prepare(self, client, workspace, engine: str, agent: str) -> str:
+        self.start(client, workspace, engine)
+        relay = find_relay(client, workspace, engine)
+        deadline = time.monotonic() + 10
+        while relay is not None and relay.status != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            relay.reload()
+        return ensure_agent_ipc_volume(client, workspace, engine, agent)

@@ -34,6 +34,8 @@ TLS = {"tls_ca": "ca.pem", "tls_cert": "cert.pem", "tls_key": "key.pem"}
     ("b", {"url": "unix:///x", "colour": "red"}, "unknown key 'colour'"),
     ("b", {"url": "unix:///x", "mode": "k8s"}, "mode 'k8s'"),
     ("b", {"url": "unix:///x", "labels": "gpu"}, "labels must be a list"),
+    ("b", {"url": "unix:///x", "relay_network": "br0 --privileged"}, "not a docker network name"),
+    ("b", {"url": "unix:///x", "relay_network": 7}, "relay_network must be text"),
     ("b", {"url": "ssh://me@h:22", **TLS}, "TLS files are for tcp://"),
     ("b", {"url": "tcp://h:2376", "tls_cert": "c.pem", "tls_ca": "ca.pem"}, "go together"),
 ])
@@ -50,6 +52,8 @@ def test_engines_local_first_and_relative_tls_files(tmp_path, monkeypatch):
     assert engines["local"].url == "unix:///run/other.sock"
     assert engines["far"].tls_ca == str(tmp_path / "ca.pem") and engines["far"].labels == ("big",)
     assert engines["lap"].where() == "context laptop"
+    assert engines["far"].relay_network == "bridge"
+    assert parse_engine("n", {"context": "c", "relay_network": "host"}).relay_network == "host"
 
 
 def test_placement_candidates_and_choice():

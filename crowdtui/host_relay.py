@@ -1,0 +1,107 @@
+"""The host's wiring of the relay: agents on remote engines reach the hub through their engine's relay.
+
+Two halves meet here (the runtime cannot import the hub):
+
+* the hub's side — ``hub.open_relay_door(placed_on)``: a relay is trusted only for the agents
+  whose placement record (``.crowd/run/engine/<agent>``, ``crowdtui.runtime.engines``) names
+  its engine; the record is read anew at each stream and each SERVE poll;
+* the runtime's side — ``runtime.door = RelayHookup(address, credential)``: before an agent
+  starts on a remote engine the engine's relay is started there (with the engine's own TLS
+  credential, issued on first use) and the agent's ``/run/crowd`` is its relay volume.
+
+The relay door listens on ``[hub] relay_host`` / ``relay_port``; the engines reach it at
+``[hub] relay_address`` (``HOST:PORT``) when the listening address is not one they can reach
+(``0.0.0.0``, or a NAT). It is opened only when crowd.toml names a remote engine that is not
+a Swarm (Swarm agents have no relay yet). Engines added while the host runs need a restart.
+
+Layer: ``host`` (above ``hub`` and ``runtime``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def relayed_engines(workspace) -> dict[str, str]:
+    """The engines whose agents get their hub door through a relay (remote, not Swarm), each
+    with the network its relay joins (``[engines.NAME] relay_network``)."""
+    from crowdtui.engine_config import LOCAL, engines_of
+
+    return {name: spec.relay_network for name, spec in engines_of(workspace.config, workspace.root).items()
+            if name != LOCAL and spec.mode != "swarm"}
+
+
+def placed_on(workspace):
+    """``engine -> set of agents placed there`` from the placement records (cheap: one small
+    folder); the relay door's trust."""
+    from crowdtui.runtime.engines import agents_recorded_on
+
+    def agents_on_engine(engine: str) -> set[str]:
+        return set(agents_recorded_on(workspace, engine))
+
+    return agents_on_engine
+
+
+def relay_address(workspace, hub) -> str:
+    """``HOST:PORT`` the engines reach the hub's relay door at."""
+    given = workspace.setting("hub", "relay_address", None)
+    if given:
+        return str(given)
+    host, port = hub.relay.address[:2]
+    return f"{host}:{port}"
+
+
+async def open_relay(workspace, hub, log_line=None) -> bool:
+    """Open the hub's relay door when some engine needs it; True when it is open."""
+    if not relayed_engines(workspace):
+        return False
+    relay = await hub.open_relay_door(placed_on(workspace))
+    if log_line is not None:
+        host, port = relay.address[:2]
+        if not workspace.setting("hub", "relay_port", 0):
+            log_line(f"relay door on {host}:{port} (any free port: set [hub] relay_port so relays "
+                     "find it again after a restart)")
+        else:
+            log_line(f"relay door on {host}:{port}")
+    return True
+
+
+def hookup(workspace, hub) -> Any:
+    """The runtime's seam for the relay (``Runtime.door``), or None when the hub has no relay door."""
+    if hub is None or getattr(hub, "relay", None) is None:
+        return None
+    from crowdtui.hub.relay_credentials import engine_credential
+    from crowdtui.runtime.relay_container import RelayHookup
+
+    return RelayHookup(relay_address(workspace, hub),
+                       lambda engine: engine_credential(workspace, engine, issue=True),
+                       networks=relayed_engines(workspace))
+
+
+def retire_engine(workspace, spec) -> dict[str, Any]:
+    """An engine removed (``crowdtui engine rm``): its relay credential is revoked (the hub refuses
+    its relay from the next connection on) and, when the engine answers, its relay container and
+    volume are removed. Blocking."""
+    from crowdtui.hub.relay_credentials import revoke_engine_credential
+    from crowdtui.runtime.engines import connect_spec
+    from crowdtui.runtime.relay_container import stop_relay
+
+    out: dict[str, Any] = {"credential_revoked": revoke_engine_credential(workspace, spec.name),
+                           "relay_removed": False, "relay_error": None}
+    if spec.mode == "swarm":
+        return out
+    try:
+        client = connect_spec(spec, timeout=15)
+    except Exception as exc:
+        out["relay_error"] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        return out
+    try:
+        out["relay_removed"] = stop_relay(client, workspace, spec.name, remove_volume=True)
+    except Exception as exc:
+        out["relay_error"] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    finally:
+        client.close()
+    return out
