@@ -165,3 +165,66 @@ async def test_rejected_write_is_reported_to_the_model_and_nothing_written(gemin
         assert [e.detail["status"] for e in calls] == ["failed"], [e.detail for e in calls]
     finally:
         standin.stop()
+
+
+
+
+async def test_a_write_under_the_cwd_is_served_in_the_container_where_the_workspace_is_read_only(
+        gemini_crew, store, workspace, tmp_path):
+    """Under the session's cwd Gemini CLI reads and writes through its client (fs/read_text_file,
+    fs/write_text_file), which crowdtui serves with processes in the agent's container: the
+    read sees the workspace as mounted there, and the write fails there because the workspace
+    is mounted read-only (workspace: ro, the default), so the host's file stays as it was even
+    though the operator allowed the write."""
+    from crowdtui.hub.approvals import answer_permission
+
+    (workspace.root / "sable-out.md").write_text("before\n")
+    target = "/workspace/sable-out.md"
+    record = tmp_path / "wire.jsonl"
+    standin = GeminiStandIn(server="", tool="write_file", arguments={"file_path": target, "content": "after\n"},
+                            host=STANDIN_HOST, port=gemini_crew["port"]).start()
+    try:
+        agent = await gemini_crew["start"](record=record)
+        turn = asyncio.create_task(agent.prompt("write it out"))
+        [request] = await wait_for(lambda: pending(store), 90, "the permission request")
+        assert "-before" in (request.diff or "") and "+after" in (request.diff or ""), request.diff
+        await answer_permission(store, request.id, "allow_once", "operator")
+        assert await asyncio.wait_for(turn, 90) == "end_turn"
+        wire = [(x["dir"], json.loads(x["line"])) for x in map(json.loads, record.read_text().splitlines())]
+        asked = {m["id"]: (m["method"], m["params"]["path"]) for d, m in wire
+                 if d == "in" and str(m.get("method", "")).startswith("fs/")}
+        assert set(asked.values()) == {("fs/read_text_file", target), ("fs/write_text_file", target)}, asked
+        [write_id] = [i for i, (method, _) in asked.items() if method == "fs/write_text_file"]
+        [answer] = [m for d, m in wire if d == "out" and m.get("id") == write_id and "method" not in m]
+        assert "Read-only file system" in answer["error"]["message"], answer  # refused inside the container
+        assert (workspace.root / "sable-out.md").read_text() == "before\n"
+        # Gemini CLI 0.61 reports a JSON-RPC error from its client as "[object Object]" (it
+        # stringifies the error object), but the model is told the write failed
+        assert standin.result is not None and "Error writing to file" in standin.result, standin.result
+    finally:
+        standin.stop()
+
+
+async def test_a_crowd_tool_goes_through_the_agents_own_door_and_asks_first(gemini_crew, store):
+    """The crowd server given in session/new is the bridge in sable's container (sable's door):
+    the hub records the call as sable's. Given over ACP it carries no ``trust`` (Gemini CLI's
+    session/new has no such field), so the call waits in the crew's queue first."""
+    from crowdtui.hub.approvals import answer_permission
+
+    standin = GeminiStandIn(server="crowd", tool="send_message",
+                            arguments={"to": "operator", "body": "hello over ACP from gemini"},
+                            host=STANDIN_HOST, port=gemini_crew["port"]).start()
+    try:
+        agent = await gemini_crew["start"]()
+        turn = asyncio.create_task(agent.prompt("tell the operator"))
+        [request] = await wait_for(lambda: pending(store), 90, "the permission request")
+        assert "send_message" in request.title, request.title
+        await answer_permission(store, request.id, "allow_once", "operator")
+        assert await asyncio.wait_for(turn, 90) == "end_turn"
+        assert standin.called_as == "mcp_crowd_send_message"
+        [message] = [m for m in await store.inbox("operator") if m.sender == "sable"]
+        assert message.body == "hello over ACP from gemini"
+        calls = await store.events_after(0, kinds=["hub.call"])
+        assert [(e.actor, e.subject) for e in calls if e.subject == "send_message"] == [("sable", "send_message")]
+    finally:
+        standin.stop()
