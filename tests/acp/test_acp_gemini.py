@@ -228,3 +228,26 @@ async def test_a_crowd_tool_goes_through_the_agents_own_door_and_asks_first(gemi
         assert [(e.actor, e.subject) for e in calls if e.subject == "send_message"] == [("sable", "send_message")]
     finally:
         standin.stop()
+
+
+async def test_allow_always_lets_the_next_write_through_without_asking(gemini_crew, store):
+    """"Allow always" is Gemini CLI's own "Allow for this session" option: the next write_file
+    in the same session runs without a request."""
+    from crowdtui.hub.approvals import answer_permission
+
+    standin = write_standin(gemini_crew["port"], "one\n")
+    try:
+        agent = await gemini_crew["start"]()
+        turn = asyncio.create_task(agent.prompt("write the note"))
+        [request] = await wait_for(lambda: pending(store), 90, "the permission request")
+        await answer_permission(store, request.id, "allow_always", "operator")
+        assert await asyncio.wait_for(turn, 90) == "end_turn"
+        standin.called_as, standin.arguments = None, {"file_path": NOTE, "content": "two\n"}  # script a second call
+        assert await asyncio.wait_for(agent.prompt("write it again"), 90) == "end_turn"
+        assert standin.called_as == "write_file"
+        assert await container_file(gemini_crew["runtime"], NOTE) == "two\n"
+        assert len(await store.events_after(0, kinds=["permission.requested"])) == 1
+        calls = await store.events_after(0, kinds=["acp.tool_call"])
+        assert [e.detail["status"] for e in calls] == ["completed", "completed"], [e.detail for e in calls]
+    finally:
+        standin.stop()
