@@ -251,3 +251,35 @@ async def test_allow_always_lets_the_next_write_through_without_asking(gemini_cr
         assert [e.detail["status"] for e in calls] == ["completed", "completed"], [e.detail for e in calls]
     finally:
         standin.stop()
+
+
+
+async def test_the_session_is_loaded_after_a_container_restart(gemini_crew, store):
+    """Gemini CLI advertises loadSession and keeps its chats in the agent's home, which outlives
+    the container: after a restart the stored session is loaded and the model sees the earlier
+    turn. (Gemini CLI 0.61 names a chat file by the minute it was started and the session's id,
+    and a loaded session starts recording into that same name: loaded within the minute it was
+    started, the file is emptied first and the load fails. So the test waits for the next minute.)"""
+    import time
+
+    standin = GeminiStandIn(server="crowd", tool="never_offered_tool", arguments={}, host=STANDIN_HOST,
+                            port=gemini_crew["port"]).start()
+    try:
+        before = time.gmtime().tm_min
+        first = await gemini_crew["start"]()
+        started = {before, time.gmtime().tm_min}  # the minute session/new ran in
+        assert await asyncio.wait_for(first.prompt("remember the word heliotrope"), 90) == "end_turn"
+        sid = first.session_id
+        await first.close()
+        await gemini_crew["runtime"].restart(gemini_crew["roster"].get("sable"))
+        await wait_for(lambda: time.gmtime().tm_min not in started, 130, "the next minute")
+        second = await gemini_crew["start"]()
+        assert (second.session_id, second.how) == (sid, "loaded"), second.notes
+        await wait_for(lambda: any("heliotrope" in getattr(e, "text", "") for e in second.conversation.entries),
+                       30, "the earlier conversation replayed")
+        assert await asyncio.wait_for(second.prompt("what was the word"), 90) == "end_turn"
+        last = json.dumps(turns(standin)[-1]["body"]["contents"])
+        assert "remember the word heliotrope" in last and "what was the word" in last, last[-1500:]
+        assert [e.detail["how"] for e in await store.events_after(0, kinds=["acp.session"])] == ["new", "loaded"]
+    finally:
+        standin.stop()
