@@ -28,7 +28,7 @@ PERMISSION_MODES: dict[str, tuple[str, ...]] = {
 # How the console drives an agent: its terminal, or structured turns over the Agent Client
 # Protocol through its runner's adapter (only the runners that have one).
 MODES = ("terminal", "acp")
-ACP_RUNNERS = ("claude-code",)
+ACP_RUNNERS = ("claude-code", "gemini")
 
 AGENT_FILE = "AGENT.md"
 SKILL_FILE = "SKILL.md"

@@ -8,6 +8,17 @@ Configuration: ``~/.gemini/settings.json`` gets ``mcpServers.crowd`` (the bridge
 API-key auth selected and the workspace trusted; the persona is ``~/.gemini/GEMINI.md``.
 Flags: ``model`` -> ``--model``; ``tools`` -> ``--allowed-tools``; ``permission_mode`` ->
 ``--approval-mode``.
+
+ACP (``mode: acp``): Gemini CLI speaks the Agent Client Protocol itself (``--acp``; 0.61 still
+takes ``--experimental-acp`` and calls it deprecated), so the adapter is ``crowd-gemini --acp``
+with the same flags: nothing more in the image. Its session/new takes ``mcpServers`` (the crowd
+server given there replaces the settings' entry of the same name, so it is the bridge either
+way, without the settings' ``trust``: crowd calls ask unless ``tools:`` allows them) and reads
+the persona from ``~/.gemini/GEMINI.md`` as at any start. Its file tools go to the client's
+``fs/*`` for paths under the session's cwd (``/workspace``) and to its own file system inside
+the container for the others; ``/tmp`` (the container's own tmpfs) is added to its workspace
+(``--include-directories``) so that with the workspace read-only (the default) it still has a
+scratch place to write, which is the container's alone.
 """
 
 from __future__ import annotations
@@ -38,6 +49,8 @@ class GeminiRunner(Runner):
         NpmPackage("@google/gemini-cli", "0.61.0", folder="gemini"),
     )
     working_dir = WORKSPACE
+    acp_program = "crowd-gemini"
+    acp_scratch = "/tmp"  # the container's own tmpfs, part of Gemini's workspace in mode: acp
 
     def layer(self, tarballs: dict[str, str]) -> Layer:
         base = super().layer(tarballs)
@@ -53,6 +66,10 @@ class GeminiRunner(Runner):
         if agent.permission_mode:
             cmd += ["--approval-mode", agent.permission_mode]
         return cmd
+
+    def acp_command(self, agent: AgentDef, settings: dict[str, Any]) -> list[str]:
+        """Gemini CLI itself on stdio as an ACP agent, with the definition's flags."""
+        return [*self.command(agent, settings), "--acp", "--include-directories", self.acp_scratch]
 
     def seed_home(self, home: AgentFolder, agent: AgentDef, settings: dict[str, Any]) -> None:
         home.ensure_dir(".gemini")

@@ -100,17 +100,23 @@ def test_the_conversation_folds_chunks_plans_and_tool_calls():
 def test_mode_acp_needs_a_runner_with_an_adapter(workspace):
     from crowdtui.roster import load_roster
 
-    for name, runner in (("a", "claude-code"), ("b", "codex"), ("c", "script")):
+    for name, runner in (("a", "claude-code"), ("b", "codex"), ("c", "script"), ("e", "gemini")):
         (workspace.agents_dir / name).mkdir(parents=True)
         (workspace.agents_dir / name / "AGENT.md").write_text(f"---\nname: {name}\nrunner: {runner}\nmode: acp\n---\n")
     (workspace.agents_dir / "d").mkdir()
     (workspace.agents_dir / "d" / "AGENT.md").write_text("---\nname: d\nmode: chatty\n---\n")
     roster = load_roster(workspace)
-    assert roster.get("a").mode == "acp"
+    assert roster.get("a").mode == "acp" and roster.get("e").mode == "acp"
     problems = {p.file.split("/")[1]: str(p) for p in roster.problems}
     assert "runner codex has no Agent Client Protocol adapter" in problems["b"]
     assert "runner script has no Agent Client Protocol adapter" in problems["c"]
     assert "key 'mode'" in problems["d"]
+    assert "e" not in problems
+    from crowdtui.runners import runner_named
+
+    command = runner_named("gemini").acp_command(roster.get("e"), {})
+    assert command[0] == "crowd-gemini" and "--acp" in command  # Gemini CLI is its own ACP agent
+    assert runner_named("codex").acp_command(roster.get("e"), {}) is None  # codex: no adapter yet
 
 
 @pytest.mark.docker

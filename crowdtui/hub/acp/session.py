@@ -325,6 +325,9 @@ class AcpAgent:
                                             detail=detail, timeout=self.permission_timeout,
                                             options=list(dict.fromkeys(offered)) or None)
         outcome = decision.outcome
+        if not decision.allowed and call is not None and not call.finished:
+            # the tool will not run; some agents (Gemini CLI) send no update for a refused call
+            self.conversation.apply({"sessionUpdate": "tool_call_update", "toolCallId": call.id, "status": "failed"})
         if outcome == "cancelled":
             return {"outcome": {"outcome": "cancelled"}}
         wanted = {"expired": ["reject_once"], "allow_always": ["allow_always", "allow_once"],
