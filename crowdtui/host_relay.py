@@ -7,7 +7,9 @@ Two halves meet here (the runtime cannot import the hub):
   its engine; the record is read anew at each stream and each SERVE poll;
 * the runtime's side — ``runtime.door = RelayHookup(address, credential)``: before an agent
   starts on a remote engine the engine's relay is started there (with the engine's own TLS
-  credential, issued on first use) and the agent's ``/run/crowd`` is its relay volume.
+  credential, issued on first use) and the agent's ``/run/crowd`` is its relay volume; its hub
+  doors (MCP, egress) are opened and held by the relay before it starts, and its secrets are put
+  on offer at the hub for the relay's one ``secrets`` stream (``crowdtui.hub.relay_secrets``).
 
 The relay door listens on ``[hub] relay_host`` / ``relay_port``; the engines reach it at
 ``[hub] relay_address`` (``HOST:PORT``) when the listening address is not one they can reach
@@ -76,9 +78,63 @@ def hookup(workspace, hub) -> Any:
     from crowdtui.hub.relay_credentials import engine_credential
     from crowdtui.runtime.relay_container import RelayHookup
 
-    return RelayHookup(relay_address(workspace, hub),
+    return _hand_offs(hub, RelayHookup(relay_address(workspace, hub),
                        lambda engine: engine_credential(workspace, engine, issue=True),
-                       networks=relayed_engines(workspace))
+                       networks=relayed_engines(workspace)))
+
+
+DOORS_WAIT = 10.0  # seconds a start waits for the engine's relay to be told to hold the agent's doors
+
+
+def _hand_offs(hub, door):
+    """Give the runtime's seam the hub's halves that run on the hub's loop, called from the
+    runtime's starting thread: secrets on offer (thread-safe already) and the doors opened."""
+    import asyncio
+
+    relay = hub.relay
+    door.secrets = lambda engine, agent, payload, names: relay.offer_secrets(agent, engine, payload, names)
+
+    def doors(engine: str, agent: str) -> None:
+        loop = relay.loop
+        if loop is None or loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(hold_doors(hub, engine, agent), loop)
+        try:
+            asyncio.get_running_loop()
+            return  # on the hub's own loop (not a runtime thread): never block it; the open goes on
+        except RuntimeError:
+            pass
+        try:
+            future.result(DOORS_WAIT + 5)
+        except Exception as exc:  # the hub opens the doors anyway once it sees the agent running
+            log.warning("the doors of %s on engine %s: %s", agent, engine, exc)
+
+    door.doors = doors
+    return door
+
+
+async def hold_doors(hub, engine: str, agent: str, timeout: float = DOORS_WAIT) -> bool:
+    """Open ``agent``'s hub doors (MCP, and egress for ``network: allowlist``) and wait until the
+    relay of ``engine`` was told to hold them; False when it was not within ``timeout`` (not linked
+    yet: it gets them when it links) or the doors could not be opened."""
+    import asyncio
+    import time
+
+    try:
+        await hub.open_door(agent)
+    except Exception as exc:
+        log.warning("could not open the doors of %s before its start: %s", agent, exc)
+        return False
+    relay = hub.relay
+    relay.refresh()
+    wanted = {"mcp"} | ({"egress"} if agent in hub.egress.doors else set())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        link = relay.links.get(engine)
+        if link is not None and wanted <= set((link.served or {}).get(agent, ())):
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 def retire_engine(workspace, spec) -> dict[str, Any]:

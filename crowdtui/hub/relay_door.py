@@ -21,6 +21,10 @@ Trust, in order:
 * A trusted stream is served exactly as a connection on the agent's own unix door (the same
   session, grants, bounds and connection budget — ``Hub._serve_door``), audited with
   ``via: relay:<engine>``; an ``egress`` stream goes to the agent's egress proxy door.
+* A ``secrets`` stream takes the agent's pending secrets hand-off, once
+  (``crowdtui.hub.relay_secrets``): the hub writes the values and closes the stream. The door is
+  in the SERVE list only while a hand-off is pending; a stream when none is (or a second one) is
+  refused and recorded.
 
 Bounded: frames (``MAX_PAYLOAD``), bytes in flight per stream (``WINDOW``), streams per link,
 handshakes waiting at once, a handshake and a silent link time out. A relay that breaks the
@@ -41,6 +45,7 @@ from crowdtui.hub import relay_wire as wire
 from crowdtui.hub.bounds import RefusalReporter
 from crowdtui.hub.identity import DOOR_VIA
 from crowdtui.hub.relay_credentials import ca_certificate, engine_for_certificate, hub_identity
+from crowdtui.hub.relay_secrets import SecretOffers
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,7 @@ class _Stream:
         self.crediting: asyncio.Task | None = None
         self.sent_close = self.got_close = False
         self.tasks: set[asyncio.Task] = set()
+        self.on_end = None  # called with True when the door's side ended and CLOSE reached the link
 
     def incoming(self, data: bytes) -> None:
         if self.got_close:
@@ -109,6 +115,7 @@ class _Stream:
         (it always closes whole) the stream is over: CLOSE, and it is forgotten at once, whatever
         the agent's side still does (its late frames are dropped), so an agent that never closes
         its end holds nothing here."""
+        ended = False
         try:
             while True:
                 while self.send_credit <= 0:
@@ -116,6 +123,7 @@ class _Stream:
                     await self.credit_event.wait()
                 data = await self.reader.read(min(wire.MAX_PAYLOAD, self.send_credit))
                 if not data:
+                    ended = True
                     break
                 self.send_credit -= len(data)
                 await self.link.send(wire.frame(wire.DATA, self.sid, data))
@@ -123,12 +131,18 @@ class _Stream:
             pass
         finally:
             self.link.forget(self)
-            if not self.sent_close:
-                self.sent_close = True
-                try:
-                    await self.link.send(wire.frame(wire.CLOSE, self.sid))
-                except (OSError, ConnectionError):
-                    pass
+            closed = False
+            try:
+                if not self.sent_close:
+                    self.sent_close = True
+                    try:
+                        await self.link.send(wire.frame(wire.CLOSE, self.sid))
+                        closed = True
+                    except (OSError, ConnectionError):
+                        pass
+            finally:
+                if self.on_end is not None:  # a secrets stream: were the values all sent, then CLOSE?
+                    self.on_end(ended and closed)
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -173,11 +187,17 @@ class _Link:
             stream.writer.transport.abort()
 
     async def serve_list(self) -> dict[str, list[str]]:
-        """The agents this relay should hold sockets for: placed on its engine, with an open door."""
+        """The agents this relay should hold sockets for: placed on its engine, with an open door
+        (or a secrets hand-off pending)."""
         placed = await self.door.placed(self.engine)
-        hub = self.door.hub
-        return {a: ["mcp"] + (["egress"] if a in hub.egress.doors else [])
-                for a in sorted(placed) if a in hub.doors}
+        hub, served = self.door.hub, {}
+        for a in sorted(placed):
+            doors = ["mcp"] + (["egress"] if a in hub.egress.doors else []) if a in hub.doors else []
+            if self.door.secrets.wanted(a, self.engine):
+                doors.append("secrets")
+            if doors:
+                served[a] = doors
+        return served
 
     async def announce(self) -> None:
         served = await self.serve_list()
@@ -248,6 +268,12 @@ class _Link:
             reason, why = "streams", f"this relay already carries {self.door.max_streams} streams"
         elif agent not in await self.door.placed(self.engine):
             reason, why = "not_on_engine", f"agent {agent!r} is not placed on engine {self.engine!r}"
+        elif door_kind == "secrets":
+            offer, payload, reason = self.door.secrets.take(agent, self.engine)
+            target = (offer, payload)
+            why = (f"agent {agent}'s secrets were already taken" if reason == "taken"
+                   else f"no secrets hand-off is pending for agent {agent}")
+            reason = reason or None
         else:
             target = (self.door.hub.doors if door_kind == "mcp" else self.door.hub.egress.doors).get(agent)
             if target is None:
@@ -260,6 +286,8 @@ class _Link:
             await self.send(wire.control(wire.REFUSED, sid, reason=why))
             return
         stream = _Stream(self, sid, agent, door_kind)
+        if door_kind == "secrets":
+            stream.on_end = target[0].finish
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         stream.reader, stream.writer = await asyncio.open_unix_connection(sock=ours, limit=wire.MAX_PAYLOAD)
         self.streams[sid] = stream
@@ -272,6 +300,15 @@ class _Link:
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=hub.limits.read_chunk)
         if stream.door == "mcp":
             await hub._serve_door(target, reader, writer)
+        elif stream.door == "secrets":  # the values, once; then the stream ends
+            offer, payload = target
+            del target
+            writer.write(payload)
+            payload = b""
+            writer.close()
+            await self.door._event("relay.secrets_taken", offer.agent,
+                                   {"engine": self.engine, "agent": offer.agent, "names": list(offer.names),
+                                    "stream": stream.sid})
         else:
             await hub.egress._serve_door(target, reader, writer)
         if not writer.is_closing():
@@ -297,6 +334,8 @@ class RelayDoor:
         self._context: ssl.SSLContext | None = None
         self._tasks: set[asyncio.Task] = set()
         self._handshakes = 0
+        self.loop: asyncio.AbstractEventLoop | None = None  # the hub's (set at start; offers come from threads)
+        self.secrets = SecretOffers(self._refresh_soon)  # pending secrets hand-offs (relay_secrets)
 
     def tls_context(self) -> ssl.SSLContext:
         cert, key = hub_identity(self.hub.workspace)
@@ -311,6 +350,7 @@ class RelayDoor:
         if self._server is not None:
             return self.address
         self._context = self.tls_context()
+        self.loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._accept, self.host, self.port, limit=wire.MAX_PAYLOAD)
         self.address = self._server.sockets[0].getsockname()[:2]
         await self._event("relay.listening", "", {"address": f"{self.address[0]}:{self.address[1]}"})
@@ -330,6 +370,26 @@ class RelayDoor:
         """Placement or doors changed: every link re-sends its SERVE list now (not at the next poll)."""
         for link in self.links.values():
             link.wake.set()
+
+    def offer_secrets(self, agent: str, engine: str, payload: bytes, names=()):
+        """Hold ``agent``'s secrets (``payload``: the JSON crowd-entry reads) for one stream from the
+        relay of ``engine``; returns the ``SecretsOffer`` (``wait``, ``error``, ``withdraw``).
+        Thread-safe: the runtime calls it from the thread that starts the container."""
+        return self.secrets.offer(agent, engine, payload, names)
+
+    def _refresh_soon(self) -> None:
+        """``refresh`` from any thread (the runtime's offers and withdrawals)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            self.refresh()
+        else:
+            loop.call_soon_threadsafe(self.refresh)
 
     async def placed(self, engine: str) -> set[str]:
         """The agents placed on ``engine``; none when the host's placement cannot say (fail closed)."""

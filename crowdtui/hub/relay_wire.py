@@ -9,12 +9,17 @@ speaks the same format; a change here is a change there (tests/relay runs both).
     relay -> hub   HELLO   {"engine": NAME, "version": 1}           once, first
     hub -> relay   WELCOME {"engine": NAME}                         or REFUSE {"reason": ...}
     hub -> relay   SERVE   {"agents": {NAME: ["mcp", "egress"]}}    the sockets to hold (whole list)
-    relay -> hub   OPEN    {"agent": NAME, "door": "mcp"|"egress"}  a new stream (odd ids, increasing)
+    relay -> hub   OPEN    {"agent": NAME, "door": DOOR}            a new stream (odd ids, increasing)
     hub -> relay   REFUSED {"reason": ...}                          the stream is not served
     both           DATA    bytes of the stream
     both           CREDIT  4 bytes: this many more bytes may be sent on the stream
     both           CLOSE   the stream ended
     relay -> hub   PING, hub -> relay PONG                          liveness (stream 0)
+
+Doors (one socket each in the agent's folder): ``mcp`` (mcp.sock, the hub's MCP door),
+``egress`` (egress.sock, the agent's egress proxy) and ``secrets`` (secrets.sock, listed only
+while a secrets hand-off is pending for the agent: the hub answers one stream with the values
+and closes it; ``crowdtui.hub.relay_secrets``).
 
 Flow control: each side may have at most WINDOW bytes of a stream sent and not yet credited
 back; the receiver credits bytes once they are handed on (written and drained), so one slow
@@ -34,7 +39,7 @@ HEADER = struct.Struct("!BII")
 MAX_PAYLOAD = 64 * 1024  # one frame's payload; bigger frames end the link
 WINDOW = 256 * 1024  # bytes of one stream in flight (sent, not yet credited)
 VERSION = 1
-DOORS = ("mcp", "egress")
+DOORS = ("mcp", "egress", "secrets")
 
 
 class ProtocolError(Exception):

@@ -13,9 +13,13 @@ agent in that agent's own IPC volume (``crowdtui.runtime.relay_container``).
 ``VolumeFiles(door=…)`` takes the host's ``RelayHookup`` (the hub's address and the engine's
 credential): the relay is started on the engine before the agent and the agent's
 ``/run/crowd`` is its relay volume; without one the agent runs without a hub door.
-What a remote engine cannot have yet — secrets handed over a socket, egress through a host
-socket, the definition's own host mounts, a writable workspace — is refused at start with
-the reason, never half done.
+
+Secrets and ``network: allowlist`` go through the same relay: the relay holds ``secrets.sock``
+while the hub has the agent's values on offer (``secrets_handoff.RelayedHandoff``) and
+``egress.sock`` for its egress proxy, which runs on the host and applies the agent's list.
+Without a relay (a Swarm engine, or a start made without a host's hub) both are refused. What
+a remote engine cannot have at all — the definition's own host mounts, a writable workspace
+(host folders it cannot see) — is refused at start with the reason, never half done.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ class AgentFiles(Protocol):
     def hub_door(self, agent: str) -> str | None:
         """Where the agent's MCP door is, as the hub serves it; None: not served yet."""
 
+    def handoff(self, agent: AgentDef, secrets: dict[str, str]) -> Any:
+        """The one-shot secrets hand-off for this engine (``crowdtui.runtime.secrets_handoff``)."""
+
 
 class BindFiles:
     """The local engine: bind mounts of ``.crowd/`` folders (home, IPC, persona, skills)."""
@@ -80,6 +87,11 @@ class BindFiles:
     def hub_door(self, agent: str) -> str | None:
         return str(self.workspace.ipc_dir(agent) / "mcp.sock")
 
+    def handoff(self, agent: AgentDef, secrets: dict[str, str]) -> Any:
+        from crowdtui.runtime.secrets_handoff import SecretHandoff
+
+        return SecretHandoff(self.workspace.ipc_dir(agent.name), secrets, agent=agent.name)
+
 
 def volume_name(workspace: Workspace, agent: str, what: str) -> str:
     """``crowd-<workspace id>-<agent>-<what>`` (``home``, ``ipc``); ``-workspace`` for the shared one."""
@@ -99,15 +111,19 @@ class VolumeFiles:
         self.door = door
 
     def check(self, agent: AgentDef) -> None:
-        why = []
-        if agent.secrets:
-            why.append("secrets (handed over a host socket)")
-        if agent.network == "allowlist":
-            why.append("network: allowlist (egress through a host socket)")
+        why, relayed = [], []
+        if agent.secrets and getattr(self.door, "secrets", None) is None:
+            relayed.append("secrets")
+        if agent.network == "allowlist" and self.door is None:
+            relayed.append("network: allowlist")
+        if relayed:
+            why.append(f"{' or '.join(relayed)} without the engine's relay, which this start has none of (a Swarm "
+                       "engine has none yet; on other remote engines a host with a hub wires it: start the agent "
+                       "from the console, or let `crowdtui serve` / `crowdtui hub` start it)")
         if agent.mounts:
-            why.append("mounts (host folders)")
+            why.append("mounts (host folders it cannot see)")
         if agent.workspace_mode == "rw":
-            why.append("workspace: rw (the host's workspace folder)")
+            why.append("workspace: rw (the host's workspace folder, which it cannot see)")
         if why:
             raise ContainerFailed(
                 f"agent {agent.name}: on engine {self.engine} (a remote engine) it cannot have "
@@ -146,6 +162,8 @@ class VolumeFiles:
                 client.volumes.create(mount["Source"], labels=self._labels(owner))
 
     def after_create(self, agent: AgentDef, container) -> None:
+        if self.door is not None:  # its doors held by the relay before it starts (placement is recorded now)
+            self.door.open_doors(self.engine, check_name(agent.name))
         data = home_archive(self.workspace, agent)
         saved = saved_home_path(self.workspace, agent.name)  # for a container made without us
         saved.parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +173,11 @@ class VolumeFiles:
 
     def hub_door(self, agent: str) -> str | None:
         return f"relay:{self.engine}" if self.door is not None else None
+
+    def handoff(self, agent: AgentDef, secrets: dict[str, str]) -> Any:
+        from crowdtui.runtime.secrets_handoff import RelayedHandoff
+
+        return RelayedHandoff(self.door.offer_secrets, self.engine, secrets, agent=agent.name)
 
 
 def saved_home_path(workspace: Workspace, agent: str) -> Path:

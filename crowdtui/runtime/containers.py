@@ -245,13 +245,13 @@ class Runtime:
         except Exception:
             container.remove(force=True)
             raise
-        handoff = None
-        if agent.secrets:
-            from crowdtui.runtime.secrets_handoff import SecretHandoff
-
-            handoff = SecretHandoff(self.workspace.ipc_dir(agent.name), dict(secrets or {}), agent=agent.name)
+        handoff = files.handoff(agent, dict(secrets or {})) if agent.secrets else None  # host socket, or relay
+        if handoff is not None:
             try:
                 handoff.open()
+            except Exception:
+                container.remove(force=True)
+                raise
             finally:
                 if findings is not None:
                     findings.extend(handoff.findings)

@@ -239,3 +239,23 @@ class RelayHookup:
             time.sleep(0.1)
             relay.reload()
         return ensure_agent_ipc_volume(client, workspace, engine, agent)
+
+    # Set by the host (crowdtui.host_relay.hookup), which knows the hub's side; None: not wired.
+    #: ``secrets(engine, agent, payload, names)`` puts an agent's secrets on offer at the hub for one
+    #: stream from that engine's relay (crowdtui.hub.relay_secrets); returns the offer (``wait``,
+    #: ``error``, ``withdraw``). None: secrets cannot go through the relay here.
+    secrets = None
+    #: ``doors(engine, agent)`` opens the agent's hub doors (MCP, egress) and waits, bounded, until
+    #: the engine's relay was told to hold them. None: the hub opens them once it sees it running.
+    doors = None
+
+    def offer_secrets(self, engine: str, agent: str, payload: bytes, names=()):
+        """Blocking, any thread: the agent's secrets on offer through the engine's relay."""
+        if self.secrets is None:
+            raise ContainerFailed(f"agent {agent}: secrets cannot go through the relay of engine {engine} here")
+        return self.secrets(engine, agent, payload, tuple(names))
+
+    def open_doors(self, engine: str, agent: str) -> None:
+        """Blocking: the agent's doors held by the relay (called once its placement is recorded)."""
+        if self.doors is not None:
+            self.doors(engine, agent)

@@ -12,6 +12,13 @@ image, the agent's home, logs, events or the database in plain text. Instead:
 
 :class:`SecretHandoff` is blocking: the runtime uses it from the thread that starts the
 container.
+
+An agent on a remote engine gets the same hand-off through its engine's relay
+(:class:`RelayedHandoff`): the relay holds ``secrets.sock`` in the agent's own volume (its
+``/run/crowd``) while the hub has the values on offer (``crowdtui.hub.relay_secrets``), carries
+crowd-entry's one connection to the hub, which answers it once. The socket's folder is the
+identity there (the relay cannot see the peer's cgroup): only that agent's container mounts it.
+Both wait with the same timeout and ``alive`` checks, and fail with the same lines.
 """
 
 from __future__ import annotations
@@ -93,37 +100,26 @@ class SecretHandoff:
             raise HandoffFailed("the secrets socket is not open; call open() first")
         deadline = time.monotonic() + timeout
         self._sock.settimeout(0.25)
-        last_check = 0.0
-        try:
-            while True:
-                now = time.monotonic()
-                if now > deadline:
-                    raise HandoffFailed(
-                        f"agent {self.agent}: the container did not take its secrets within {timeout:.0f} s; "
-                        "its image needs crowd-entry (the crowdtui agent image has it); see `crowdtui logs "
-                        f"{self.agent}`"
-                    )
-                if now - last_check > 0.5:
-                    last_check = now
-                    why = alive()
-                    if why:
-                        raise HandoffFailed(f"agent {self.agent}: the container stopped before taking its "
-                                            f"secrets: {why}")
+
+        def attempt() -> bool:
+            try:
+                conn, _ = self._sock.accept()
+            except (socket.timeout, BlockingIOError, InterruptedError):
+                return False
+            with conn:
+                if not peer_in_container(conn, container_id):
+                    return False  # someone else: they get nothing, the agent still may connect
+                conn.settimeout(max(1.0, deadline - time.monotonic()))
                 try:
-                    conn, _ = self._sock.accept()
-                except (socket.timeout, BlockingIOError, InterruptedError):
-                    continue
-                with conn:
-                    if not peer_in_container(conn, container_id):
-                        continue  # someone else: they get nothing, the agent still may connect
-                    conn.settimeout(max(1.0, deadline - time.monotonic()))
-                    try:
-                        conn.sendall(self._payload)
-                        conn.shutdown(socket.SHUT_WR)
-                    except OSError as exc:
-                        raise HandoffFailed(f"agent {self.agent}: handing over the secrets failed ({exc}); "
-                                            "restart the agent") from None
-                    return
+                    conn.sendall(self._payload)
+                    conn.shutdown(socket.SHUT_WR)
+                except OSError as exc:
+                    raise HandoffFailed(f"agent {self.agent}: handing over the secrets failed ({exc}); "
+                                        "restart the agent") from None
+                return True
+
+        try:
+            wait_until_taken(self.agent, attempt, alive, timeout, deadline)
         finally:
             self.close()
 
@@ -144,4 +140,74 @@ class SecretHandoff:
 
     def __exit__(self, *exc) -> None:
         self.close()
+        self._payload = b""
+
+
+def wait_until_taken(agent: str, attempt: Callable[[], bool], alive: Callable[[], str | None],
+                     timeout: float, deadline: float) -> None:
+    """Call ``attempt()`` (which waits up to about 0.25 s and returns True once the secrets were
+    handed over) until it succeeds; :class:`HandoffFailed` when ``deadline`` passes or ``alive()``
+    (polled about twice a second) says the container stopped."""
+    last_check = 0.0
+    while True:
+        now = time.monotonic()
+        if now > deadline:
+            raise HandoffFailed(
+                f"agent {agent}: the container did not take its secrets within {timeout:.0f} s; "
+                "its image needs crowd-entry (the crowdtui agent image has it); see `crowdtui logs "
+                f"{agent}`"
+            )
+        if now - last_check > 0.5:
+            last_check = now
+            why = alive()
+            if why:
+                raise HandoffFailed(f"agent {agent}: the container stopped before taking its secrets: {why}")
+        if attempt():
+            return
+
+
+class RelayedHandoff:
+    """The hand-off for an agent on a remote engine, through its relay (see the module's text).
+
+    ``offer(engine, agent, payload, names)`` is the host's (``RelayHookup.offer_secrets``): it puts
+    the values on offer at the hub and returns an object with ``wait(timeout) -> bool``, ``error``
+    and ``withdraw()``. Same use as :class:`SecretHandoff`: ``open()``, start the container,
+    ``serve(container_id, alive)``, ``close()``."""
+
+    def __init__(self, offer: Callable, engine: str, secrets: dict[str, str], *, agent: str) -> None:
+        self.agent, self.engine = agent, engine
+        self._offer_fn = offer
+        self._names = tuple(secrets)
+        self._payload = json.dumps(secrets, ensure_ascii=False).encode("utf-8")
+        self._offer = None
+        self.findings: list[Finding] = []  # nothing is made on the host
+
+    def open(self) -> None:
+        self._offer = self._offer_fn(self.engine, self.agent, self._payload, self._names)
+        self._payload = b""
+
+    def serve(self, container_id: str, alive: Callable[[], str | None] = lambda: None,
+              timeout: float = HANDOFF_TIMEOUT) -> None:
+        if self._offer is None:
+            raise HandoffFailed("the secrets are not on offer; call open() first")
+        offer = self._offer
+
+        def attempt() -> bool:
+            if not offer.wait(0.25):
+                return False
+            if offer.error:
+                raise HandoffFailed(f"agent {self.agent}: handing over the secrets through the relay of engine "
+                                    f"{self.engine} failed ({offer.error}); restart the agent")
+            return True
+
+        try:
+            wait_until_taken(self.agent, attempt, alive, timeout, time.monotonic() + timeout)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Withdraw the offer (idempotent): the relay drops the socket, the hub forgets the values."""
+        if self._offer is not None:
+            self._offer.withdraw()
+            self._offer = None
         self._payload = b""
