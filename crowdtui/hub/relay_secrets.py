@@ -74,8 +74,9 @@ class SecretOffers:
         with self._lock:
             old = self._offers.get(agent)
             self._offers[agent] = offer  # a new start replaces an offer left by an earlier one
-        if old is not None:
-            old._payload = b""
+        if old is not None and not old._settled.is_set():  # its start is waiting: it fails at once
+            old._payload, old.error = b"", "replaced by a newer start of the agent"
+            old._settled.set()
         self.changed()
         return offer
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,6 +20,7 @@ from crowdtui.roster import load_roster
 from crowdtui.runtime import lifecycle
 from crowdtui.runtime.containers import Runtime
 from crowdtui.workspace import load_workspace
+from tests.egress.conftest import http_server  # noqa: F401 (the fixture: HTTP servers on the host's loopback)
 from tests.waiting import wait_for
 
 from .conftest import write_agent
@@ -207,38 +206,11 @@ async def test_a_relay_takes_secrets_once_only_for_its_own_pending_agents(far_wo
         await _stop(host, runtime, far_engine, ws)
 
 
-class _Hello(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        body = f"hello far {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_ports():
-    """Two HTTP servers on the host's loopback: one on the agent's list, one not."""
-    servers = []
-    for _ in range(2):
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-        srv.daemon_threads = True
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-    yield [s.server_address[1] for s in servers]
-    for srv in servers:
-        srv.shutdown()
-        srv.server_close()
-
-
 async def test_a_far_allowlisted_agent_reaches_only_its_list_through_the_hosts_proxy(
-        far_workspace, far_engine, docker_client, agent_image, http_ports):
+        far_workspace, far_engine, docker_client, agent_image, http_server):
     from tests.egress.test_containers import FETCH, run_py
 
-    ok_port, other_port = http_ports
+    ok_port, other_port = http_server("allowed"), http_server("other")
     ws = far_workspace
     _relay_toml(ws, far_engine)
     write_agent(ws, "fetcher", f"engine: far\nnetwork: allowlist\negress: [\"127.0.0.1:{ok_port}\"]\n"
@@ -258,7 +230,7 @@ async def test_a_far_allowlisted_agent_reaches_only_its_list_through_the_hosts_p
         # the container's own loopback is exempt (NO_PROXY); the host's server is reached through the proxy
         through = {"NO_PROXY": "localhost", "no_proxy": "localhost"}
         got = await run_py(container, FETCH, f"http://127.0.0.1:{ok_port}/hi", environment=through)
-        assert got == {"status": 200, "body": "hello far /hi"}
+        assert got == {"status": 200, "body": f"hello from allowed /hi host=127.0.0.1:{ok_port}"}
         denied = await run_py(container, FETCH, f"http://127.0.0.1:{other_port}/", environment=through)
         assert denied["status"] == 403 and "is not allowed for agent fetcher" in denied["body"]
         denied_host = await run_py(container, FETCH, f"http://not-listed.test:{ok_port}/", environment=through)
