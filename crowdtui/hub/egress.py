@@ -3,7 +3,9 @@
 An agent with ``network: allowlist`` runs with no network of its own. Its container's
 ``crowd-entry`` forwards 127.0.0.1:3128 to ``/run/crowd/egress.sock`` (the host's
 ``.crowd/ipc/<agent>/egress.sock``) and its environment points HTTP(S)_PROXY there. Which
-socket a connection arrives on is the agent's identity, as for the hub's MCP doors.
+socket a connection arrives on is the agent's identity, as for the hub's MCP doors. An agent
+on a remote engine reaches the same door through its engine's relay (an ``egress`` stream,
+``crowdtui.hub.relay_door``): the upstream connections are still made here, on the host.
 
 The proxy speaks ``CONNECT host:port`` (tunnels, e.g. HTTPS) and plain HTTP with an
 absolute URL (one request per connection, ``Connection: close``). It resolves names
