@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import pytest
 
@@ -30,6 +29,7 @@ from tests.waiting import wait_for
 
 from .conftest import drive_terminal, write_agent
 from .engine_harness import start_engine
+from .test_cross_engine import _call, _free_port
 
 pytestmark = pytest.mark.docker
 
@@ -49,16 +49,6 @@ def ssh_engine(tmp_path_factory):
         yield engine, engine.start_sshd(home), home
     finally:
         engine.teardown()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
-
-
-def _call(i: int, tool: str, **arguments) -> dict:
-    return {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
 
 
 def _data(answer: dict) -> dict:
@@ -94,7 +84,7 @@ async def test_one_hub_drives_agents_on_three_engines(far_workspace, far_engine,
     ssh, ssh_url, home = ssh_engine
     monkeypatch.setenv("HOME", str(home))  # paramiko reads ~/.ssh (key, known_hosts)
     remotes = {"far": far_engine, "viassh": ssh}
-    port = _free_port()
+    port = _free_port("0.0.0.0")
     reach = {name: f"{engine.host_ip}:{port}" for name, engine in remotes.items()}
     assert len(set(reach.values())) == 2  # two engines, two addresses: one hub address cannot serve both
     await asyncio.gather(*(asyncio.to_thread(_preload, e, docker_client, agent_image) for e in remotes.values()))
