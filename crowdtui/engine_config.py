@@ -11,6 +11,9 @@ crowd.toml::
     tls_key = "certs/key.pem"
     labels = ["gpu", "big"]              # matched by AGENT.md's engine_labels
     mode = "engine"                      # or "swarm"
+    relay_network = "bridge"             # the docker network the engine's relay joins ("host": its host's)
+    relay_address = "10.0.0.1:7443"      # where this engine's relay reaches the hub's relay door
+                                         # (else [hub] relay_address, else the door's listening address)
 
     [engines.laptop]
     context = "laptop"                   # a docker context by name (`docker context ls`)
@@ -41,8 +44,11 @@ MODES = ("engine", "swarm")
 POLICIES = ("local", "spread")
 ENGINE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,62}")
-KEYS = ("url", "context", "tls_ca", "tls_cert", "tls_key", "tls_verify", "labels", "mode", "relay_network")
+KEYS = ("url", "context", "tls_ca", "tls_cert", "tls_key", "tls_verify", "labels", "mode", "relay_network",
+        "relay_address")
 _NETWORK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_ADDRESS_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,252}):([0-9]{1,5})")
+WILDCARDS = ("0.0.0.0", "::", "[::]", "*")  # listening addresses no relay can connect to
 _SSH_RE = re.compile(r"ssh://(?:[A-Za-z0-9_.-]+@)?[A-Za-z0-9_.-]+:[0-9]{1,5}")
 _TCP_RE = re.compile(r"tcp://[A-Za-z0-9_.\[\]:-]+:[0-9]{1,5}")
 
@@ -65,6 +71,7 @@ class EngineSpec:
     labels: tuple[str, ...] = ()
     mode: str = "engine"
     relay_network: str = "bridge"  # the docker network the engine's relay container joins
+    relay_address: str = ""  # HOST:PORT its relay reaches the hub at; empty: the hub's own setting
 
     @property
     def local(self) -> bool:
@@ -80,7 +87,8 @@ class EngineSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url or None, "context": self.context or None,
-                "tls": self.tls, "labels": list(self.labels), "mode": self.mode}
+                "tls": self.tls, "labels": list(self.labels), "mode": self.mode,
+                "relay_network": self.relay_network, "relay_address": self.relay_address or None}
 
 
 def local_url() -> str:
@@ -89,6 +97,19 @@ def local_url() -> str:
 
 def _where(name: str) -> str:
     return f"crowd.toml [engines.{name}]"
+
+
+def check_relay_address(text: str, where: str) -> str:
+    """``HOST:PORT`` a relay can connect to (a host name or IPv4 address, a port 1-65535), else
+    ``EngineConfigError`` saying so under ``where``."""
+    m = _ADDRESS_RE.fullmatch(text)
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise EngineConfigError(f"{where}: relay_address {text!r} is not HOST:PORT (a host name or IPv4 "
+                                "address the engine reaches the hub at, and the port of [hub] relay_port)")
+    if m.group(1) in WILDCARDS:
+        raise EngineConfigError(f"{where}: relay_address {text!r} is a listening address no relay can "
+                                "connect to; give the hub's address as that engine reaches it")
+    return text
 
 
 def parse_engine(name: str, table: Any, root: Path | None = None) -> EngineSpec:
@@ -103,7 +124,7 @@ def parse_engine(name: str, table: Any, root: Path | None = None) -> EngineSpec:
     unknown = sorted(set(table) - set(KEYS))
     if unknown:
         raise EngineConfigError(f"{_where(name)}: unknown key {unknown[0]!r}; the keys are {', '.join(KEYS)}")
-    for key in ("url", "context", "tls_ca", "tls_cert", "tls_key", "mode", "relay_network"):
+    for key in ("url", "context", "tls_ca", "tls_cert", "tls_key", "mode", "relay_network", "relay_address"):
         if key in table and not isinstance(table[key], str):
             raise EngineConfigError(f"{_where(name)}: {key} must be text")
     url, context = table.get("url", "").strip(), table.get("context", "").strip()
@@ -144,12 +165,18 @@ def parse_engine(name: str, table: Any, root: Path | None = None) -> EngineSpec:
     mode = table.get("mode", "engine")
     if mode not in MODES:
         raise EngineConfigError(f"{_where(name)}: mode {mode!r} is not one of {', '.join(MODES)}")
+    address = table.get("relay_address", "").strip()
+    if address:
+        check_relay_address(address, _where(name))
+        if mode == "swarm":
+            raise EngineConfigError(f"{_where(name)}: relay_address is for engines with a relay; "
+                                    "a Swarm engine has none yet")
     network = table.get("relay_network", "bridge")
     if not _NETWORK_RE.fullmatch(network):
         raise EngineConfigError(f"{_where(name)}: relay_network {network!r} is not a docker network name "
                                 "(\"bridge\", \"host\" or a network made on that engine)")
     return EngineSpec(name=name, url=url, context=context, tls_verify=verify, labels=tuple(labels),
-                      mode=mode, relay_network=network, **files)
+                      mode=mode, relay_network=network, relay_address=address, **files)
 
 
 def engines_of(config: dict, root: Path | None = None) -> dict[str, EngineSpec]:
@@ -232,6 +259,10 @@ def add_engine_text(text: str, spec: EngineSpec) -> str:
         lines.append("labels = [" + ", ".join(_toml_str(x) for x in spec.labels) + "]")
     if spec.mode != "engine":
         lines.append(f"mode = {_toml_str(spec.mode)}")
+    if spec.relay_network != "bridge":
+        lines.append(f"relay_network = {_toml_str(spec.relay_network)}")
+    if spec.relay_address:
+        lines.append(f"relay_address = {_toml_str(spec.relay_address)}")
     new = (text.rstrip("\n") + "\n\n" if text.strip() else "") + "\n".join(lines) + "\n"
     engines_of(tomllib.loads(new))  # what was written reads back
     return new

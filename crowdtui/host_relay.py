@@ -11,10 +11,13 @@ Two halves meet here (the runtime cannot import the hub):
   doors (MCP, egress) are opened and held by the relay before it starts, and its secrets are put
   on offer at the hub for the relay's one ``secrets`` stream (``crowdtui.hub.relay_secrets``).
 
-The relay door listens on ``[hub] relay_host`` / ``relay_port``; the engines reach it at
-``[hub] relay_address`` (``HOST:PORT``) when the listening address is not one they can reach
-(``0.0.0.0``, or a NAT). It is opened only when crowd.toml names a remote engine that is not
-a Swarm (Swarm agents have no relay yet). Engines added while the host runs need a restart.
+The relay door listens on ``[hub] relay_host`` / ``relay_port``; an engine's relay reaches it
+at ``[engines.NAME] relay_address`` when given, else at ``[hub] relay_address`` (``HOST:PORT``),
+else at the listening address. Engines that reach the host at different addresses (other
+networks, NATs) each get their own ``relay_address`` and the door listens on ``0.0.0.0``
+(safe: only a relay holding a current engine credential gets past its TLS handshake). It is
+opened only when crowd.toml names a remote engine that is not a Swarm (Swarm agents have no
+relay yet). Engines added while the host runs need a restart.
 
 Layer: ``host`` (above ``hub`` and ``runtime``).
 """
@@ -34,6 +37,14 @@ def relayed_engines(workspace) -> dict[str, str]:
 
     return {name: spec.relay_network for name, spec in engines_of(workspace.config, workspace.root).items()
             if name != LOCAL and spec.mode != "swarm"}
+
+
+def relay_addresses(workspace) -> dict[str, str]:
+    """The relayed engines with their own ``[engines.NAME] relay_address``."""
+    from crowdtui.engine_config import LOCAL, engines_of
+
+    return {name: spec.relay_address for name, spec in engines_of(workspace.config, workspace.root).items()
+            if name != LOCAL and spec.mode != "swarm" and spec.relay_address}
 
 
 def placed_on(workspace):
@@ -68,6 +79,13 @@ async def open_relay(workspace, hub, log_line=None) -> bool:
                      "find it again after a restart)")
         else:
             log_line(f"relay door on {host}:{port}")
+        from crowdtui.engine_config import WILDCARDS
+
+        if host in WILDCARDS and not workspace.setting("hub", "relay_address", None):
+            lost = sorted(set(relayed_engines(workspace)) - set(relay_addresses(workspace)))
+            if lost:
+                log_line(f"the relay door listens on {host}: engine(s) {', '.join(lost)} need "
+                         "[engines.NAME] relay_address (or [hub] relay_address) before their agents start")
     return True
 
 
@@ -80,7 +98,7 @@ def hookup(workspace, hub) -> Any:
 
     return _hand_offs(hub, RelayHookup(relay_address(workspace, hub),
                        lambda engine: engine_credential(workspace, engine, issue=True),
-                       networks=relayed_engines(workspace)))
+                       networks=relayed_engines(workspace), addresses=relay_addresses(workspace)))
 
 
 DOORS_WAIT = 10.0  # seconds a start waits for the engine's relay to be told to hold the agent's doors

@@ -34,6 +34,12 @@ def register(sub) -> None:
     a.add_argument("--label", action="append", default=[], metavar="LABEL",
                    help="a label placement matches with AGENT.md's engine_labels (repeatable)")
     a.add_argument("--mode", default="engine", choices=("engine", "swarm"))
+    a.add_argument("--relay-network", default="", metavar="NETWORK",
+                   help="the docker network the engine's relay joins (default bridge; host: the engine "
+                   "host's network)")
+    a.add_argument("--relay-address", default="", metavar="HOST:PORT",
+                   help="where this engine's relay reaches the hub's relay door (default [hub] "
+                   "relay_address, else the door's listening address)")
     a.add_argument("--check", action="store_true", help="refuse to add it unless it answers now")
     a.set_defaults(func=cmd_add)
 
@@ -90,7 +96,8 @@ async def cmd_add(args) -> int:
 
     ws = workspace_of(args)
     table = {"url": args.url, "context": args.context, "tls_ca": args.tls_ca, "tls_cert": args.tls_cert,
-             "tls_key": args.tls_key, "labels": list(args.label), "mode": args.mode}
+             "tls_key": args.tls_key, "labels": list(args.label), "mode": args.mode,
+             "relay_network": args.relay_network, "relay_address": args.relay_address}
     table = {k: v for k, v in table.items() if v}
     spec = parse_engine(args.name, table, ws.root)
     for key in ("tls_ca", "tls_cert", "tls_key"):

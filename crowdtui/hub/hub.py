@@ -264,9 +264,16 @@ class Hub:
                                         or _NoDefinition(agent))
         except Exception as exc:
             log.warning("could not open the egress door of %s: %s", agent, exc)
+        self._tell_relays()
         await self._event("hub.door_opened", agent, {"socket": str(path)})
         log.info("door open for %s (%s)", agent, path)
         return path
+
+    def _tell_relays(self) -> None:
+        """Doors or placement changed: the relays get their SERVE list now, not at their next poll
+        (a remote agent's socket appears as soon as its door opens)."""
+        if self.relay is not None:
+            self.relay.refresh()
 
     async def open_relay_door(self, agents_on_engine, *, host: str | None = None, port: int | None = None):
         """Accept the relays of remote engines (``crowdtui.hub.relay_door.RelayDoor``), trusted each for
@@ -330,6 +337,7 @@ class Hub:
         if tasks:
             await asyncio.wait(tasks, timeout=5)
         ipc_folder(self.workspace, agent).unlink(door.path.name)
+        self._tell_relays()
         await self._event("hub.door_closed", agent, {})
         log.info("door closed for %s", agent)
 
@@ -368,6 +376,7 @@ class Hub:
                             await self.open_door(name)
                     elif name in self.doors:
                         await self.close_door(name)
+                self._tell_relays()  # a restart elsewhere keeps the door open but moves the agent
             except asyncio.CancelledError:
                 raise
             except Exception:

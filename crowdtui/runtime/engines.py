@@ -10,6 +10,11 @@ Traps (FIELD-NOTES "Several engines"): ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE
 environment override docker-py's ``TLSConfig(ca_cert=…)``, so a TLS client here does not read
 the environment (``trust_env = False``); ssh needs the port in the URL and checks
 ``~/.ssh/known_hosts``; ``use_ssh_client=True`` stalls terminal reads, so paramiko it is.
+Over ssh every HTTP connection is a session of one ssh connection, and sshd allows 10 at once
+(``MaxSessions``); docker-py keeps a pool *per request URL* (9 of them) each holding its idle
+session, so the 11th session — an events stream, an attach, a put_archive — was refused
+("Secsh channel open FAILED: Connect failed"). An ssh client keeps at most ``SSH_POOLS`` pools of
+``SSH_POOL_SIZE`` idle sessions, leaving the rest for streams (see ``SSH_POOLS``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from crowdtui.errors import EngineUnavailable
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 60  # seconds an SDK call may take (also the read timeout of attach streams)
+#: idle ssh sessions an ssh:// client keeps (pools x size): sshd's default MaxSessions is 10 per
+#: connection, and each events stream, attach and exec holds one more while it runs
+SSH_POOLS, SSH_POOL_SIZE = 2, 2
 PING_TIMEOUT = 5  # seconds a remote engine gets to answer a ping before it counts as unreachable
 
 
@@ -51,8 +59,9 @@ def client_for(spec: EngineSpec, timeout: int = CONNECT_TIMEOUT):
 
     # Not version="auto": that asks the engine inside the constructor, before the
     # environment can be shut out. Ask once trust_env is off, and speak the engine's version.
+    pools = {"num_pools": SSH_POOLS, "max_pool_size": SSH_POOL_SIZE} if url.startswith("ssh://") else {}
     client = docker.DockerClient(base_url=url, tls=tls or False, timeout=timeout,
-                                 version=MINIMUM_DOCKER_API_VERSION, use_ssh_client=False)
+                                 version=MINIMUM_DOCKER_API_VERSION, use_ssh_client=False, **pools)
     client.api.trust_env = False  # CA bundles and proxies from the environment must not win
     try:
         client.api._version = client.api._retrieve_server_version()

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from crowdtui.agent_folder import AGENT_GID, AGENT_UID
+from crowdtui.engine_config import WILDCARDS
 from crowdtui.runtime import labels
 from crowdtui.runtime.container_info import CONFIG_LABEL, ContainerFailed, check_name
 
@@ -72,6 +73,10 @@ def relay_container_config(workspace, engine: str, hub_address: str, image: str 
     if not sep or not host or not port.isdigit():
         raise ContainerFailed(f"hub address {hub_address!r} is not host:port; give the address the engine "
                               f"reaches the hub's relay door at")
+    if host in WILDCARDS:
+        raise ContainerFailed(f"the relay of engine {engine} cannot connect to {hub_address} (the relay door's "
+                              f"listening address); set [engines.{engine}] relay_address (or [hub] "
+                              f"relay_address) to the hub's address as that engine reaches it")
     config: dict[str, Any] = {
         "image": image,
         "command": ["crowd-relay"],
@@ -214,6 +219,8 @@ class RelayHookup:
     engine's relay (``Runtime.door``; set by the host, which knows the hub's side):
 
     * ``hub_address`` — ``HOST:PORT`` where the engines reach the hub's relay door;
+    * ``addresses`` — engine -> ``HOST:PORT`` for an engine that reaches it elsewhere
+      (``[engines.NAME] relay_address``; ``address_for(engine)``);
     * ``credential(engine)`` — the engine's relay credential (issued when it has none);
     * ``networks`` — engine -> the docker network its relay joins (``bridge`` when not named).
 
@@ -221,14 +228,19 @@ class RelayHookup:
     does not run with this configuration (idempotent) and returns the agent's IPC volume."""
 
     def __init__(self, hub_address: str, credential, image: str | None = None,
-                 networks: dict[str, str] | None = None):
+                 networks: dict[str, str] | None = None, addresses: dict[str, str] | None = None):
         self.hub_address = str(hub_address)
         self.credential = credential
         self.image = image
         self.networks = dict(networks or {})
+        self.addresses = {k: str(v) for k, v in (addresses or {}).items() if v}
+
+    def address_for(self, engine: str) -> str:
+        """``HOST:PORT`` the relay of ``engine`` connects to."""
+        return self.addresses.get(engine, self.hub_address)
 
     def start(self, client, workspace, engine: str):
-        return start_relay(client, workspace, engine, self.hub_address, self.credential(engine),
+        return start_relay(client, workspace, engine, self.address_for(engine), self.credential(engine),
                            image=self.image, network=self.networks.get(engine, "bridge"))
 
     def prepare(self, client, workspace, engine: str, agent: str) -> str:
