@@ -13,7 +13,9 @@ Trust, in order:
 * TLS with a client certificate signed by the workspace's relay CA *and* currently issued to
   an engine (``crowdtui.hub.relay_credentials``): the certificate names the engine; nothing
   the relay sends can change which engine it is. A failed handshake or a certificate that
-  was revoked or replaced is refused and recorded (``relay.refused``, rate-limited).
+  was revoked or replaced is refused and recorded (``relay.refused``, rate-limited); a link
+  that is up when its credential is revoked or replaced ends at the next SERVE look (about a
+  second) or OPEN, whichever comes first.
 * Each stream names its agent once, in its OPEN frame. The name is trusted only when
   ``agents_on_engine(engine)`` (the host's placement) says that agent runs on this relay's
   engine; otherwise the stream is refused and recorded. Stream ids only increase and DATA
@@ -154,8 +156,9 @@ class _Stream:
 class _Link:
     """One authenticated relay connection (one engine)."""
 
-    def __init__(self, door: "RelayDoor", engine: str, reader, writer, peer: str):
+    def __init__(self, door: "RelayDoor", engine: str, reader, writer, peer: str, der: bytes | None = None):
         self.door, self.engine, self.reader, self.writer, self.peer = door, engine, reader, writer, peer
+        self.der = der  # the certificate it presented: still the engine's at every SERVE and OPEN
         self.streams: dict[int, _Stream] = {}
         self.last_id = 0
         self.lock = asyncio.Lock()
@@ -199,7 +202,21 @@ class _Link:
                 served[a] = doors
         return served
 
+    async def check_credential(self) -> None:
+        """The engine's credential revoked or replaced since this link began (``crowdtui engine rm``,
+        maybe from another process): the link ends now, not at its next connection."""
+        if self.der is None or engine_for_certificate(self.door.hub.workspace, self.der) == self.engine:
+            return
+        self.door.refusals.refused("", f"relay:{self.engine}", "revoked", {"engine": self.engine, "peer": self.peer})
+        try:
+            await self.send(wire.control(wire.REFUSE, reason="this relay's credential was revoked or replaced"))
+        except (OSError, ConnectionError):
+            pass
+        self.writer.transport.abort()
+        raise ConnectionResetError(f"the credential of engine {self.engine} was revoked")
+
     async def announce(self) -> None:
+        await self.check_credential()
         served = await self.serve_list()
         if served != self.served:
             self.served = served
@@ -259,6 +276,7 @@ class _Link:
                 f"OPEN of stream {sid} after stream {self.last_id}: stream ids are odd and only increase "
                 f"(a stream is opened once and cannot switch agent)")
         self.last_id = sid
+        await self.check_credential()
         fields = wire.parse_control(payload)
         agent, door_kind = fields.get("agent"), fields.get("door", "mcp")
         reason = None
@@ -462,7 +480,7 @@ class RelayDoor:
                 return None
         finally:
             self._handshakes -= 1
-        link = _Link(self, engine, reader, writer, peer)
+        link = _Link(self, engine, reader, writer, peer, der)
         old = self.links.get(engine)
         self.links[engine] = link
         if old is not None:  # a relay that reconnects before its old link timed out: the new one wins

@@ -171,6 +171,28 @@ async def test_wrong_revoked_or_replaced_credentials_are_refused(local_hub, stor
     assert local_hub.relay.links == {}
 
 
+async def test_a_live_link_ends_when_its_credential_is_revoked(local_hub, store, workspace, tmp_path):
+    """``crowdtui engine rm`` (another process) revokes the engine's credential: the link that
+    is up ends at the hub's next look (SERVE poll or OPEN), not at its next connection."""
+    address = local_hub.relay.address
+    credential = issue_engine_credential(workspace, OTHER)
+    relay = await HandRelay.connect(address, credential, tmp_path / "live")
+    await relay.send(wire.control(wire.HELLO, engine=OTHER, version=1))
+    await relay.expect(wire.WELCOME)
+    await wait_for(lambda: OTHER in local_hub.relay.links, 10, "the link up")
+    assert revoke_engine_credential(workspace, OTHER)  # as engine rm does: the files go
+    kind, _, payload = await relay.expect(wire.REFUSE, timeout=10)
+    assert "revoked" in json.loads(payload)["reason"]
+    assert await relay.next(timeout=10) is None  # and the hub closed the link
+    relay.close()
+    await wait_for(lambda: OTHER not in local_hub.relay.links, 10, "the link gone from the hub")
+
+    async def recorded():
+        return {e.detail["reason"] for e in await refusals(store)} >= {"revoked"} or None
+
+    await wait_for(recorded, 10, "the revocation recorded")
+
+
 async def test_the_relay_reconnects_after_the_hub_restarts(relayed, agent_image):
     from .conftest import bridge_session, run_agent
 
