@@ -118,7 +118,21 @@ class Engines:
         try:
             return self.specs[name]
         except KeyError:
-            raise EngineConfigError(f"no engine {name!r}; the engines are {', '.join(self.specs)}") from None
+            pass
+        if name in self._on_file_now():
+            raise EngineConfigError(f"engine {name!r} was added to crowd.toml after this process started "
+                                    "(`crowdtui engine add`); restart the console or `crowdtui serve` to use it")
+        raise EngineConfigError(f"no engine {name!r}; the engines are {', '.join(self.specs)}")
+
+    def _on_file_now(self) -> set[str]:
+        """The engine names crowd.toml has now (it may have changed since this process read it)."""
+        from crowdtui.workspace import load_workspace
+
+        try:
+            ws = load_workspace(self.workspace.root)
+            return set(engines_of(ws.config, ws.root))
+        except Exception:
+            return set()
 
     def client(self, name: str = LOCAL):
         """The engine's client (connected and pinged the first time)."""

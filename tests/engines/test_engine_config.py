@@ -148,3 +148,18 @@ def test_engine_add_takes_the_relay_options(workspace, capsys):
     assert main(["engine", "ls", "--json", "-w", root]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["far"]["relay_address"] == "10.0.1.1:7443" and rows["local"]["relay_address"] is None
+
+
+def test_an_engine_added_after_start_is_named_with_what_to_do(workspace):
+    """``crowdtui engine add`` while a console runs: a start placed there says to restart,
+    not that the engine does not exist."""
+    from crowdtui.engine_config import EngineConfigError, EngineSpec, add_engine_text
+    from crowdtui.runtime.engines import Engines
+
+    engines = Engines(workspace, local_client=object())
+    with pytest.raises(EngineConfigError, match="no engine 'later'"):
+        engines.spec("later")
+    cfg = workspace.root / "crowd.toml"
+    cfg.write_text(add_engine_text(cfg.read_text(), EngineSpec(name="later", url="ssh://me@10.0.0.9:22")))
+    with pytest.raises(EngineConfigError, match="added to crowd.toml after this process started.*restart"):
+        engines.spec("later")
