@@ -222,3 +222,33 @@ def test_a_node_record_holds_only_while_the_agent_stays_on_its_swarm(workspace):
     record_engine(ws, "c", "local")  # back home: the node record goes with the placement record
     (ws.crowd_dir / "run" / "node" / "d").write_text("n1 n2")  # forged: names no swarm
     assert trust("n2") == {"a"}
+
+
+def test_secrets_and_allowlist_stay_refused_on_a_swarm_even_with_a_relay(workspace, docker_client):
+    """A Swarm's node relays carry only the hub door: secrets and ``network: allowlist`` are refused
+    before anything is made, with the reason, whether or not a host wired the relays."""
+    from crowdtui.roster import AgentDef
+    from crowdtui.runtime.containers import ContainerFailed, Runtime
+    from crowdtui.runtime.relay_container import RelayHookup
+
+    cfg = workspace.root / "crowd.toml"
+    cfg.write_text(cfg.read_text() + '\n[engines.sw]\nurl = "unix:///x/n1.sock"\nmode = "swarm"\n')
+    ws = load_workspace(workspace.root)
+    runtime = Runtime(ws, docker_client)
+    try:
+        for door in (None, RelayHookup("10.0.0.1:7443", lambda engine: None)):
+            runtime.door = door
+            if door is not None:
+                door.secrets = lambda *a: None  # as the host wires it
+            files = runtime.files("sw")
+            for extra, refused in (({"secrets": ("API_KEY",)}, "secrets"),
+                                   ({"network": "allowlist", "egress": ("example.org:443",)}, "network: allowlist")):
+                agent = AgentDef(name="sw1", file=ws.agents_dir / "sw1" / "AGENT.md", rel_path="sw1", tier=0,
+                                 parent=None, children=(), description="", engine="sw", **extra)
+                with pytest.raises(ContainerFailed, match=rf"on swarm engine sw it cannot have {refused} "
+                                                          r"\(the relays of a swarm's nodes carry only"):
+                    files.check(agent)
+            files.check(AgentDef(name="sw2", file=ws.agents_dir / "sw2" / "AGENT.md", rel_path="sw2", tier=0,
+                                 parent=None, children=(), description="", engine="sw"))
+    finally:
+        runtime.close()
