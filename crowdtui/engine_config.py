@@ -169,8 +169,8 @@ def parse_engine(name: str, table: Any, root: Path | None = None) -> EngineSpec:
     if address:
         check_relay_address(address, _where(name))
         if mode == "swarm":
-            raise EngineConfigError(f"{_where(name)}: relay_address is for engines with a relay; "
-                                    "a Swarm engine has none yet")
+            raise EngineConfigError(f"{_where(name)}: relay_address is for engines with a relay; a Swarm's "
+                                    "relays run on its nodes: set it on each node's own [engines.NAME]")
     network = table.get("relay_network", "bridge")
     if not _NETWORK_RE.fullmatch(network):
         raise EngineConfigError(f"{_where(name)}: relay_network {network!r} is not a docker network name "

@@ -16,8 +16,10 @@ at ``[engines.NAME] relay_address`` when given, else at ``[hub] relay_address`` 
 else at the listening address. Engines that reach the host at different addresses (other
 networks, NATs) each get their own ``relay_address`` and the door listens on ``0.0.0.0``
 (safe: only a relay holding a current engine credential gets past its TLS handshake). It is
-opened only when crowd.toml names a remote engine that is not a Swarm (Swarm agents have no
-relay yet). Engines added while the host runs need a restart.
+opened only when crowd.toml names a remote engine that is not a Swarm. A Swarm entry has no
+relay of its own: its nodes are engines of crowd.toml, each with its relay, and a Swarm agent is
+served by the relay of the node its task runs on (``crowdtui.runtime.swarm``). Engines added
+while the host runs need a restart.
 
 Layer: ``host`` (above ``hub`` and ``runtime``).
 """
@@ -31,8 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def relayed_engines(workspace) -> dict[str, str]:
-    """The engines whose agents get their hub door through a relay (remote, not Swarm), each
-    with the network its relay joins (``[engines.NAME] relay_network``)."""
+    """The engines that run a relay (remote, not a Swarm entry: a Swarm's nodes are engines of
+    their own), each with the network its relay joins (``[engines.NAME] relay_network``)."""
     from crowdtui.engine_config import LOCAL, engines_of
 
     return {name: spec.relay_network for name, spec in engines_of(workspace.config, workspace.root).items()
@@ -48,12 +50,14 @@ def relay_addresses(workspace) -> dict[str, str]:
 
 
 def placed_on(workspace):
-    """``engine -> set of agents placed there`` from the placement records (cheap: one small
-    folder); the relay door's trust."""
-    from crowdtui.runtime.engines import agents_recorded_on
+    """``engine -> set of agents running there`` from the placement records (cheap: two small
+    folders); the relay door's trust. A Swarm agent counts for the node engine its task was last
+    seen on (``crowdtui.runtime.engines.agents_served_on``), so after a move only the new node's
+    relay speaks for it."""
+    from crowdtui.runtime.engines import agents_served_on
 
     def agents_on_engine(engine: str) -> set[str]:
-        return set(agents_recorded_on(workspace, engine))
+        return set(agents_served_on(workspace, engine))
 
     return agents_on_engine
 

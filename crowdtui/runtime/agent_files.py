@@ -17,7 +17,8 @@ credential): the relay is started on the engine before the agent and the agent's
 Secrets and ``network: allowlist`` go through the same relay: the relay holds ``secrets.sock``
 while the hub has the agent's values on offer (``secrets_handoff.RelayedHandoff``) and
 ``egress.sock`` for its egress proxy, which runs on the host and applies the agent's list.
-Without a relay (a Swarm engine, or a start made without a host's hub) both are refused. What
+Without a relay (a start made without a host's hub) both are refused; on a Swarm both stay
+refused (its agents' doors are the relays of its nodes: ``crowdtui.runtime.swarm.SwarmFiles``). What
 a remote engine cannot have at all — the definition's own host mounts, a writable workspace
 (host folders it cannot see) — is refused at start with the reason, never half done.
 """
@@ -117,9 +118,9 @@ class VolumeFiles:
         if agent.network == "allowlist" and self.door is None:
             relayed.append("network: allowlist")
         if relayed:
-            why.append(f"{' or '.join(relayed)} without the engine's relay, which this start has none of (a Swarm "
-                       "engine has none yet; on other remote engines a host with a hub wires it: start the agent "
-                       "from the console, or let `crowdtui serve` / `crowdtui hub` start it)")
+            why.append(f"{' or '.join(relayed)} without the engine's relay, which this start has none of (a host "
+                       "with a hub wires it: start the agent from the console, or let `crowdtui serve` / "
+                       "`crowdtui hub` start it)")
         if agent.mounts:
             why.append("mounts (host folders it cannot see)")
         if agent.workspace_mode == "rw":
@@ -161,9 +162,13 @@ class VolumeFiles:
                 owner = agent.name if mount["Target"] != WORKSPACE_MOUNT else ""
                 client.volumes.create(mount["Source"], labels=self._labels(owner))
 
+    def relay_engine(self, container) -> str:
+        """The engine whose relay holds the agent's doors (this one; a Swarm's: the task's node)."""
+        return self.engine
+
     def after_create(self, agent: AgentDef, container) -> None:
         if self.door is not None:  # its doors held by the relay before it starts (placement is recorded now)
-            self.door.open_doors(self.engine, check_name(agent.name))
+            self.door.open_doors(self.relay_engine(container), check_name(agent.name))
         data = home_archive(self.workspace, agent)
         saved = saved_home_path(self.workspace, agent.name)  # for a container made without us
         saved.parent.mkdir(parents=True, exist_ok=True)

@@ -123,8 +123,11 @@ class Runtime:
         from crowdtui.runtime.agent_files import files_for
 
         spec = self.engines.specs.get(engine)
-        relayed = spec is not None and spec.mode != "swarm"  # no relay per Swarm node yet
-        return files_for(self.workspace, engine, self.door if relayed else None)
+        if spec is not None and spec.mode == "swarm":  # through the relay of the task's node
+            from crowdtui.runtime.swarm import SwarmFiles
+
+            return SwarmFiles(self, engine, self.door)
+        return files_for(self.workspace, engine, self.door)
 
     def engine_of(self, agent: str) -> str:
         """The engine the agent's container was last made on (``local`` when never elsewhere)."""

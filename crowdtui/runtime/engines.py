@@ -274,7 +274,10 @@ def engines_of_names(workspace) -> tuple[str, ...]:
 
 
 def record_engine(workspace, agent: str, engine: str) -> None:
+    """``agent``'s container is made on ``engine`` now; the node its Swarm task ran on is
+    forgotten (it is recorded again once the new task is seen: ``record_node``)."""
     path = _record_path(workspace, agent)
+    _node_path(workspace, agent).unlink(missing_ok=True)
     if engine == LOCAL:
         path.unlink(missing_ok=True)
         return
@@ -282,6 +285,52 @@ def record_engine(workspace, agent: str, engine: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(engine)
     tmp.replace(path)
+
+
+def _node_path(workspace, agent: str):
+    return workspace.crowd_dir / "run" / "node" / agent
+
+
+def record_node(workspace, agent: str, swarm: str, node: str) -> None:
+    """``agent``'s task on the swarm ``swarm`` runs on the node whose engine (of crowd.toml) is
+    ``node`` (written when the runtime first sees the task there, at start or after a move)."""
+    path = _node_path(workspace, agent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{swarm} {node}")
+    tmp.replace(path)
+
+
+def recorded_node(workspace, agent: str) -> str | None:
+    """The node engine ``agent``'s Swarm task was last seen on; None when it is not placed on a
+    swarm, or its task was not seen since it was placed there (the record names the swarm, and
+    holds only while the placement record still names that swarm)."""
+    try:
+        swarm, _, node = _node_path(workspace, agent).read_text().strip().partition(" ")
+    except OSError:
+        return None
+    specs = engines_of(workspace.config, workspace.root)
+    if not node or node == swarm or swarm not in specs or node not in specs:
+        return None
+    if specs[swarm].mode != "swarm" or specs[node].mode == "swarm" or node == LOCAL:
+        return None
+    return node if recorded_engine(workspace, agent) == swarm else None
+
+
+def agents_served_on(workspace, engine: str) -> list[str]:
+    """The agents whose container runs on ``engine`` as far as the records say: those placed on
+    it, and those placed on a Swarm whose task was last seen on the node that ``engine`` is.
+    The relay door's trust (``crowdtui.host_relay.placed_on``)."""
+    spec = engines_of(workspace.config, workspace.root).get(engine)
+    # a Swarm entry itself runs no relay: its agents count for the node engine their task runs on
+    placed = set(agents_recorded_on(workspace, engine)) if spec is not None and spec.mode != "swarm" else set()
+    folder = workspace.crowd_dir / "run" / "node"
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix != ".tmp")
+    except OSError:
+        names = []
+    placed.update(a for a in names if recorded_node(workspace, a) == engine)
+    return sorted(placed)
 
 
 def agents_recorded_on(workspace, engine: str) -> list[str]:

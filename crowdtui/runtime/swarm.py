@@ -8,6 +8,15 @@ the runtime finds the agent's container on them. The image is copied to every no
 first (a node without it rejects the task). The home is a volume on the node, with persona
 and skills copied in once the task runs; when the service moves to another node, it starts
 there with a fresh home (the copy is made again).
+
+The hub door: each node engine runs its own relay (as any remote engine does, with its own
+credential and ``relay_address``). Before the service is made, every node's relay is started and
+the agent's IPC volume made on every node (the same name everywhere, bound to the agent's folder
+in *that node's* relay volume), so whichever node runs the task, now or after a move, mounts
+the socket folder of its own relay at ``/run/crowd``. When the runtime first sees the task on a
+node it records that node (``engines.record_node``); the hub trusts a node's relay only for the
+agents whose task was last seen there (``host_relay.placed_on``), so after a move the old node's
+relay no longer speaks for the agent. Secrets and ``network: allowlist`` stay refused on a swarm.
 """
 
 from __future__ import annotations
@@ -17,7 +26,8 @@ import time
 from typing import Any
 
 from crowdtui.roster import AgentDef
-from crowdtui.runtime.container_info import ContainerFailed
+from crowdtui.runtime.agent_files import VolumeFiles
+from crowdtui.runtime.container_info import ContainerFailed, check_name
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,49 @@ def node_engines(runtime, engine: str) -> dict[str, str]:
         if node in node_ids:
             found[node] = name
     return found
+
+
+class SwarmFiles(VolumeFiles):
+    """A swarm's way with files: volumes as on any remote engine (made by the swarm on the node
+    that runs the task), and the hub door through the relay of that node (``door``, the host's
+    ``RelayHookup``; None: no door)."""
+
+    def __init__(self, runtime, engine: str, door: Any = None):
+        super().__init__(runtime.workspace, engine, door)
+        self.runtime = runtime
+
+    def check(self, agent: AgentDef) -> None:
+        refused = (["secrets"] if agent.secrets else []) + (["network: allowlist"]
+                                                            if agent.network == "allowlist" else [])
+        if refused:
+            raise ContainerFailed(
+                f"agent {agent.name}: on swarm engine {self.engine} it cannot have {' or '.join(refused)} "
+                "(the relays of a swarm's nodes carry only its hub door); place it on another engine or "
+                "remove them")
+        super().check(agent)
+
+    def prepare(self, agent: AgentDef, client, findings: list | None) -> None:
+        """Nothing before the service but each node's relay and IPC volume (``prepare_nodes``)."""
+
+    def prepare_nodes(self, agent: AgentDef, nodes: dict[str, str]) -> None:
+        """On every node engine: its relay running (its image there) and the agent's IPC volume
+        bound to the agent's folder in that relay's volume."""
+        if self.door is None:
+            return
+        image = self.door.image or self.runtime.default_image()
+        for node_engine in sorted(set(nodes.values())):
+            self.runtime._ensure_image(image, None, node_engine)
+            self.door.prepare(self.runtime.engines.client(node_engine), self.workspace, node_engine,
+                              check_name(agent.name))
+
+    def relay_engine(self, container) -> str:
+        return self.runtime._seen.get(container.id, self.engine)
+
+    def hub_door(self, agent: str) -> str | None:
+        from crowdtui.runtime.engines import recorded_node
+
+        node = recorded_node(self.workspace, agent) if self.door is not None else None
+        return f"relay:{node}" if node else None
 
 
 def service_kwargs(config: dict[str, Any], agent: AgentDef) -> dict[str, Any]:
@@ -67,7 +120,7 @@ def start_agent(runtime, agent: AgentDef, engine: str):
     from crowdtui.engine_config import LOCAL
     from crowdtui.runtime import container_spec, labels
     from crowdtui.runtime.container_spec import ENTRY
-    from crowdtui.runtime.engines import record_engine
+    from crowdtui.runtime.engines import record_engine, record_node
 
     files = runtime.files(engine)
     files.check(agent)
@@ -82,8 +135,9 @@ def start_agent(runtime, agent: AgentDef, engine: str):
     start_service(runtime, agent, engine, config, files)
     container, node = wait_task(runtime, engine, agent.name, runtime._filters(agent.name))
     runtime._seen[container.id] = node
+    record_node(runtime.workspace, agent.name, engine, node)  # its node's relay speaks for it now
     runtime.homed.add(container.id)
-    files.after_create(agent, container)
+    files.after_create(agent, container)  # its doors held by that relay, its files copied in
     return container
 
 
@@ -101,6 +155,7 @@ def start_service(runtime, agent: AgentDef, engine: str, config: dict[str, Any],
     for node_engine in nodes.values():
         runtime._ensure_image(config["image"], agent, "local")
         copy_image(runtime.client, runtime.engines.client(node_engine), config["image"], runtime.progress)
+    files.prepare_nodes(agent, nodes)  # before the service: any node may run its task
     try:
         service = manager.services.get(config["name"])
         if service.attrs["Spec"]["Labels"].get("crowdtui.config") != config["labels"].get("crowdtui.config"):
@@ -169,19 +224,52 @@ def remove_agent(runtime, engine: str, agent: str) -> bool:
         runtime._stop_marker(agent).write_text(container.id)
     try:
         runtime.engines.client(engine).services.get(container_name(runtime.workspace, agent)).remove()
-        return True
     except NotFound:
         return False
+    if runtime.door is not None:
+        remove_ipc_volumes(runtime, engine, agent)
+    return True
+
+
+def remove_ipc_volumes(runtime, engine: str, agent: str, timeout: float = 15) -> None:
+    """The agent's IPC volume on each node engine, once the swarm removed its task there
+    (bounded; a volume still in use is left, named in the log)."""
+    from docker.errors import APIError
+
+    from crowdtui.runtime.relay_container import remove_agent_ipc_volume
+
+    filters = runtime._filters(agent)
+    for node_engine in sorted(set(node_engines(runtime, engine).values())):
+        client = runtime.engines.client(node_engine)
+        deadline = time.monotonic() + timeout
+        while client.containers.list(all=True, filters=filters) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        try:
+            remove_agent_ipc_volume(client, runtime.workspace, agent)
+        except APIError as exc:
+            log.warning("agent %s: its IPC volume on engine %s stays: %s", agent, node_engine, exc)
 
 
 def first_sight(runtime, agent: str, container) -> None:
     """A task container seen for the first time (the swarm made it, maybe on another node after
-    one was lost): its home gets the agent's files again (the last copy made at start)."""
+    one was lost): its node is recorded (that node's relay speaks for it from now on, the old
+    node's no more), its doors held there, and its home gets the agent's files again (the last
+    copy made at start)."""
     from crowdtui.runtime.agent_files import copy_saved_home
+    from crowdtui.runtime.engines import record_node, recorded_engine
 
     if container.status != "running" or container.id in runtime.homed:
         return
     runtime.homed.add(container.id)
+    node = runtime._seen.get(container.id)
+    swarm = recorded_engine(runtime.workspace, agent)
+    if node is not None and node != swarm:
+        record_node(runtime.workspace, agent, swarm, node)
+        if runtime.door is not None:
+            try:
+                runtime.door.open_doors(node, agent)
+            except Exception as exc:  # the relay door's poll serves it soon anyway
+                log.warning("agent %s: its doors on node %s: %s", agent, node, exc)
     try:
         copy_saved_home(runtime.workspace, agent, container)
     except Exception as exc:  # the agent runs; its files come with the next start

@@ -42,7 +42,7 @@ TLS = {"tls_ca": "ca.pem", "tls_cert": "cert.pem", "tls_key": "key.pem"}
     ("b", {"url": "unix:///x", "relay_address": "h:1 --x"}, "is not HOST:PORT"),
     ("b", {"url": "unix:///x", "relay_address": "0.0.0.0:7443"}, "no relay can connect to"),
     ("b", {"url": "unix:///x", "relay_address": 7443}, "relay_address must be text"),
-    ("b", {"url": "unix:///x", "mode": "swarm", "relay_address": "h:7443"}, "Swarm engine has none"),
+    ("b", {"url": "unix:///x", "mode": "swarm", "relay_address": "h:7443"}, "each node's own"),
     ("b", {"url": "ssh://me@h:22", **TLS}, "TLS files are for tcp://"),
     ("b", {"url": "tcp://h:2376", "tls_cert": "c.pem", "tls_ca": "ca.pem"}, "go together"),
 ])

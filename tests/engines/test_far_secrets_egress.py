@@ -247,7 +247,7 @@ async def test_a_far_allowlisted_agent_reaches_only_its_list_through_the_hosts_p
 
 async def test_without_a_relay_secrets_and_allowlist_are_refused_with_the_reason(far_workspace, far_engine,
                                                                                 docker_client, agent_image):
-    """A start made without a host (no relay wired: as a Swarm engine's agents are): refused before
+    """A start made without a host (no relay wired): refused before
     anything is made on the engine, saying why and what to do."""
     from crowdtui.runtime import labels
     from crowdtui.runtime.containers import ContainerFailed
@@ -259,7 +259,7 @@ async def test_without_a_relay_secrets_and_allowlist_are_refused_with_the_reason
     runtime = Runtime(ws, docker_client)
     try:
         assert runtime.door is None
-        with pytest.raises(ContainerFailed, match=r"cannot have secrets without the engine's relay.*Swarm.*"
+        with pytest.raises(ContainerFailed, match=r"cannot have secrets without the engine's relay.*"
                                                   r"start the agent from the console.*engine: local"):
             await runtime.start(roster.get("hush"), secrets={"API_KEY": VALUE})
         with pytest.raises(ContainerFailed, match=r"cannot have network: allowlist without the engine's relay"):

@@ -78,9 +78,6 @@ def _preload(engine, docker_client, image: str) -> None:
 
 async def test_one_hub_drives_agents_on_three_engines(far_workspace, far_engine, ssh_engine, docker_client,
                                                       agent_image, monkeypatch):
-    from crowdtui.host import Host, HostOptions
-    from crowdtui.runtime.relay_container import find_relay, stop_relay
-
     ssh, ssh_url, home = ssh_engine
     monkeypatch.setenv("HOME", str(home))  # paramiko reads ~/.ssh (key, known_hosts)
     remotes = {"far": far_engine, "viassh": ssh}
@@ -103,12 +100,9 @@ async def test_one_hub_drives_agents_on_three_engines(far_workspace, far_engine,
                     persona + "\n")
     ws = load_workspace(ws.root)
     roster = load_roster(ws)
-    runtime = Runtime(ws, docker_client)
-    host = Host(ws, options=HostOptions(dispatch=False), runtime=runtime)
-    await host.start()
+    runtime, host = await start_host(ws, docker_client, port)
     try:
         hub = host.hub
-        assert hub.relay is not None and tuple(hub.relay.address) == ("0.0.0.0", port)
         assert {e: runtime.door.address_for(e) for e in remotes} == reach
         infos = {}
         for name in CREW:
@@ -116,14 +110,7 @@ async def test_one_hub_drives_agents_on_three_engines(far_workspace, far_engine,
         assert {n: i.engine for n, i in infos.items()} == {n: c[0] for n, c in CREW.items()}
 
         # each remote engine runs its own relay, given its own address of the hub, and links
-        for engine_name, engine in remotes.items():
-            remote = engine.local_client()
-            try:
-                relay = find_relay(remote, ws, engine_name)
-                assert relay is not None and relay.status == "running"
-                assert f"CROWD_RELAY_HUB={reach[engine_name]}" in relay.attrs["Config"]["Env"]
-            finally:
-                remote.close()
+        relays_run(ws, remotes, reach)
         await wait_for(lambda: set(remotes) <= set(hub.relay.links), 60, "both relays linked to the hub")
         await wait_for(lambda: set(CREW) <= set(hub.doors), 30, "the three doors open")
         assert {e: await hub.relay.placed(e) for e in remotes} == {"far": {"far1"}, "viassh": {"sshy"}}
@@ -179,24 +166,59 @@ async def test_one_hub_drives_agents_on_three_engines(far_workspace, far_engine,
             via.setdefault(e.actor, set()).add(e.detail.get("via"))
         assert via == {"near": {"socket"}, "far1": {"relay:far"}, "sshy": {"relay:viassh"}}
     finally:
-        for engine_name, engine in remotes.items():
-            remote = engine.local_client()
-            try:
-                relay = find_relay(remote, ws, engine_name)
-                if relay is not None:
-                    print(f"relay log ({engine_name}):\n" + relay.logs(tail=40).decode(errors="replace"))
-            finally:
-                remote.close()
-        await host.stop()
-        for name in CREW:
-            try:
-                await runtime.remove(name)  # the container, and on a remote engine its IPC volume
-            except Exception as exc:
-                print(f"removing {name}: {exc}")
-        for engine_name, engine in remotes.items():  # the relays and their volumes
-            remote = engine.local_client()
-            try:
-                await asyncio.to_thread(stop_relay, remote, ws, engine_name, remove_volume=True)
-            finally:
-                remote.close()
-        runtime.close()
+        await wind_down(host, runtime, ws, remotes, CREW)
+
+
+async def start_host(ws, docker_client, port: int):
+    """The runtime and the started host (no dispatch), its relay door on 0.0.0.0:``port``."""
+    from crowdtui.host import Host, HostOptions
+
+    runtime = Runtime(ws, docker_client)
+    host = Host(ws, options=HostOptions(dispatch=False), runtime=runtime)
+    await host.start()
+    assert host.hub.relay is not None and tuple(host.hub.relay.address) == ("0.0.0.0", port)
+    return runtime, host
+
+
+def relays_run(ws, remotes: dict, reach: dict) -> None:
+    """Each engine of ``remotes`` (name -> ``NetEngine``) runs its relay, told to reach the hub at
+    ``reach[name]``."""
+    from crowdtui.runtime.relay_container import find_relay
+
+    for engine_name, engine in remotes.items():
+        remote = engine.local_client()
+        try:
+            relay = find_relay(remote, ws, engine_name)
+            assert relay is not None and relay.status == "running"
+            assert f"CROWD_RELAY_HUB={reach[engine_name]}" in relay.attrs["Config"]["Env"]
+        finally:
+            remote.close()
+
+
+async def wind_down(host, runtime, ws, remotes: dict, agents) -> None:
+    """After a test with relays on test engines (``remotes``: engine name -> ``NetEngine``): each
+    relay's log printed, the host stopped, the agents removed (their containers or services and IPC
+    volumes), the relays and their volumes removed, the runtime closed."""
+    from crowdtui.runtime.relay_container import find_relay, stop_relay
+
+    for engine_name, engine in remotes.items():
+        remote = engine.local_client()
+        try:
+            relay = find_relay(remote, ws, engine_name)
+            if relay is not None:
+                print(f"relay log ({engine_name}):\n" + relay.logs(tail=40).decode(errors="replace"))
+        finally:
+            remote.close()
+    await host.stop()
+    for name in agents:
+        try:
+            await runtime.remove(name)  # the container, and on a remote engine its IPC volume
+        except Exception as exc:
+            print(f"removing {name}: {exc}")
+    for engine_name, engine in remotes.items():  # the relays and their volumes
+        remote = engine.local_client()
+        try:
+            await asyncio.to_thread(stop_relay, remote, ws, engine_name, remove_volume=True)
+        finally:
+            remote.close()
+    runtime.close()
