@@ -20,6 +20,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_BATCH = 10_000
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
 PREVIEW_CHARS = 120
+SMALL_INBOX = 100  # an inbox read of up to this many messages runs on the caller's thread (StoreCore.query_small)
 
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: ids (rowids) are never above it
@@ -237,7 +238,8 @@ class MessagesMixin(StoreCore):
         # one read (one trip to the reader's thread): whether the agent exists rides along
         # as a column; a row whose id is NULL stands for an empty inbox
         unread = " AND read_at IS NULL" if unread_only else ""
-        rows = await self.query(
+        read = self.query_small if limit <= SMALL_INBOX else self.query  # (a bigger one: off the loop)
+        rows = await read(
             "SELECT (SELECT 1 FROM agents WHERE name = :n) AS known, m.* FROM (SELECT 1) LEFT JOIN "
             f"(SELECT * FROM messages WHERE recipient = :n{unread} ORDER BY prio_rank, id LIMIT :limit) AS m "
             "ORDER BY m.prio_rank, m.id",
