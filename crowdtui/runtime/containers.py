@@ -22,7 +22,7 @@ from typing import Any
 from crowdtui.agent_folder import finding_event
 from crowdtui.errors import CrowdError
 from crowdtui.roster import AgentDef
-from crowdtui.runners import effective, runner_for
+from crowdtui.runners import effective
 from crowdtui.runtime import container_spec, labels
 from crowdtui.runtime.container_info import (  # noqa: F401 (the runtime's names, imported from here by callers)
     STATES,
@@ -284,46 +284,10 @@ class Runtime:
         return self._info(swarm.start_agent(self, agent, engine))
 
     def _ensure_image(self, image: str, agent: AgentDef | None = None, engine: str = LOCAL) -> None:
-        """Make ``image`` present on ``engine``: a remote engine gets the local one's copy (by
-        id, built there first when it is the agent image)."""
-        from docker.errors import ImageNotFound
+        """Make ``image`` present on ``engine`` (crowdtui.runtime.image_presence)."""
+        from crowdtui.runtime.image_presence import ensure_present
 
-        if engine != LOCAL:
-            from crowdtui.runtime.engines import copy_image
-
-            client = self.engines.client(engine)
-            try:
-                client.images.get(image)
-                return
-            except ImageNotFound:
-                pass
-            self._ensure_image(image, agent, LOCAL)
-            copy_image(self.client, client, image, self.progress)
-            return
-        try:
-            self.client.images.get(image)
-            return
-        except ImageNotFound:
-            pass
-        from crowdtui.runtime.image import REPOSITORY, ensure_image
-
-        if image.startswith(f"{REPOSITORY}:"):
-            ensure_image(self.client, progress=self.progress)  # builds the current inputs' image
-            try:
-                self.client.images.get(image)  # that one, or :latest
-                return
-            except ImageNotFound:
-                pass
-        runner = runner_for(agent) if agent is not None and not agent.image else None
-        if runner is not None and runner.packages:
-            raise ContainerFailed(
-                f"agent {agent.name}: the {runner.name} image {image} is not built; run "
-                f"`crowdtui image build --runner {runner.name}`"
-            )
-        raise ContainerFailed(
-            f"image {image} is not in the engine and cannot be pulled here; build or load it "
-            "(`crowdtui image build` makes the default agent image)"
-        )
+        ensure_present(self.client, self.engines, image, agent, engine, self.progress)
 
     def _stop_sync(self, name: str, timeout: int) -> ContainerInfo:
         container = self._find(name)
