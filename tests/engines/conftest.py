@@ -83,3 +83,19 @@ async def drive_terminal(runtime, docker_client, info, tag: str, rows: int, cols
     exe.add_viewer(seen.on_output, replay=True)
     await seen.wait_for(exec_expect)
     await exe.close()
+
+
+async def stop_host(host, runtime, far_engine, ws) -> None:
+    """Stop a test's Host and runtime, printing the far engine's relay log first (what a failed
+    test needs to say why)."""
+    from crowdtui.runtime.relay_container import find_relay
+
+    remote = far_engine.local_client()
+    try:
+        relay = find_relay(remote, ws, "far")
+        if relay is not None:
+            print("relay log:\n" + relay.logs(tail=40).decode(errors="replace"))
+    finally:
+        remote.close()
+    await host.stop()
+    runtime.close()

@@ -22,7 +22,7 @@ from crowdtui.workspace import load_workspace
 from tests.relay.conftest import bridge_session
 from tests.waiting import wait_for
 
-from .conftest import write_agent
+from .conftest import stop_host, write_agent
 
 pytestmark = pytest.mark.docker
 
@@ -147,12 +147,4 @@ async def test_agents_on_two_engines_talk_through_the_relay(far_workspace, far_e
         finally:
             remote.close()
     finally:
-        remote = far_engine.local_client()
-        try:
-            relay = find_relay(remote, ws, "far")
-            if relay is not None:
-                print("relay log:\n" + relay.logs(tail=40).decode(errors="replace"))
-        finally:
-            remote.close()
-        await host.stop()
-        runtime.close()
+        await stop_host(host, runtime, far_engine, ws)

@@ -23,7 +23,7 @@ from crowdtui.workspace import load_workspace
 from tests.egress.conftest import http_server  # noqa: F401 (the fixture: HTTP servers on the host's loopback)
 from tests.waiting import wait_for
 
-from .conftest import write_agent
+from .conftest import stop_host, write_agent
 
 pytestmark = pytest.mark.docker
 
@@ -54,20 +54,6 @@ async def _host(ws, docker_client):
     host = Host(ws, options=HostOptions(dispatch=False), runtime=runtime)
     await host.start()
     return host, runtime
-
-
-async def _stop(host, runtime, far_engine, ws) -> None:
-    from crowdtui.runtime.relay_container import find_relay
-
-    remote = far_engine.local_client()
-    try:
-        relay = find_relay(remote, ws, "far")
-        if relay is not None:
-            print("relay log:\n" + relay.logs(tail=40).decode(errors="replace"))
-    finally:
-        remote.close()
-    await host.stop()
-    runtime.close()
 
 
 async def _exec(container, script: str) -> str:
@@ -115,7 +101,7 @@ async def test_a_far_agent_gets_its_secret_through_the_relay_and_nowhere_else(
             if f.is_file():
                 assert VALUE.encode() not in f.read_bytes(), f
     finally:
-        await _stop(host, runtime, far_engine, ws)
+        await stop_host(host, runtime, far_engine, ws)
 
 
 async def _gone(container) -> bool:
@@ -203,7 +189,7 @@ async def test_a_relay_takes_secrets_once_only_for_its_own_pending_agents(far_wo
     finally:
         if hand is not None:
             hand.close()
-        await _stop(host, runtime, far_engine, ws)
+        await stop_host(host, runtime, far_engine, ws)
 
 
 async def test_a_far_allowlisted_agent_reaches_only_its_list_through_the_hosts_proxy(
@@ -242,7 +228,7 @@ async def test_a_far_allowlisted_agent_reaches_only_its_list_through_the_hosts_p
                              ("egress.denied", "127.0.0.1", other_port, "relay:far"),
                              ("egress.denied", "not-listed.test", ok_port, "relay:far")]
     finally:
-        await _stop(host, runtime, far_engine, ws)
+        await stop_host(host, runtime, far_engine, ws)
 
 
 async def test_without_a_relay_secrets_and_allowlist_are_refused_with_the_reason(far_workspace, far_engine,
