@@ -31,7 +31,7 @@ from qms.db import is_busy, unavailable
 from qms.errors import Busy, QmsError
 from qms.event_rows import INSERT_EVENT, make_event_row
 from qms.quotas import QuotaExceeded, Quotas
-from qms.writer import Transaction, Writer
+from qms.writer import Gathering, Transaction, Writer
 
 T = TypeVar("T")
 MAX_GROUP = 256  # jobs sharing one transaction at most
@@ -93,6 +93,11 @@ def _run_group(conn: sqlite3.Connection, jobs: list[Job], path: Path,
     return outcomes
 
 
+def _run_taken(conn: sqlite3.Connection, group: "Gathering[tuple[Job, asyncio.Future]]", path: Path,
+               refused: Callable[[sqlite3.Connection, QuotaExceeded], None]) -> list[tuple[Any, BaseException | None]]:
+    return _run_group(conn, [fn for fn, _ in group.take()], path, refused)
+
+
 class _Body:
     """A ``write()`` body's place in the queue."""
 
@@ -127,6 +132,8 @@ class StoreCore:
         self.event_meta: dict[str, Any] = {}
         self.quotas = Quotas()
         self._near: tuple[int, sqlite3.Connection] | None = None  # (thread, connection) of query_small
+        self._forming: Gathering | None = None  # a group queued on the writer's thread, still taking jobs
+        self._groups: set[asyncio.Future] = set()  # groups queued or running on the writer's thread
 
     async def close(self) -> None:
         if self._closed:
@@ -137,6 +144,8 @@ class StoreCore:
             self._near = None
         if self._committer is not None and not self._committer.done():
             await asyncio.wait([self._committer])  # what was accepted is committed (or failed) first
+        if self._groups:
+            await asyncio.wait(set(self._groups))
         await self._writer.close()
         await self._reader.close()
 
@@ -155,6 +164,9 @@ class StoreCore:
     # --- the one write path ------------------------------------------------------------
 
     def _enqueue(self, item: Pending) -> None:
+        if (not isinstance(item, _Body) and not self._pending and self._forming is not None
+                and self._forming.add(item)):
+            return
         self._pending.append(item)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._serve(), name="qms-committer")
@@ -168,10 +180,16 @@ class StoreCore:
         alone and its caller gets the error; the others commit. ``fn`` must not touch the
         event loop.
         """
+        return await asyncio.shield(self.submit(fn))
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> "asyncio.Future[T]":
+        """:meth:`write_sync` without the wait: ``fn`` is in the queue when this returns; the
+        future holds its result once committed. (So a caller can queue its next write before
+        it acts on this one's result, and the writer's thread does not wait for the loop.)"""
         self._check_open()
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._enqueue((fn, future))
-        return await asyncio.shield(future)
+        return future
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Transaction]:
@@ -201,10 +219,15 @@ class StoreCore:
         await asyncio.shield(body.settled)
 
     async def _serve(self) -> None:
-        """The committer: takes the queue in order, a group of jobs or one body at a time."""
+        """The committer: takes the queue in order, a group of jobs or one body at a time.
+        At most two groups are on the writer's thread at once (one running, one taking jobs);
+        a body waits until they are done and has the writer to itself."""
         while self._pending:
             head = self._pending[0]
             if isinstance(head, _Body):
+                self._forming = None
+                if self._groups:
+                    await asyncio.wait(set(self._groups))
                 self._pending.pop(0)
                 await self._run_body(head)
                 continue
@@ -215,20 +238,29 @@ class StoreCore:
                     break
                 batch.append(item)
                 self._pending.pop(0)
-            await self._run_jobs(batch)
+            self._submit_group(batch)
+            while len(self._groups) >= 2:
+                await asyncio.wait(set(self._groups), return_when=asyncio.FIRST_COMPLETED)
 
-    async def _run_jobs(self, batch: list[tuple[Job, asyncio.Future]]) -> None:
-        try:
-            outcomes = await self._writer.run(_run_group, [fn for fn, _ in batch], self.path, self._refusal_in)
-        except BaseException as exc:
-            error = self._unavailable(exc)
-            for _, future in batch:
+    def _submit_group(self, items: list[tuple[Job, asyncio.Future]]) -> None:
+        group = self._forming = Gathering(items, MAX_GROUP)
+        done = self._writer.submit(_run_taken, group, self.path, self._refusal_in)
+        self._groups.add(done)
+        done.add_done_callback(lambda d: self._settle(group, d))
+
+    def _settle(self, group: Gathering, done: asyncio.Future) -> None:
+        """A group's transaction ended (on the loop's thread): answer each of its jobs."""
+        self._groups.discard(done)
+        if self._forming is group:
+            self._forming = None
+        if done.cancelled() or done.exception() is not None:
+            exc = None if done.cancelled() else done.exception()
+            error = self._unavailable(exc) if isinstance(exc, Exception) else QmsError("the write was cancelled")
+            for _, future in group.items:
                 if not future.done():
-                    future.set_exception(error if isinstance(error, Exception) else QmsError("the write was cancelled"))
-            if not isinstance(exc, Exception):
-                raise
+                    future.set_exception(error)
             return
-        for (_, future), (result, err) in zip(batch, outcomes):
+        for (_, future), (result, err) in zip(group.items, done.result()):
             if future.done():
                 continue
             if err is not None:

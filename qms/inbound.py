@@ -99,22 +99,44 @@ async def store_arrivals(store: "Store", items: Iterable[Arrival], *, now: float
 
 
 def store_arrivals_tx(conn: sqlite3.Connection, items: list[Arrival], now: float) -> list[tuple[int, bool]]:
-    """:func:`store_arrivals` inside an open transaction (the writer's thread)."""
-    out = []
+    """:func:`store_arrivals` inside an open transaction (the writer's thread): one look for the
+    ids already stored and one INSERT for the rest, per 500. A message that came twice in
+    ``items`` is stored once; the second is answered as a duplicate."""
+    seqs = _stored_seqs_tx(conn, items)
+    fresh: list[Arrival] = []
+    new: list[bool] = []
     for a in items:
-        row = conn.execute(
+        new.append((a.channel, a.msg_id) not in seqs)
+        if new[-1]:
+            seqs[(a.channel, a.msg_id)] = 0  # taken by this call: a second copy is a duplicate
+            fresh.append(a)
+    for i in range(0, len(fresh), CHUNK // 2):
+        part = fresh[i:i + CHUNK // 2]
+        rows = conn.execute(
             "INSERT INTO engine_inbound (channel, msg_id, chat, platform, room, sender, sender_name, "
-            "text, sent_at, reply_to, attachments, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(channel, msg_id) DO NOTHING RETURNING seq",
-            (a.channel, a.msg_id, a.chat, a.platform, a.room, a.sender, a.sender_name, a.text, a.sent_at,
-             a.reply_to, json.dumps(list(a.attachments)), now)).fetchone()
-        if row is None:
-            seq = conn.execute("SELECT seq FROM engine_inbound WHERE channel = ? AND msg_id = ?",
-                               (a.channel, a.msg_id)).fetchone()[0]
-            out.append((seq, False))
-        else:
-            out.append((row[0], True))
-    return out
+            "text, sent_at, reply_to, attachments, received_at) VALUES "
+            + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * len(part)) + " RETURNING seq, channel, msg_id",
+            [v for a in part for v in (a.channel, a.msg_id, a.chat, a.platform, a.room, a.sender, a.sender_name,
+                                       a.text, a.sent_at, a.reply_to, json.dumps(list(a.attachments)), now)]
+        ).fetchall()
+        seqs.update({(r[1], r[2]): r[0] for r in rows})
+    return [(seqs[(a.channel, a.msg_id)], is_new) for a, is_new in zip(items, new)]
+
+
+def _stored_seqs_tx(conn: sqlite3.Connection, items: list[Arrival]) -> dict[tuple[str, str], int]:
+    """(channel, msg_id) -> seq of those of ``items`` already stored."""
+    by_channel: dict[str, list[str]] = {}
+    for a in items:
+        by_channel.setdefault(a.channel, []).append(a.msg_id)
+    found: dict[tuple[str, str], int] = {}
+    for channel, ids in by_channel.items():
+        ids = sorted(set(ids))
+        for i in range(0, len(ids), CHUNK):
+            part = ids[i:i + CHUNK]
+            found.update({(channel, r[1]): r[0] for r in conn.execute(
+                f"SELECT seq, msg_id FROM engine_inbound WHERE channel = ? AND msg_id IN ({_marks(len(part))})",
+                [channel, *part])})
+    return found
 
 
 def stored_arrival(a: Arrival, seq: int, now: float) -> StoredInbound:
@@ -202,8 +224,13 @@ def clear_sticky_tx(conn: sqlite3.Connection, chat: str) -> None:
 
 def reached_tx(conn: sqlite3.Connection, chat: str, agent: str, now: float) -> None:
     """Remember that ``chat`` reached ``agent`` (who may reply to it)."""
-    conn.execute("INSERT INTO engine_chat_agents (chat, agent, last_at) VALUES (?, ?, ?) "
-                 "ON CONFLICT(chat, agent) DO UPDATE SET last_at = excluded.last_at", (chat, agent, now))
+    reached_many_tx(conn, [(chat, agent, now)])
+
+
+def reached_many_tx(conn: sqlite3.Connection, rows: list[tuple[str, str, float]]) -> None:
+    """:func:`reached_tx` for several ``(chat, agent, at)``."""
+    conn.executemany("INSERT INTO engine_chat_agents (chat, agent, last_at) VALUES (?, ?, ?) "
+                     "ON CONFLICT(chat, agent) DO UPDATE SET last_at = excluded.last_at", rows)
 
 
 # --- routing (inside the router's transaction) -----------------------------------------
@@ -220,9 +247,15 @@ def still_new_tx(conn: sqlite3.Connection, seqs: list[int]) -> set[int]:
 
 def mark_tx(conn: sqlite3.Connection, seq: int, status: str, agent: str | None, detail: str,
             message_ids: list[int] | None = None) -> None:
-    conn.execute("UPDATE engine_inbound SET status = ?, agent = ?, detail = ?, "
-                 "message_ids = COALESCE(?, message_ids) WHERE seq = ?",
-                 (status, agent, detail, None if message_ids is None else json.dumps(message_ids), seq))
+    mark_many_tx(conn, [(seq, status, agent, detail, message_ids)])
+
+
+def mark_many_tx(conn: sqlite3.Connection, marks: list[tuple[int, str, str | None, str, list[int] | None]]) -> None:
+    """Record what became of routed rows: ``(seq, status, agent, detail, message ids or None)``."""
+    conn.executemany("UPDATE engine_inbound SET status = ?, agent = ?, detail = ?, "
+                     "message_ids = COALESCE(?, message_ids) WHERE seq = ?",
+                     [(status, agent, detail, None if ids is None else json.dumps(ids), seq)
+                      for seq, status, agent, detail, ids in marks])
 
 
 def refuse_tx(conn: sqlite3.Connection, seq: int, agent: str | None, reason: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from qms.core import StoreCore
 from qms.errors import InvalidInput, NotFound, TooLarge
-from qms.event_rows import INSERT_EVENT, add_event
+from qms.event_rows import INSERT_EVENT, add_events
 from qms.models import Message
 from qms.names import BROADCAST, OPERATOR, shown, validate_name, validate_target, validate_text
 from qms.quotas import check_messages
@@ -69,32 +69,53 @@ def check_thread(thread: object) -> str | None:
 
 
 def deliver_tx(conn: sqlite3.Connection, store: StoreCore, sender: str, recipient: str, body: str, *,
-               thread: str | None = None, checked: set[str] | None = None) -> Message:
-    """Put one message in ``recipient``'s inbox inside an open transaction on the writer's
-    thread, with the same row and ``message.sent`` event ``send_message`` makes (no quota:
-    for dispatch's own senders, e.g. a channel bringing a chat message in).
+               thread: str | None = None, checked: set[str] | None = None) -> int:
+    """Put one message in ``recipient``'s inbox (:func:`deliver_many_tx`); returns its id."""
+    return deliver_many_tx(conn, store, [(sender, recipient, body, thread)], checked=checked)[0]
+
+
+ROWS_PER_INSERT = 500  # 5 values each: well under SQLite's 32,766 bound parameters
+
+
+def deliver_many_tx(conn: sqlite3.Connection, store: StoreCore, items: list[tuple[str, str, str, str | None]], *,
+                    checked: set[str] | None = None) -> list[int]:
+    """Put ``(sender, recipient, body, thread)`` messages in their recipients' inboxes inside an
+    open transaction on the writer's thread, with the same rows and ``message.sent`` events
+    ``send_message`` makes (no quota: for dispatch's own senders, e.g. a channel bringing chat
+    messages in). One INSERT for the messages and one for their events, per 500. Returns the
+    messages' ids in order.
 
     ``checked``: recipients already found registered in this same transaction (skipped;
     found ones are added)."""
-    validate_name(sender)
-    validate_name(recipient)
-    check_body(body)
-    check_thread(thread)
-    if recipient != OPERATOR and (checked is None or recipient not in checked):
-        if conn.execute("SELECT 1 FROM agents WHERE name = ?", (recipient,)).fetchone() is None:
-            raise NotFound(f"no agent named {recipient!r} is registered")
-        if checked is not None:
+    checked = set() if checked is None else checked
+    for sender, recipient, body, thread in items:
+        validate_name(sender)
+        validate_name(recipient)
+        check_body(body)
+        check_thread(thread)
+        if recipient != OPERATOR and recipient not in checked:
+            if conn.execute("SELECT 1 FROM agents WHERE name = ?", (recipient,)).fetchone() is None:
+                raise NotFound(f"no agent named {recipient!r} is registered")
             checked.add(recipient)
-    row = conn.execute(
-        "INSERT INTO messages (sender, recipient, body, priority, prio_rank, thread, created_at)"
-        " VALUES (?, ?, ?, 'normal', ?, ?, ?) RETURNING *",
-        (sender, recipient, body, PRIORITIES["normal"], thread, time.time())).fetchone()
-    msg = message_from_row(row)
-    detail: dict[str, Any] = {"id": msg.id, "from": sender, "priority": "normal", "preview": body[:PREVIEW_CHARS]}
-    if thread is not None:
-        detail["thread"] = thread
-    add_event(conn, store, sender, "message.sent", recipient, detail)
-    return msg
+    now, ids = time.time(), []
+    for i in range(0, len(items), ROWS_PER_INSERT):
+        part = items[i:i + ROWS_PER_INSERT]
+        rows = conn.execute(
+            "INSERT INTO messages (sender, recipient, body, priority, prio_rank, thread, created_at) VALUES "
+            + ",".join(["(?, ?, ?, 'normal', ?, ?, ?)"] * len(part)) + " RETURNING id",
+            [v for sender, recipient, body, thread in part
+             for v in (sender, recipient, body, PRIORITIES["normal"], thread, now)]).fetchall()
+        # one statement's rows get rising ids in VALUES order (we hold the write lock);
+        # RETURNING may list them in any order
+        ids += sorted(r[0] for r in rows)
+    events = []
+    for (sender, recipient, body, thread), mid in zip(items, ids):
+        detail: dict[str, Any] = {"id": mid, "from": sender, "priority": "normal", "preview": body[:PREVIEW_CHARS]}
+        if thread is not None:
+            detail["thread"] = thread
+        events.append((sender, "message.sent", recipient, detail))
+    add_events(conn, store, events)
+    return ids
 
 
 class MessagesMixin(StoreCore):

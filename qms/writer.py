@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
 
 from qms.db import PRAGMAS, is_busy
 
 T = TypeVar("T")
+I = TypeVar("I")
 Params = Sequence[Any] | dict[str, Any]
 
 
@@ -64,8 +66,12 @@ class Writer:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(conn, *args)`` on the writer's thread."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, functools.partial(fn, self._conn, *args))
+        return await self.submit(fn, *args)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
+        """Queue ``fn(conn, *args)`` for the writer's thread now (it runs what it was given in
+        order); the future holds its result."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, self._conn, *args))
 
     async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """Have ``callback(sql)`` called for every statement the writer runs (tests count commits)."""
@@ -76,6 +82,34 @@ class Writer:
             await self.run(lambda conn: conn.close())
         finally:
             self._executor.shutdown(wait=True)
+
+
+class Gathering(Generic[I]):
+    """The items of work already queued on the writer's thread: more join (on the loop's
+    thread) until that thread starts the work and takes them. So what arrives while the
+    writer commits is there when that commit ends, and the writer goes on without waiting
+    for the event loop (which may be busy answering the last commit's callers)."""
+
+    def __init__(self, items: list[I], limit: int) -> None:
+        self.items = items
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._started = False
+
+    def add(self, item: I) -> bool:
+        """Join, unless the work was started (or closed) or is full."""
+        with self._lock:
+            if self._started or len(self.items) >= self._limit:
+                return False
+            self.items.append(item)
+            return True
+
+    def take(self) -> list[I]:
+        """The items, fixed from now on (the writer's thread, as its work starts; or the loop's,
+        to close it)."""
+        with self._lock:
+            self._started = True
+            return list(self.items)
 
 
 class Result:

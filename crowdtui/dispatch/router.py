@@ -9,6 +9,7 @@ either untouched (routed on restart) or routed, never both. Decisions are
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -18,7 +19,7 @@ from qms import outbound
 from qms.errors import QmsError
 from qms.event_rows import add_event
 from qms.inbound import Arrival, StoredInbound
-from qms.messages import deliver_tx
+from qms.messages import deliver_many_tx
 from qms.names import DISPATCH
 from qms.registry import agent_names_tx
 
@@ -59,6 +60,7 @@ class Router:
     # the operator's chats (crowd.toml [approvals] operator_chats): approval commands there
     # answer permission requests, whatever the routes say (crowdtui.dispatch.approval_chat)
     operator_chats: tuple[Expression, ...] = ()
+    queued: int = 0  # outbound items (typing notices, answers) queued so far, committed or not
 
     async def route_pending(self, limit: int = 200) -> int:
         """Route every stored, not yet routed message in arrival order; returns how many.
@@ -93,38 +95,57 @@ class Router:
 
     def _route_tx(self, conn: sqlite3.Connection, rows: list[StoredInbound], routes, agents,
                   sticky: dict[str, str], after: After) -> list[str]:
-        """Route ``rows`` (still new, in arrival order) inside the open transaction."""
-        checked: set[str] = set()  # recipients known to exist (we are in the write transaction)
-        reached: dict[tuple[str, str], float] = {}  # (chat, agent) -> last delivery: once per batch
-        statuses: list[str] = []
+        """Route ``rows`` (still new, in arrival order) inside the open transaction: each is
+        decided in order (a sticky chat or ``/new`` decides the rows after it), then the
+        deliveries go in together (one INSERT for the messages, one for their events) and
+        the rest one by one."""
+        decided: list[tuple[StoredInbound, Decision, str | None]] = []
         for row in rows:
             current = sticky.get(row.chat)
             d = self._decide(row, routes, agents, current)
-            statuses.append(self._apply_tx(conn, row, d, current, after, checked=checked, reached=reached))
+            decided.append((row, d, current))
             if d.kind == "sticky":
                 sticky[row.chat] = d.agent
             elif d.kind == "command" and d.command == "new":
                 sticky.pop(row.chat, None)
-        for (chat, agent), at in reached.items():
-            self._reached_tx(conn, chat, agent, at)
-        return statuses
+        self._deliver_tx(conn, [(row, d) for row, d, _ in decided if d.kind == "deliver"], after)
+        return ["routed" if d.kind == "deliver" else self._apply_tx(conn, row, d, current, after)
+                for row, d, current in decided]
 
-    def _reached_tx(self, conn: sqlite3.Connection, chat: str, agent: str, now: float) -> None:
-        """``chat`` reached ``agent``: remember it (who may reply) and show the chat the
-        agent at work until its reply comes."""
-        inbound_rows.reached_tx(conn, chat, agent, now)
-        if self.typing:
-            outbound.enqueue_tx(conn, self.store, chat=chat, text="", agent=agent, now=now, kind="typing")
+    def _deliver_tx(self, conn: sqlite3.Connection, rows: list[tuple[StoredInbound, Decision]], after: After) -> None:
+        """Put each row's message in its agent's inbox, mark the rows routed, and record each
+        (chat, agent) reached once."""
+        if not rows:
+            return
+        now = self.now()
+        ids = deliver_many_tx(conn, self.store, [(row.channel, d.agent, message_body(row, d.text), row.chat)
+                                                 for row, d in rows])
+        inbound_rows.mark_many_tx(conn, [(row.seq, "routed", d.agent, d.how or "", [mid])
+                                         for (row, d), mid in zip(rows, ids)])
+        reached = {(row.chat, d.agent): now for row, d in rows}
+        inbound_rows.reached_many_tx(conn, [(chat, agent, at) for (chat, agent), at in reached.items()])
+        if self.typing:  # show the chat the agent at work until its reply comes
+            for chat, agent in reached:
+                self._enqueue_tx(conn, chat=chat, text="", agent=agent, now=now, kind="typing")
+        if self.delivered:
+            after.extend((self.delivered, d.agent) for _, d in rows)
 
-    async def take_in(self, arrivals: list[Arrival], now: float) -> tuple[list[tuple[int, bool]], bool]:
-        """Store ``arrivals`` and route them in the same transaction (one fsync for both),
+    def _enqueue_tx(self, conn: sqlite3.Connection, **item) -> None:
+        outbound.enqueue_tx(conn, self.store, **item)
+        self.queued += 1  # the sender looks at its queue when this moved (a rollback only wakes it for nothing)
+
+    def take_in(self, collect: Callable[[], list[Arrival]],
+                now: float) -> Awaitable[tuple[list[tuple[int, bool]], bool]]:
+        """Store the arrivals ``collect()`` gives as the transaction starts, and route them in the same transaction (one fsync for both),
         unless older messages still wait for the routing loop (then arrival order says
-        they go first, and these are only stored). Returns (seq, newly stored) for each
-        and whether some were left for the loop. If routing meets an error, the messages
-        are stored all the same and left for the loop (which redoes them one by one)."""
+        they go first, and these are only stored). Awaiting the result gives (seq, newly
+        stored) for each and whether some were left for the loop. If routing meets an
+        error, the messages are stored all the same and left for the loop (which redoes
+        them one by one). The write is queued before this returns."""
         after: After = []
 
         def tx(conn: sqlite3.Connection) -> tuple[list[tuple[int, bool]], list[str] | None]:
+            arrivals = collect()
             backlog = inbound_rows.any_new_tx(conn)
             results = inbound_rows.store_arrivals_tx(conn, arrivals, now)
             rows = [inbound_rows.stored_arrival(a, seq, now) for a, (seq, new) in zip(arrivals, results) if new]
@@ -144,7 +165,10 @@ class Router:
             conn.execute("RELEASE route")
             return results, statuses
 
-        results, statuses = await self.store.write_sync(tx)
+        return self._took_in(self.store.submit(tx), after)
+
+    async def _took_in(self, written: "asyncio.Future", after: After) -> tuple[list[tuple[int, bool]], bool]:
+        results, statuses = await asyncio.shield(written)
         if statuses is not None:
             await self.finish(statuses, after)
         left = statuses is None and any(new for _, new in results)
@@ -199,38 +223,26 @@ class Router:
         await self.finish([status], after)
         return d
 
-    def _apply_tx(self, conn: sqlite3.Connection, row: StoredInbound, d: Decision, sticky, after: After, *,
-                  checked: set[str] | None = None, reached: dict[tuple[str, str], float] | None = None) -> str:
-        """Carry out ``d`` for ``row`` (still new) inside the open transaction; returns the row's status.
-        ``reached``: a batch's (chat, agent) deliveries, recorded by the caller once each."""
-        now = self.now()
-        status, agent, detail = "routed", d.agent, d.how
-        message_ids = None
+    def _apply_tx(self, conn: sqlite3.Connection, row: StoredInbound, d: Decision, sticky, after: After) -> str:
+        """Carry out ``d`` for ``row`` (still new) inside the open transaction; returns the row's status."""
         if d.kind == "deliver":
-            msg = deliver_tx(conn, self.store, row.channel, d.agent, message_body(row, d.text), thread=row.chat,
-                             checked=checked)
-            message_ids = [msg.id]
-            if reached is not None:
-                reached[(row.chat, d.agent)] = now
-            else:
-                self._reached_tx(conn, row.chat, d.agent, now)
-            if self.delivered:
-                after.append((self.delivered, d.agent))
-        elif d.kind == "hold":
+            self._deliver_tx(conn, [(row, d)], after)
+            return "routed"
+        status, detail = "command", d.how
+        if d.kind == "hold":
             status, detail = "held", d.reason
             add_event(conn, self.store, DISPATCH, "onboard.held", row.chat,
                       {"channel": row.channel, "sender": row.sender, "msg": row.msg_id})
         elif d.kind == "sticky":
-            status = "command"
-            inbound_rows.set_sticky_tx(conn, row.chat, d.agent, now)
+            inbound_rows.set_sticky_tx(conn, row.chat, d.agent, self.now())
             self._say(conn, row, f"now talking to {d.agent}; /new goes back to the routes")
         elif d.kind == "command":
-            status, detail = "command", d.command
+            detail = d.command
             self._say(conn, row, self._command(conn, row, d, sticky, after))
         else:  # error
             status, detail = "refused", d.reason
             self._say(conn, row, d.reason)
-        inbound_rows.mark_tx(conn, row.seq, status, agent, detail or "", message_ids)
+        inbound_rows.mark_tx(conn, row.seq, status, d.agent, detail or "")
         return status
 
     def _command(self, conn: sqlite3.Connection, row: StoredInbound, d: Decision, sticky, after: After) -> str:
@@ -248,5 +260,4 @@ class Router:
         return f"stopping {d.agent}"
 
     def _say(self, conn: sqlite3.Connection, row: StoredInbound, text: str) -> None:
-        outbound.enqueue_tx(conn, self.store, chat=row.chat, text=text, agent=DISPATCH, now=self.now(),
-                            reply_to=row.msg_id)
+        self._enqueue_tx(conn, chat=row.chat, text=text, agent=DISPATCH, now=self.now(), reply_to=row.msg_id)

@@ -19,6 +19,7 @@ from qms.errors import InvalidInput, PermissionDenied
 from qms.inbound import chat_agents
 from qms.messages import check_body
 from qms.names import OPERATOR, validate_name
+from qms.writer import Gathering
 
 from crowdtui.dispatch import tasks
 from crowdtui.dispatch.clock import Clock, SystemClock
@@ -64,9 +65,9 @@ class Dispatch:
         self._tasks: list[asyncio.Task] = []
         self._http = None
         self.sent = 0
-        self._arrivals: list = []
+        self._intake: Gathering | None = None  # the inbound transaction queued and still taking messages
+        self._answering: set[asyncio.Task] = set()
         self.channel_epoch = 0  # bumped whenever channels change (API token cache)
-        self._flusher: asyncio.Task | None = None
         from crowdtui.dispatch.approval_chat import Announcer, announce_chats
 
         chats = announce_chats(self.router.operator_chats)
@@ -92,8 +93,8 @@ class Dispatch:
             self._tasks.append(asyncio.create_task(self._guard(name, loop), name=f"dispatch-{name}"))
 
     async def stop(self) -> None:
-        if self._flusher is not None and not self._flusher.done():
-            await asyncio.gather(self._flusher, return_exceptions=True)  # answer who is waiting
+        if self._answering:
+            await asyncio.gather(*self._answering, return_exceptions=True)  # answer who is waiting
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -130,39 +131,46 @@ class Dispatch:
 
         Messages arriving together share one transaction (group commit), in which they
         are routed too when no older message waits for the router (``Router.take_in``):
-        each caller still returns only after the commit that holds its message.
+        each caller still returns only after the commit that holds its message. The
+        transaction is queued with the first of them and takes whoever comes until the
+        writer's thread starts it.
         """
         fut = asyncio.get_running_loop().create_future()
-        self._arrivals.append((channel, msg, fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_arrivals(), name="dispatch-inbound-commit")
+        item = (channel, msg, fut)
+        if self._intake is None or not self._intake.add(item):
+            intake = Gathering([item], MAX_GROUP)
+            taking = self.router.take_in(lambda: arrivals([(c, m) for c, m, _ in intake.take()]),
+                                         now=self.clock.now())
+            self._intake = intake
+            task = asyncio.create_task(self._answer(intake, taking), name="dispatch-inbound-commit")
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
         return await fut
 
-    async def _flush_arrivals(self) -> None:
-        while self._arrivals:
-            batch, self._arrivals = self._arrivals[:MAX_GROUP], self._arrivals[MAX_GROUP:]
-            try:
-                results, left = await self.router.take_in(arrivals([(c, m) for c, m, _ in batch]),
-                                                          now=self.clock.now())
-            except Exception:  # redo one by one, so only the bad message fails; the loop routes them
-                for c, m, fut in batch:
-                    try:
-                        result = await store_inbound(self.store, c, m, now=self.clock.now())
-                    except Exception as exc:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    else:
-                        if not fut.done():
-                            fut.set_result(result)
-                self._route_wake.set()
-                continue
-            if left:
-                self._route_wake.set()
-            elif any(new for _, new in results):
-                self._send_wake.set()  # typing notices and command answers queued with the routing
-            for (_, _, fut), result in zip(batch, results):
-                if not fut.done():
-                    fut.set_result(result)
+    async def _answer(self, intake: Gathering, taking: Awaitable) -> None:
+        """Answer the senders of ``intake`` once its transaction ended."""
+        queued = self.router.queued
+        try:
+            results, left = await taking
+        except Exception:  # redo one by one, so only the bad message fails; the loop routes them
+            for c, m, fut in intake.take():  # (closed now, if the writer never started it)
+                try:
+                    result = await store_inbound(self.store, c, m, now=self.clock.now())
+                except Exception as exc:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                else:
+                    if not fut.done():
+                        fut.set_result(result)
+            self._route_wake.set()
+            return
+        if left:
+            self._route_wake.set()
+        elif self.router.queued != queued:
+            self._send_wake.set()  # typing notices and command answers queued with the routing
+        for (_, _, fut), result in zip(intake.items, results):
+            if not fut.done():
+                fut.set_result(result)
 
     # --- replies ----------------------------------------------------------------
 
@@ -300,8 +308,10 @@ class Dispatch:
             except asyncio.TimeoutError:
                 pass
             self._route_wake.clear()
-            if await self.route_pending():
-                self._send_wake.set()  # commands and refusals queue answers
+            queued = self.router.queued
+            await self.route_pending()
+            if self.router.queued != queued:
+                self._send_wake.set()  # typing notices, command answers and refusals queued
 
     async def _outbound_loop(self) -> None:
         while True:

@@ -85,6 +85,56 @@ async def test_arrivals_are_stored_and_routed_in_one_commit(dispatch, store, cha
     assert {r.status for r in await inb.list_inbound(store)} == {"routed"}
 
 
+async def test_arrivals_during_a_commit_join_the_transaction_queued_behind_it(dispatch, store, channel, clock):
+    """While the writer's thread is busy, the next inbound transaction is already queued there
+    and takes every message that comes until it starts: one more commit, not one each."""
+    import asyncio
+    import threading
+    import time
+
+    ch, _ = await register(dispatch, channel)
+    await add_route(store, "platform=local", "lead", actor="operator", now=clock.now())
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(conn):
+        busy.set()
+        release.wait(10)
+
+    held = asyncio.ensure_future(store.write_sync(hold))
+    assert await asyncio.to_thread(busy.wait, 10)
+    commits = []
+    await_trace = store._writer.submit(lambda conn: conn.set_trace_callback(
+        lambda sql: commits.append(1) if sql.strip().upper() == "COMMIT" else None))
+    receiving = [asyncio.ensure_future(dispatch.receive(ch, msg(i, chat=f"local:c{i % 3}"))) for i in range(12)]
+    await asyncio.sleep(0.05)
+    assert not any(r.done() for r in receiving)  # nobody answered before the commit
+    threading.Timer(0.05, release.set).start()
+    time.sleep(0.5)  # the event loop stands still: the writer's thread goes on by itself
+    assert len(commits) == 1 and not any(r.done() for r in receiving)
+    await held
+    await await_trace
+    results = await asyncio.gather(*receiving)
+    await store._writer.set_trace_callback(None)
+    assert all(new for _, new in results) and len({seq for seq, _ in results}) == 12
+    assert len(commits) == 1  # the twelve shared the one transaction queued behind the busy one
+    assert [m.body.splitlines()[0].split("ref local/")[1] for m in await store.inbox("lead")] == \
+        [f"{i}]" for i in range(12)]
+
+
+async def test_a_command_decides_the_messages_after_it_in_the_same_transaction(dispatch, store, channel, clock):
+    import asyncio
+
+    ch, _ = await register(dispatch, channel)
+    await add_route(store, "platform=local", "lead", actor="operator", now=clock.now())
+    await store.upsert_agent("qa", path="qa", tier=0)
+    await asyncio.gather(dispatch.receive(ch, msg(1, text="for lead")), dispatch.receive(ch, msg(2, text="@qa")),
+                         dispatch.receive(ch, msg(3, text="for qa")), dispatch.receive(ch, msg(4, text="/new")),
+                         dispatch.receive(ch, msg(5, text="for lead again")))
+    assert [m.body.splitlines()[1] for m in await store.inbox("lead")] == ["for lead", "for lead again"]
+    assert [m.body.splitlines()[1] for m in await store.inbox("qa")] == ["for qa"]
+    assert [r.status for r in await inb.list_inbound(store)] == ["routed", "command", "routed", "command", "routed"]
+
+
 async def test_an_arrival_waits_behind_older_messages_the_router_has_not_taken(dispatch, store, channel, clock):
     ch, _ = await register(dispatch, channel)
     await add_route(store, "platform=local", "lead", actor="operator", now=clock.now())

@@ -132,6 +132,38 @@ async def test_an_arrival_is_stored_once_and_held_chats_are_released_in_one_tran
     assert [k for _, k, _ in await kinds(store)][-2:] == ["route.added", "onboard.approved"]
 
 
+async def test_a_batch_of_arrivals_keeps_its_order_and_stores_a_repeated_id_once(store):
+    first = await inbound.store_arrivals(store, [arrival("a")], now=1.0)
+    batch = [arrival(str(i)) for i in range(600)]  # past one INSERT's 250 rows and one look's 500 ids
+    batch[10:10] = [arrival("a", text="again"), arrival("5", text="twice in one batch")]
+    results = await inbound.store_arrivals(store, batch, now=2.0)
+    assert results[10] == (first[0][0], False)  # stored before
+    assert results[5][1] is True and results[11] == (results[5][0], False)  # the first copy wins
+    fresh = [seq for seq, new in results if new]
+    assert len(fresh) == 600 and fresh == sorted(fresh)  # arrival order
+    rows = await inbound.list_inbound(store)
+    assert [r.msg_id for r in rows] == ["a"] + [str(i) for i in range(600)]
+    assert (await inbound.get_inbound(store, "local", "5")).text == "hi"
+
+
+async def test_many_deliveries_have_their_own_ids_and_events(store):
+    from qms.messages import deliver_many_tx
+
+    await store.upsert_agent("bob", path="bob", tier=0)
+    items = [("local", "bob", f"body {i}", f"local:c{i % 3}") for i in range(700)]
+    ids = await store.write_sync(lambda conn: deliver_many_tx(conn, store, items))
+    assert len(set(ids)) == 700 and ids == sorted(ids)
+    inbox = {m.id: m for m in await store.inbox("bob", limit=1000)}
+    assert [(inbox[i].body, inbox[i].thread) for i in ids] == [(b, t) for _, _, b, t in items]
+    sent = await store.events_after(0, kinds=["message.sent"], limit=1000)
+    assert [(e.detail["id"], e.detail["preview"], e.detail["thread"]) for e in sent] == \
+        [(i, b, t) for i, (_, _, b, t) in zip(ids, items)]
+    with pytest.raises(NotFound, match="no agent named 'ghost'"):
+        await store.write_sync(lambda conn: deliver_many_tx(conn, store, [("local", "bob", "x", None),
+                                                                          ("local", "ghost", "y", None)]))
+    assert len(await store.inbox("bob", limit=1000)) == 700  # nothing of a refused batch
+
+
 async def test_sticky_agents_and_reached_agents_are_kept_per_chat(store):
     def tx(conn):
         inbound.set_sticky_tx(conn, "c1", "bob", 1.0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -68,3 +70,60 @@ async def test_a_caller_cancelled_while_waiting_does_not_undo_the_write(store):
         assert [m.body for m in await reopened.inbox("sink")] in ([], ["still sent"])
     finally:
         await reopened.close()
+
+
+async def test_writes_during_a_commit_are_queued_on_the_writers_thread_as_one_group(store):
+    """Writes that arrive while a group runs join the next group, already queued on the
+    writer's thread: it commits them without waiting for the event loop."""
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        busy.set()
+        release.wait(10)
+
+    held = asyncio.ensure_future(store.write_sync(hold))
+    assert await asyncio.to_thread(busy.wait, 10)
+    commits: list[int] = []
+    tracing = store._writer.submit(lambda conn: conn.set_trace_callback(
+        lambda sql: commits.append(1) if sql.strip().upper() == "COMMIT" else None))
+    sends = [asyncio.ensure_future(store.send_message("operator", "sink", f"m{i}")) for i in range(10)]
+    await asyncio.sleep(0.05)
+    threading.Timer(0.05, release.set).start()
+    time.sleep(0.5)  # the loop stands still; the writer's thread commits the queued group by itself
+    assert len(commits) == 1
+    assert not any(s.done() for s in sends)  # answered only by the loop, after that commit
+    await held
+    await tracing
+    sent = await asyncio.gather(*sends)
+    await store._writer.set_trace_callback(None)
+    assert [m.body for [m] in sent] == [f"m{i}" for i in range(10)]
+    assert [m.body for m in await store.inbox("sink")] == [f"m{i}" for i in range(10)]
+
+
+async def test_a_body_waits_for_the_groups_on_the_writers_thread(store):
+    """``write()`` bodies have the writer to themselves: a group queued before one commits first,
+    and jobs after it wait for it."""
+    order: list[str] = []
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        busy.set()
+        release.wait(10)
+        order.append("held")
+
+    async def body() -> None:
+        async with store.write() as db:
+            order.append("body")
+            await db.execute("INSERT INTO events (at, actor, kind, subject, detail) VALUES (0, 'sink', 'test.b', '', '{}')")
+
+    held = asyncio.ensure_future(store.write_sync(hold))
+    assert await asyncio.to_thread(busy.wait, 10)
+    before = asyncio.ensure_future(store.write_sync(lambda conn: order.append("before")))
+    await asyncio.sleep(0.01)
+    in_body = asyncio.ensure_future(body())
+    await asyncio.sleep(0.01)
+    after = asyncio.ensure_future(store.write_sync(lambda conn: order.append("after")))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(held, before, in_body, after)
+    assert order == ["held", "before", "body", "after"]
