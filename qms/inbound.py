@@ -222,13 +222,8 @@ def clear_sticky_tx(conn: sqlite3.Connection, chat: str) -> None:
     conn.execute("DELETE FROM engine_sticky WHERE chat = ?", (chat,))
 
 
-def reached_tx(conn: sqlite3.Connection, chat: str, agent: str, now: float) -> None:
-    """Remember that ``chat`` reached ``agent`` (who may reply to it)."""
-    reached_many_tx(conn, [(chat, agent, now)])
-
-
 def reached_many_tx(conn: sqlite3.Connection, rows: list[tuple[str, str, float]]) -> None:
-    """:func:`reached_tx` for several ``(chat, agent, at)``."""
+    """Remember that each ``(chat, agent, at)``'s chat reached its agent (who may reply to it)."""
     conn.executemany("INSERT INTO engine_chat_agents (chat, agent, last_at) VALUES (?, ?, ?) "
                      "ON CONFLICT(chat, agent) DO UPDATE SET last_at = excluded.last_at", rows)
 

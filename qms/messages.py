@@ -68,12 +68,6 @@ def check_thread(thread: object) -> str | None:
     return validate_text(thread, "thread", max_chars=200)
 
 
-def deliver_tx(conn: sqlite3.Connection, store: StoreCore, sender: str, recipient: str, body: str, *,
-               thread: str | None = None, checked: set[str] | None = None) -> int:
-    """Put one message in ``recipient``'s inbox (:func:`deliver_many_tx`); returns its id."""
-    return deliver_many_tx(conn, store, [(sender, recipient, body, thread)], checked=checked)[0]
-
-
 ROWS_PER_INSERT = 500  # 5 values each: well under SQLite's 32,766 bound parameters
 
 

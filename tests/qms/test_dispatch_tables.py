@@ -170,8 +170,8 @@ async def test_sticky_agents_and_reached_agents_are_kept_per_chat(store):
         inbound.set_sticky_tx(conn, "c1", "carol", 2.0)
         inbound.set_sticky_tx(conn, "c2", "dave", 2.0)
         inbound.clear_sticky_tx(conn, "c2")
-        inbound.reached_tx(conn, "c1", "bob", 1.0)
-        inbound.reached_tx(conn, "c1", "bob", 3.0)
+        inbound.reached_many_tx(conn, [("c1", "bob", 1.0)])
+        inbound.reached_many_tx(conn, [("c1", "bob", 3.0)])
 
     await store.write_sync(tx)
     assert await inbound.stickies(store, [f"c{i}" for i in range(1200)]) == {"c1": "carol"}  # chunked IN lists
